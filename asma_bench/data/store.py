@@ -1,0 +1,295 @@
+"""The canonical on-disk dataset every reader writes and every protocol reads.
+
+A dataset is a folder::
+
+    data.npy    float32 (N, C, T, V, M), zero-padded after each sample's valid length;
+                opened memory-mapped, so NTU-120 (tens of GB) never has to fit in memory
+    meta.csv    one row per sample: name, label, subject, camera, setup, replication,
+                length (valid frames), bodies
+    info.json   format version, layout, class names, source, splits (train/test indices)
+
+No pickle anywhere. Writing goes through :class:`DatasetWriter`, which streams samples to a
+temporary folder beside the destination and renames it into place only when everything
+is written, so a failure never leaves a half-written dataset behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from asma_bench.data.layouts import SkeletonLayout, get_layout
+from asma_bench.errors import DataFormatError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+DATA_FILE, META_FILE, INFO_FILE = "data.npy", "meta.csv", "info.json"
+
+
+@dataclass
+class SampleMeta:
+    """Per-sample metadata; unknown integer fields are -1."""
+
+    name: str
+    label: int
+    subject: int = -1
+    camera: int = -1
+    setup: int = -1
+    replication: int = -1
+    length: int = 0
+    bodies: int = 0
+
+
+META_COLUMNS = [f.name for f in fields(SampleMeta)]
+SplitFn = Callable[[pd.DataFrame], Mapping[str, Mapping[str, Sequence[int]]]]
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_replace_dir(tmp: Path, dest: Path, overwrite: bool) -> None:
+    """Move a fully written folder ``tmp`` to ``dest``; the old ``dest`` survives any failure."""
+    if dest.exists():
+        if not overwrite:
+            raise DataFormatError(dest, "output already exists (use --overwrite to replace it)")
+        backup = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.rename(dest, backup)
+        try:
+            os.rename(tmp, dest)
+        except BaseException:
+            os.rename(backup, dest)
+            raise
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.rename(tmp, dest)
+    _fsync_dir(dest.parent)
+
+
+class DatasetWriter:
+    """Stream samples (C, T, V, M) into a canonical dataset folder, atomically.
+
+    >>> with DatasetWriter(out, layout="ntu25", source="synthetic") as w:  # doctest: +SKIP
+    ...     w.add(x, SampleMeta(name="a", label=0))
+    ...     w.set_splits({"xsub": {"train": [0], "test": []}})
+
+    Samples go to a flat temporary file as they arrive (bounded memory); ``close`` pads them
+    into the (N, C, T_max, V, M) array. On an exception nothing appears at ``out``.
+    """
+
+    def __init__(
+        self,
+        out: str | os.PathLike[str],
+        *,
+        layout: str | SkeletonLayout,
+        source: str,
+        class_names: Sequence[str] | None = None,
+        channels: int = 3,
+        bodies: int = 2,
+        overwrite: bool = False,
+        extra_info: Mapping[str, Any] | None = None,
+    ):
+        self.out = Path(out)
+        self.layout = get_layout(layout)
+        self.source = source
+        self.class_names = list(class_names) if class_names is not None else None
+        self.channels, self.bodies = channels, bodies
+        self.overwrite = overwrite
+        self.extra_info = dict(extra_info or {})
+        if self.out.exists() and not overwrite:
+            raise DataFormatError(self.out, "output already exists (use --overwrite to replace it)")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self._raw = open(self._tmp / "samples.raw", "wb")
+        self._lengths: list[int] = []
+        self._meta: list[SampleMeta] = []
+        self._splits: dict[str, dict[str, list[int]]] | SplitFn | None = None
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._meta)
+
+    def add(self, x: np.ndarray, meta: SampleMeta) -> None:
+        """Append one sample of shape (C, T, V, M) (float, finite)."""
+        x = np.asarray(x, dtype=np.float32)
+        expect = (self.channels, self.layout.num_joints, self.bodies)
+        if x.ndim != 4 or (x.shape[0], x.shape[2], x.shape[3]) != expect:
+            raise DataFormatError(
+                meta.name, f"sample shape {x.shape} does not match (C, T, V, M) = "
+                f"({expect[0]}, T, {expect[1]}, {expect[2]})"
+            )
+        if x.shape[1] == 0:
+            raise DataFormatError(meta.name, "sample has no frames")
+        if not np.isfinite(x).all():
+            raise DataFormatError(meta.name, "sample contains NaN or inf values")
+        self._raw.write(np.ascontiguousarray(x.transpose(1, 0, 2, 3)).tobytes())
+        self._lengths.append(x.shape[1])
+        meta.length = meta.length or int(x.shape[1])
+        if not meta.bodies:
+            meta.bodies = int((np.abs(x).sum(axis=(0, 1, 2)) > 0).sum())
+        self._meta.append(meta)
+
+    def set_splits(self, splits: Mapping[str, Mapping[str, Sequence[int]]] | SplitFn) -> None:
+        """Split indices ``{name: {"train": [...], "test": [...]}}`` or a rule on meta."""
+        self._splits = splits if callable(splits) else {
+            k: {p: [int(i) for i in v] for p, v in parts.items()} for k, parts in splits.items()
+        }
+
+    def close(self) -> Path:
+        """Pad, write data/meta/info, fsync and move the folder into place."""
+        if self._closed:
+            return self.out
+        self._closed = True
+        try:
+            return self._finish()
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        self._closed = True
+        if not self._raw.closed:
+            self._raw.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _finish(self) -> Path:
+        self._raw.close()
+        if not self._meta:
+            raise DataFormatError(self.out, "no samples to write")
+        n, c, v, m = len(self._meta), self.channels, self.layout.num_joints, self.bodies
+        t_max = max(self._lengths)
+        raw = np.memmap(self._tmp / "samples.raw", dtype=np.float32, mode="r")
+        data = np.lib.format.open_memmap(
+            self._tmp / DATA_FILE, mode="w+", dtype=np.float32, shape=(n, c, t_max, v, m)
+        )
+        offset = 0
+        for i, t in enumerate(self._lengths):
+            size = t * c * v * m
+            data[i, :, :t] = raw[offset : offset + size].reshape(t, c, v, m).transpose(1, 0, 2, 3)
+            offset += size
+        data.flush()
+        del data, raw
+        os.remove(self._tmp / "samples.raw")
+        meta = pd.DataFrame([asdict(s) for s in self._meta], columns=META_COLUMNS)
+        meta.to_csv(self._tmp / META_FILE, index=False)
+        splits = self._splits(meta) if callable(self._splits) else (self._splits or {})
+        labels = sorted(meta["label"].unique().tolist())
+        num_classes = len(self.class_names) if self.class_names else int(max(labels)) + 1
+        info = {
+            "format_version": FORMAT_VERSION,
+            "layout": self.layout.name,
+            "source": self.source,
+            "num_samples": n,
+            "num_classes": num_classes,
+            "class_names": self.class_names,
+            "shape": [n, c, t_max, v, m],
+            "splits": {k: {p: list(map(int, ix)) for p, ix in s.items()} for k, s in splits.items()},
+            **self.extra_info,
+        }
+        (self._tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
+        for name in (DATA_FILE, META_FILE, INFO_FILE):
+            _fsync_file(self._tmp / name)
+        atomic_replace_dir(self._tmp, self.out, self.overwrite)
+        log.info("wrote %d samples to %s", n, self.out)
+        return self.out
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class SkeletonDataset:
+    """A canonical dataset folder opened for reading (the array is memory-mapped)."""
+
+    def __init__(self, root: str | os.PathLike[str], mmap: bool = True):
+        self.root = Path(root)
+        for name in (DATA_FILE, META_FILE, INFO_FILE):
+            if not (self.root / name).is_file():
+                raise DataFormatError(self.root / name, "missing: not an asma-bench dataset folder "
+                                      "(create one with `asma-bench data synth` or `data convert`)")
+        try:
+            self.info: dict[str, Any] = json.loads((self.root / INFO_FILE).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataFormatError(self.root / INFO_FILE, f"invalid JSON: {exc}") from None
+        if self.info.get("format_version") != FORMAT_VERSION:
+            raise DataFormatError(self.root / INFO_FILE,
+                                  f"format_version {self.info.get('format_version')!r} "
+                                  f"is not {FORMAT_VERSION}")
+        try:
+            self.data = np.load(self.root / DATA_FILE, mmap_mode="r" if mmap else None)
+        except ValueError as exc:
+            raise DataFormatError(self.root / DATA_FILE, f"unreadable array: {exc}") from None
+        self.meta = pd.read_csv(self.root / META_FILE, dtype={"name": str})
+        if list(self.meta.columns) != META_COLUMNS:
+            raise DataFormatError(self.root / META_FILE, f"columns must be {META_COLUMNS}")
+        self.layout = get_layout(self.info["layout"])
+        n, c, t, v, m = self.data.shape if self.data.ndim == 5 else (None,) * 5
+        if self.data.ndim != 5 or v != self.layout.num_joints or n != len(self.meta):
+            raise DataFormatError(
+                self.root / DATA_FILE,
+                f"array shape {self.data.shape} does not match {len(self.meta)} samples "
+                f"of layout {self.layout.name}",
+            )
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.info["num_classes"])
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.meta["label"].to_numpy(dtype=np.int64)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.meta["length"].to_numpy(dtype=np.int64)
+
+    @property
+    def split_names(self) -> list[str]:
+        return sorted(self.info.get("splits", {}))
+
+    def split(self, name: str, part: str) -> np.ndarray:
+        """Indices of ``part`` ('train' or 'test') of the named split (e.g. 'xsub')."""
+        splits = self.info.get("splits", {})
+        if name not in splits:
+            raise DataFormatError(self.root / INFO_FILE, f"no split {name!r}; available: "
+                                  f"{', '.join(sorted(splits)) or '(none)'}")
+        if part not in splits[name]:
+            raise DataFormatError(self.root / INFO_FILE, f"split {name!r} has no part {part!r}")
+        return np.asarray(splits[name][part], dtype=np.int64)
+
+    def sample(self, i: int) -> np.ndarray:
+        """Sample ``i`` cut to its valid length, as float32 (C, T_i, V, M)."""
+        return np.asarray(self.data[i, :, : int(self.meta["length"].iat[i])], dtype=np.float32)

@@ -1,0 +1,51 @@
+"""Shared test fixtures: seeded RNGs, temporary folders and the real dataset samples.
+
+The real NTU / PKU-MMD samples live in ``../shared/fixtures`` beside the repository (they
+are research-use data and are never copied in); tests that need them skip when absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_FIXTURES = Path(os.environ.get("ASMA_BENCH_FIXTURES", REPO.parent / "shared" / "fixtures"))
+
+
+@pytest.fixture
+def shared_fixtures() -> Path:
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip(f"real dataset samples not found at {SHARED_FIXTURES}")
+    return SHARED_FIXTURES
+
+
+@pytest.fixture
+def ntu_fixture_dir(shared_fixtures: Path) -> Path:
+    path = shared_fixtures / "ntu"
+    if not any(path.glob("*.skeleton")):
+        pytest.skip("no NTU .skeleton fixtures")
+    return path
+
+
+@pytest.fixture
+def pku_fixture_file(shared_fixtures: Path) -> Path:
+    path = shared_fixtures / "pku" / "A10N08-L.txt"
+    if not path.is_file():
+        pytest.skip("no PKU-MMD fixture")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+@pytest.fixture
+def generator() -> torch.Generator:
+    return torch.Generator().manual_seed(1234)
