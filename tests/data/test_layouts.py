@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from asma_bench.data.layouts import KINECT20, LAYOUTS, NTU25, SkeletonLayout, get_layout
+from asma_bench.errors import ConfigError
+
+# Degrees of NTU-25 joints 1..25 as documented for the dataset (joint 21 has 4).
+NTU_DEGREES = [3, 2, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 1, 4, 1, 2, 1, 2]
+
+
+def test_ntu_degrees_come_from_edges():
+    assert NTU25.degrees.tolist() == NTU_DEGREES
+    assert NTU25.degrees.sum() == 2 * len(NTU25.edges) == 48
+
+
+def test_kinect20_degrees_and_tree():
+    # Kinect v1: hip centre has spine + two hips, shoulder centre has spine, head, 2 shoulders.
+    assert KINECT20.degrees[0] == 3 and KINECT20.degrees[2] == 4
+    assert KINECT20.degrees.sum() == 2 * 19
+    assert len(KINECT20.edges) == KINECT20.num_joints - 1  # a tree
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS.values()), ids=list(LAYOUTS))
+def test_layout_is_connected_tree_with_valid_flips(layout: SkeletonLayout):
+    assert np.isfinite(layout.hop_distance).all()
+    assert len(layout.edges) == layout.num_joints - 1
+    perm = layout.flip_permutation
+    assert sorted(perm.tolist()) == list(range(layout.num_joints))
+    assert (perm[perm] == np.arange(layout.num_joints)).all()
+    for a, b in layout.flip_pairs:
+        assert layout.joint_names[a].replace("left", "right") == layout.joint_names[b]
+        assert layout.degrees[a] == layout.degrees[b]
+
+
+def test_bone_pairs_zero_bone_at_root():
+    roots = [v for v, p in NTU25.bone_pairs if v == p]
+    assert roots == [20]  # joint 21, 1-based
+    assert dict(NTU25.bone_pairs)[0] == 1  # spine base -> spine mid
+    assert [v for v, p in KINECT20.bone_pairs if v == p] == [2]
+
+
+def test_depth_from_centre():
+    assert NTU25.depth[20] == 0
+    assert NTU25.depth[3] == 2  # head: 21 -> 3 -> 4
+    assert NTU25.depth[15] == 6  # left foot: 21-2-1-13-14-15-16
+
+
+def test_unknown_layout_and_bad_pairs():
+    with pytest.raises(ConfigError, match="unknown layout 'coco'.*kinect20, ntu25"):
+        get_layout("coco")
+    with pytest.raises(ConfigError, match="bad joint pair"):
+        SkeletonLayout("bad", ("a", "b"), ((0, 5),), 0)

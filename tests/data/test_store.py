@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pytest
+
+from asma_bench.data.splits import NTU60_XSUB_TRAIN, ntu_splits, ucla_splits
+from asma_bench.data.store import DatasetWriter, SampleMeta, SkeletonDataset
+from asma_bench.errors import DataFormatError
+
+
+def _sample(t: int, value: float, bodies: int = 2) -> np.ndarray:
+    x = np.full((3, t, 25, bodies), value, dtype=np.float32)
+    x[..., 1:] = 0  # second body absent
+    return x
+
+
+def test_roundtrip_pads_and_keeps_lengths(tmp_path):
+    out = tmp_path / "ds"
+    with DatasetWriter(out, layout="ntu25", source="test", class_names=["a", "b"]) as w:
+        w.add(_sample(4, 1.0), SampleMeta("s0", 0, subject=1, camera=2))
+        w.add(_sample(7, 2.0), SampleMeta("s1", 1, subject=3, camera=1))
+        w.set_splits({"xsub": {"train": [0], "test": [1]}})
+    ds = SkeletonDataset(out)
+    assert ds.data.shape == (2, 3, 7, 25, 2)
+    assert isinstance(ds.data, np.memmap)
+    assert ds.lengths.tolist() == [4, 7]
+    assert ds.meta["bodies"].tolist() == [1, 1]
+    assert np.all(ds.data[0, :, 4:] == 0) and np.all(ds.data[0, :, :4, :, 0] == 1.0)
+    assert np.array_equal(ds.sample(1), _sample(7, 2.0))
+    assert ds.split("xsub", "test").tolist() == [1]
+    assert ds.info["class_names"] == ["a", "b"] and ds.num_classes == 2
+    assert not list(tmp_path.glob(".ds.tmp-*"))
+
+
+def test_failure_leaves_nothing_behind(tmp_path):
+    out = tmp_path / "ds"
+    with pytest.raises(DataFormatError, match="s1: sample contains NaN"):
+        with DatasetWriter(out, layout="ntu25", source="test") as w:
+            w.add(_sample(4, 1.0), SampleMeta("s0", 0))
+            w.add(_sample(4, np.nan), SampleMeta("s1", 0))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_is_kept_unless_overwrite(tmp_path):
+    out = tmp_path / "ds"
+    with DatasetWriter(out, layout="ntu25", source="first") as w:
+        w.add(_sample(3, 1.0), SampleMeta("a", 0))
+    with pytest.raises(DataFormatError, match="already exists"):
+        DatasetWriter(out, layout="ntu25", source="second")
+    with DatasetWriter(out, layout="ntu25", source="second", overwrite=True) as w:
+        w.add(_sample(5, 1.0), SampleMeta("b", 0))
+    assert SkeletonDataset(out).info["source"] == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_wrong_shape_is_rejected(tmp_path):
+    w = DatasetWriter(tmp_path / "ds", layout="kinect20", source="t", bodies=1)
+    with pytest.raises(DataFormatError, match="does not match"):
+        w.add(np.zeros((3, 5, 25, 1)), SampleMeta("x", 0))
+    w.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_rejects_corrupt_folder(tmp_path):
+    out = tmp_path / "ds"
+    with DatasetWriter(out, layout="ntu25", source="t") as w:
+        w.add(_sample(3, 1.0), SampleMeta("a", 0))
+    info = json.loads((out / "info.json").read_text())
+    info["layout"] = "kinect20"
+    (out / "info.json").write_text(json.dumps(info))
+    with pytest.raises(DataFormatError, match="does not match 1 samples of layout kinect20"):
+        SkeletonDataset(out)
+    (out / "meta.csv").unlink()
+    with pytest.raises(DataFormatError, match="meta.csv: missing"):
+        SkeletonDataset(out)
+
+
+def test_ntu_split_rules():
+    import pandas as pd
+
+    meta = pd.DataFrame({
+        "subject": [1, 3, 45, 106], "camera": [1, 2, 3, 1], "setup": [1, 2, 18, 32],
+        "label": [0, 1, 70, 119],
+    })  # fmt: skip
+    s = ntu_splits(meta)
+    assert s["xsub"]["train"] == [0, 2]  # 45 is an NTU-120 training performer
+    assert s["xview"]["train"] == [1, 2]
+    assert s["xset"]["train"] == [1, 2, 3]
+    assert 3 not in NTU60_XSUB_TRAIN
+    s60 = ntu_splits(meta.iloc[:2])
+    assert "xset" not in s60 and s60["xsub"]["train"] == [0]
+    assert ucla_splits(pd.DataFrame({"camera": [1, 2, 3]}))["xview"] == {"train": [0, 1],
+                                                                         "test": [2]}
