@@ -125,6 +125,133 @@ def data_info(
                  s["motion_degree"])
 
 
+# --------------------------------------------------------------------------- runs
+def _seeds(seeds: int, seed_list: str | None) -> list[int]:
+    from asma_bench.errors import ConfigError
+
+    if seed_list:
+        try:
+            return [int(s) for s in seed_list.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--seed-list {seed_list!r} must be comma-separated integers") from None
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    return list(range(seeds))
+
+
+@app.command("run")
+def run(
+    grid: Annotated[str, typer.Option(help="Grid name (see `asma-bench grids`) or YAML file.")],
+    profile: Annotated[str, typer.Option(help="smoke | quick | paper | a YAML file.")] = "quick",
+    data: Annotated[
+        Optional[str],  # noqa: UP007
+        typer.Option(help="'synthetic' (default) or a canonical dataset folder."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0..N-1).")] = 3,
+    seed_list: Annotated[Optional[str], typer.Option(help="Explicit seeds, e.g. 0,1,2.")] = None,  # noqa: UP007
+    out: Annotated[Path, typer.Option(help="Output folder (store, checkpoints, data).")] = Path("runs"),
+    device: Annotated[Optional[str], typer.Option(help="cpu | cuda | cuda:N")] = None,  # noqa: UP007
+    tracking_uri: Annotated[
+        Optional[str], typer.Option(help="MLflow tracking URI (default: SQLite in --out).")  # noqa: UP007
+    ] = None,
+    set_: Annotated[
+        Optional[list[str]],  # noqa: UP007
+        typer.Option("--set", help="Config override key.sub=value (repeatable)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Run every (cell, seed) of a grid that is not finished yet, logging to MLflow."""
+    from asma_bench.harness.grids import load_grid
+    from asma_bench.harness.runner import RunOptions, grid_results, run_grid, summary_table
+    from asma_bench.harness.tracking import Tracker
+
+    spec = load_grid(grid)
+    if device and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            from asma_bench.errors import ConfigError
+
+            raise ConfigError(f"--device {device}: CUDA is not available on this machine")
+    opts = RunOptions(profile=profile, seeds=_seeds(seeds, seed_list), out=out, data=data,
+                      device=device, tracking_uri=tracking_uri, overrides=list(set_ or []),
+                      progress=progress)
+    outcome = run_grid(spec, opts)
+    typer.echo(f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
+               f"finished, {len(outcome.failed)} failed ({outcome.seconds:.0f} s)")
+    for name, reason in outcome.failed.items():
+        typer.echo(f"  FAILED {name}: {reason}")
+    tracker = Tracker(outcome.tracking_uri, experiment="asma-bench")
+    results = grid_results(tracker, spec.name)
+    cells = [c.name for c in spec.all_cells()]
+    table = summary_table(results, cells, spec.metric)
+    if not table.empty:
+        _print_table(f"{spec.name}: {spec.metric} (%), mean and std over seeds", table)
+    typer.echo(f"\nMLflow store: {outcome.tracking_uri}  (browse: mlflow ui --backend-store-uri "
+               f"{outcome.tracking_uri})")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+@app.command("grids")
+def grids() -> None:
+    """List the named grids."""
+    from asma_bench.harness.grids import list_grids, load_grid
+
+    for name in list_grids():
+        spec = load_grid(name)
+        cells = spec.all_cells()
+        typer.echo(f"{name:15s} {len(cells):3d} cells  {spec.protocol:10s} {spec.table:22s} "
+                   f"{spec.description.strip()[:70]}")
+
+
+@app.command("profiles")
+def profiles() -> None:
+    """List the configuration profiles."""
+    from asma_bench.config import list_profiles
+
+    typer.echo("\n".join(list_profiles()))
+
+
+@app.command("maskings")
+def maskings() -> None:
+    """List the registered masking strategies and named pairings."""
+    from asma_bench.strategies import create_masking, create_pairing, list_maskings, list_pairings
+
+    typer.echo("masking strategies:")
+    for name in list_maskings():
+        s = create_masking(name)
+        typer.echo(f"  {name:15s} {s.kind:15s} {s.params}")
+    typer.echo("pairings:")
+    for name in list_pairings():
+        p = create_pairing(name)
+        typer.echo(f"  {name:15s} {p.spatial} + {p.temporal}")
+
+
+@app.command("models")
+def models(
+    layout: Annotated[str, typer.Option(help="ntu25 | kinect20")] = "ntu25",
+    frames: Annotated[int, typer.Option(help="Clip length for FLOPs.")] = 50,
+    bodies: Annotated[int, typer.Option(help="Bodies per clip for FLOPs.")] = 2,
+) -> None:
+    """Every registered backbone with its parameter count and forward FLOPs (one clip)."""
+    import pandas as pd
+    import torch
+
+    from asma_bench.backbones import count_flops, count_parameters, create_backbone, list_backbones
+    from asma_bench.data.layouts import get_layout
+
+    lay = get_layout(layout)
+    rows = []
+    for name in list_backbones():
+        model = create_backbone(name, layout=lay, in_channels=3).eval()
+        x = torch.zeros(1, 3, frames, lay.num_joints, bodies)
+        rows.append({"backbone": name, "params (M)": count_parameters(model) / 1e6,
+                     "GFLOPs / clip": count_flops(model, x) / 1e9, "out_dim": model.out_dim})
+    _print_table(f"backbones on {layout}, {frames} frames, {bodies} bodies (FLOPs: 2 per MAC, "
+                 "torch.utils.flop_counter)", pd.DataFrame(rows).set_index("backbone"))
+
+
 # --------------------------------------------------------------------------- entry
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""

@@ -1,0 +1,256 @@
+"""Typed, validated run configuration, YAML profiles and command-line overrides.
+
+A run's configuration is one :class:`RunConfig`. It starts from the defaults below (the
+paper's values where the paper states them), a named profile (``smoke``, ``quick``,
+``paper``; YAML files in ``asma_bench/profiles``) is merged on top, then ``key.sub=value``
+overrides from the command line. Unknown keys and bad values fail with one line naming the
+field.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from asma_bench.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    source: str = Field("synthetic", description="'synthetic' or a canonical dataset folder")
+    preset: str = Field("default", description="synthetic preset when source is 'synthetic'")
+    synth_seed: int = Field(0, description="seed of the synthetic data (fixed across run seeds)")
+    split: str = "xsub"
+    frames: int = Field(50, ge=4)
+    stream: Literal["joint", "bone", "motion"] = "joint"
+    normalize: str = "center_first_frame"
+    val_fraction: float = Field(
+        0.1, ge=0.0, lt=0.5, description="validation split carved from training data"
+    )
+    train_limit: int | None = Field(None, ge=1, description="cap on training samples (smoke)")
+    test_limit: int | None = Field(None, ge=1)
+    workers: int = Field(0, ge=0)
+
+
+class MaskingConfig(_Strict):
+    n: float = Field(9, gt=0, description="joints masked (count, or fraction of V if < 1)")
+    k: float = Field(10, gt=0, description="frames masked (count, or fraction of T if < 1)")
+    mode: Literal["zero", "drop"] = "zero"
+    ldsm_law: Literal["eq2", "inverse_degree"] = "eq2"
+
+
+class BackboneConfig(_Strict):
+    name: str = "stgcn"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PretrainConfig(_Strict):
+    objective: str = "barlow_twins"
+    pairing: str = "ldsm_hmtm"
+    epochs: int = Field(150, ge=0)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(5e-3, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    warmup_epochs: int = Field(10, ge=0)
+    projector_dim: int = Field(6144, ge=8)
+    lambd: float = Field(2e-4, ge=0)
+    params: dict[str, Any] = Field(default_factory=dict, description="objective extras")
+
+
+class ProbeConfig(_Strict):
+    epochs: int = Field(150, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    heads: int = Field(4, ge=1, description="attention heads of the alignment module")
+    features: Literal["auto", "single", "theta", "phi", "concat", "aligned"] = Field(
+        "auto", description="auto = aligned for two-encoder objectives, else single"
+    )
+
+
+class FinetuneConfig(_Strict):
+    epochs: int = Field(150, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(5e-3, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    align_epochs: int = Field(50, ge=1)
+    align_lr: float = Field(1e-4, gt=0)
+    label_fraction: float = Field(1.0, gt=0, le=1.0)
+
+
+class DistillConfig(_Strict):
+    teacher: Literal["linear", "finetune"] = "linear"
+    tau: float = Field(8.0, gt=0)
+    student_depth: int = Field(5, ge=1)
+    student_params: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(150, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-2, gt=0)
+
+
+class RobustnessConfig(_Strict):
+    missing_joints: list[int] = Field(default_factory=lambda: [0, 3, 6, 9])
+    noise_std: list[float] = Field(default_factory=lambda: [0.0, 0.01, 0.05])
+
+
+class TransferConfig(_Strict):
+    target: DataConfig | None = Field(None, description="dataset B (pretrain on data, eval here)")
+    mode: Literal["finetune", "linear"] = "finetune"
+
+
+class StreamsConfig(_Strict):
+    names: list[Literal["joint", "bone", "motion"]] = Field(
+        default_factory=lambda: ["joint", "bone", "motion"]
+    )
+    weights: list[float] = Field(default_factory=lambda: [1.0, 1.0, 1.0])
+
+
+class RunConfig(_Strict):
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = False
+    deterministic: bool = True
+    data: DataConfig = Field(default_factory=DataConfig)
+    masking: MaskingConfig = Field(default_factory=MaskingConfig)
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    linear: ProbeConfig = Field(default_factory=ProbeConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    streams: StreamsConfig = Field(default_factory=StreamsConfig)
+
+    def digest(self, exclude: Iterable[str] = ()) -> str:
+        """Stable hash of the resolved config (identifies a unit of work)."""
+        d = self.model_dump(mode="json")
+        for key in exclude:
+            _pop_dotted(d, key)
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted-key view, e.g. ``{'pretrain.epochs': 150, ...}`` (for MLflow params)."""
+        return flatten(self.model_dump(mode="json"))
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _pop_dotted(d: dict, key: str) -> None:
+    *parents, last = key.split(".")
+    for p in parents:
+        d = d.get(p, {})
+    if isinstance(d, dict):
+        d.pop(last, None)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``override`` wins, nested mappings merge."""
+    out = copy.deepcopy(dict(base))
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``'pretrain.epochs=3'`` → ``{'pretrain': {'epochs': 3}}`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part.isidentifier() for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: bad key {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict[str, Any] = {}
+    node = out
+    *parents, last = key.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+    return out
+
+
+def list_profiles() -> list[str]:
+    files = resources.files("asma_bench") / "profiles"
+    return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_yaml(path: str | Path | Any, what: str = "file") -> dict[str, Any]:
+    """Safe-load a YAML mapping; errors name the file and line."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a {what} must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def profile_dict(name: str) -> dict[str, Any]:
+    """The overrides of a named profile, or of a YAML file given by path."""
+    path = Path(name)
+    if name.endswith((".yaml", ".yml")) and path.is_file():
+        return load_yaml(path, "profile")
+    if name not in list_profiles():
+        raise ConfigError(f"unknown profile {name!r}; available: {', '.join(list_profiles())} "
+                          "(or a path to a .yaml file)")
+    return load_yaml(resources.files("asma_bench") / "profiles" / f"{name}.yaml", "profile")
+
+
+def build_config(
+    profile: str | None = "quick",
+    overrides: Iterable[Mapping[str, Any] | str] = (),
+) -> RunConfig:
+    """Defaults ← profile ← overrides (dicts or ``key=value`` strings), validated."""
+    d: dict[str, Any] = RunConfig().model_dump()
+    if profile:
+        d = deep_merge(d, profile_dict(profile))
+    for ov in overrides:
+        d = deep_merge(d, parse_override(ov) if isinstance(ov, str) else ov)
+    return validate_config(d)
+
+
+def validate_config(d: Mapping[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(d)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        got = f", got {err['input']!r}" if err["type"] != "missing" else ""
+        raise ConfigError(f"config field {loc!r}: {err['msg']}{got}{extra}") from None

@@ -1,0 +1,129 @@
+"""Named, declarative experiment grids (built-in YAML files or the user's own).
+
+A grid is a list of cells; each cell is a protocol plus config overrides. Every grid also
+gets reference rows: ``random_init`` (the same evaluation on a randomly initialised encoder:
+short self-supervised runs can end up worse than random features, and the table must show
+it) and, where cheap, ``supervised`` (the backbone trained from scratch with labels).
+
+Grid YAML::
+
+    name: masking_pairs
+    description: ...
+    table: "Table 9 / Fig. 3"
+    protocol: linear            # default protocol of the cells
+    baseline: random_random     # cell that deltas and significance tests compare against
+    base: {pretrain: {objective: barlow_twins}}   # overrides shared by every cell
+    references: [random_init, supervised]
+    cells:
+      - {name: ldsm_hmtm, labels: {spatial: LDSM, temporal: HMTM},
+         overrides: {pretrain: {pairing: ldsm_hmtm}}}
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from asma_bench.config import deep_merge, load_yaml
+from asma_bench.errors import ConfigError
+
+REFERENCE_CELLS = ("random_init", "supervised")
+
+
+class CellSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    protocol: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, Any] = Field(default_factory=dict, description="table axes of the cell")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not v or not all(c.isalnum() or c in "_-.+" for c in v) or v.startswith("."):
+            raise ValueError("cell names use letters, digits and _ - . + only")
+        return v
+
+
+class GridSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    table: str = ""
+    protocol: str = "linear"
+    baseline: str | None = None
+    metric: str = "test_top1"
+    base: dict[str, Any] = Field(default_factory=dict)
+    references: list[str] = Field(default_factory=lambda: ["random_init"])
+    cells: list[CellSpec]
+
+    @field_validator("references")
+    @classmethod
+    def _known_refs(cls, v: list[str]) -> list[str]:
+        bad = [r for r in v if r not in REFERENCE_CELLS]
+        if bad:
+            raise ValueError(f"unknown reference {bad[0]!r}; use {', '.join(REFERENCE_CELLS)}")
+        return v
+
+    def all_cells(self) -> list[CellSpec]:
+        """The grid's cells followed by its reference rows, overrides merged with ``base``."""
+        cells = [
+            CellSpec(name=c.name, protocol=c.protocol or self.protocol,
+                     overrides=deep_merge(self.base, c.overrides), labels=c.labels)
+            for c in self.cells
+        ]  # fmt: skip
+        first = cells[0]
+        if "random_init" in self.references:
+            cells.append(CellSpec(
+                name="random_init", protocol=first.protocol,
+                overrides=deep_merge(first.overrides, {"pretrain": {"epochs": 0}}),
+                labels={"reference": "random init"},
+            ))  # fmt: skip
+        if "supervised" in self.references:
+            cells.append(CellSpec(
+                name="supervised", protocol="supervised",
+                overrides=deep_merge(first.overrides, {"pretrain": {"epochs": 0}}),
+                labels={"reference": "supervised"},
+            ))  # fmt: skip
+        names = [c.name for c in cells]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ConfigError(f"grid {self.name!r}: duplicate cell name {sorted(dupes)[0]!r}")
+        if self.baseline and self.baseline not in names:
+            raise ConfigError(f"grid {self.name!r}: baseline {self.baseline!r} is not a cell")
+        return cells
+
+
+def _builtin_dir() -> Any:
+    return resources.files("asma_bench") / "grids"
+
+
+def list_grids() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in _builtin_dir().iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_grid(name_or_path: str | Path) -> GridSpec:
+    """A built-in grid by name, or a grid YAML file by path."""
+    path = Path(name_or_path)
+    if str(name_or_path).endswith((".yaml", ".yml")):
+        if not path.is_file():
+            raise ConfigError(f"{path}: grid file not found")
+        source: Any = path
+    elif str(name_or_path) in list_grids():
+        source = _builtin_dir() / f"{name_or_path}.yaml"
+    else:
+        raise ConfigError(f"unknown grid {str(name_or_path)!r}; available: "
+                          f"{', '.join(list_grids())} (or a path to a .yaml file)")
+    data = load_yaml(source, "grid")
+    try:
+        return GridSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ConfigError(f"{source}: grid field {loc!r}: {err['msg']}") from None

@@ -1,0 +1,209 @@
+"""The grid runner: grid → units (cell × seed) → protocols → MLflow.
+
+A unit is identified by a hash of its protocol and fully resolved config. Rerunning the
+same command skips units that already have a FINISHED run in the store and resumes the
+rest (pretraining resumes from its last epoch checkpoint). A unit whose loss diverges is
+recorded as FAILED with the reason, and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from asma_bench.config import RunConfig, build_config
+from asma_bench.harness.grids import CellSpec, GridSpec
+from asma_bench.harness.tracking import (
+    TAG_CELL,
+    TAG_FAILURE,
+    TAG_SEED,
+    TAG_UNIT,
+    Tracker,
+    default_tracking_uri,
+    environment_tags,
+)
+from asma_bench.protocols import ProtocolResult, UnitContext, run_protocol
+from asma_bench.protocols.metrics import per_class_accuracy
+from asma_bench.protocols.training import DivergenceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Unit:
+    grid: str
+    cell: CellSpec
+    seed: int
+    protocol: str
+    config: RunConfig
+
+    @property
+    def id(self) -> str:
+        blob = json.dumps({"protocol": self.protocol, "config": self.config.model_dump(mode="json")},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        return f"{self.cell.name}/seed{self.seed}"
+
+
+@dataclass
+class RunOptions:
+    profile: str = "quick"
+    seeds: Sequence[int] = (0, 1, 2)
+    out: Path = Path("runs")
+    data: str | None = None
+    device: str | None = None
+    tracking_uri: str | None = None
+    overrides: Sequence[str | dict] = ()
+    progress: bool = True
+
+
+@dataclass
+class GridOutcome:
+    grid: str
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    tracking_uri: str = ""
+
+
+def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
+    """Resolve every (cell, seed) config up front, so a bad override fails before training."""
+    cli: list[str | dict] = []
+    if opts.data:
+        cli.append({"data": {"source": opts.data}})
+    if opts.device:
+        cli.append({"device": opts.device})
+    cli.extend(opts.overrides)
+    units = []
+    for seed in opts.seeds:
+        for cell in grid.all_cells():
+            cfg = build_config(opts.profile, [cell.overrides, *cli, {"seed": int(seed)}])
+            units.append(Unit(grid.name, cell, int(seed), cell.protocol or grid.protocol, cfg))
+    return units
+
+
+def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
+    """Run every unfinished unit of ``grid``; returns what ran, what was skipped or failed."""
+    from tqdm.auto import tqdm
+
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    units = plan_units(grid, opts)
+    uri = opts.tracking_uri or default_tracking_uri(out)
+    tracker = Tracker(uri, experiment="asma-bench", artifact_root=out / "artifacts")
+    parent = tracker.parent_run(grid.name, {"asma.profile": opts.profile, **environment_tags()})
+    tracker.log_params(parent, {"grid": grid.name, "profile": opts.profile,
+                                "seeds": list(opts.seeds), "table": grid.table})
+    done = tracker.finished_units(grid.name)
+    outcome = GridOutcome(grid.name, tracking_uri=uri)
+    todo = [u for u in units if u.id not in done]
+    outcome.skipped = [u.name for u in units if u.id in done]
+    start = time.monotonic()
+    bar = tqdm(todo, desc=grid.name, unit="unit", disable=not opts.progress, dynamic_ncols=True)
+    for unit in bar:
+        bar.set_description(f"{grid.name} {unit.name}")
+
+        def stage_progress(stage: str, i: int, n: int, _bar: Any = bar) -> None:
+            _bar.set_postfix_str(f"{stage} {i}/{n}")
+
+        try:
+            run_unit(unit, tracker, parent, out, progress=stage_progress if opts.progress else None)
+            outcome.ran.append(unit.name)
+        except DivergenceError as exc:
+            outcome.failed[unit.name] = str(exc)
+            log.warning("%s failed: %s", unit.name, exc)
+    bar.close()
+    if not tracker.finished_units(grid.name).keys() >= {u.id for u in units}:
+        log.info("grid %s has unfinished units", grid.name)
+    else:
+        tracker.finish(parent)
+    outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None) -> ProtocolResult:
+    """Run one (cell, seed) inside its own MLflow run; FINISHED only if it completed."""
+    tracker.close_stale(unit.grid, unit.id)
+    run_id = tracker.start_unit(parent, unit.grid, unit.name, {
+        TAG_UNIT: unit.id, TAG_CELL: unit.cell.name, TAG_SEED: unit.seed,
+        "asma.protocol": unit.protocol, **environment_tags(),
+    })  # fmt: skip
+    params = {**unit.config.flat(), "protocol": unit.protocol, "cell": unit.cell.name,
+              **{f"label.{k}": v for k, v in unit.cell.labels.items()}}
+    tracker.log_params(run_id, params)
+    tracker.log_dict(run_id, unit.config.model_dump(mode="json"), "config.json")
+    ctx = UnitContext(
+        data_root=out / "data", ckpt_dir=out / "checkpoints", device=unit.config.device,
+        on_epoch=lambda epoch, m: tracker.log_metrics(run_id, m, step=epoch), progress=progress,
+    )  # fmt: skip
+    t0 = time.monotonic()
+    try:
+        result = run_protocol(unit.protocol, unit.config, ctx)
+    except DivergenceError as exc:
+        tracker.set_tags(run_id, {TAG_FAILURE: str(exc)})
+        tracker.finish(run_id, "FAILED")
+        raise
+    except BaseException as exc:
+        tracker.set_tags(run_id, {TAG_FAILURE: f"{type(exc).__name__}: {exc}"})
+        tracker.finish(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    metrics = {**result.metrics, "unit_seconds": time.monotonic() - t0}
+    tracker.log_metrics(run_id, metrics, step=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "predictions.npz"
+        arrays: dict[str, np.ndarray] = {}
+        per_class: dict[str, list] = {}
+        for name, pred in result.predictions.items():
+            arrays[f"{name}.logits"] = pred.logits.astype(np.float32)
+            arrays[f"{name}.labels"] = pred.labels
+            arrays[f"{name}.indices"] = pred.indices
+            num_classes = pred.logits.shape[1]
+            per_class[name] = per_class_accuracy(pred, num_classes).tolist()
+        np.savez_compressed(path, **arrays)
+        tracker.log_artifact(run_id, path)
+        tracker.log_dict(run_id, per_class, "per_class_accuracy.json")
+    tracker.finish(run_id, "FINISHED")
+    return result
+
+
+def grid_results(tracker: Tracker, grid: str, metric: str = "test_top1") -> pd.DataFrame:
+    """One row per FINISHED unit: cell, seed, and its final metrics."""
+    rows = []
+    for r in tracker.unit_runs(grid):
+        if r.info.status != "FINISHED":
+            continue
+        rows.append({"cell": r.data.tags.get(TAG_CELL), "seed": int(r.data.tags.get(TAG_SEED, -1)),
+                     **r.data.metrics})
+    return pd.DataFrame(rows)
+
+
+def summary_table(results: pd.DataFrame, cells: Iterable[str], metric: str = "test_top1",
+                  reference: str = "random_init") -> pd.DataFrame:
+    """mean ± std (N−1) per cell, and whether each cell beats the reference by > its std."""
+    if results.empty or metric not in results:
+        return pd.DataFrame()
+    g = results.groupby("cell")[metric]
+    table = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "seeds": g.count()})
+    table = table.reindex([c for c in cells if c in table.index])
+    if reference in table.index:
+        ref_mean, ref_std = table.loc[reference, "mean"], table.loc[reference, "std"]
+        margin = np.maximum(table["std"].fillna(0), np.nan_to_num(ref_std))
+        table[f"vs_{reference}"] = np.where(table.index == reference, "",
+                                            np.where(table["mean"] - ref_mean > margin, "better",
+                                                     "NOT better"))
+    return table
+

@@ -1,0 +1,178 @@
+"""MLflow tracking: a parent run per grid, one nested run per (cell, seed).
+
+Uses ``MlflowClient`` explicitly (no global active-run state), so several workers can log
+to one store. A unit is identified by the ``asma.unit`` tag (hash of its resolved config);
+only runs with status FINISHED count as done, so a killed run never counts in reports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from asma_bench.errors import AsmaBenchError
+
+log = logging.getLogger(__name__)
+
+TAG_GRID, TAG_UNIT, TAG_CELL, TAG_SEED = "asma.grid", "asma.unit", "asma.cell", "asma.seed"
+TAG_KIND, TAG_FAILURE, TAG_PARENT = "asma.kind", "asma.failure", "mlflow.parentRunId"
+MAX_PARAM_LEN = 6000
+
+
+class TrackingError(AsmaBenchError):
+    """The tracking store cannot be reached or written."""
+
+
+def default_tracking_uri(out: Path) -> str:
+    return f"sqlite:///{(out / 'mlflow.db').resolve()}"
+
+
+def git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_tags() -> dict[str, str]:
+    import numpy
+    import torch
+
+    return {
+        "asma.git_commit": git_commit(),
+        "asma.python": platform.python_version(),
+        "asma.torch": torch.__version__,
+        "asma.numpy": numpy.__version__,
+        "asma.host": platform.node(),
+    }
+
+
+class Tracker:
+    """Thin layer over an MLflow tracking store for grids of units."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri
+        os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        try:
+            mlflow.set_tracking_uri(tracking_uri)
+            self.client = MlflowClient(tracking_uri)
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                location = artifact_root.resolve().as_uri() if artifact_root else None
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=location
+                )
+            else:
+                self.experiment_id = exp.experiment_id
+        except Exception as exc:  # MLflow raises many types for an unreachable store
+            raise TrackingError(f"tracking store {tracking_uri}: {_one_line(exc)}") from None
+
+    # ------------------------------------------------------------------ runs
+    def parent_run(self, grid: str, tags: Mapping[str, str]) -> str:
+        """The grid's parent run (reused across reruns of the same grid)."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TAG_GRID}` = '{grid}' and tags.`{TAG_KIND}` = 'grid'",
+            max_results=1,
+            order_by=["attributes.start_time ASC"],
+        )
+        if runs:
+            run_id = runs[0].info.run_id
+            if runs[0].info.status != "RUNNING":
+                self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(
+            self.experiment_id, run_name=grid,
+            tags={TAG_GRID: grid, TAG_KIND: "grid", **tags},
+        )  # fmt: skip
+        return run.info.run_id
+
+    def unit_runs(self, grid: str) -> list[Any]:
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TAG_GRID}` = '{grid}' and tags.`{TAG_KIND}` = 'unit'",
+            max_results=50000,
+        )
+
+    def finished_units(self, grid: str) -> dict[str, str]:
+        """unit id → run id of FINISHED unit runs of ``grid``."""
+        return {
+            r.data.tags[TAG_UNIT]: r.info.run_id
+            for r in self.unit_runs(grid)
+            if r.info.status == "FINISHED" and TAG_UNIT in r.data.tags
+        }
+
+    def close_stale(self, grid: str, unit: str) -> None:
+        """Mark earlier unfinished runs of a unit KILLED (a crashed or killed worker)."""
+        for r in self.unit_runs(grid):
+            if r.data.tags.get(TAG_UNIT) == unit and r.info.status == "RUNNING":
+                self.client.set_terminated(r.info.run_id, status="KILLED")
+
+    def start_unit(self, parent_id: str, grid: str, name: str, tags: Mapping[str, Any]) -> str:
+        run = self.client.create_run(
+            self.experiment_id, run_name=name,
+            tags={TAG_PARENT: parent_id, TAG_GRID: grid, TAG_KIND: "unit",
+                  **{k: str(v) for k, v in tags.items()}},
+        )  # fmt: skip
+        return run.info.run_id
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    # --------------------------------------------------------------- logging
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_value(v)) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(_metric_key(k), float(v), now, step)
+            for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))
+        ]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[i : i + 500])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, str(v)[:5000])
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_dict(self, run_id: str, data: Any, name: str) -> None:
+        self.client.log_text(run_id, json.dumps(data, indent=1, default=str), name)
+
+
+def _param_value(v: Any) -> str:
+    s = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return s if len(s) <= MAX_PARAM_LEN else s[: MAX_PARAM_LEN - 3] + "..."
+
+
+def _metric_key(k: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in k)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

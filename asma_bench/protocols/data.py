@@ -1,0 +1,157 @@
+"""Data for protocols: a dataset resolved, split (with a validation part carved from the
+training data), pre-processed once to fixed-length clips and held as tensors.
+
+Selection (early stopping, hyper-parameters) uses ``val``; ``test`` is only ever evaluated
+at the end. Augmentation happens per batch on the device, in the protocols.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asma_bench.config import DataConfig
+from asma_bench.data.layouts import SkeletonLayout
+from asma_bench.data.store import SkeletonDataset
+from asma_bench.errors import ConfigError, DataFormatError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TensorSet:
+    x: torch.Tensor  # (N, C, T, V, M) float32
+    y: torch.Tensor  # (N,) int64
+    index: torch.Tensor  # (N,) indices into the dataset, to pair predictions across runs
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, rows: np.ndarray | torch.Tensor) -> TensorSet:
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        return TensorSet(self.x[rows], self.y[rows], self.index[rows])
+
+
+@dataclass
+class PreparedData:
+    name: str
+    layout: SkeletonLayout
+    num_classes: int
+    class_names: list[str]
+    train: TensorSet
+    val: TensorSet
+    test: TensorSet
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split positions 0..N-1 into (rest, held-out) with ``fraction`` of every class held out.
+
+    Every class with at least two samples keeps at least one sample on each side.
+    """
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for c in np.unique(labels):
+        pos = np.flatnonzero(labels == c)
+        rng.shuffle(pos)
+        take = int(round(fraction * len(pos)))
+        if fraction > 0 and len(pos) >= 2:
+            take = min(max(take, 1), len(pos) - 1)
+        held.extend(pos[:take].tolist())
+    held_arr = np.sort(np.asarray(held, dtype=np.int64))
+    rest = np.setdiff1d(np.arange(len(labels)), held_arr)
+    return rest, held_arr
+
+
+def class_balanced_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Positions of a seeded, class-balanced ``fraction`` of the samples (semi-supervised).
+
+    Each class contributes round(fraction × its count) samples, at least one, so a 1%
+    subset of a small class is never empty.
+    """
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"label fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for c in np.unique(labels):
+        pos = np.flatnonzero(labels == c)
+        take = max(1, int(round(fraction * len(pos))))
+        keep.extend(rng.choice(pos, size=take, replace=False).tolist())
+    return np.sort(np.asarray(keep, dtype=np.int64))
+
+
+def resolve_dataset(cfg: DataConfig, data_root: Path) -> Path:
+    """The dataset folder a config names; synthetic data is generated on first use."""
+    if cfg.source != "synthetic":
+        path = Path(cfg.source).expanduser()
+        if not path.exists():
+            raise ConfigError(f"data.source {cfg.source!r}: no such dataset folder")
+        return path
+    from asma_bench.data.synthetic import generate
+
+    path = Path(data_root) / f"synthetic-{cfg.preset}-seed{cfg.synth_seed}"
+    if not (path / "info.json").is_file():
+        try:
+            generate(path, cfg.preset, seed=cfg.synth_seed)
+        except DataFormatError:
+            if not (path / "info.json").is_file():  # another worker may have won the race
+                raise
+    return path
+
+
+_CACHE: dict[tuple, PreparedData] = {}
+
+
+def prepare_data(cfg: DataConfig, seed: int, data_root: Path) -> PreparedData:
+    """Resolve, split and pre-process a dataset (cached within the process)."""
+    path = resolve_dataset(cfg, data_root)
+    key = (str(path.resolve()), cfg.model_dump_json(), seed)
+    if key in _CACHE:
+        return _CACHE[key]
+    ds = SkeletonDataset(path)
+    if cfg.split not in ds.split_names:
+        raise ConfigError(f"data.split {cfg.split!r} not in {path} (has "
+                          f"{', '.join(ds.split_names) or 'no splits'})")
+    train_idx = ds.split(cfg.split, "train")
+    test_idx = ds.split(cfg.split, "test")
+    labels = ds.labels
+    if cfg.train_limit and len(train_idx) > cfg.train_limit:
+        keep = class_balanced_subset(labels[train_idx], cfg.train_limit / len(train_idx), seed)
+        train_idx = train_idx[keep]
+    if cfg.test_limit and len(test_idx) > cfg.test_limit:
+        # the test subset is a property of the data config, not of the run seed
+        keep = class_balanced_subset(labels[test_idx], cfg.test_limit / len(test_idx), 0)
+        test_idx = test_idx[keep]
+    rest, held = stratified_split(labels[train_idx], cfg.val_fraction, seed)
+    val_idx, train_idx = train_idx[held], train_idx[rest]
+    sets = [_load(ds, idx, cfg) for idx in (train_idx, val_idx, test_idx)]
+    names = ds.info.get("class_names") or [str(i) for i in range(ds.num_classes)]
+    data = PreparedData(path.name, ds.layout, ds.num_classes, list(names), *sets)
+    _CACHE.clear()  # keep one dataset in memory at a time
+    _CACHE[key] = data
+    return data
+
+
+def _load(ds: SkeletonDataset, idx: np.ndarray, cfg: DataConfig) -> TensorSet:
+    from asma_bench.data.feeder import SkeletonFeeder
+
+    feeder = SkeletonFeeder(ds, indices=idx, frames=cfg.frames, stream=cfg.stream,
+                            normalize=cfg.normalize, train=False)
+    c, _, _, v, m = ds.data.shape
+    x = torch.empty((len(idx), c, cfg.frames, v, m), dtype=torch.float32)
+    if cfg.workers > 0 and len(idx) > 256:
+        loader = torch.utils.data.DataLoader(feeder, batch_size=256, num_workers=cfg.workers)
+        pos = 0
+        for xb, _ in loader:
+            x[pos : pos + len(xb)] = xb
+            pos += len(xb)
+    else:
+        for i in range(len(idx)):
+            x[i] = torch.as_tensor(feeder[i][0])
+    y = torch.as_tensor(ds.labels[idx], dtype=torch.long)
+    return TensorSet(x, y, torch.as_tensor(idx, dtype=torch.long))

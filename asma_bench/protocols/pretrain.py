@@ -1,0 +1,178 @@
+"""Self-supervised pretraining of one encoder (single objectives) or two (ASMa).
+
+The checkpoint is keyed by a hash of everything that shapes the pretrained weights (seed,
+data, masking, backbone, pretrain sections), so every downstream protocol of the same cell
+and seed reuses it, and an interrupted pretraining resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from asma_bench.config import RunConfig
+from asma_bench.data.layouts import SkeletonLayout
+from asma_bench.protocols.checkpoints import load_checkpoint, save_checkpoint
+from asma_bench.protocols.data import PreparedData
+from asma_bench.protocols.training import (
+    EpochCallback,
+    batches,
+    check_finite,
+    make_optimizer,
+    seed_everything,
+    warmup_cosine,
+)
+
+log = logging.getLogger(__name__)
+
+TWO_ENCODER_OBJECTIVES = frozenset({"asma"})
+PRETRAIN_SECTIONS = ("seed", "deterministic", "data", "masking", "backbone", "pretrain")
+
+
+def encoder_names(cfg: RunConfig) -> tuple[str, ...]:
+    return ("theta", "phi") if cfg.pretrain.objective in TWO_ENCODER_OBJECTIVES else ("encoder",)
+
+
+def pretrain_digest(cfg: RunConfig) -> str:
+    excluded = [k for k in RunConfig.model_fields if k not in PRETRAIN_SECTIONS]
+    return cfg.digest(exclude=excluded)
+
+
+def build_encoder(cfg: RunConfig, layout: SkeletonLayout) -> nn.Module:
+    from asma_bench.backbones import create_backbone
+
+    return create_backbone(cfg.backbone.name, layout=layout, in_channels=3, **cfg.backbone.params)
+
+
+def masking_overrides(cfg: RunConfig) -> dict:
+    m = cfg.masking
+    return {"n": _count(m.n), "k": _count(m.k), "ldsm_law": m.ldsm_law}
+
+
+def _count(v: float) -> float | int:
+    return int(v) if v >= 1 and float(v).is_integer() else v
+
+
+def build_objective(cfg: RunConfig, encoders: dict[str, nn.Module], layout: SkeletonLayout) -> nn.Module:
+    """The configured objective around ``encoders``, with its masking strategies."""
+    from asma_bench.objectives import create_objective
+    from asma_bench.strategies import create_pairing
+
+    p = cfg.pretrain
+    common = dict(projector_dims=_projector(encoders, p.projector_dim), lambd=p.lambd,
+                  mask_mode=cfg.masking.mode, **p.params)
+    if p.objective in TWO_ENCODER_OBJECTIVES:
+        from asma_bench.strategies import ASMA_ENCODERS
+
+        pairs = {
+            name: create_pairing(pairing).build(layout, **masking_overrides(cfg))
+            for name, pairing in zip(("theta", "phi"), ASMA_ENCODERS, strict=True)
+        }
+        return create_objective(p.objective, theta=encoders["theta"], phi=encoders["phi"],
+                                theta_masks=pairs["theta"], phi_masks=pairs["phi"], **common)
+    spatial, temporal = create_pairing(p.pairing).build(layout, **masking_overrides(cfg))
+    return create_objective(p.objective, encoder=encoders["encoder"], spatial=spatial,
+                            temporal=temporal, **common)
+
+
+def _projector(encoders: dict[str, nn.Module], width: int) -> list[int]:
+    d = next(iter(encoders.values())).out_dim
+    return [d, width, width, width]
+
+
+@dataclass
+class PretrainResult:
+    encoders: dict[str, nn.Module]
+    checkpoint: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    trained_epochs: int = 0  # epochs run in this call (0 when the checkpoint was reused)
+
+
+def pretrain(
+    cfg: RunConfig,
+    data: PreparedData,
+    ckpt_dir: Path,
+    device: torch.device | str = "cpu",
+    on_epoch: EpochCallback | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    augment: Callable | None = None,
+) -> PretrainResult:
+    """Pretrain (or load) the encoders of ``cfg``; returns them on ``device``, in eval mode."""
+    digest = pretrain_digest(cfg)
+    final = ckpt_dir / f"pretrain-{digest}.pt"
+    partial = ckpt_dir / f"pretrain-{digest}.partial.pt"
+    gen = seed_everything(cfg.seed, cfg.deterministic)
+    encoders = {name: build_encoder(cfg, data.layout).to(device) for name in encoder_names(cfg)}
+
+    if final.is_file():
+        state = load_checkpoint(final)
+        for name, enc in encoders.items():
+            enc.load_state_dict(state["encoders"][name])
+            enc.eval()
+        return PretrainResult(encoders, final, dict(state.get("metrics", {})), 0)
+
+    p = cfg.pretrain
+    metrics: dict[str, float] = {}
+    start = 0
+    if p.epochs > 0:
+        objective = build_objective(cfg, encoders, data.layout).to(device)
+        if augment is None:
+            from asma_bench.data.transforms import Augment
+
+            augment = Augment(data.layout)
+        opt = make_optimizer(objective.parameters(), p.lr, p.weight_decay)
+        steps_per_epoch = max(1, len(data.train) // p.batch_size)
+        sched = warmup_cosine(opt, p.warmup_epochs * steps_per_epoch, p.epochs * steps_per_epoch)
+        if partial.is_file():
+            state = load_checkpoint(partial)
+            objective.load_state_dict(state["objective"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            gen.set_state(state["generator"])
+            start = int(state["epoch"])
+            metrics = dict(state.get("metrics", {}))
+            log.info("resuming pretraining %s at epoch %d", digest, start)
+        for epoch in range(start, p.epochs):
+            objective.train()
+            total, count = 0.0, 0
+            for idx in batches(len(data.train), p.batch_size, gen, drop_last=True):
+                x = data.train.x[idx].to(device, non_blocking=True)
+                views = [augment(x, generator=gen) for _ in range(objective.num_views)]
+                out = objective(*views, generator=gen)
+                loss = out["loss"]
+                check_finite(loss, "pretrain", epoch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                if hasattr(objective, "after_step"):
+                    objective.after_step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            metrics = {"pretrain_loss": total / max(count, 1), "lr": sched.get_last_lr()[0]}
+            if on_epoch:
+                on_epoch(epoch, metrics)
+            if progress:
+                progress(epoch + 1, p.epochs)
+            save_checkpoint(
+                {"objective": objective.state_dict(), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                 "epoch": epoch + 1, "metrics": metrics},
+                partial,
+            )  # fmt: skip
+    state = {
+        "encoders": {name: enc.state_dict() for name, enc in encoders.items()},
+        "metrics": metrics,
+        "config": json.dumps(cfg.model_dump(mode="json")),
+    }
+    save_checkpoint(state, final)
+    partial.unlink(missing_ok=True)
+    for enc in encoders.values():
+        enc.eval()
+    return PretrainResult(encoders, final, metrics, p.epochs - start)

@@ -1,0 +1,188 @@
+"""Shared training machinery: seeding, optimisers, schedules, batching, freezing, prediction.
+
+Protocols train on in-memory tensors of pre-processed clips (T frames each) and augment on
+the device per batch; the per-epoch loop here is the only place batches are drawn, so every
+protocol shuffles, schedules and checks for divergence the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from asma_bench.errors import AsmaBenchError
+from asma_bench.protocols.metrics import Predictions
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class DivergenceError(AsmaBenchError):
+    """The loss became NaN or infinite; the message names the stage and epoch."""
+
+
+class FrozenEncoderError(AsmaBenchError):
+    """A supposedly frozen encoder has trainable parameters or BatchNorm in training mode."""
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch generator for batch order and masks."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(seed)
+
+
+def make_optimizer(
+    params: Iterator[nn.Parameter] | list, lr: float, weight_decay: float = 0.0, name: str = "adam"
+) -> torch.optim.Optimizer:
+    """Adam (the lineage's optimiser) or SGD with momentum, multi-tensor (foreach) kernels."""
+    params = [p for p in params if p.requires_grad]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay,
+                               nesterov=True, foreach=True)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, final_scale: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up for ``warmup_steps`` then cosine decay to ``final_scale`` (per step)."""
+    total_steps = max(total_steps, 1)
+
+    def scale(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return final_scale + (1 - final_scale) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, scale)
+
+
+def batches(
+    n: int, batch_size: int, generator: torch.Generator | None, drop_last: bool = False
+) -> Iterator[torch.Tensor]:
+    """Index batches over ``range(n)``; shuffled when a generator is given."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        yield order[start : start + batch_size]
+
+
+def check_finite(loss: torch.Tensor, stage: str, epoch: int) -> None:
+    if not torch.isfinite(loss).all():
+        raise DivergenceError(f"{stage}: loss is {loss.item()} at epoch {epoch}; stopping this unit")
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Freeze parameters and put the module (BatchNorm included) in eval mode."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def assert_frozen(module: nn.Module, name: str = "encoder") -> None:
+    """Refuse to run a linear probe on an encoder that is not really frozen.
+
+    The lineage has probes whose encoder kept training or whose BatchNorm kept updating its
+    running statistics; both inflate linear accuracy. Checked before every probe epoch.
+    """
+    trainable = [n for n, p in module.named_parameters() if p.requires_grad]
+    if trainable:
+        raise FrozenEncoderError(f"{name} has trainable parameters: {', '.join(trainable[:3])}")
+    training = [n or type(m).__name__ for n, m in module.named_modules() if m.training]
+    if training:
+        raise FrozenEncoderError(f"{name} has modules in training mode: {', '.join(training[:3])}")
+
+
+@torch.no_grad()
+def predict(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    indices: torch.Tensor,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+) -> Predictions:
+    """Logits of ``forward`` over a tensor set, batched, as numpy predictions."""
+    out = []
+    for idx in batches(len(x), batch_size, None):
+        out.append(forward(x[idx].to(device, non_blocking=True)).float().cpu())
+    logits = torch.cat(out) if out else torch.zeros(0, 0)
+    return Predictions(logits.numpy(), y.cpu().numpy(), indices.cpu().numpy())
+
+
+def fit_classifier(
+    model: nn.Module,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    generator: torch.Generator,
+    weight_decay: float = 0.0,
+    device: torch.device | str = "cpu",
+    stage: str = "train",
+    on_epoch: EpochCallback | None = None,
+    augment: Callable[..., torch.Tensor] | None = None,
+    frozen: dict[str, nn.Module] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, float]:
+    """Train ``model`` (whose trainable parameters ``forward`` uses) with cross-entropy.
+
+    The model of the final epoch is kept: the test set never selects an epoch (a pitfall of
+    the lineage). ``val`` is evaluated each epoch and logged for curves and pruning only.
+    ``frozen`` modules are checked with :func:`assert_frozen` before every epoch.
+    ``loss_fn(logits, targets_y, x)`` replaces cross-entropy (distillation).
+    """
+    opt = make_optimizer(model.parameters(), lr, weight_decay)
+    steps = max(1, -(-len(train[0]) // batch_size)) * epochs
+    sched = warmup_cosine(opt, 0, steps)
+    x_all, y_all = train
+    last: dict[str, float] = {}
+    for epoch in range(epochs):
+        model.train()
+        for name, module in (frozen or {}).items():
+            assert_frozen(module, name)
+        total, count = 0.0, 0
+        for idx in batches(len(x_all), batch_size, generator):
+            x = x_all[idx].to(device, non_blocking=True)
+            y = y_all[idx].to(device, non_blocking=True)
+            if augment is not None:
+                x = augment(x, generator=generator)
+            logits = forward(x)
+            loss = loss_fn(logits, y, x) if loss_fn else nn.functional.cross_entropy(logits, y)
+            check_finite(loss, stage, epoch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        last = {f"{stage}_loss": total / max(count, 1)}
+        if val is not None and len(val[0]):
+            model.eval()
+            with torch.no_grad():
+                pred = predict(forward, val[0], val[1], torch.arange(len(val[1])), 512, device)
+            last[f"{stage}_val_top1"] = 100.0 * float(pred.correct.mean())
+        if on_epoch:
+            on_epoch(epoch, last)
+        if progress:
+            progress(epoch + 1, epochs)
+    model.eval()
+    return last
