@@ -91,17 +91,26 @@ def data_convert(
     split_file: Annotated[
         Optional[Path], typer.Option(help="Official split file (PKU-MMD cross-subject).")  # noqa: UP007
     ] = None,
+    whole_file: Annotated[
+        bool, typer.Option(help="PKU-MMD without label files: one sample per video.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Convert NTU / PKU-MMD / NW-UCLA data into the canonical format."""
     from asma_bench.data.readers import convert
-    from asma_bench.data.store import SkeletonDataset
+    from asma_bench.data.store import INFO_FILE, SkeletonDataset
 
+    options = {"whole_file": True} if whole_file else {}
     path = convert(source, out, fmt, labels=labels, missing=missing, split_file=split_file,
-                   overwrite=overwrite, progress=True)
-    ds = SkeletonDataset(path)
-    typer.echo(f"wrote {len(ds)} samples ({ds.info['source']}), array {tuple(ds.data.shape)}, "
-               f"splits {', '.join(ds.split_names) or '(none)'} to {path}")
+                   overwrite=overwrite, progress=True, **options)
+    # a folder of several benchmarks (ssl-npy xsub/ + xview/) becomes one dataset each
+    folders = [path] if (path / INFO_FILE).is_file() else sorted(
+        p.parent for p in path.glob(f"*/{INFO_FILE}"))
+    for folder in folders:
+        ds = SkeletonDataset(folder)
+        typer.echo(f"wrote {len(ds)} samples ({ds.info['source']}), array "
+                   f"{tuple(ds.data.shape)}, splits {', '.join(ds.split_names) or '(none)'} "
+                   f"to {folder}")
 
 
 @data_app.command("info")

@@ -50,19 +50,35 @@ def build_encoder(cfg: RunConfig, layout: SkeletonLayout) -> nn.Module:
     return create_backbone(cfg.backbone.name, layout=layout, in_channels=3, **cfg.backbone.params)
 
 
-def masking_overrides(cfg: RunConfig) -> dict:
+def masking_overrides(cfg: RunConfig, pairing) -> dict:  # noqa: ANN001 - MaskingPairing
+    """The run's n, k and LDSM law, sent to the strategies of ``pairing`` that take them."""
+    from asma_bench.strategies import MASKINGS
+    from asma_bench.strategies.base import accepted_params
+
     m = cfg.masking
-    return {"n": _count(m.n), "k": _count(m.k), "ldsm_law": m.ldsm_law}
+    spatial_ok = accepted_params(MASKINGS.get(pairing.spatial))
+    temporal_ok = accepted_params(MASKINGS.get(pairing.temporal))
+    spatial = {"n": _count(m.n)} if "n" in spatial_ok else {}
+    temporal = {"k": _count(m.k)} if "k" in temporal_ok else {}
+    if pairing.spatial == "ldsm":
+        spatial["law"] = m.ldsm_law
+    return {"spatial": spatial, "temporal": temporal}
 
 
 def _count(v: float) -> float | int:
     return int(v) if v >= 1 and float(v).is_integer() else v
 
 
+def build_masks(cfg: RunConfig, pairing_name: str, layout: SkeletonLayout) -> tuple:
+    from asma_bench.strategies import create_pairing
+
+    pairing = create_pairing(pairing_name)
+    return pairing.build(layout, **masking_overrides(cfg, pairing))
+
+
 def build_objective(cfg: RunConfig, encoders: dict[str, nn.Module], layout: SkeletonLayout) -> nn.Module:
     """The configured objective around ``encoders``, with its masking strategies."""
     from asma_bench.objectives import create_objective
-    from asma_bench.strategies import create_pairing
 
     p = cfg.pretrain
     common = dict(projector_dims=_projector(encoders, p.projector_dim), lambd=p.lambd,
@@ -70,13 +86,11 @@ def build_objective(cfg: RunConfig, encoders: dict[str, nn.Module], layout: Skel
     if p.objective in TWO_ENCODER_OBJECTIVES:
         from asma_bench.strategies import ASMA_ENCODERS
 
-        pairs = {
-            name: create_pairing(pairing).build(layout, **masking_overrides(cfg))
-            for name, pairing in zip(("theta", "phi"), ASMA_ENCODERS, strict=True)
-        }
+        pairs = {name: build_masks(cfg, pairing, layout)
+                 for name, pairing in zip(("theta", "phi"), ASMA_ENCODERS, strict=True)}
         return create_objective(p.objective, theta=encoders["theta"], phi=encoders["phi"],
                                 theta_masks=pairs["theta"], phi_masks=pairs["phi"], **common)
-    spatial, temporal = create_pairing(p.pairing).build(layout, **masking_overrides(cfg))
+    spatial, temporal = build_masks(cfg, p.pairing, layout)
     return create_objective(p.objective, encoder=encoders["encoder"], spatial=spatial,
                             temporal=temporal, **common)
 

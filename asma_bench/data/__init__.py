@@ -1,0 +1,1 @@
+"""Data layer: skeleton layouts, dataset readers, the canonical store, synthetic data, feeder."""

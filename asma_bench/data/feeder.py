@@ -1,0 +1,228 @@
+"""A torch ``Dataset`` over a canonical skeleton dataset: normalise, crop/resize, stream.
+
+Each ``__getitem__`` reads one sample from the memory-mapped array (never the whole
+array), cut to its valid length, and returns ``(x, label)`` with x float32 (C, T, V, M):
+
+1. normalise (``normalize``, see :data:`NORMALIZATIONS`);
+2. crop the valid frames and resize them to ``frames`` by linear interpolation — in eval
+   mode the centred ``eval_crop_ratio`` of the valid length (all of it by default), in
+   train mode a random fraction ~ U(``crop_ratio``) at a random offset, drawn from a
+   generator seeded by (seed, epoch, sample index) so results do not depend on worker
+   count or order (call :meth:`SkeletonFeeder.set_epoch` each epoch);
+3. compute the stream (joint / bone / motion) on the resized clip.
+
+The layout, joint count and body count come from the dataset (NTU-25 with two bodies,
+Kinect-20 with one, ...). The feeder pickles without its memory map, so DataLoader workers
+reopen the dataset themselves, under any start method.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from asma_bench.data.layouts import SkeletonLayout
+from asma_bench.data.store import SkeletonDataset
+from asma_bench.data.streams import STREAMS, to_stream
+from asma_bench.data.transforms import resize_frames
+from asma_bench.errors import ConfigError
+
+NORMALIZATIONS = ("none", "center_first_frame", "center_every_frame", "center_every_frame_rotate")
+"""Choices for ``normalize``; the centre joint is the layout's (NTU joint 21, spine shoulder).
+
+* ``none``: coordinates as stored.
+* ``center_first_frame``: subtract the centre joint of body 1 in its first frame from every
+  joint of every frame and body (a translation; motion is kept).
+* ``center_every_frame``: subtract body 1's centre joint of the same frame (the SSL
+  lineage's 50-frame files; frames where it is missing reuse the last known centre).
+* ``center_every_frame_rotate``: as ``center_every_frame``, then rotate about the vertical
+  (y) axis so that body 1's shoulder line (left → right shoulder, first frame where both
+  are present) is parallel to +x — the full recipe of those 50-frame files.
+
+Joints that are exactly zero (absent bodies, dropped joints) stay zero.
+"""
+
+
+def normalize_sample(x: np.ndarray, layout: SkeletonLayout, mode: str) -> np.ndarray:
+    """Normalise one sample (C, T, V, M) cut to its valid length (see :data:`NORMALIZATIONS`)."""
+    if mode not in NORMALIZATIONS:
+        raise ConfigError(f"normalize {mode!r}; available: {', '.join(NORMALIZATIONS)}")
+    if mode == "none":
+        return x
+    present = (x != 0).any(axis=0)  # (T, V, M)
+    has_center = present[:, layout.center, 0]
+    if not has_center.any():
+        return x
+    frames = np.arange(x.shape[1])
+    if mode == "center_first_frame":
+        origin = x[:, int(np.argmax(has_center)), layout.center, 0][:, None]  # (C, 1)
+    else:
+        # carry the last known centre forward (and the first one backward)
+        last = np.maximum.accumulate(np.where(has_center, frames, -1))
+        last = np.where(last < 0, int(np.argmax(has_center)), last)
+        origin = x[:, last, layout.center, 0]  # (C, T)
+    x = np.where(present[None], x - origin[:, :, None, None], 0.0).astype(np.float32)
+    if mode == "center_every_frame_rotate":
+        x = _align_shoulders(x, layout, present)
+    return x
+
+
+def _align_shoulders(x: np.ndarray, layout: SkeletonLayout, present: np.ndarray) -> np.ndarray:
+    left, right = _shoulders(layout)
+    both = present[:, left, 0] & present[:, right, 0]
+    if not both.any() or x.shape[0] < 3:
+        return x
+    t = int(np.argmax(both))
+    d = x[:, t, right, 0] - x[:, t, left, 0]
+    theta = np.arctan2(d[2], d[0])
+    c, s = np.cos(theta), np.sin(theta)
+    rot = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=np.float32)
+    out = x.copy()
+    out[:3] = np.einsum("ck,ktvm->ctvm", rot, x[:3])
+    return out
+
+
+def _shoulders(layout: SkeletonLayout) -> tuple[int, int]:
+    try:
+        return layout.joint_names.index("left_shoulder"), layout.joint_names.index("right_shoulder")
+    except ValueError:
+        raise ConfigError(
+            f"normalize 'center_every_frame_rotate' needs left_shoulder/right_shoulder joints; "
+            f"layout {layout.name!r} has none"
+        ) from None
+
+
+class SkeletonFeeder(Dataset):
+    """Samples of a :class:`SkeletonDataset` as fixed-length clips (C, frames, V, M).
+
+    Pick samples with ``split``/``part`` (e.g. ``"xsub"``, ``"train"``) or with absolute
+    dataset ``indices`` (not both; neither means every sample). ``train=False`` is
+    deterministic (centre crop of ``eval_crop_ratio`` of the valid length, resized);
+    ``train=True`` draws a crop ratio per item from a generator seeded by
+    (``seed``, epoch, index).
+
+    >>> feeder = SkeletonFeeder(ds, "xsub", "train", frames=50)  # doctest: +SKIP
+    >>> x, label = feeder[0]
+    """
+
+    def __init__(
+        self,
+        dataset: SkeletonDataset | str | os.PathLike[str],
+        split: str | None = None,
+        part: str = "train",
+        *,
+        indices: Sequence[int] | np.ndarray | None = None,
+        frames: int = 50,
+        normalize: str = "center_first_frame",
+        stream: str = "joint",
+        train: bool = False,
+        crop_ratio: tuple[float, float] = (0.5, 1.0),
+        eval_crop_ratio: float = 1.0,
+        min_frames: int = 2,
+        seed: int = 0,
+    ):
+        ds = dataset if isinstance(dataset, SkeletonDataset) else SkeletonDataset(dataset)
+        if frames < 1:
+            raise ConfigError(f"frames must be >= 1, got {frames}")
+        if normalize not in NORMALIZATIONS:
+            raise ConfigError(f"normalize {normalize!r}; available: {', '.join(NORMALIZATIONS)}")
+        if normalize == "center_every_frame_rotate":
+            _shoulders(ds.layout)
+        if stream not in STREAMS:
+            raise ConfigError(f"stream {stream!r}; available: {', '.join(STREAMS)}")
+        lo, hi = (float(v) for v in crop_ratio)
+        if not 0 < lo <= hi <= 1:
+            raise ConfigError(f"crop_ratio must satisfy 0 < low <= high <= 1, got {crop_ratio}")
+        if not 0 < eval_crop_ratio <= 1:
+            raise ConfigError(f"eval_crop_ratio must be in (0, 1], got {eval_crop_ratio}")
+        if min_frames < 1:
+            raise ConfigError(f"min_frames must be >= 1, got {min_frames}")
+        if split is not None and indices is not None:
+            raise ConfigError("give either split/part or indices, not both")
+        if split is not None:
+            idx = ds.split(split, part)
+        elif indices is not None:
+            idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+            if idx.size and (idx.min() < 0 or idx.max() >= len(ds)):
+                raise ConfigError(f"indices must be in [0, {len(ds)}), got {idx.min()}..{idx.max()}")
+        else:
+            idx = np.arange(len(ds), dtype=np.int64)
+        self.root = ds.root
+        self._dataset: SkeletonDataset | None = ds
+        self.indices = idx
+        self.labels = ds.labels[idx]
+        self.lengths = np.clip(ds.lengths[idx], 1, ds.data.shape[2])
+        self.layout: SkeletonLayout = ds.layout
+        self.num_classes = ds.num_classes
+        self.class_names = list(ds.info.get("class_names") or range(ds.num_classes))
+        self.channels, self.bodies = int(ds.data.shape[1]), int(ds.data.shape[4])
+        self.frames, self.normalize, self.stream = int(frames), normalize, stream
+        self.train, self.crop_ratio, self.eval_crop_ratio = bool(train), (lo, hi), eval_crop_ratio
+        self.min_frames, self.seed, self.epoch = int(min_frames), int(seed), 0
+
+    # -- dataset protocol
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, int]:
+        if not -len(self) <= k < len(self):
+            raise IndexError(f"index {k} out of range for {len(self)} samples")
+        i, length = int(self.indices[k]), int(self.lengths[k])
+        x = np.array(self.dataset.data[i, :, :length], dtype=np.float32)  # one sample only
+        x = normalize_sample(x, self.layout, self.normalize)
+        start, crop = self.window(k)
+        clip = resize_frames(torch.from_numpy(x), crop, self.frames, starts=start)
+        clip = to_stream(clip, self.stream, self.layout)
+        return clip.to(torch.float32).contiguous(), int(self.labels[k])
+
+    def window(self, k: int) -> tuple[int, int]:
+        """(start, length) of the frames item ``k`` is resized from."""
+        length = int(self.lengths[k])
+        floor = min(self.min_frames, length)
+        if not self.train:
+            crop = min(max(int(np.floor(length * self.eval_crop_ratio)), floor), length)
+            return (length - crop) // 2, crop
+        rng = np.random.default_rng([self.seed, self.epoch, int(self.indices[k])])
+        crop = min(max(int(np.floor(length * rng.uniform(*self.crop_ratio))), floor), length)
+        return int(rng.integers(0, length - crop + 1)), crop
+
+    # -- helpers
+    @property
+    def dataset(self) -> SkeletonDataset:
+        if self._dataset is None:  # reopened lazily after unpickling (DataLoader workers)
+            self._dataset = SkeletonDataset(self.root)
+        return self._dataset
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """Shape (C, T, V, M) of one item."""
+        return self.channels, self.frames, self.layout.num_joints, self.bodies
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose random crops train mode draws."""
+        self.epoch = int(epoch)
+
+    def subset(self, positions: Sequence[int] | np.ndarray) -> SkeletonFeeder:
+        """A feeder over some of this feeder's items (positions 0..len-1), e.g. a
+        semi-supervised label fraction; settings are shared."""
+        pos = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if pos.size and (pos.min() < -len(self) or pos.max() >= len(self)):
+            raise ConfigError(f"subset positions must be in [0, {len(self)})")
+        out = copy.copy(self)
+        out.indices, out.labels, out.lengths = self.indices[pos], self.labels[pos], self.lengths[pos]
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_dataset"] = None  # a memmap would pickle as a full in-memory copy
+        return state
+
+    def __repr__(self) -> str:
+        return (f"SkeletonFeeder({self.root.name!r}, {len(self)} samples, frames={self.frames}, "
+                f"normalize={self.normalize!r}, stream={self.stream!r}, train={self.train})")

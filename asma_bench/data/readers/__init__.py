@@ -1,0 +1,137 @@
+"""Converters from the formats users have into the canonical dataset, one module per format.
+
+``ntu-raw`` (NTU ``.skeleton`` files), ``ssl-npy`` (SSL-lineage ``*_data.npy`` + label
+pickles), ``ctrgcn-npz`` (CTR-GCN ``NTU60_CS.npz`` ...), ``pyskl`` (PYSKL annotation
+pickles), ``pku`` (PKU-MMD skeleton + label text files) and ``ucla`` (NW-UCLA JSON). Every
+reader streams through :class:`~asma_bench.data.store.DatasetWriter`, so a failure leaves
+nothing at the output path.
+
+>>> convert("nturgb+d_skeletons", "data/ntu60", missing="missing.txt")  # doctest: +SKIP
+PosixPath('data/ntu60')
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from asma_bench.data.readers import ctrgcn_npz, ntu_raw, pku, pyskl, ssl_npy, ucla
+from asma_bench.errors import ConfigError, DataFormatError
+from asma_bench.registry import Registry
+
+Reader = Callable[..., Path]
+
+FORMATS: Registry[Reader] = Registry("data format")
+FORMATS.register("ntu-raw")(ntu_raw.convert)
+FORMATS.register("ssl-npy")(ssl_npy.convert)
+FORMATS.register("ctrgcn-npz")(ctrgcn_npz.convert)
+FORMATS.register("pyskl")(pyskl.convert)
+FORMATS.register("pku")(pku.convert)
+FORMATS.register("ucla")(ucla.convert)
+
+_BY_SUFFIX = {
+    ".skeleton": "ntu-raw",
+    ".npy": "ssl-npy",
+    ".npz": "ctrgcn-npz",
+    ".pkl": "pyskl",
+    ".pickle": "pyskl",
+    ".txt": "pku",
+    ".json": "ucla",
+}
+_COMMON = ("source", "out", "labels", "missing", "split_file", "overwrite", "progress")
+
+
+def _known() -> str:
+    return ", ".join(FORMATS.list())
+
+
+def detect_format(source: str | os.PathLike[str]) -> str:
+    """Guess the format of a file or folder from file names and extensions."""
+    source = Path(source)
+    if not source.exists():
+        raise DataFormatError(source, "does not exist")
+    if source.is_file():
+        fmt = _BY_SUFFIX.get(source.suffix.lower())
+    else:
+        suffixes, subdirs = set(), []
+        with os.scandir(source) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    subdirs.append(entry.name.lower())
+                else:
+                    suffixes.add(os.path.splitext(entry.name)[1].lower())
+        fmt = None
+        if ".skeleton" in suffixes:
+            fmt = "ntu-raw"
+        elif ssl_npy.benchmark_folders(source):
+            fmt = "ssl-npy"
+        elif ".json" in suffixes:
+            fmt = "ucla"
+        elif ".npz" in suffixes:
+            fmt = "ctrgcn-npz"
+        elif ".txt" in suffixes or any("skeleton" in d for d in subdirs):
+            fmt = "pku"
+        elif ".pkl" in suffixes or ".pickle" in suffixes:
+            fmt = "pyskl"
+    if fmt is None:
+        raise DataFormatError(
+            source,
+            f"cannot tell the data format from the file names; "
+            f"known formats: {_known()} (pass one explicitly)",
+        )
+    return fmt
+
+
+def convert(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    fmt: str = "auto",
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    missing: str | os.PathLike[str] | None = None,
+    split_file: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    **options: Any,
+) -> Path:
+    """Convert ``source`` in format ``fmt`` (``auto`` detects it) into a dataset at ``out``.
+
+    ``labels`` (PKU-MMD label folder/file), ``missing`` (NTU names to skip) and
+    ``split_file`` (PKU-MMD official split) apply to their formats only; ``options`` go to
+    the reader (``denoising=`` for ntu-raw, ``whole_file=`` / ``first_frame=`` for pku).
+    ``ssl-npy`` given a folder of several benchmarks writes ``out/<benchmark>/`` each.
+    Returns ``out``.
+    """
+    source, out = Path(source), Path(out)
+    if fmt == "auto":
+        fmt = detect_format(source)
+    if fmt not in FORMATS:
+        raise DataFormatError(source, f"unknown data format {fmt!r}; known formats: {_known()}")
+    reader = FORMATS.get(fmt)
+    accepted = set(inspect.signature(reader).parameters) - set(_COMMON)
+    for name in options:
+        if name not in accepted:
+            raise ConfigError(
+                f"option {name!r} does not apply to the {fmt} format (its options: "
+                f"{', '.join(sorted(accepted)) or 'none'})"
+            )
+
+    def as_path(p: str | os.PathLike[str] | None) -> Path | None:
+        return None if p is None else Path(p)
+
+    return reader(
+        source,
+        out,
+        labels=as_path(labels),
+        missing=as_path(missing),
+        split_file=as_path(split_file),
+        overwrite=overwrite,
+        progress=progress,
+        **options,
+    )
+
+
+__all__ = ["FORMATS", "convert", "detect_format"]

@@ -1,0 +1,171 @@
+"""Helpers shared by the format readers: text parsing with line numbers, NTU names, progress."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from asma_bench.data.store import atomic_replace_dir
+from asma_bench.errors import ConfigError, DataFormatError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+NTU_NAME = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+
+
+def ntu_name_fields(name: str) -> dict[str, int] | None:
+    """``SsssCcccPpppRrrrAaaa`` → setup, camera, subject, replication, label (action - 1)."""
+    m = NTU_NAME.search(name)
+    if m is None:
+        return None
+    setup, camera, subject, replication, action = (int(g) for g in m.groups())
+    return dict(
+        setup=setup, camera=camera, subject=subject, replication=replication, label=action - 1
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message with its whitespace (newlines included) collapsed."""
+    return " ".join(str(exc).split())
+
+
+def reject_options(fmt: str, **given: Any) -> None:
+    """ConfigError for an option that was given but means nothing to ``fmt``."""
+    for name, value in given.items():
+        if value is not None and value is not False:
+            raise ConfigError(f"{name} does not apply to the {fmt} format")
+
+
+def progress_bar(
+    items: Iterable[T], *, progress: bool, desc: str, total: int | None = None, unit: str = "file"
+) -> Iterator[T]:
+    """``tqdm`` when ``progress`` is true, the plain iterable otherwise."""
+    return iter(tqdm(items, desc=desc, total=total, unit=unit, disable=not progress))
+
+
+def read_text_lines(path: str | os.PathLike[str]) -> list[str]:
+    """Lines of a text file (CRLF, CR or LF), trailing blank lines dropped; empty → error."""
+    try:
+        # universal newlines: "\r\n" and "\n" files give the same lines; latin-1 never fails
+        # to decode, so garbage surfaces as a bad number with its line number
+        with open(path, encoding="latin-1") as fh:
+            lines = fh.read().split("\n")
+    except OSError as exc:
+        raise DataFormatError(path, f"cannot read: {exc.strerror or exc}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise DataFormatError(path, "empty file")
+    return lines
+
+
+def parse_number_rows(
+    path: str | os.PathLike[str],
+    lines: list[str],
+    ncols: int,
+    line_of: Callable[[int], int],
+    finite_cols: int | None = None,
+) -> np.ndarray:
+    """Parse whitespace-separated rows of exactly ``ncols`` numbers into float64 (n, ncols).
+
+    ``line_of(row)`` gives the 1-based file line of ``lines[row]`` for error messages. The
+    first ``finite_cols`` columns (all when None) must be finite. numpy's C tokenizer does
+    the work; the per-line Python diagnosis runs only when it fails.
+    """
+    try:
+        values = np.loadtxt(lines, dtype=np.float64, ndmin=2, comments=None)
+    except ValueError:
+        values = None
+    if values is None or values.shape != (len(lines), ncols):
+        _diagnose_rows(path, lines, ncols, line_of)
+        raise DataFormatError(path, f"expected rows of {ncols} numbers")  # not reached
+    checked = values if finite_cols is None else values[:, :finite_cols]
+    bad = ~np.isfinite(checked)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise DataFormatError(
+            path,
+            f"field {col + 1} is {lines[row].split()[col]!r}, not a finite number",
+            line=line_of(row),
+        )
+    return values
+
+
+def _diagnose_rows(
+    path: str | os.PathLike[str], lines: list[str], ncols: int, line_of: Callable[[int], int]
+) -> None:
+    for row, text in enumerate(lines):
+        fields = text.split()
+        if len(fields) != ncols:
+            raise DataFormatError(
+                path, f"expected {ncols} numbers, found {len(fields)} fields", line=line_of(row)
+            )
+        for col, field in enumerate(fields):
+            try:
+                float(field)
+            except ValueError:
+                raise DataFormatError(
+                    path, f"field {col + 1} is not a number: {field!r}", line=line_of(row)
+                ) from None
+    for row, text in enumerate(lines):  # numbers Python accepts but numpy's tokenizer does not
+        try:
+            np.loadtxt([text], dtype=np.float64, comments=None)
+        except ValueError:
+            raise DataFormatError(
+                path, f"not a row of numbers: {text.strip()!r}", line=line_of(row)
+            ) from None
+
+
+def valid_length(x: np.ndarray) -> int:
+    """Last frame with any nonzero value, plus one, of a (C, T, V, M) sample (0 if all zero)."""
+    nonzero = np.flatnonzero(np.any(x != 0, axis=(0, 2, 3)))
+    return int(nonzero[-1]) + 1 if len(nonzero) else 0
+
+
+def read_name_list(path: str | os.PathLike[str], suffix: str = "") -> set[str]:
+    """Names, one a line (blank lines and ``#`` comments ignored; ``suffix`` stripped)."""
+    names = set()
+    for line in read_text_lines(path):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        if suffix and name.endswith(suffix):
+            name = name[: -len(suffix)]
+        names.add(name)
+    return names
+
+
+def require_exists(path: Path, what: str = "source") -> Path:
+    if not path.exists():
+        raise DataFormatError(path, f"{what} does not exist")
+    return path
+
+
+@contextmanager
+def staging_dir(out: Path, overwrite: bool) -> Iterator[Path]:
+    """A temporary folder beside ``out`` moved to ``out`` on success, removed on failure.
+
+    For readers that write several datasets (one per benchmark) as one atomic result.
+    """
+    if out.exists() and not overwrite:
+        raise DataFormatError(out, "output already exists (use --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        atomic_replace_dir(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,1 @@
+"""Reports: tables with significance tests, figures, latency."""
