@@ -32,6 +32,7 @@ from asma_bench.protocols.training import (
 log = logging.getLogger(__name__)
 
 TWO_ENCODER_OBJECTIVES = frozenset({"asma"})
+BARLOW_TWINS_OBJECTIVES = frozenset({"asma", "barlow_twins"})
 PRETRAIN_SECTIONS = ("seed", "deterministic", "data", "masking", "backbone", "pretrain")
 
 
@@ -81,8 +82,10 @@ def build_objective(cfg: RunConfig, encoders: dict[str, nn.Module], layout: Skel
     from asma_bench.objectives import create_objective
 
     p = cfg.pretrain
-    common = dict(projector_dims=_projector(encoders, p.projector_dim), lambd=p.lambd,
-                  mask_mode=cfg.masking.mode, **p.params)
+    common: dict = {"mask_mode": cfg.masking.mode}
+    if p.objective in BARLOW_TWINS_OBJECTIVES:  # MoCo / MAE have their own heads
+        common.update(projector_dims=_projector(encoders, p.projector_dim), lambd=p.lambd)
+    common.update(p.params)
     if p.objective in TWO_ENCODER_OBJECTIVES:
         from asma_bench.strategies import ASMA_ENCODERS
 

@@ -1,0 +1,97 @@
+"""ASMa pre-training: two encoders on complementary masks (ASMa Sec. 3.3, eq. 9).
+
+f_θ learns from HDSM + LMTM and f_ϕ from LDSM + HMTM (the abstract's and Algorithm 1's
+assignment), each through its own :class:`TripletBarlowTwins` (own projector);
+``L_ASMa = L^θ + L^ϕ``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from asma_bench.errors import ConfigError
+from asma_bench.objectives.barlow_twins import TripletBarlowTwins
+from asma_bench.strategies import create_pairing
+
+
+class ASMaObjective(nn.Module):
+    """``L_ASMa = L^θ + L^ϕ`` (ASMa eq. 9), each term the triplet loss of eq. 8.
+
+    ``theta``/``phi`` are the encoders f_θ and f_ϕ. ``theta_masks``/``phi_masks`` are each
+    a registered pairing name (built for the encoder's layout with ``masking_params`` as
+    overrides, e.g. ``{"spatial": {"n": 9}, "temporal": {"k": 10}}``) or a
+    ``(spatial, temporal)`` pair of strategies. By default both encoders see the same three
+    augmented views, each with its own masks; pass ``phi_views`` to :meth:`forward` for
+    separately augmented views. Other parameters as for :class:`TripletBarlowTwins`.
+    """
+
+    num_views = 3
+
+    def __init__(
+        self,
+        theta: nn.Module,
+        phi: nn.Module,
+        theta_masks: str | Sequence[Any] = "hdsm_lmtm",
+        phi_masks: str | Sequence[Any] = "ldsm_hmtm",
+        projector_dims: Sequence[int] | None = None,
+        lambd: float = 2e-4,
+        mask_mode: str = "zero",
+        standardize: str = "batch",
+        eps: float = 1e-5,
+        masking_params: Mapping[str, Any] | None = None,
+    ):
+        super().__init__()
+        if theta is phi:
+            raise ConfigError("theta and phi must be two separate encoders")
+        params = dict(masking_params or {})
+        common = dict(
+            projector_dims=projector_dims,
+            lambd=lambd,
+            mask_mode=mask_mode,
+            standardize=standardize,
+            eps=eps,
+        )
+        s_theta, t_theta = _strategies(theta_masks, theta, params, "theta_masks")
+        s_phi, t_phi = _strategies(phi_masks, phi, params, "phi_masks")
+        self.theta = TripletBarlowTwins(theta, s_theta, t_theta, **common)
+        self.phi = TripletBarlowTwins(phi, s_phi, t_phi, **common)
+
+    def forward(
+        self,
+        anchor: Tensor,
+        spatial_view: Tensor,
+        temporal_view: Tensor,
+        generator: torch.Generator | None = None,
+        lengths: Tensor | None = None,
+        phi_views: Sequence[Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """Losses of both encoders; ``phi_views`` = (anchor, spatial, temporal) for f_ϕ."""
+        theta = self.theta(anchor, spatial_view, temporal_view, generator, lengths)
+        views = (anchor, spatial_view, temporal_view) if phi_views is None else tuple(phi_views)
+        if len(views) != 3:
+            raise ConfigError(f"phi_views must hold 3 views, got {len(views)}")
+        phi = self.phi(*views, generator=generator, lengths=lengths)
+        return {
+            "loss": theta["loss"] + phi["loss"],
+            "loss_theta": theta["loss"],
+            "loss_phi": phi["loss"],
+            "l1_theta": theta["l1"],
+            "l2_theta": theta["l2"],
+            "l1_phi": phi["l1"],
+            "l2_phi": phi["l2"],
+        }
+
+
+def _strategies(
+    pairing: str | Sequence[Any], encoder: nn.Module, params: dict[str, Any], name: str
+) -> tuple[Any, Any]:
+    if isinstance(pairing, str):
+        return create_pairing(pairing).build(getattr(encoder, "layout", "ntu25"), **params)
+    pair = tuple(pairing)
+    if len(pair) != 2:
+        raise ConfigError(f"{name} must be a pairing name or (spatial, temporal) strategies")
+    return pair[0], pair[1]

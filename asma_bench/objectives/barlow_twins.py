@@ -1,0 +1,260 @@
+"""Barlow Twins on triplets of skeleton views (ASMa Sec. 3.3, eqs. 5–8).
+
+One encoder sees three streams — the anchor, a spatially masked view and a temporally
+masked view — and one projector maps all three; the loss is Barlow Twins between the
+anchor and each masked view. Any masking strategy fits either slot.
+
+>>> z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
+>>> float(barlow_twins_loss(z1, z1, lambd=0.0)) < 1e-3
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from asma_bench.errors import ConfigError
+from asma_bench.strategies import create_masking
+from asma_bench.strategies.apply import apply_mask
+
+STANDARDIZATIONS = ("batch", "correlation")
+MASK_MODES = ("zero", "drop")
+
+
+def cross_correlation(
+    z1: Tensor, z2: Tensor, standardize: str = "batch", eps: float = 1e-5
+) -> Tensor:
+    """Cross-correlation matrix C (D, D) of two batches of projections (N, D).
+
+    ASMa eq. 5 (Barlow Twins, Zbontar et al. ICML 2021, eq. 2) defines C_ij as the
+    normalised correlation ``sum_b z1_bi z2_bj / (||z1_:i|| ||z2_:j||)``.
+    ``standardize="batch"`` (default, the lineage's code): each dimension is centred and
+    divided by its batch standard deviation (``BatchNorm1d(affine=False)`` with batch
+    statistics, biased variance, ``eps``), then ``C = z1ᵀ z2 / N`` — equal to eq. 5 for
+    centred features. ``standardize="correlation"``: eq. 5 literally, without centring.
+    """
+    if standardize not in STANDARDIZATIONS:
+        raise ConfigError(
+            f"standardize={standardize!r} is not one of {', '.join(STANDARDIZATIONS)}"
+        )
+    if z1.dim() != 2 or z1.shape != z2.shape:
+        raise ConfigError(
+            f"Barlow Twins needs two (N, D) batches of equal shape, got "
+            f"{tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
+    n = z1.shape[0]
+    if n < 2:
+        raise ConfigError(f"Barlow Twins needs a batch of at least 2 samples, got {n}")
+    # float32 at least: the sums over the batch lose too much in half precision
+    dtype = torch.promote_types(z1.dtype, torch.float32)
+    z1, z2 = z1.to(dtype), z2.to(dtype)
+    if standardize == "batch":
+        a = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + eps)
+        b = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0, unbiased=False) + eps)
+        return a.T @ b / n
+    a = z1 / z1.norm(dim=0).clamp_min(eps)
+    b = z2 / z2.norm(dim=0).clamp_min(eps)
+    return a.T @ b
+
+
+def barlow_twins_loss(
+    z1: Tensor, z2: Tensor, lambd: float = 2e-4, standardize: str = "batch", eps: float = 1e-5
+) -> Tensor:
+    """``L = sum_i (1 - C_ii)^2 + lambd * sum_{i != j} C_ij^2`` (ASMa eqs. 6–7; Barlow Twins
+    eq. 1) with C from :func:`cross_correlation` (ASMa eq. 5)."""
+    c = cross_correlation(z1, z2, standardize, eps)
+    diagonal = torch.diagonal(c)
+    on_diag = (1 - diagonal).pow(2).sum()
+    off_diag = c.pow(2).sum() - diagonal.pow(2).sum()
+    return on_diag + lambd * off_diag
+
+
+class BarlowTwinsLoss(nn.Module):
+    """Module form of :func:`barlow_twins_loss` (ASMa eqs. 5–7), λ = 2e-4 by default."""
+
+    def __init__(self, lambd: float = 2e-4, standardize: str = "batch", eps: float = 1e-5):
+        super().__init__()
+        self.lambd = check_non_negative(lambd, "lambd")
+        self.eps = check_positive(eps, "eps")
+        if standardize not in STANDARDIZATIONS:
+            raise ConfigError(
+                f"standardize={standardize!r} is not one of {', '.join(STANDARDIZATIONS)}"
+            )
+        self.standardize = standardize
+
+    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+        return barlow_twins_loss(z1, z2, self.lambd, self.standardize, self.eps)
+
+
+class Projector(nn.Sequential):
+    """Barlow Twins projector: Linear layers (no bias) with BatchNorm + ReLU between
+    (ASMa Sec. 3.3). ``dims`` is the whole chain, input first: the lineage's
+    256 → 6144 → 6144 → 6144 is ``(256, 6144, 6144, 6144)``."""
+
+    def __init__(self, dims: Sequence[int] = (256, 6144, 6144, 6144)):
+        dims = tuple(dims)
+        if len(dims) < 2 or any(
+            isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims
+        ):
+            raise ConfigError(
+                f"projector_dims={list(dims)!r} must be at least 2 integers >= 1 (input first)"
+            )
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+            layers.append(nn.Linear(a, b, bias=False))
+            if i < len(dims) - 2:
+                layers += [nn.BatchNorm1d(b), nn.ReLU()]
+        super().__init__(*layers)
+        self.in_dim, self.out_dim = dims[0], dims[-1]
+
+
+class TripletBarlowTwins(nn.Module):
+    """ASMa's per-encoder objective: ``L = L1 + L2`` (eq. 8), L1 = Barlow Twins(anchor,
+    spatially masked view), L2 = Barlow Twins(anchor, temporally masked view), one shared
+    projector.
+
+    ``spatial``/``temporal`` are masking strategies (callables ``(x, generator, lengths) ->
+    bool (N, T, V)``) or registered masking names built for the encoder's layout; either
+    slot takes any strategy (``None`` leaves that view unmasked). ``mask_mode``: ``zero``
+    fills masked positions with 0; ``drop`` removes masked joints (the encoder gets
+    ``kept_joints``) or frames, as PSTL does. ``projector_dims`` starts with the encoder's
+    ``out_dim``; the default is ``(out_dim, 6144, 6144, 6144)``.
+    """
+
+    num_views = 3
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        spatial: Any,
+        temporal: Any,
+        projector_dims: Sequence[int] | None = None,
+        lambd: float = 2e-4,
+        mask_mode: str = "zero",
+        standardize: str = "batch",
+        eps: float = 1e-5,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.spatial = resolve_strategy(spatial, encoder, "spatial")
+        self.temporal = resolve_strategy(temporal, encoder, "temporal")
+        self.mask_mode = check_mask_mode(mask_mode)
+        dim = encoder_dim(encoder)
+        dims = (dim, 6144, 6144, 6144) if projector_dims is None else tuple(projector_dims)
+        if dims and dims[0] != dim:
+            raise ConfigError(
+                f"projector_dims={list(dims)!r} must start with the encoder's out_dim {dim}"
+            )
+        self.projector = Projector(dims)
+        self.criterion = BarlowTwinsLoss(lambd, standardize, eps)
+
+    def forward(
+        self,
+        anchor: Tensor,
+        spatial_view: Tensor,
+        temporal_view: Tensor,
+        generator: torch.Generator | None = None,
+        lengths: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Losses for three augmented views (N, C, T, V, M) of the same samples."""
+        z_anchor = self.projector(self.encoder(anchor))
+        x_s, kept_s = masked_view(spatial_view, [self.spatial], self.mask_mode, generator, lengths)
+        z_spatial = self.projector(self.encoder(x_s, kept_joints=kept_s))
+        x_t, kept_t = masked_view(
+            temporal_view, [self.temporal], self.mask_mode, generator, lengths
+        )
+        z_temporal = self.projector(self.encoder(x_t, kept_joints=kept_t))
+        l1 = self.criterion(z_anchor, z_spatial)
+        l2 = self.criterion(z_anchor, z_temporal)
+        return {"loss": l1 + l2, "l1": l1, "l2": l2}
+
+
+# --- helpers shared by the objectives -------------------------------------------------------
+
+
+def masked_view(
+    x: Tensor,
+    strategies: Sequence[Callable[..., Tensor] | None],
+    mode: str = "zero",
+    generator: torch.Generator | None = None,
+    lengths: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Mask ``x`` with every strategy's mask (drawn on ``x``, in order) and apply the union:
+    ``(x_masked, kept_joints or None)``.
+
+    In ``drop`` mode each mask must be purely temporal (whole frames) or purely spatial
+    (whole joints): the masked frames are removed first, then the masked joints.
+    """
+    masks = [s(x, generator=generator, lengths=lengths) for s in strategies if s is not None]
+    if not masks:
+        return x, None
+    if mode == "zero" or len(masks) == 1:
+        union = masks[0]
+        for m in masks[1:]:
+            union = union | m
+        return apply_mask(x, union, mode)
+    frames = torch.zeros_like(masks[0][:, :, 0])
+    joints = torch.zeros_like(masks[0][:, 0, :])
+    for m in masks:
+        if bool((m == m[:, :, :1]).all()):
+            frames = frames | m[:, :, 0]
+        elif bool((m == m[:, :1, :]).all()):
+            joints = joints | m[:, 0, :]
+        else:
+            raise ConfigError(
+                "mask_mode='drop' needs purely spatial or purely temporal masks; one mask "
+                "varies over both frames and joints (use mask_mode='zero')"
+            )
+    n, _, t, v, _ = x.shape
+    x, _ = apply_mask(x, frames[:, :, None].expand(n, t, v), "drop")
+    return apply_mask(x, joints[:, None, :].expand(n, x.shape[2], v), "drop")
+
+
+def resolve_strategy(strategy: Any, encoder: nn.Module | None, slot: str) -> Any:
+    """A masking strategy object (or ``None``); names are built with ``create_masking`` for
+    the encoder's layout."""
+    if strategy is None:
+        return None
+    if isinstance(strategy, str):
+        layout = getattr(encoder, "layout", "ntu25")
+        return create_masking(strategy, layout=layout)
+    if not callable(strategy):
+        raise ConfigError(
+            f"{slot} must be a masking strategy (callable) or a masking name, got "
+            f"{type(strategy).__name__}"
+        )
+    return strategy
+
+
+def encoder_dim(encoder: nn.Module) -> int:
+    dim = getattr(encoder, "out_dim", None)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ConfigError(
+            f"encoder {type(encoder).__name__} has no integer out_dim; objectives need it"
+        )
+    return dim
+
+
+def check_mask_mode(mode: str) -> str:
+    if mode not in MASK_MODES:
+        raise ConfigError(f"mask_mode={mode!r} is not one of {', '.join(MASK_MODES)}")
+    return mode
+
+
+def check_non_negative(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}={value!r} must be a number")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name}={value!r} must be finite and >= 0")
+    return float(value)
+
+
+def check_positive(value: float, name: str) -> float:
+    if check_non_negative(value, name) <= 0:
+        raise ConfigError(f"{name}={value!r} must be > 0")
+    return float(value)
