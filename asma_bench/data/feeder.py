@@ -6,9 +6,10 @@ array), cut to its valid length, and returns ``(x, label)`` with x float32 (C, T
 1. normalise (``normalize``, see :data:`NORMALIZATIONS`);
 2. crop the valid frames and resize them to ``frames`` by linear interpolation — in eval
    mode the centred ``eval_crop_ratio`` of the valid length (all of it by default), in
-   train mode a random fraction ~ U(``crop_ratio``) at a random offset, drawn from a
-   generator seeded by (seed, epoch, sample index) so results do not depend on worker
-   count or order (call :meth:`SkeletonFeeder.set_epoch` each epoch);
+   train mode a random fraction ~ U(``crop_ratio``, default 0.5–1 as CTR-GCN's
+   ``valid_crop_resize``) at a random offset, drawn from a generator seeded by (seed,
+   epoch, sample index) so results do not depend on worker count or order (call
+   :meth:`SkeletonFeeder.set_epoch` each epoch);
 3. compute the stream (joint / bone / motion) on the resized clip.
 
 The layout, joint count and body count come from the dataset (NTU-25 with two bodies,
@@ -150,7 +151,9 @@ class SkeletonFeeder(Dataset):
         elif indices is not None:
             idx = np.asarray(indices, dtype=np.int64).reshape(-1)
             if idx.size and (idx.min() < 0 or idx.max() >= len(ds)):
-                raise ConfigError(f"indices must be in [0, {len(ds)}), got {idx.min()}..{idx.max()}")
+                raise ConfigError(
+                    f"indices must be in [0, {len(ds)}), got {idx.min()}..{idx.max()}"
+                )
         else:
             idx = np.arange(len(ds), dtype=np.int64)
         self.root = ds.root
@@ -215,7 +218,11 @@ class SkeletonFeeder(Dataset):
         if pos.size and (pos.min() < -len(self) or pos.max() >= len(self)):
             raise ConfigError(f"subset positions must be in [0, {len(self)})")
         out = copy.copy(self)
-        out.indices, out.labels, out.lengths = self.indices[pos], self.labels[pos], self.lengths[pos]
+        out.indices, out.labels, out.lengths = (
+            self.indices[pos],
+            self.labels[pos],
+            self.lengths[pos],
+        )
         return out
 
     def __getstate__(self) -> dict[str, Any]:
@@ -224,5 +231,7 @@ class SkeletonFeeder(Dataset):
         return state
 
     def __repr__(self) -> str:
-        return (f"SkeletonFeeder({self.root.name!r}, {len(self)} samples, frames={self.frames}, "
-                f"normalize={self.normalize!r}, stream={self.stream!r}, train={self.train})")
+        return (
+            f"SkeletonFeeder({self.root.name!r}, {len(self)} samples, frames={self.frames}, "
+            f"normalize={self.normalize!r}, stream={self.stream!r}, train={self.train})"
+        )

@@ -26,7 +26,9 @@ Array = TypeVar("Array", torch.Tensor, np.ndarray)
 
 def _check(x: Array) -> None:
     if x.ndim not in (4, 5):
-        raise ConfigError(f"stream input must be (N, C, T, V, M) or (C, T, V, M), got {tuple(x.shape)}")
+        raise ConfigError(
+            f"stream input must be (N, C, T, V, M) or (C, T, V, M), got {tuple(x.shape)}"
+        )
 
 
 def joint_stream(x: Array) -> Array:
@@ -40,8 +42,10 @@ def bone_stream(x: Array, layout: SkeletonLayout | str) -> Array:
     _check(x)
     layout = get_layout(layout)
     if x.shape[-2] != layout.num_joints:
-        raise ConfigError(f"bone stream: input has {x.shape[-2]} joints, layout "
-                          f"{layout.name!r} has {layout.num_joints}")  # fmt: skip
+        raise ConfigError(
+            f"bone stream: input has {x.shape[-2]} joints, layout "
+            f"{layout.name!r} has {layout.num_joints}"
+        )
     parents = [p for _, p in layout.bone_pairs]
     if isinstance(x, torch.Tensor):
         return x - x[..., torch.as_tensor(parents, device=x.device), :]

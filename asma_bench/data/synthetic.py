@@ -14,8 +14,9 @@ layout's edges, re-rooted at the spine base so the legs carry the body):
   the performer faces −45° or +45° depending on the replication, so camera 1 sees 45°
   views and cameras 2–3 frontal and side views), in Kinect camera space: metres, y up,
   x to the performer's right when facing the camera, depth z around 3 m;
-* sensor effects per camera: Gaussian noise (larger at the extremities), joints dropped to
-  zero, stretches of jittery joints and (in the ``noisy`` preset) occluded limbs.
+* sensor effects per camera: Gaussian noise (millimetres on the trunk, centimetres at the
+  hand tips), joints dropped to zero, stretches of jittery joints and (in the ``noisy``
+  preset) occluded limbs.
 
 Splits: ``xsub`` trains on a fixed subject list (NTU-120's training performers among the
 generated subject ids unless configured), ``xview`` trains on cameras 2 and 3.
@@ -119,8 +120,34 @@ def _group_index() -> np.ndarray:
 
 _BONE_GROUP = _group_index()
 _FEET = np.array([_J[n] for n in ("left_ankle", "left_foot", "right_ankle", "right_foot")])
-_EXTREMITIES = np.array([i for i, d in enumerate(NTU25.degrees) if d == 1] + [
-    _J["left_hand"], _J["right_hand"], _J["left_thumb"], _J["right_thumb"]])  # fmt: skip
+
+
+def _noise_profile() -> np.ndarray:
+    """Relative sensor noise per joint: Kinect tracks the trunk to a millimetre or two but
+    hands, feet and especially hand tips and thumbs jitter by centimetres (as in NTU)."""
+    levels = {
+        "spine": 0.1,
+        "neck": 0.1,
+        "head": 0.1,
+        "shoulder": 0.17,
+        "hip": 0.17,
+        "elbow": 0.33,
+        "knee": 0.33,
+        "wrist": 0.55,
+        "ankle": 0.55,
+        "hand": 1.0,
+        "foot": 1.0,
+        "hand_tip": 1.6,
+        "thumb": 1.6,
+    }
+    names = [
+        n.split("_", 1)[1] if n.startswith(("left_", "right_")) else n.split("_")[0]
+        for n in NTU25.joint_names
+    ]
+    return np.array([levels[n] for n in names], dtype=np.float32)
+
+
+_NOISE = _noise_profile()
 _LIMBS = tuple(
     np.array([_J[f"{side}_{part}"] for part in parts])
     for side in ("left", "right")
@@ -191,6 +218,9 @@ def _bumps(s: np.ndarray, n: np.ndarray | float, power: float = 2.0) -> np.ndarr
 
 
 # ----------------------------------------------------------------------------- motion
+Track = np.ndarray | float  # an angle (degrees) per performance and frame, broadcastable
+
+
 class _Motion:
     """Joint-angle and root tracks of a batch of performances of one class.
 
@@ -199,10 +229,18 @@ class _Motion:
     right; left-handed performers are mirrored afterwards.
     """
 
-    def __init__(self, rng: np.random.Generator, s: np.ndarray, amp: np.ndarray, bodies: int):
-        self.rng, self.s = rng, s
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        s: np.ndarray,
+        amp: np.ndarray,
+        bodies: int,
+        distance: np.ndarray,
+    ):
+        self.rng, self.s = rng, s  # s: action phase (B, T) in [0, 1]
         self.n, self.t = s.shape
-        self.amp = amp[:, None]
+        self.amp = amp[:, None]  # style: amplitude factor per performance
+        self.distance = distance[:, None]  # two-person classes: initial gap, metres
         self.angles = np.zeros((bodies, self.n, self.t, _V, 3))
         self.shift = np.zeros((bodies, self.n, self.t, 3))  # root translation, own frame
         self.yaw = np.zeros((bodies, self.n, self.t))  # whole-body turn, degrees
@@ -215,11 +253,20 @@ class _Motion:
     def count(self, lo: int, hi: int) -> np.ndarray:
         return self.rng.integers(lo, hi + 1, (self.n, 1)).astype(float)
 
-    def add(self, joint: str, axis: int, value: np.ndarray, body: int = 0) -> None:
+    def add(self, joint: str, axis: int, value: Track, body: int = 0) -> None:
         self.angles[body, :, :, _J[joint], axis] += value
 
-    def arm(self, side: str, body: int = 0, *, raise_fwd=0.0, raise_side=0.0, swing=0.0,
-            elbow=0.0, elbow_side=0.0) -> None:  # fmt: skip
+    def arm(
+        self,
+        side: str,
+        body: int = 0,
+        *,
+        raise_fwd: Track = 0.0,
+        raise_side: Track = 0.0,
+        swing: Track = 0.0,
+        elbow: Track = 0.0,
+        elbow_side: Track = 0.0,
+    ) -> None:
         """Arm angles in degrees: forward flexion, abduction (outwards), horizontal swing
         (outwards), elbow flexion and sideways elbow bend (outwards), mirrored per side."""
         out = 1.0 if side == "left" else -1.0
@@ -229,13 +276,15 @@ class _Motion:
         self.add(f"{side}_wrist", _X, -elbow, body)
         self.add(f"{side}_wrist", _Z, out * elbow_side, body)
 
-    def leg(self, side: str, body: int = 0, *, hip=0.0, knee=0.0, ankle=0.0) -> None:
+    def leg(
+        self, side: str, body: int = 0, *, hip: Track = 0.0, knee: Track = 0.0, ankle: Track = 0.0
+    ) -> None:
         """Hip flexion (thigh forward), knee flexion (shank back), ankle (toes down)."""
         self.add(f"{side}_knee", _X, -hip, body)
         self.add(f"{side}_ankle", _X, knee, body)
         self.add(f"{side}_foot", _X, ankle, body)
 
-    def spine(self, bend, body: int = 0, *, twist=0.0) -> None:  # noqa: ANN001
+    def spine(self, bend: Track, body: int = 0, *, twist: Track = 0.0) -> None:
         """Forward bend (lower spine 70 %, upper 30 %) and a twist that brings the right
         shoulder forward."""
         self.add("spine_mid", _X, 0.7 * bend, body)
@@ -247,8 +296,12 @@ def _wave(side: str) -> Callable[[_Motion], None]:
     def animate(m: _Motion) -> None:
         e, cycles = _ramp(m.s), m.u(2.0, 6.0)
         osc = np.sin(2 * np.pi * cycles * m.s + m.u(0, np.pi))
-        m.arm(side, raise_side=m.u(50, 110) * e, raise_fwd=m.u(0, 45) * e,
-              elbow_side=(m.u(60, 110) + m.u(15, 40) * m.amp * osc) * e)  # fmt: skip
+        m.arm(
+            side,
+            raise_side=m.u(50, 110) * e,
+            raise_fwd=m.u(0, 45) * e,
+            elbow_side=(m.u(60, 110) + m.u(15, 40) * m.amp * osc) * e,
+        )
         m.add(f"{side}_hand", _Z, (1.0 if side == "left" else -1.0) * 12 * osc * e)
 
     return animate
@@ -256,8 +309,12 @@ def _wave(side: str) -> Callable[[_Motion], None]:
 
 def _hand_raise(m: _Motion) -> None:
     e = _ramp(m.s, m.u(0.15, 0.35))
-    m.arm("right", raise_side=m.u(40, 110) * m.amp * e, raise_fwd=m.u(10, 60) * e,
-          elbow_side=m.u(20, 90) * e)  # fmt: skip
+    m.arm(
+        "right",
+        raise_side=m.u(40, 110) * m.amp * e,
+        raise_fwd=m.u(10, 60) * e,
+        elbow_side=m.u(20, 90) * e,
+    )
     m.add("head", _X, -m.u(0, 10) * e)
 
 
@@ -266,8 +323,12 @@ def _clap(m: _Motion) -> None:
     opening = 0.5 * (1 - np.cos(2 * np.pi * cycles * m.s))  # 0 = palms together
     inward, gap = m.u(14, 20), m.u(18, 30) * m.amp
     for side in ("left", "right"):
-        m.arm(side, raise_fwd=m.u(30, 90) * e, swing=(gap * opening - inward) * e,
-              elbow=m.u(25, 45) * e)  # fmt: skip
+        m.arm(
+            side,
+            raise_fwd=m.u(30, 90) * e,
+            swing=(gap * opening - inward) * e,
+            elbow=m.u(25, 45) * e,
+        )
 
 
 def _punch(m: _Motion) -> None:
@@ -275,15 +336,18 @@ def _punch(m: _Motion) -> None:
     hit = _bumps(m.s, n, 6.0)
     for side in ("left", "right"):
         m.arm(side, raise_fwd=m.u(30, 45) * e, elbow=m.u(100, 125) * e, swing=-10 * e)
-    m.arm("right", raise_fwd=m.u(30, 65) * m.amp * hit, elbow=-m.u(80, 120) * hit,
-          swing=5 * hit)  # fmt: skip
+    m.arm("right", raise_fwd=m.u(30, 65) * m.amp * hit, elbow=-m.u(80, 120) * hit, swing=5 * hit)
     m.spine(5 * e, twist=m.u(10, 20) * hit)
 
 
 def _reach(m: _Motion) -> None:
     e = _ramp(m.s, 0.35)
-    m.arm("right", raise_fwd=m.u(70, 160) * m.amp * e, raise_side=m.u(-10, 40) * e,
-          elbow=m.u(0, 20) * e)  # fmt: skip
+    m.arm(
+        "right",
+        raise_fwd=m.u(70, 160) * m.amp * e,
+        raise_side=m.u(-10, 40) * e,
+        elbow=m.u(0, 20) * e,
+    )
     m.spine(m.u(0, 12) * e, twist=m.u(0, 12) * e)
     m.add("head", _X, -m.u(5, 15) * e)  # look up at the target
 
@@ -292,8 +356,12 @@ def _kick(m: _Motion) -> None:
     n = m.count(1, 2)
     kick = _bumps(m.s, n, 4.0)
     chamber = _bumps(np.clip(m.s * 1.15 - 0.05, 0, 1), n, 2.0)  # knee cocks before the kick
-    m.leg("right", hip=m.u(30, 85) * m.amp * kick + 25 * chamber,
-          knee=m.u(60, 90) * chamber * (1 - kick), ankle=15 * kick)  # fmt: skip
+    m.leg(
+        "right",
+        hip=m.u(30, 85) * m.amp * kick + 25 * chamber,
+        knee=m.u(60, 90) * chamber * (1 - kick),
+        ankle=15 * kick,
+    )
     for side in ("left", "right"):
         m.arm(side, raise_side=m.u(10, 25) * _ramp(m.s))
     m.spine(-m.u(5, 12) * kick)
@@ -361,8 +429,13 @@ def _handshake(m: _Motion) -> None:
     e = _ramp(m.s, 0.25)
     pump = np.sin(2 * np.pi * m.u(2, 4) * m.s) * e
     for body in (0, 1):
-        m.arm("right", body, raise_fwd=m.u(38, 52) * e, swing=-m.u(12, 20) * e,
-              elbow=m.u(25, 40) * e + 10 * pump)  # fmt: skip
+        m.arm(
+            "right",
+            body,
+            raise_fwd=m.u(38, 52) * e,
+            swing=-m.u(12, 20) * e,
+            elbow=m.u(25, 40) * e + 10 * pump,
+        )
         m.spine(m.u(0, 8) * e, body)
         m.shift[body, :, :, 2] += m.u(0.0, 0.08) * e
 
@@ -372,8 +445,13 @@ def _push(m: _Motion) -> None:
     reach = _smoothstep((m.s - at + 0.3) / 0.3) * (1 - _smoothstep((m.s - at - 0.15) / 0.25))
     thrust = _smoothstep((m.s - at + 0.08) / 0.08)
     for side in ("left", "right"):
-        m.arm(side, 0, raise_fwd=m.u(65, 85) * reach, swing=-10 * reach,
-              elbow=m.u(60, 90) * reach * (1 - thrust))  # fmt: skip
+        m.arm(
+            side,
+            0,
+            raise_fwd=m.u(65, 85) * reach,
+            swing=-10 * reach,
+            elbow=m.u(60, 90) * reach * (1 - thrust),
+        )
     m.spine(10 * reach * thrust)
     m.shift[0, :, :, 2] += 0.12 * thrust
     back = _smoothstep((m.s - at) / m.u(0.15, 0.3))
@@ -385,18 +463,23 @@ def _push(m: _Motion) -> None:
         m.leg(side, 1, hip=10 * recoil, knee=15 * recoil)
 
 
-def _hug(m: _Motion, distance: np.ndarray) -> None:
+def _hug(m: _Motion) -> None:
     walk = _smoothstep(m.s / 0.6)
     steps = m.count(3, 4)
     gait = np.sin(np.pi * steps * np.clip(m.s / 0.6, 0, 1))
     wrap = _smoothstep((m.s - 0.45) / 0.3)
     for body in (0, 1):
-        m.shift[body, :, :, 2] += (distance[:, None] - 0.35) / 2 * walk
+        m.shift[body, :, :, 2] += (m.distance - 0.35) / 2 * walk  # meet chest to chest
         m.leg("left", body, hip=25 * np.clip(gait, 0, None), knee=35 * np.clip(gait, 0, None))
         m.leg("right", body, hip=25 * np.clip(-gait, 0, None), knee=35 * np.clip(-gait, 0, None))
         for side in ("left", "right"):
-            m.arm(side, body, raise_fwd=m.u(65, 85) * wrap + 12 * gait * (1 - wrap),
-                  raise_side=m.u(15, 30) * wrap, elbow_side=-m.u(50, 80) * wrap)  # fmt: skip
+            m.arm(
+                side,
+                body,
+                raise_fwd=m.u(65, 85) * wrap + 12 * gait * (1 - wrap),
+                raise_side=m.u(15, 30) * wrap,
+                elbow_side=-m.u(50, 80) * wrap,
+            )
 
 
 def _idle(m: _Motion, b: int, sec: np.ndarray, whole: np.ndarray, fidget: float) -> None:
@@ -419,8 +502,7 @@ def _idle(m: _Motion, b: int, sec: np.ndarray, whole: np.ndarray, fidget: float)
     gesture, use_left = window(), m.rng.random((m.n, 1)) < 0.5
     for side, sel in (("left", use_left), ("right", ~use_left)):
         g = gesture * sel
-        m.arm(side, b, raise_fwd=m.u(-15, 70) * g, raise_side=m.u(0, 45) * g,
-              elbow=m.u(0, 110) * g)  # fmt: skip
+        m.arm(side, b, raise_fwd=m.u(-15, 70) * g, raise_side=m.u(0, 45) * g, elbow=m.u(0, 110) * g)
     nod = window()
     m.add("neck", _X, m.u(-20, 20) * nod, b)
     m.add("head", _X, m.u(-20, 20) * nod, b)
@@ -432,7 +514,7 @@ def _idle(m: _Motion, b: int, sec: np.ndarray, whole: np.ndarray, fidget: float)
 
 @dataclass(frozen=True)
 class _Action:
-    animate: Callable[..., None]
+    animate: Callable[[_Motion], None]
     seconds: tuple[float, float]  # duration of the action itself at speed 1
     persons: int = 1
     sided: bool = False  # the side is part of the label: never mirrored
@@ -493,9 +575,9 @@ class SynthConfig(BaseModel):
     speed: tuple[float, float] = (0.75, 1.35)
     amplitude: tuple[float, float] = (0.75, 1.25)
     left_handed_prob: float = Field(0.15, ge=0, le=1)
-    posture_deg: float = Field(6.0, ge=0, le=45, description="spread of subjects' postures")
-    fidget: float = Field(1.0, ge=0, le=5, description="scale of motion unrelated to the class")
-    noise_std_m: float = Field(0.01, ge=0, le=1)
+    posture_deg: float = Field(8.0, ge=0, le=45, description="spread of subjects' postures")
+    fidget: float = Field(1.3, ge=0, le=5, description="scale of motion unrelated to the class")
+    noise_std_m: float = Field(0.012, ge=0, le=1, description="noise std of a hand joint")
     jitter_prob: float = Field(0.2, ge=0, le=1)
     jitter_std_m: float = Field(0.03, ge=0, le=1)
     drop_prob: float = Field(0.001, ge=0, le=0.5)
@@ -517,8 +599,16 @@ class SynthConfig(BaseModel):
             raise ValueError(f"classes: unknown {unknown}; available: {', '.join(ACTIONS)}")
         if len(set(self.classes)) != len(self.classes):
             raise ValueError("classes: duplicate names")
-        for field in ("camera_distance_m", "camera_height_m", "frames", "idle_frames",
-                      "height_scale", "speed", "amplitude", "occlusion_frames"):  # fmt: skip
+        for field in (
+            "camera_distance_m",
+            "camera_height_m",
+            "frames",
+            "idle_frames",
+            "height_scale",
+            "speed",
+            "amplitude",
+            "occlusion_frames",
+        ):
             lo, hi = getattr(self, field)
             if not 0 <= lo <= hi:
                 raise ValueError(f"{field}: need 0 <= low <= high, got ({lo}, {hi})")
@@ -528,8 +618,10 @@ class SynthConfig(BaseModel):
         if self.frames[0] < 2 * self.idle_frames[1] + 8:
             raise ValueError("frames: the shortest sequence must exceed 2 × idle_frames[1] + 8")
         if self.replications > len(self.facing_yaws_deg):
-            raise ValueError(f"replications: at most {len(self.facing_yaws_deg)} "
-                             "(one facing_yaws_deg entry per replication)")  # fmt: skip
+            raise ValueError(
+                f"replications: at most {len(self.facing_yaws_deg)} "
+                "(one facing_yaws_deg entry per replication)"
+            )
         train = set(self.train_subjects())
         if not train or train >= set(self.subject_ids()):
             raise ValueError("xsub_train_subjects: the xsub split needs subjects on both sides")
@@ -562,21 +654,38 @@ def _one_line(exc: ValidationError) -> str:
 
 
 SYNTH_PRESETS: dict[str, SynthConfig] = {
-    # ~2,700 samples, 14 classes, 32 subjects; a few seconds on two CPU cores
+    # 2,880 samples (15 classes × 32 subjects × 2 replications × 3 cameras), 40–100 frames;
+    # builds in a few seconds on two CPU cores
     "default": SynthConfig(name="default"),
     # transfer target: other subjects, unseen camera yaw/pitch, more noise and occlusion
     "noisy": SynthConfig(
-        name="noisy", subjects=20, subject_offset=40,
-        camera_azimuths_deg=(10.0, -60.0, 75.0), camera_pitch_deg=(20.0, 14.0, 28.0),
-        facing_yaws_deg=(-20.0, 20.0), view_jitter_deg=12.0, camera_height_m=(0.6, 1.6),
-        height_scale=(0.82, 1.18), proportion_spread=0.07, speed=(0.7, 1.4),
-        amplitude=(0.7, 1.3), left_handed_prob=0.3, noise_std_m=0.02, jitter_prob=0.6,
-        jitter_std_m=0.06, drop_prob=0.01, occlusion_prob=0.6, seed=1,
+        name="noisy",
+        subjects=20,
+        subject_offset=40,
+        camera_azimuths_deg=(10.0, -60.0, 75.0),
+        camera_pitch_deg=(20.0, 14.0, 28.0),
+        facing_yaws_deg=(-20.0, 20.0),
+        view_jitter_deg=20.0,
+        camera_height_m=(0.6, 1.6),
+        height_scale=(0.82, 1.18),
+        proportion_spread=0.07,
+        speed=(0.7, 1.4),
+        amplitude=(0.7, 1.3),
+        left_handed_prob=0.3,
+        posture_deg=11.0,
+        fidget=1.6,
+        noise_std_m=0.03,
+        jitter_prob=0.6,
+        jitter_std_m=0.06,
+        drop_prob=0.01,
+        occlusion_prob=0.6,
+        seed=1,
     ),
-    # for tests: 126 short samples
-    "tiny": SynthConfig(name="tiny", subjects=3, replications=1, frames=(24, 40),
-                        idle_frames=(2, 5)),
-}  # fmt: skip
+    # for tests: 135 short samples (15 fps keeps them short), built in a fraction of a second
+    "tiny": SynthConfig(
+        name="tiny", subjects=3, replications=1, frames=(20, 48), idle_frames=(2, 5), fps=15.0
+    ),
+}
 
 
 def resolve_config(config: SynthConfig | str) -> SynthConfig:
@@ -631,8 +740,9 @@ def _draw_postures(rng: np.random.Generator, s: int, spread: float) -> np.ndarra
 
 def _performances(cfg: SynthConfig) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(label, subject positions, replications) chunks, class by class."""
-    subj, rep = np.meshgrid(np.arange(cfg.subjects), np.arange(1, cfg.replications + 1),
-                            indexing="ij")  # fmt: skip
+    subj, rep = np.meshgrid(
+        np.arange(cfg.subjects), np.arange(1, cfg.replications + 1), indexing="ij"
+    )
     subj, rep = subj.ravel(), rep.ravel()
     for label in range(len(cfg.classes)):
         for start in range(0, len(subj), _CHUNK):
@@ -651,8 +761,14 @@ def _timing(rng: np.random.Generator, cfg: SynthConfig, action: _Action, speed: 
     return pre, act, pre + act + post
 
 
-def _animate(rng: np.random.Generator, cfg: SynthConfig, action: _Action, subjects: _Subjects,
-             subj: np.ndarray, rep: np.ndarray):  # fmt: skip
+def _animate(
+    rng: np.random.Generator,
+    cfg: SynthConfig,
+    action: _Action,
+    subjects: _Subjects,
+    subj: np.ndarray,
+    rep: np.ndarray,
+):
     """World-space joints (B, T, M=2, V, 3) and lengths (B,) of a chunk of performances."""
     n = len(subj)
     speed = subjects.speed[subj] * rng.uniform(0.9, 1.1, n)
@@ -660,12 +776,11 @@ def _animate(rng: np.random.Generator, cfg: SynthConfig, action: _Action, subjec
     pre, act, length = _timing(rng, cfg, action, speed)
     t = np.arange(length.max())[None, :].astype(float)
     s = np.clip((t - pre[:, None]) / act[:, None], 0.0, 1.0)
-    m = _Motion(rng, s, amp, action.persons)
+    # uneven pace within the action (monotonic warp of the phase, ends fixed)
+    s = s + rng.uniform(-0.7, 0.7, (n, 1)) * np.sin(2 * np.pi * s) / (2 * np.pi)
     distance = rng.uniform(*action.distance, n)
-    if action.animate is _hug:
-        action.animate(m, distance)
-    else:
-        action.animate(m)
+    m = _Motion(rng, s, amp, action.persons, distance)
+    action.animate(m)
     count = len(subjects.ids)
     # the partner in two-person classes is another subject
     who = [subj, (subj + rng.integers(1, count, n)) % count][: action.persons]
@@ -689,7 +804,9 @@ def _animate(rng: np.random.Generator, cfg: SynthConfig, action: _Action, subjec
             if b == 0:
                 pos[..., 2] -= half
             else:
-                pos = pos * np.array([-1.0, 1.0, -1.0]) + np.array([0.0, 0.0, 1.0]) * half[..., None]
+                pos = (
+                    pos * np.array([-1.0, 1.0, -1.0]) + np.array([0.0, 0.0, 1.0]) * half[..., None]
+                )
         bodies[:, :, b] = pos
     # the scene faces the replication's direction; pairs stand side-on to it, as in NTU
     facing = np.asarray(cfg.facing_yaws_deg)[rep - 1] + rng.uniform(-1, 1, n) * cfg.view_jitter_deg
@@ -721,26 +838,27 @@ def _film(rng: np.random.Generator, cfg: SynthConfig, world: np.ndarray, camera:
     return _apply(rot, world - cam_pos[:, None, None, None])
 
 
-def _sensor(rng: np.random.Generator, cfg: SynthConfig, x: np.ndarray, length: np.ndarray,
-            persons: int) -> np.ndarray:  # fmt: skip
+def _sensor(
+    rng: np.random.Generator, cfg: SynthConfig, x: np.ndarray, length: np.ndarray, persons: int
+) -> np.ndarray:
     """Noise, jittery stretches, dropped joints and occlusions, as float32 (B, T, 2, V, 3);
     bodies not in the scene are zero."""
     n, t = x.shape[:2]
-    scale = np.ones((_V, 1), dtype=np.float32)
-    scale[_EXTREMITIES] = 1.8  # Kinect tracks hands and feet worst
     seen = x[:, :, :persons].astype(np.float32)
-    seen += rng.standard_normal(seen.shape, dtype=np.float32) * (cfg.noise_std_m * scale)
+    seen += rng.standard_normal(seen.shape, dtype=np.float32) * (cfg.noise_std_m * _NOISE[:, None])
     frames = np.arange(t)[None, :]
     keep = rng.random(seen.shape[:-1], dtype=np.float32) >= cfg.drop_prob  # (B, T, M, V)
-    for flag, sizes, amount in ((cfg.jitter_prob, (5, 20), cfg.jitter_std_m),
-                                (cfg.occlusion_prob, cfg.occlusion_frames, None)):  # fmt: skip
+    for flag, sizes, amount in (
+        (cfg.jitter_prob, (5, 20), cfg.jitter_std_m),
+        (cfg.occlusion_prob, cfg.occlusion_frames, None),
+    ):
         hit = rng.random(n) < flag
         width = rng.integers(sizes[0], sizes[1] + 1, n)
         start = (rng.random(n) * np.maximum(length - width, 1)).astype(np.int64)
         stretch = hit[:, None] & (frames >= start[:, None]) & (frames < (start + width)[:, None])
         body = rng.integers(0, persons, n)
         if amount is not None:  # one joint of one body shakes for a while
-            joint = rng.integers(0, _V, n)
+            joint = rng.choice(_V, n, p=_NOISE / _NOISE.sum())  # mostly extremities
             bump = rng.normal(0.0, amount, (n, t, 3)) * stretch[..., None]
             seen[np.arange(n), :, body, joint] += bump.astype(np.float32)
         else:  # a limb disappears for a while
@@ -784,11 +902,21 @@ def generate(
     if progress:
         from tqdm import tqdm
 
-        chunks = tqdm(chunks, desc=f"synthetic:{cfg.name}", unit="chunk",
-                      total=len(cfg.classes) * -(-cfg.subjects * cfg.replications // _CHUNK))  # fmt: skip
-    with DatasetWriter(out, layout=NTU25, source=f"synthetic:{cfg.name}",
-                       class_names=cfg.classes, bodies=2, overwrite=overwrite,
-                       extra_info=extra) as writer:  # fmt: skip
+        chunks = tqdm(
+            chunks,
+            desc=f"synthetic:{cfg.name}",
+            unit="chunk",
+            total=len(cfg.classes) * -(-cfg.subjects * cfg.replications // _CHUNK),
+        )
+    with DatasetWriter(
+        out,
+        layout=NTU25,
+        source=f"synthetic:{cfg.name}",
+        class_names=cfg.classes,
+        bodies=2,
+        overwrite=overwrite,
+        extra_info=extra,
+    ) as writer:
         for label, subj, rep in chunks:
             action = ACTIONS[cfg.classes[label]]
             world, length = _animate(rng, cfg, action, subjects, subj, rep)
@@ -798,11 +926,21 @@ def generate(
                     sid, r = int(subjects.ids[subj[i]]), int(rep[i])
                     meta = SampleMeta(
                         name=f"S001C{camera:03d}P{sid:03d}R{r:03d}A{label + 1:03d}",
-                        label=label, subject=sid, camera=camera, setup=1, replication=r,
-                        length=int(length[i]), bodies=action.persons,
-                    )  # fmt: skip
+                        label=label,
+                        subject=sid,
+                        camera=camera,
+                        setup=1,
+                        replication=r,
+                        length=int(length[i]),
+                        bodies=action.persons,
+                    )
                     writer.add(x[i, : length[i]].transpose(3, 0, 2, 1), meta)
         writer.set_splits(splits)
-    log.info("synthetic:%s seed %d: %d samples, %d classes", cfg.name, seed, len(writer),
-             len(cfg.classes))  # fmt: skip
+    log.info(
+        "synthetic:%s seed %d: %d samples, %d classes",
+        cfg.name,
+        seed,
+        len(writer),
+        len(cfg.classes),
+    )
     return Path(out)

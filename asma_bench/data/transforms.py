@@ -64,8 +64,13 @@ def _gather_frames(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 2, idx)
 
 
-def _resample(x: torch.Tensor, start: torch.Tensor, length: torch.Tensor, frames: int,
-              align_corners: bool = True) -> torch.Tensor:  # fmt: skip
+def _resample(
+    x: torch.Tensor,
+    start: torch.Tensor,
+    length: torch.Tensor,
+    frames: int,
+    align_corners: bool = True,
+) -> torch.Tensor:
     """Linear interpolation of each sample's window [start, start + length) to ``frames``.
 
     ``align_corners=True`` maps the window's first and last frames onto the output's first
@@ -92,8 +97,14 @@ def _resample(x: torch.Tensor, start: torch.Tensor, length: torch.Tensor, frames
 
 
 # ----------------------------------------------------------------------------- temporal
-def resize_frames(x: torch.Tensor, lengths: Lengths, frames: int, *,
-                  starts: Lengths = None, align_corners: bool = True) -> torch.Tensor:  # fmt: skip
+def resize_frames(
+    x: torch.Tensor,
+    lengths: Lengths,
+    frames: int,
+    *,
+    starts: Lengths = None,
+    align_corners: bool = True,
+) -> torch.Tensor:
     """Deterministically resize each sample's valid frames [start, start + length) to
     ``frames`` by linear interpolation (the SSL lineage's 50-frame inputs).
 
@@ -183,8 +194,9 @@ def _apply_matrices(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nck,nktvm->nctvm", rot.to(x.dtype), x)
 
 
-def shear(x: torch.Tensor, amplitude: float = 0.5, *,
-          generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+def shear(
+    x: torch.Tensor, amplitude: float = 0.5, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Random shear x' = R x with R = I plus off-diagonal entries ~ U(−a, a), per sample
     (lineage ``shear``, a = 0.5; amplitude 0 is the identity)."""
     _check(x, "shear", channels=True)
@@ -207,8 +219,13 @@ def rotation_matrices(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     return rot.reshape(-1, 3, 3)
 
 
-def rotate(x: torch.Tensor, max_degrees: float = 30.0, *, symmetric: bool = True,
-           generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+def rotate(
+    x: torch.Tensor,
+    max_degrees: float = 30.0,
+    *,
+    symmetric: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Rotate each sample about one random coordinate axis by a random angle.
 
     The lineage (AimCLR ``random_rotate``) draws the main-axis angle in [0, 30°] and adds
@@ -226,8 +243,13 @@ def rotate(x: torch.Tensor, max_degrees: float = 30.0, *, symmetric: bool = True
     return _apply_matrices(x, rotation_matrices(axis, frac * math.radians(max_degrees)))
 
 
-def flip(x: torch.Tensor, layout: SkeletonLayout | str, p: float = 0.5, *,
-         generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+def flip(
+    x: torch.Tensor,
+    layout: SkeletonLayout | str,
+    p: float = 0.5,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Left–right flip with probability ``p`` per sample: swap left/right joints with the
     layout's flip permutation and negate x. Flipping twice is the identity."""
     _check(x, "flip")
@@ -235,8 +257,9 @@ def flip(x: torch.Tensor, layout: SkeletonLayout | str, p: float = 0.5, *,
     if not 0 <= p <= 1:
         raise ConfigError(f"flip p must be in [0, 1], got {p}")
     if x.shape[3] != layout.num_joints:
-        raise ConfigError(f"flip: input has {x.shape[3]} joints, layout {layout.name!r} has "
-                          f"{layout.num_joints}")  # fmt: skip
+        raise ConfigError(
+            f"flip: input has {x.shape[3]} joints, layout {layout.name!r} has {layout.num_joints}"
+        )
     perm = torch.as_tensor(layout.flip_permutation, device=x.device)
     sign = torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
     sign[0] = -1
@@ -245,8 +268,13 @@ def flip(x: torch.Tensor, layout: SkeletonLayout | str, p: float = 0.5, *,
     return torch.where(hit[:, None, None, None, None], flipped, x)
 
 
-def gaussian_noise(x: torch.Tensor, std: float = 0.01, *, skip_zeros: bool = True,
-                   generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+def gaussian_noise(
+    x: torch.Tensor,
+    std: float = 0.01,
+    *,
+    skip_zeros: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Add N(0, std²) noise to every coordinate. With ``skip_zeros`` joints that are exactly
     zero (absent bodies, padding, dropped joints) stay zero."""
     _check(x, "gaussian_noise")
@@ -293,8 +321,9 @@ class Augment(nn.Module):
             raise ConfigError(f"augment padding_ratio must be >= 1, got {padding_ratio}")
         lo, hi = crop_ratio
         if not 0 < lo <= hi <= 1:
-            raise ConfigError(f"augment crop_ratio must satisfy 0 < low <= high <= 1, got "
-                              f"{crop_ratio}")  # fmt: skip
+            raise ConfigError(
+                f"augment crop_ratio must satisfy 0 < low <= high <= 1, got {crop_ratio}"
+            )
         for name, value in (("shear", shear), ("rotate", rotate), ("noise", noise)):
             if value < 0:
                 raise ConfigError(f"augment {name} must be >= 0, got {value}")
@@ -309,18 +338,26 @@ class Augment(nn.Module):
         allowed = {"crop", "padding_ratio", "crop_ratio", "shear", "rotate", "flip", "noise"}
         unknown = sorted(set(config) - allowed)
         if unknown:
-            raise ConfigError(f"augment: unknown option {unknown[0]!r}; "
-                              f"available: {', '.join(sorted(allowed))}")  # fmt: skip
+            raise ConfigError(
+                f"augment: unknown option {unknown[0]!r}; available: {', '.join(sorted(allowed))}"
+            )
         kwargs = dict(config)
         if "crop_ratio" in kwargs:
             kwargs["crop_ratio"] = tuple(kwargs["crop_ratio"])
         return cls(layout, **kwargs)
 
-    def forward(self, x: torch.Tensor, lengths: Lengths = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self, x: torch.Tensor, lengths: Lengths = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         if self.crop != "none":
-            x = temporal_crop_resize(x, lengths, mode=self.crop, padding_ratio=self.padding_ratio,
-                                     crop_ratio=self.crop_ratio, generator=generator)  # fmt: skip
+            x = temporal_crop_resize(
+                x,
+                lengths,
+                mode=self.crop,
+                padding_ratio=self.padding_ratio,
+                crop_ratio=self.crop_ratio,
+                generator=generator,
+            )
         if self.shear > 0:
             x = shear(x, self.shear, generator=generator)
         if self.rotate > 0:
@@ -332,6 +369,8 @@ class Augment(nn.Module):
         return x
 
     def extra_repr(self) -> str:
-        return (f"crop={self.crop!r}, padding_ratio={self.padding_ratio}, "
-                f"crop_ratio={self.crop_ratio}, shear={self.shear}, rotate={self.rotate}, "
-                f"flip={self.flip}, noise={self.noise}")  # fmt: skip
+        return (
+            f"crop={self.crop!r}, padding_ratio={self.padding_ratio}, "
+            f"crop_ratio={self.crop_ratio}, shear={self.shear}, rotate={self.rotate}, "
+            f"flip={self.flip}, noise={self.noise}"
+        )

@@ -142,7 +142,7 @@ def _load(ds: SkeletonDataset, idx: np.ndarray, cfg: DataConfig) -> TensorSet:
 
     feeder = SkeletonFeeder(ds, indices=idx, frames=cfg.frames, stream=cfg.stream,
                             normalize=cfg.normalize, train=False)
-    c, _, _, v, m = ds.data.shape
+    _, c, _, v, m = ds.data.shape
     x = torch.empty((len(idx), c, cfg.frames, v, m), dtype=torch.float32)
     if cfg.workers > 0 and len(idx) > 256:
         loader = torch.utils.data.DataLoader(feeder, batch_size=256, num_workers=cfg.workers)
