@@ -35,6 +35,13 @@ class SkeletonLayout:
         if not 0 <= self.center < v:
             raise ConfigError(f"layout {self.name!r}: centre joint {self.center} out of range")
 
+    def __reduce__(self) -> tuple:
+        # pickle registered layouts by name (cheap, keeps identity); others without caches
+        if LAYOUTS.get(self.name) is self:
+            return (get_layout, (self.name,))
+        return (SkeletonLayout, (self.name, self.joint_names, self.edges, self.center,
+                                 self.flip_pairs))
+
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)

@@ -50,3 +50,14 @@ def test_unknown_layout_and_bad_pairs():
         get_layout("coco")
     with pytest.raises(ConfigError, match="bad joint pair"):
         SkeletonLayout("bad", ("a", "b"), ((0, 5),), 0)
+
+
+def test_layouts_pickle_by_name_without_caches():
+    import pickle
+
+    NTU25.hop_distance  # fill a cache
+    assert pickle.loads(pickle.dumps(NTU25)) is NTU25
+    custom = SkeletonLayout("pair", ("a", "b"), ((1, 0),), 0)
+    custom.adjacency
+    clone = pickle.loads(pickle.dumps(custom))
+    assert clone == custom and "adjacency" not in clone.__dict__
