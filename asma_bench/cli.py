@@ -46,10 +46,17 @@ def _root(
     ] = None,
 ) -> None:
     _state["debug"] = debug
+    for noisy in ("mlflow", "alembic", "optuna"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+
+
+def _interactive() -> bool:
+    """Progress bars only on a terminal (logs and CI output stay clean)."""
+    return sys.stderr.isatty()
 
 
 def _print_table(title: str, df) -> None:  # noqa: ANN001 - pandas DataFrame
@@ -69,7 +76,7 @@ def data_synth(
     from asma_bench.data.store import SkeletonDataset
     from asma_bench.data.synthetic import generate
 
-    path = generate(out, preset, seed=seed, overwrite=overwrite, progress=True)
+    path = generate(out, preset, seed=seed, overwrite=overwrite, progress=_interactive())
     ds = SkeletonDataset(path)
     typer.echo(f"wrote {len(ds)} samples, {ds.num_classes} classes, splits "
                f"{', '.join(ds.split_names)} to {path}")
@@ -102,7 +109,7 @@ def data_convert(
 
     options = {"whole_file": True} if whole_file else {}
     path = convert(source, out, fmt, labels=labels, missing=missing, split_file=split_file,
-                   overwrite=overwrite, progress=True, **options)
+                   overwrite=overwrite, progress=_interactive(), **options)
     # a folder of several benchmarks (ssl-npy xsub/ + xview/) becomes one dataset each
     folders = [path] if (path / INFO_FILE).is_file() else sorted(
         p.parent for p in path.glob(f"*/{INFO_FILE}"))
@@ -167,7 +174,10 @@ def run(
         Optional[list[str]],  # noqa: UP007
         typer.Option("--set", help="Config override key.sub=value (repeatable)."),
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Annotated[
+        Optional[bool],  # noqa: UP007
+        typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal)."),
+    ] = None,
 ) -> None:
     """Run every (cell, seed) of a grid that is not finished yet, logging to MLflow."""
     from asma_bench.harness.grids import load_grid
@@ -184,7 +194,7 @@ def run(
             raise ConfigError(f"--device {device}: CUDA is not available on this machine")
     opts = RunOptions(profile=profile, seeds=_seeds(seeds, seed_list), out=out, data=data,
                       device=device, tracking_uri=tracking_uri, overrides=list(set_ or []),
-                      progress=progress)
+                      progress=_interactive() if progress is None else progress)
     outcome = run_grid(spec, opts)
     typer.echo(f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
                f"finished, {len(outcome.failed)} failed ({outcome.seconds:.0f} s)")
@@ -267,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
+        from asma_bench import commands
+
+        commands.load_all()
         app(args=args, prog_name="asma-bench", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code

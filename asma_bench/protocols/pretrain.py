@@ -173,16 +173,16 @@ def pretrain(
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
             metrics = {"pretrain_loss": total / max(count, 1), "lr": sched.get_last_lr()[0]}
-            if on_epoch:
-                on_epoch(epoch, metrics)
-            if progress:
-                progress(epoch + 1, p.epochs)
             save_checkpoint(
                 {"objective": objective.state_dict(), "optimizer": opt.state_dict(),
                  "scheduler": sched.state_dict(), "generator": gen.get_state(),
                  "epoch": epoch + 1, "metrics": metrics},
                 partial,
             )  # fmt: skip
+            if on_epoch:
+                on_epoch(epoch, metrics)
+            if progress:
+                progress(epoch + 1, p.epochs)
     state = {
         "encoders": {name: enc.state_dict() for name, enc in encoders.items()},
         "metrics": metrics,

@@ -1,0 +1,88 @@
+"""The grid runner: units into MLflow, exactly one finished run per unit, reruns skip."""
+
+import textwrap
+
+import pytest
+
+from asma_bench.errors import ConfigError
+from asma_bench.harness.grids import list_grids, load_grid
+from asma_bench.harness.runner import RunOptions, grid_results, plan_units, run_grid, summary_table
+from asma_bench.harness.tracking import TAG_UNIT, Tracker
+
+
+@pytest.mark.parametrize("name", list_grids())
+def test_every_builtin_grid_resolves(name):
+    grid = load_grid(name)
+    units = plan_units(grid, RunOptions(profile="smoke", seeds=[0, 1]))
+    assert len(units) == 2 * len(grid.all_cells())
+    assert len({u.id for u in units}) == len(units), "two units share a config"
+    if "random_init" in grid.references:
+        ref = [u for u in units if u.cell.name == "random_init"]
+        assert all(u.config.pretrain.epochs == 0 for u in ref)
+
+
+def test_yaml_grid_and_bad_grids(tmp_path):
+    good = tmp_path / "mine.yaml"
+    good.write_text(textwrap.dedent("""
+        name: mine
+        protocol: linear
+        cells:
+          - {name: a, overrides: {pretrain: {pairing: hdsm_lmtm}}}
+    """))
+    assert [c.name for c in load_grid(good).all_cells()] == ["a", "random_init"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncells: [{name: '../../etc', overrides: {}}]\n")
+    with pytest.raises(ConfigError, match="bad.yaml: grid field 'cells.0.name'"):
+        load_grid(bad)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\ncells: [\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml:\d+"):
+        load_grid(broken)
+    with pytest.raises(ConfigError, match="unknown grid 'nope'; available: backbones"):
+        load_grid("nope")
+
+
+def test_bad_override_fails_before_any_training(tmp_path):
+    grid = load_grid("masking_pairs")
+    with pytest.raises(ConfigError, match="pretrain.epoch"):
+        run_grid(grid, RunOptions(profile="smoke", seeds=[0], out=tmp_path,
+                                  overrides=["pretrain.epoch=3"], progress=False))
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_rerun_trains_nothing_and_store_has_one_finished_run_per_unit(tmp_path):
+    grid = load_grid("masking_pairs").model_copy(deep=True)
+    grid.cells = grid.cells[:2]
+    grid.baseline = None
+    opts = RunOptions(profile="smoke", seeds=[0, 1], out=tmp_path, progress=False)
+    first = run_grid(grid, opts)
+    n_units = 2 * len(grid.all_cells())
+    assert len(first.ran) == n_units and not first.failed
+    second = run_grid(grid, opts)
+    assert second.ran == [] and len(second.skipped) == n_units
+    tracker = Tracker(first.tracking_uri, experiment="asma-bench")
+    runs = tracker.unit_runs(grid.name)
+    assert len(runs) == n_units
+    assert len({r.data.tags[TAG_UNIT] for r in runs}) == n_units
+    assert all(r.info.status == "FINISHED" for r in runs)
+    results = grid_results(tracker, grid.name)
+    table = summary_table(results, [c.name for c in grid.all_cells()])
+    assert table["seeds"].tolist() == [2] * len(grid.all_cells())
+    assert {"predictions.npz", "config.json", "per_class_accuracy.json"} <= {
+        a.path for a in tracker.client.list_artifacts(runs[0].info.run_id)
+    }
+
+
+def test_diverging_unit_is_recorded_as_failed_and_grid_goes_on(tmp_path):
+    grid = load_grid("masking_pairs").model_copy(deep=True)
+    grid.cells = grid.cells[:1]
+    grid.baseline = None
+    grid.references = ["random_init"]
+    opts = RunOptions(profile="smoke", seeds=[0], out=tmp_path, progress=False,
+                      overrides=["pretrain.lr=1e30"])
+    outcome = run_grid(grid, opts)
+    assert list(outcome.failed) == ["ldsm_hmtm/seed0"]
+    assert "random_init/seed0" in outcome.ran
+    tracker = Tracker(outcome.tracking_uri, experiment="asma-bench")
+    failed = [r for r in tracker.unit_runs(grid.name) if r.info.status == "FAILED"]
+    assert len(failed) == 1 and "epoch 0" in failed[0].data.tags["asma.failure"]

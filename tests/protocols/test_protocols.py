@@ -1,0 +1,109 @@
+"""Every protocol runs on the smoke profile and keeps the evaluation honest."""
+
+import numpy as np
+import pytest
+import torch
+
+from asma_bench.protocols import list_protocols, run_protocol
+from asma_bench.protocols.data import class_balanced_subset, prepare_data, stratified_split
+from asma_bench.protocols.linear import linear_probe
+from asma_bench.protocols.pretrain import pretrain
+from asma_bench.protocols.training import FrozenEncoderError, assert_frozen, freeze
+
+PROTOCOL_OVERRIDES = {
+    "linear": [],
+    "finetune": [],
+    "semi": ["finetune.label_fraction=0.1"],
+    "supervised": [],
+    "distill": ["pretrain.objective=asma"],
+    "robustness": [],
+    "streams": ["streams.names=[joint, bone]", "streams.weights=[1.0, 0.5]"],
+    "transfer": ["transfer.target={source: synthetic, preset: tiny, synth_seed: 5}"],
+}
+
+
+def test_every_protocol_is_covered():
+    assert set(list_protocols()) == set(PROTOCOL_OVERRIDES)
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOL_OVERRIDES))
+def test_protocol_runs_on_smoke(name, smoke, ctx):
+    cfg = smoke(*PROTOCOL_OVERRIDES[name])
+    result = run_protocol(name, cfg, ctx)
+    assert 0.0 <= result.metrics["test_top1"] <= result.metrics["test_top5"] <= 100.0
+    pred = result.predictions["test"]
+    assert pred.logits.shape[0] == len(pred.labels) == len(pred.indices)
+    expected = 100.0 * float((pred.logits.argmax(1) == pred.labels).mean())
+    assert result.metrics["test_top1"] == pytest.approx(expected)
+
+
+def test_asma_linear_reports_each_encoder_and_the_alignment(smoke, ctx):
+    result = run_protocol("linear", smoke("pretrain.objective=asma"), ctx)
+    assert {"test_top1", "theta_test_top1", "phi_test_top1"} <= set(result.metrics)
+    assert {"test", "theta_test", "phi_test"} <= set(result.predictions)
+
+
+def test_test_labels_never_influence_training(smoke, ctx, data_root):
+    """Corrupting the test labels changes nothing but the test accuracy."""
+    cfg = smoke()
+    data = prepare_data(cfg.data, cfg.seed, data_root)
+    pre = pretrain(cfg, data, ctx.ckpt_dir)
+    _, clean = linear_probe(cfg, pre.encoders, data, ctx, "single")
+    shuffled = torch.roll(data.test.y, 1)
+    corrupted = type(data)(**{**data.__dict__, "test": type(data.test)(data.test.x, shuffled,
+                                                                       data.test.index)})
+    _, dirty = linear_probe(cfg, pre.encoders, corrupted, ctx, "single")
+    assert np.array_equal(clean.predictions["test"].logits, dirty.predictions["test"].logits)
+    assert clean.metrics["val_top1"] == dirty.metrics["val_top1"]
+
+
+def test_frozen_encoder_assertion():
+    enc = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+    with pytest.raises(FrozenEncoderError, match="trainable parameters"):
+        assert_frozen(enc)
+    freeze(enc)
+    assert_frozen(enc)
+    enc[1].train()  # BatchNorm updating running statistics is not frozen
+    with pytest.raises(FrozenEncoderError, match="training mode"):
+        assert_frozen(enc)
+
+
+def test_class_balanced_subset_is_balanced_seeded_and_never_empty():
+    labels = np.repeat(np.arange(5), [100, 100, 100, 100, 7])
+    a = class_balanced_subset(labels, 0.1, seed=3)
+    assert np.bincount(labels[a]).tolist() == [10, 10, 10, 10, 1]
+    assert np.array_equal(a, class_balanced_subset(labels, 0.1, seed=3))
+    assert not np.array_equal(a, class_balanced_subset(labels, 0.1, seed=4))
+    assert len(set(a.tolist())) == len(a)
+
+
+def test_validation_split_is_stratified_and_disjoint():
+    labels = np.repeat(np.arange(3), 20)
+    rest, held = stratified_split(labels, 0.25, seed=0)
+    assert not set(rest) & set(held) and len(rest) + len(held) == 60
+    assert np.bincount(labels[held]).tolist() == [5, 5, 5]
+
+
+def test_pretraining_resumes_from_its_last_epoch(smoke, ctx, data_root, tmp_path):
+    cfg = smoke("pretrain.epochs=2")
+    data = prepare_data(cfg.data, cfg.seed, data_root)
+    full = pretrain(cfg, data, tmp_path / "full")
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(epoch, metrics):
+        if epoch == 0:
+            raise Stop
+
+    with pytest.raises(Stop):
+        pretrain(cfg, data, tmp_path / "cut", on_epoch=stop_after_first)
+    assert list((tmp_path / "cut").glob("*.partial.pt"))
+    resumed = pretrain(cfg, data, tmp_path / "cut")
+    assert resumed.trained_epochs == 1
+    assert not list((tmp_path / "cut").glob("*.partial.pt"))
+    for a, b in zip(full.encoders["encoder"].state_dict().values(),
+                    resumed.encoders["encoder"].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    again = pretrain(cfg, data, tmp_path / "cut")  # finished: reused, not retrained
+    assert again.trained_epochs == 0
