@@ -204,9 +204,11 @@ def list_profiles() -> list[str]:
 def load_yaml(path: str | Path | Any, what: str = "file") -> dict[str, Any]:
     """Safe-load a YAML mapping; errors name the file and line."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
