@@ -124,12 +124,23 @@ def data_convert(
 def data_info(
     path: Annotated[Path, typer.Argument(help="Canonical dataset folder.")],
     max_samples: Annotated[int, typer.Option(help="Samples used for motion statistics.")] = 2000,
+    check: Annotated[
+        bool, typer.Option("--check", help="Check every sample; exit 1 listing bad ones.")
+    ] = False,
 ) -> None:
     """Counts per split and class, frame lengths, per-joint motion by degree."""
-    from asma_bench.data.info import summarize
+    from asma_bench.data.info import check_samples, summarize
     from asma_bench.data.store import SkeletonDataset
 
     ds = SkeletonDataset(path)
+    if check:
+        problems = check_samples(ds)
+        if len(problems):
+            _print_table(f"{len(problems)} problems in {problems['index'].nunique()} of "
+                         f"{len(ds)} samples", problems.set_index("index"))
+            raise typer.Exit(1)
+        typer.echo(f"{path}: all {len(ds)} samples pass the checks")
+        return
     s = summarize(ds, max_motion_samples=max_samples)
     typer.echo(f"{path}: {len(ds)} samples, {ds.num_classes} classes, layout {ds.layout.name}, "
                f"array {tuple(ds.data.shape)} float32, source {ds.info.get('source')}")

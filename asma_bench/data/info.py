@@ -67,3 +67,43 @@ def summarize(ds: SkeletonDataset, max_motion_samples: int = 2000, seed: int = 0
         "motion_degree": by_degree,
         "motion_samples": len(pick),
     }
+
+
+def check_samples(ds: SkeletonDataset, chunk: int = 256) -> pd.DataFrame:
+    """Every problem of every sample, one row each: index, name, problem.
+
+    Looks for what training must never see silently: non-finite values, zero valid
+    length, a length beyond the array, samples whose bodies are all zero, non-zero
+    padding after the valid length, and labels outside the class range.
+    """
+    rows: list[dict] = []
+    lengths = ds.lengths
+    labels = ds.labels
+    names = ds.meta["name"].astype(str).tolist()
+    t_max = ds.data.shape[2]
+
+    def bad(i: int, problem: str) -> None:
+        rows.append({"index": i, "name": names[i], "problem": problem})
+
+    for start in range(0, len(ds), chunk):
+        block = np.asarray(ds.data[start : start + chunk])
+        finite = np.isfinite(block).all(axis=(1, 2, 3, 4))
+        for j in range(len(block)):
+            i = start + j
+            length = int(lengths[i])
+            if not finite[j]:
+                bad(i, "contains NaN or inf")
+                continue
+            if length <= 0:
+                bad(i, "zero valid length")
+                continue
+            if length > t_max:
+                bad(i, f"valid length {length} exceeds the array's {t_max} frames")
+                continue
+            if not np.any(block[j, :, :length]):
+                bad(i, "all bodies are zero in every frame")
+            if np.any(block[j, :, length:]):
+                bad(i, f"non-zero values after the valid length {length}")
+    for i in np.flatnonzero((labels < 0) | (labels >= ds.num_classes)):
+        bad(int(i), f"label {int(labels[i])} outside 0..{ds.num_classes - 1}")
+    return pd.DataFrame(rows, columns=["index", "name", "problem"])

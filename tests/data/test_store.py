@@ -91,3 +91,25 @@ def test_ntu_split_rules():
     assert "xset" not in s60 and s60["xsub"]["train"] == [0]
     assert ucla_splits(pd.DataFrame({"camera": [1, 2, 3]}))["xview"] == {"train": [0, 1],
                                                                          "test": [2]}
+
+
+def test_check_samples_reports_each_bad_sample(tmp_path):
+    from asma_bench.data.info import check_samples
+
+    out = tmp_path / "ds"
+    with DatasetWriter(out, layout="ntu25", source="t", class_names=["a", "b"]) as w:
+        for i in range(5):
+            w.add(_sample(4, 1.0), SampleMeta(f"s{i}", i % 2))
+    ds = SkeletonDataset(out)
+    assert check_samples(ds).empty
+    data = np.load(out / "data.npy", mmap_mode="r+")
+    data[1, 0, 0, 0, 0] = np.nan
+    data[2] = 0
+    data.flush()
+    meta = ds.meta.copy()
+    meta.loc[3, "length"] = 3  # frame 4 of sample 3 now lies in the padding, and is not zero
+    meta.loc[4, "label"] = 7
+    meta.to_csv(out / "meta.csv", index=False)
+    problems = check_samples(SkeletonDataset(out))
+    got = {(r.name, r.problem.split()[0]) for r in problems.itertuples()}
+    assert got == {("s1", "contains"), ("s2", "all"), ("s3", "non-zero"), ("s4", "label")}
