@@ -101,13 +101,18 @@ def data_convert(
     whole_file: Annotated[
         bool, typer.Option(help="PKU-MMD without label files: one sample per video.")
     ] = False,
+    skip_bad: Annotated[
+        bool, typer.Option(help="Skip and list unreadable samples (ntu-raw, pku, ucla).")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Convert NTU / PKU-MMD / NW-UCLA data into the canonical format."""
     from asma_bench.data.readers import convert
     from asma_bench.data.store import INFO_FILE, SkeletonDataset
 
-    options = {"whole_file": True} if whole_file else {}
+    options: dict = {"whole_file": True} if whole_file else {}
+    if skip_bad:
+        options["skip_bad"] = True
     path = convert(source, out, fmt, labels=labels, missing=missing, split_file=split_file,
                    overwrite=overwrite, progress=_interactive(), **options)
     # a folder of several benchmarks (ssl-npy xsub/ + xview/) becomes one dataset each
@@ -118,6 +123,15 @@ def data_convert(
         typer.echo(f"wrote {len(ds)} samples ({ds.info['source']}), array "
                    f"{tuple(ds.data.shape)}, splits {', '.join(ds.split_names) or '(none)'} "
                    f"to {folder}")
+        if ds.info.get("skipped"):
+            import pandas as pd
+
+            from asma_bench.data.store import SKIPPED_FILE
+
+            skipped = pd.read_csv(folder / SKIPPED_FILE)
+            typer.echo(f"skipped {len(skipped)} bad samples (listed in {folder / SKIPPED_FILE}):")
+            for reason in skipped["reason"]:
+                typer.echo(f"  {reason}")
 
 
 @data_app.command("info")

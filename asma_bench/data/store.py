@@ -20,7 +20,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 DATA_FILE, META_FILE, INFO_FILE = "data.npy", "meta.csv", "info.json"
+SKIPPED_FILE = "skipped.csv"
 
 
 @dataclass
@@ -113,6 +115,7 @@ class DatasetWriter:
         bodies: int = 2,
         overwrite: bool = False,
         extra_info: Mapping[str, Any] | None = None,
+        skip_bad: bool = False,
     ):
         self.out = Path(out)
         self.layout = get_layout(layout)
@@ -130,6 +133,23 @@ class DatasetWriter:
         self._meta: list[SampleMeta] = []
         self._splits: dict[str, dict[str, list[int]]] | SplitFn | None = None
         self._closed = False
+        self.skip_bad = skip_bad
+        self.skipped: list[tuple[str, str]] = []
+
+    @contextmanager
+    def guard(self, name: str) -> Iterator[None]:
+        """Read and add one source sample; with ``skip_bad``, a bad one is listed and skipped.
+
+        Skipped samples are written to ``skipped.csv`` in the dataset (name, reason) and
+        counted in ``info.json``, so nothing is dropped silently.
+        """
+        try:
+            yield
+        except DataFormatError as exc:
+            if not self.skip_bad:
+                raise
+            self.skipped.append((name, str(exc)))
+            log.warning("skipped %s", exc)
 
     def __len__(self) -> int:
         return len(self._meta)
@@ -140,8 +160,9 @@ class DatasetWriter:
         expect = (self.channels, self.layout.num_joints, self.bodies)
         if x.ndim != 4 or (x.shape[0], x.shape[2], x.shape[3]) != expect:
             raise DataFormatError(
-                meta.name, f"sample shape {x.shape} does not match (C, T, V, M) = "
-                f"({expect[0]}, T, {expect[1]}, {expect[2]})"
+                meta.name,
+                f"sample shape {x.shape} does not match (C, T, V, M) = "
+                f"({expect[0]}, T, {expect[1]}, {expect[2]})",
             )
         if x.shape[1] == 0:
             raise DataFormatError(meta.name, "sample has no frames")
@@ -156,9 +177,13 @@ class DatasetWriter:
 
     def set_splits(self, splits: Mapping[str, Mapping[str, Sequence[int]]] | SplitFn) -> None:
         """Split indices ``{name: {"train": [...], "test": [...]}}`` or a rule on meta."""
-        self._splits = splits if callable(splits) else {
-            k: {p: [int(i) for i in v] for p, v in parts.items()} for k, parts in splits.items()
-        }
+        self._splits = (
+            splits
+            if callable(splits)
+            else {
+                k: {p: [int(i) for i in v] for p, v in parts.items()} for k, parts in splits.items()
+            }
+        )
 
     def close(self) -> Path:
         """Pad, write data/meta/info, fsync and move the folder into place."""
@@ -180,7 +205,8 @@ class DatasetWriter:
     def _finish(self) -> Path:
         self._raw.close()
         if not self._meta:
-            raise DataFormatError(self.out, "no samples to write")
+            reason = f" ({len(self.skipped)} bad samples skipped)" if self.skipped else ""
+            raise DataFormatError(self.out, f"no samples to write{reason}")
         n, c, v, m = len(self._meta), self.channels, self.layout.num_joints, self.bodies
         t_max = max(self._lengths)
         raw = np.memmap(self._tmp / "samples.raw", dtype=np.float32, mode="r")
@@ -208,9 +234,16 @@ class DatasetWriter:
             "num_classes": num_classes,
             "class_names": self.class_names,
             "shape": [n, c, t_max, v, m],
-            "splits": {k: {p: list(map(int, ix)) for p, ix in s.items()} for k, s in splits.items()},
+            "splits": {
+                k: {p: list(map(int, ix)) for p, ix in s.items()} for k, s in splits.items()
+            },
             **self.extra_info,
         }
+        if self.skipped:
+            info["skipped"] = len(self.skipped)
+            pd.DataFrame(self.skipped, columns=["name", "reason"]).to_csv(
+                self._tmp / SKIPPED_FILE, index=False
+            )
         (self._tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
         for name in (DATA_FILE, META_FILE, INFO_FILE):
             _fsync_file(self._tmp / name)
@@ -235,16 +268,20 @@ class SkeletonDataset:
         self.root = Path(root)
         for name in (DATA_FILE, META_FILE, INFO_FILE):
             if not (self.root / name).is_file():
-                raise DataFormatError(self.root / name, "missing: not an asma-bench dataset folder "
-                                      "(create one with `asma-bench data synth` or `data convert`)")
+                raise DataFormatError(
+                    self.root / name,
+                    "missing: not an asma-bench dataset folder "
+                    "(create one with `asma-bench data synth` or `data convert`)",
+                )
         try:
             self.info: dict[str, Any] = json.loads((self.root / INFO_FILE).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DataFormatError(self.root / INFO_FILE, f"invalid JSON: {exc}") from None
         if self.info.get("format_version") != FORMAT_VERSION:
-            raise DataFormatError(self.root / INFO_FILE,
-                                  f"format_version {self.info.get('format_version')!r} "
-                                  f"is not {FORMAT_VERSION}")
+            raise DataFormatError(
+                self.root / INFO_FILE,
+                f"format_version {self.info.get('format_version')!r} is not {FORMAT_VERSION}",
+            )
         try:
             self.data = np.load(self.root / DATA_FILE, mmap_mode="r" if mmap else None)
         except ValueError as exc:
@@ -284,8 +321,10 @@ class SkeletonDataset:
         """Indices of ``part`` ('train' or 'test') of the named split (e.g. 'xsub')."""
         splits = self.info.get("splits", {})
         if name not in splits:
-            raise DataFormatError(self.root / INFO_FILE, f"no split {name!r}; available: "
-                                  f"{', '.join(sorted(splits)) or '(none)'}")
+            raise DataFormatError(
+                self.root / INFO_FILE,
+                f"no split {name!r}; available: {', '.join(sorted(splits)) or '(none)'}",
+            )
         if part not in splits[name]:
             raise DataFormatError(self.root / INFO_FILE, f"split {name!r} has no part {part!r}")
         return np.asarray(splits[name][part], dtype=np.int64)

@@ -309,6 +309,7 @@ def convert(
     split_file: Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    skip_bad: bool = False,
     denoising: Denoising | None = None,
 ) -> Path:
     """A folder of ``.skeleton`` files (or one file) → canonical dataset with NTU splits.
@@ -329,10 +330,16 @@ def convert(
     if not todo:
         raise DataFormatError(source, "every sample is on the missing-samples list")
     with DatasetWriter(
-        out, layout="ntu25", source="ntu-raw", bodies=d.max_bodies, overwrite=overwrite
+        out,
+        layout="ntu25",
+        source="ntu-raw",
+        bodies=d.max_bodies,
+        overwrite=overwrite,
+        skip_bad=skip_bad,
     ) as writer:
         for path in progress_bar(todo, progress=progress, desc="ntu-raw"):
-            x, meta = read_sample(path, d)
-            writer.add(x, meta)
+            with writer.guard(path.name):
+                x, meta = read_sample(path, d)
+                writer.add(x, meta)
         writer.set_splits(ntu_splits)
     return out

@@ -159,6 +159,7 @@ def convert(
     split_file: Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    skip_bad: bool = False,
     whole_file: bool = False,
     first_frame: int = 0,
 ) -> Path:
@@ -197,10 +198,11 @@ def convert(
     if not jobs:
         raise DataFormatError(label_src or source, "no skeleton file has a label file")
     with DatasetWriter(
-        out, layout="ntu25", source="pku", bodies=BODIES, overwrite=overwrite
+        out, layout="ntu25", source="pku", bodies=BODIES, overwrite=overwrite, skip_bad=skip_bad
     ) as writer:
         for skel, label_path in progress_bar(jobs, progress=progress, desc="pku"):
-            _add_video(writer, skel, label_path, first_frame)
+            with writer.guard(skel.name):
+                _add_video(writer, skel, label_path, first_frame)
         if train_videos is not None:
             writer.set_splits(lambda meta: pku_splits(meta, train_videos))
         else:

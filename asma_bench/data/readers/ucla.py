@@ -103,6 +103,7 @@ def convert(
     split_file: Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    skip_bad: bool = False,
 ) -> Path:
     """A folder of NW-UCLA JSON files (or one file) → dataset with the cross-view split."""
     reject_options("ucla", labels=labels, missing=missing, split_file=split_file)
@@ -112,9 +113,10 @@ def convert(
     if not files:
         raise DataFormatError(source, "no .json files")
     with DatasetWriter(
-        out, layout="kinect20", source="ucla", bodies=1, overwrite=overwrite
+        out, layout="kinect20", source="ucla", bodies=1, overwrite=overwrite, skip_bad=skip_bad
     ) as writer:
         for path in progress_bar(files, progress=progress, desc="ucla"):
-            writer.add(*read_sample(path))
+            with writer.guard(path.name):
+                writer.add(*read_sample(path))
         writer.set_splits(ucla_splits)
     return out
