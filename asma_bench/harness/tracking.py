@@ -67,7 +67,12 @@ class Tracker:
 
         self.uri = tracking_uri
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        # mlflow sets its own loggers to INFO on import; keep them quiet unless debugging
+        quiet = logging.getLogger().getEffectiveLevel() > logging.DEBUG
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.DEBUG)
         try:
+            _create_sqlite_store_atomically(tracking_uri)
             mlflow.set_tracking_uri(tracking_uri)
             self.client = MlflowClient(tracking_uri)
             exp = self.client.get_experiment_by_name(experiment)
@@ -162,6 +167,43 @@ class Tracker:
 
     def log_dict(self, run_id: str, data: Any, name: str) -> None:
         self.client.log_text(run_id, json.dumps(data, indent=1, default=str), name)
+
+
+def _create_sqlite_store_atomically(uri: str) -> None:
+    """Create a new SQLite store under a temporary name and rename it into place.
+
+    MLflow builds its schema through a series of migrations; a process killed in the middle
+    leaves a database that every later run refuses. Building it aside and renaming makes the
+    store either absent or complete. Existing stores and other backends are left alone.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///"))
+    if path.exists():
+        return
+    from mlflow.tracking import MlflowClient
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        MlflowClient(f"sqlite:///{tmp}").search_experiments()  # runs the migrations
+        _dispose_engines()
+        if not path.exists():  # another worker may have created it meanwhile
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _dispose_engines() -> None:
+    """Close MLflow's cached SQLAlchemy engines so the temporary file can be renamed."""
+    try:
+        from mlflow.store.db import utils as db_utils
+
+        for engine in getattr(db_utils, "_engine_cache", {}).values():  # pragma: no cover
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - best effort; sqlite files rename fine on POSIX anyway
+        pass
 
 
 def _param_value(v: Any) -> str:

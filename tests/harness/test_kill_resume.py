@@ -1,0 +1,68 @@
+"""SIGKILL the runner at random moments; rerunning completes the grid with nothing lost,
+nothing trained twice after it finished, and no half-written checkpoint."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from asma_bench.harness.tracking import TAG_UNIT, Tracker, default_tracking_uri
+
+GRID = textwrap.dedent("""
+    name: killable
+    protocol: linear
+    base: {pretrain: {objective: barlow_twins, epochs: 4}}
+    cells:
+      - {name: a, overrides: {pretrain: {pairing: ldsm_hmtm}}}
+      - {name: b, overrides: {pretrain: {pairing: hdsm_lmtm}}}
+""")
+
+
+def _command(grid, out):
+    return [sys.executable, "-c", "import sys; from asma_bench.cli import main; "
+            "sys.exit(main(sys.argv[1:]))", "run", "--grid", str(grid), "--profile", "smoke",
+            "--seeds", "2", "--out", str(out), "--no-progress"]
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_rerun_completes(tmp_path):
+    grid = tmp_path / "killable.yaml"
+    grid.write_text(GRID)
+    out = tmp_path / "runs"
+    rng = random.Random(int(os.environ.get("ASMA_KILL_SEED", "7")))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(_command(grid, out), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.0, 6.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 2, "the grid finished before it could be killed; lengthen the units"
+    final = subprocess.run(_command(grid, out), env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+
+    tracker = Tracker(default_tracking_uri(out), experiment="asma-bench")
+    runs = tracker.unit_runs("killable")
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    units = [r.data.tags[TAG_UNIT] for r in finished]
+    assert len(units) == 6 and len(set(units)) == 6  # 3 cells x 2 seeds, each exactly once
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    for r in finished:
+        assert "test_top1" in r.data.metrics
+    for ckpt in (out / "checkpoints").glob("*.pt"):
+        torch.load(ckpt, weights_only=True)  # never half-written
+    assert not list((out / "checkpoints").glob(".*.tmp"))
+    # a further rerun trains nothing
+    again = subprocess.run(_command(grid, out), env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert "0 units run, 6 already finished" in again.stdout
