@@ -40,12 +40,17 @@ class CellSpec(BaseModel):
     protocol: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, Any] = Field(default_factory=dict, description="table axes of the cell")
+    fixed: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides that define the cell and win over command-line overrides "
+        "(e.g. random_init's pretrain.epochs = 0)",
+    )
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
         if not v or not all(c.isalnum() or c in "_-.+" for c in v) or v.startswith("."):
-            raise ValueError("cell names use letters, digits and _ - . + only")
+            raise ValueError("names use letters, digits and _ - . + only")
         return v
 
 
@@ -62,6 +67,11 @@ class GridSpec(BaseModel):
     references: list[str] = Field(default_factory=lambda: ["random_init"])
     cells: list[CellSpec]
 
+    @field_validator("name")
+    @classmethod
+    def _safe_grid_name(cls, v: str) -> str:
+        return CellSpec._safe_name(v)
+
     @field_validator("references")
     @classmethod
     def _known_refs(cls, v: list[str]) -> list[str]:
@@ -74,20 +84,21 @@ class GridSpec(BaseModel):
         """The grid's cells followed by its reference rows, overrides merged with ``base``."""
         cells = [
             CellSpec(name=c.name, protocol=c.protocol or self.protocol,
-                     overrides=deep_merge(self.base, c.overrides), labels=c.labels)
+                     overrides=deep_merge(self.base, c.overrides), labels=c.labels,
+                     fixed=c.fixed)
             for c in self.cells
         ]  # fmt: skip
         first = cells[0]
         if "random_init" in self.references:
             cells.append(CellSpec(
-                name="random_init", protocol=first.protocol,
-                overrides=deep_merge(first.overrides, {"pretrain": {"epochs": 0}}),
+                name="random_init", protocol=first.protocol, overrides=first.overrides,
+                fixed=deep_merge(first.fixed, {"pretrain": {"epochs": 0}}),
                 labels={"reference": "random init"},
             ))  # fmt: skip
         if "supervised" in self.references:
             cells.append(CellSpec(
-                name="supervised", protocol="supervised",
-                overrides=deep_merge(first.overrides, {"pretrain": {"epochs": 0}}),
+                name="supervised", protocol="supervised", overrides=first.overrides,
+                fixed=deep_merge(first.fixed, {"pretrain": {"epochs": 0}}),
                 labels={"reference": "supervised"},
             ))  # fmt: skip
         names = [c.name for c in cells]

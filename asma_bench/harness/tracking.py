@@ -69,8 +69,9 @@ class Tracker:
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
         # mlflow sets its own loggers to INFO on import; keep them quiet unless debugging
         quiet = logging.getLogger().getEffectiveLevel() > logging.DEBUG
-        for name in ("mlflow", "alembic"):
+        for name in ("mlflow", "alembic", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.DEBUG)
+        _probe_server(tracking_uri)
         try:
             _create_sqlite_store_atomically(tracking_uri)
             mlflow.set_tracking_uri(tracking_uri)
@@ -167,6 +168,28 @@ class Tracker:
 
     def log_dict(self, run_id: str, data: Any, name: str) -> None:
         self.client.log_text(run_id, json.dumps(data, indent=1, default=str), name)
+
+
+def _probe_server(uri: str, timeout: float = 10.0) -> None:
+    """Fail fast, in one line, when a tracking server cannot be reached at all.
+
+    MLflow's client retries a refused connection with back-off for minutes; a quick
+    request to the server's ``/health`` endpoint first tells a typo or a server that is
+    down apart from a transient hiccup during a long run (where the retries help).
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return  # the server answered; let MLflow deal with what it said
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"tracking server {uri} is unreachable: {reason}") from None
 
 
 def _create_sqlite_store_atomically(uri: str) -> None:

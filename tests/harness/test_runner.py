@@ -86,3 +86,18 @@ def test_diverging_unit_is_recorded_as_failed_and_grid_goes_on(tmp_path):
     tracker = Tracker(outcome.tracking_uri, experiment="asma-bench")
     failed = [r for r in tracker.unit_runs(grid.name) if r.info.status == "FAILED"]
     assert len(failed) == 1 and "epoch 0" in failed[0].data.tags["asma.failure"]
+
+
+def test_reference_rows_survive_command_line_overrides():
+    grid = load_grid("masking_pairs")
+    units = plan_units(grid, RunOptions(profile="smoke", seeds=[0],
+                                        overrides=["pretrain.epochs=5"]))
+    epochs = {u.cell.name: u.config.pretrain.epochs for u in units}
+    assert epochs["random_init"] == 0 and epochs["supervised"] == 0
+    assert epochs["ldsm_hmtm"] == 5
+
+
+def test_overrides_that_erase_cell_differences_are_refused():
+    with pytest.raises(ConfigError, match="resolve to the same configuration"):
+        plan_units(load_grid("masking_pairs"),
+                   RunOptions(profile="smoke", seeds=[0], overrides=["pretrain.pairing=pstl"]))
