@@ -10,6 +10,7 @@ from torch import nn
 from asma_bench.config import RunConfig
 from asma_bench.objectives.distillation import distillation_loss
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
+from asma_bench.protocols.checkpoints import load_checkpoint, save_checkpoint
 from asma_bench.protocols.classifier import EncoderClassifier
 from asma_bench.protocols.data import PreparedData, prepare_data
 from asma_bench.protocols.finetune import finetuned_classifier
@@ -42,17 +43,24 @@ def build_student(cfg: RunConfig, data: PreparedData) -> EncoderClassifier:
                              "single")
 
 
-@PROTOCOLS.register("distill")
-def distill(cfg: RunConfig, ctx: UnitContext) -> ProtocolResult:
-    """Train the student on the teacher's softened logits; report both on the test split."""
+def distill_student(
+    cfg: RunConfig, data: PreparedData, teacher: nn.Module, ctx: UnitContext
+) -> tuple[EncoderClassifier, dict[str, float]]:
+    """Train the student of ``cfg`` on ``teacher``'s softened logits (eqs. 13–14).
+
+    Cached in ``ctx.ckpt_dir`` by the config's digest, so the ``latency`` report and the
+    ``distill`` protocol share one trained student.
+    """
     from asma_bench.data.transforms import Augment
 
-    data = prepare_data(cfg.data, cfg.seed, ctx.data_root)
-    teacher = build_teacher(cfg, data, ctx)
-    assert_frozen(teacher, "teacher")
-    teacher_pred = predict(teacher, data.test.x, data.test.y, data.test.index, 256, ctx.device)
+    path = ctx.ckpt_dir / f"student-{cfg.digest(exclude=['device'])}.pt"
     gen = seed_everything(cfg.seed + 3, cfg.deterministic)
     student = build_student(cfg, data).to(ctx.device)
+    if path.is_file():
+        state = load_checkpoint(path)
+        student.load_state_dict(state["student"])
+        return student.eval(), dict(state.get("metrics", {}))
+    assert_frozen(teacher, "teacher")
     tau = cfg.distill.tau
 
     def loss_fn(logits: torch.Tensor, _y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -67,6 +75,18 @@ def distill(cfg: RunConfig, ctx: UnitContext) -> ProtocolResult:
         stage="distill", on_epoch=ctx.on_epoch, augment=Augment(data.layout),
         frozen={"teacher": teacher}, loss_fn=loss_fn, progress=ctx.stage_progress("distill"),
     )  # fmt: skip
+    save_checkpoint({"student": student.state_dict(), "metrics": last}, path)
+    return student.eval(), last
+
+
+@PROTOCOLS.register("distill")
+def distill(cfg: RunConfig, ctx: UnitContext) -> ProtocolResult:
+    """Train the student on the teacher's softened logits; report both on the test split."""
+    data = prepare_data(cfg.data, cfg.seed, ctx.data_root)
+    teacher = build_teacher(cfg, data, ctx)
+    assert_frozen(teacher, "teacher")
+    teacher_pred = predict(teacher, data.test.x, data.test.y, data.test.index, 256, ctx.device)
+    student, last = distill_student(cfg, data, teacher, ctx)
     pred = predict(student, data.test.x, data.test.y, data.test.index, 256, ctx.device)
     metrics = {
         **summarize(pred, data.num_classes, "test_"),

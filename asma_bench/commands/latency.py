@@ -1,0 +1,76 @@
+"""``asma-bench latency``: teacher vs distilled student on the CPU through ONNX Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from asma_bench.cli import _interactive, _print_table, app
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    from asma_bench.errors import ConfigError
+
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} must be comma-separated integers") from None
+    if not values:
+        raise ConfigError(f"{option} must name at least one value")
+    return values
+
+
+@app.command("latency")
+def latency(
+    profile: Annotated[str, typer.Option(help="smoke | quick | paper | a YAML file.")] = "quick",
+    out: Annotated[Path, typer.Option(help="Report folder (one HTML page for all).")] = Path(
+        "reports"
+    ),
+    threads: Annotated[str, typer.Option(help="Intra-op thread counts, e.g. 1,2.")] = "1,2",
+    runs: Annotated[int, typer.Option(help="Timed inferences per model and thread count.")] = 100,
+    warmup: Annotated[int, typer.Option(help="Untimed inferences first.")] = 10,
+    work: Annotated[
+        Path, typer.Option(help="Folder for data and checkpoints (shared with `run --out`).")
+    ] = Path("runs"),
+    seed: Annotated[int, typer.Option(help="Seed of the teacher and student.")] = 0,
+    exporter: Annotated[str, typer.Option(help="dynamo | torchscript")] = "dynamo",
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train/--no-train",
+            help="Train teacher and student (accuracy); "
+            "--no-train times the architectures with initial weights.",
+        ),
+    ] = True,
+    set_: Annotated[
+        list[str] | None,  # noqa: UP007
+        typer.Option("--set", help="Config override key.sub=value (repeatable)."),
+    ] = None,
+) -> None:
+    """Export the ASMa teacher and its student to ONNX, check them, quantise the student
+    to int8 and time all three at batch 1 (paper Table 2)."""
+    from asma_bench.reports.latency import LatencyOptions, run_latency
+
+    opts = LatencyOptions(
+        profile=profile,
+        overrides=list(set_ or []),
+        seed=seed,
+        threads=_int_list(threads, "--threads"),
+        runs=runs,
+        warmup=warmup,
+        exporter=exporter,
+        train=train,
+    )
+    show = _interactive()
+    result = run_latency(
+        opts, out, work, progress=(lambda m: typer.echo(f"  {m}…", err=True)) if show else None
+    )
+    typer.echo(result.caption)
+    _print_table("latency", result.table)
+    from asma_bench.reports.latency import latency_notes
+
+    for note in latency_notes(result.models, opts):
+        typer.echo(f"  {note}")
+    typer.echo(f"\nwrote {', '.join(str(p) for p in result.files.values())}")

@@ -1,0 +1,101 @@
+"""``asma-bench report``: tables with significance tests, figures and an HTML page per grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from asma_bench.cli import _interactive, _print_table, app
+
+
+def _classes(text: str | None) -> list[int] | None:
+    from asma_bench.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--classes {text!r} must be comma-separated class numbers") from None
+
+
+@app.command("report")
+def report(
+    grid: Annotated[str, typer.Option(help="Grid name (see `asma-bench grids`) or YAML file.")],
+    out: Annotated[Path, typer.Option(help="Report folder (one HTML page for all).")] = Path(
+        "reports"
+    ),
+    runs: Annotated[
+        Path, typer.Option(help="Folder of `asma-bench run` (store, data, checkpoints).")
+    ] = Path("runs"),
+    store: Annotated[
+        str | None,  # noqa: UP007
+        typer.Option(
+            "--store", "--tracking-uri", help="MLflow tracking URI (default: SQLite in --runs)."
+        ),
+    ] = None,
+    correction: Annotated[str, typer.Option(help="holm | bh | none")] = "holm",
+    baseline: Annotated[
+        str | None, typer.Option(help="Cell to compare against (default: the grid's).")  # noqa: UP007
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="Metric (default: the grid's, e.g. test_top1).")  # noqa: UP007
+    ] = None,
+    seed_test: Annotated[str, typer.Option(help="ttest | wilcoxon (paired over seeds)")] = "ttest",
+    mcnemar: Annotated[
+        bool, typer.Option("--mcnemar/--no-mcnemar", help="McNemar on per-sample predictions.")
+    ] = True,
+    mcnemar_pool: Annotated[
+        str, typer.Option(help="Seeds in McNemar: sum (discordant counts) | fisher | stouffer")
+    ] = "sum",
+    where: Annotated[
+        list[str] | None,  # noqa: UP007
+        typer.Option(help="Only runs with this parameter value, e.g. pretrain.epochs=3."),
+    ] = None,
+    embeddings: Annotated[
+        bool, typer.Option("--embeddings/--no-embeddings", help="t-SNE of encoder features.")
+    ] = True,
+    embedding_method: Annotated[
+        str, typer.Option(help="tsne | pca (2-D map of encoder features)")
+    ] = "tsne",
+    classes: Annotated[
+        str | None, typer.Option(help="Classes for the t-SNE, e.g. 0,3,7 (default: 0-7).")  # noqa: UP007
+    ] = None,
+) -> None:
+    """Tables (Markdown, LaTeX, CSV) with Δ and significance, figures and an HTML page."""
+    from asma_bench.reports.build import FigureOptions, write_report
+    from asma_bench.reports.results import resolve_tracking_uri
+    from asma_bench.reports.tables import ReportOptions
+
+    options = ReportOptions(
+        metric=metric,
+        correction=correction,
+        seed_test=seed_test,
+        mcnemar=mcnemar,
+        mcnemar_pool=mcnemar_pool,
+    )
+    uri = resolve_tracking_uri(store, runs)
+    show = _interactive()
+    result = write_report(
+        grid, uri, out, runs_dir=runs, options=options, baseline=baseline, where=list(where or []),
+        figure_options=FigureOptions(
+            embeddings=embeddings, embedding_method=embedding_method, classes=_classes(classes)
+        ),
+        progress=(lambda step: typer.echo(f"  drawing {step}…", err=True)) if show else None,
+    )  # fmt: skip
+    rep = result.report
+    typer.echo(rep.caption)
+    from asma_bench.reports.tables import display_rows
+
+    _print_table(f"{rep.grid}", display_rows(rep).set_index(rep.axes[0] if rep.axes else "cell"))
+    for note in rep.notes:
+        if note.startswith(("warning", "FAILED", "KILLED")):
+            typer.echo(f"  {note}")
+    for skipped in result.skipped:
+        typer.echo(f"  figure not drawn: {skipped}")
+    typer.echo(
+        f"\nwrote {len(result.files)} tables and {len(result.figures)} figures to "
+        f"{result.folder}; page: {result.index}"
+    )

@@ -1,0 +1,353 @@
+"""A grid's full report: tables, the figures its labels call for, and the HTML page.
+
+Which figures a grid gets is decided by its cells' labels, not by its name: spatial ×
+temporal labels give the masking-pair heatmap (Fig. 3), any other full grid of two numeric
+axes a heatmap of that grid (Table 7), one numeric axis a sensitivity curve (Fig. 4),
+runs with both encoders' predictions the per-class difference (Fig. 6). Every grid gets
+its training curves, the t-SNE of encoder features (Figs. 5 / 7, when the checkpoints are
+in ``runs_dir``) and the degree–motion plot of its dataset (Fig. 1, when it is there).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from asma_bench.errors import AsmaBenchError, ConfigError
+from asma_bench.reports import figures, html, tables
+from asma_bench.reports.results import (
+    GridRuns,
+    load_artifact_json,
+    load_grid_runs,
+    load_predictions,
+    metric_histories,
+)
+
+log = logging.getLogger(__name__)
+
+CURVE_PANELS = 4
+
+
+@dataclass
+class FigureOptions:
+    embeddings: bool = True
+    embedding_method: str = "tsne"  # or "pca"
+    classes: Sequence[int] | None = None  # classes shown in the embedding map (default 0-7)
+    dataset: bool = True
+    curves: bool = True
+
+    def __post_init__(self) -> None:
+        if self.embedding_method not in ("tsne", "pca"):
+            raise ConfigError(
+                f"--embedding-method must be tsne or pca, got {self.embedding_method!r}"
+            )
+
+
+@dataclass
+class ReportOutput:
+    folder: Path
+    report: tables.GridReport
+    files: dict[str, Path]
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # figures not drawn, with the reason
+    index: Path | None = None
+
+
+def write_report(
+    grid: str,
+    uri: str,
+    out_dir: Path,
+    runs_dir: Path = Path("runs"),
+    options: tables.ReportOptions | None = None,
+    baseline: str | None = None,
+    where: Sequence[str] = (),
+    figure_options: FigureOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ReportOutput:
+    """Write ``out_dir/<grid>/`` (tables, figures, manifest) and ``out_dir/index.html``."""
+    from asma_bench.harness.grids import list_grids, load_grid
+
+    fig_opts = figure_options or FigureOptions()
+    spec = None
+    if grid in list_grids() or grid.endswith((".yaml", ".yml")):
+        spec = load_grid(grid)
+        grid = spec.name
+    runs = load_grid_runs(uri, grid, spec, baseline=baseline, where=where)
+    report = tables.build_grid_report(runs, options)
+    folder = Path(out_dir) / grid
+    files = tables.write_grid_report(report, folder)
+    out = ReportOutput(folder, report, files)
+
+    steps = [
+        ("heatmap", _heatmap),
+        ("sensitivity", _sensitivity),
+        ("per-class difference", _per_class),
+    ]
+    if fig_opts.curves:
+        steps.append(("training curves", _curves))
+    if fig_opts.embeddings:
+        steps.append(("embeddings", _embeddings))
+    if fig_opts.dataset:
+        steps.append(("dataset degree/motion", _dataset))
+    for name, step in steps:
+        if progress:
+            progress(name)
+        try:
+            made = step(runs, report, folder / "figures", Path(runs_dir), fig_opts)
+        except AsmaBenchError as exc:
+            out.skipped.append(f"{name}: {exc}")
+            log.info("figure %s skipped: %s", name, exc)
+            continue
+        out.figures.extend(made)
+    manifest = {
+        "title": f"Grid {grid}" + (f" — {runs.table}" if runs.table else ""),
+        "kind": "grid",
+        "tables": [{
+            "caption": report.caption,
+            "html": _table_html(report),
+            "files": {"Markdown": files["markdown"].name, "LaTeX": files["latex"].name,
+                      "CSV (per cell)": files["csv"].name,
+                      "CSV (per seed)": files["seeds"].name},
+        }],
+        "notes": report.notes + [f"figure not drawn — {s}" for s in out.skipped],
+        "figures": [{**f, "png": str(Path(f["png"]).relative_to(folder)),
+                     "svg": str(Path(f["svg"]).relative_to(folder))} for f in out.figures],
+    }  # fmt: skip
+    html.write_manifest(folder, manifest)
+    out.index = html.build_index(Path(out_dir))
+    return out
+
+
+def _table_html(report: tables.GridReport) -> str:
+    parts = []
+    matrix = tables.matrix_rows(report)
+    if matrix is not None:
+        parts.append(matrix.to_html(index=False, escape=True, border=0))
+    parts.append(tables.display_rows(report).to_html(index=False, escape=True, border=0))
+    return "\n".join(parts)
+
+
+def _figure(fig: Any, folder: Path, name: str, caption: str) -> dict[str, Any]:
+    paths = figures.save_figure(fig, folder, name)
+    return {"name": name, "caption": caption, "png": str(paths["png"]), "svg": str(paths["svg"])}
+
+
+def _grid_cells(report: tables.GridReport) -> pd.DataFrame:
+    """The table rows of the grid's own cells (reference rows left out)."""
+    t = report.table
+    ref = t[report.axes[0]].astype(str).str.endswith("(reference)") if report.axes else False
+    return t[~ref] if report.axes else t
+
+
+def _max_seeds(report: tables.GridReport) -> int:
+    return int(report.table["seeds"].max()) if len(report.table) else 0
+
+
+# --------------------------------------------------------------------------- figures
+def _heatmap(
+    runs: GridRuns, report: tables.GridReport, folder: Path, _runs_dir: Path, _opts: FigureOptions
+) -> list[dict]:
+    axes = report.axes
+    label = tables.metric_label(report.metric)
+    n = _max_seeds(report)
+    if {"spatial", "temporal"} <= set(axes):
+        cells = _grid_cells(report)
+        fig = figures.label_heatmap(
+            cells, "spatial", "temporal", value_label=f"{label} (%)",
+            title=f"{runs.grid}: {label} (%) by masking pair",
+            order={"spatial": ["HDSM", "LDSM", "random"], "temporal": ["HMTM", "LMTM", "random"]},
+        )  # fmt: skip
+        caption = (
+            f"Masking-pair heatmap (paper Fig. 3): mean {label} (%) of each spatial × "
+            f"temporal masking pair, annotated mean ± std over up to {n} seeds; "
+            f"{tables.describe_data(runs)}."
+        )
+        return [_figure(fig, folder, f"{runs.grid}_heatmap", caption)]
+    if report.matrix:
+        r_ax, c_ax = report.matrix
+        fig = figures.label_heatmap(
+            _grid_cells(report),
+            r_ax,
+            c_ax,
+            f"{label} (%)",
+            title=f"{runs.grid}: {label} (%) by {r_ax} × {c_ax}",
+        )
+        caption = (
+            f"Heatmap of mean {label} (%) over {r_ax} × {c_ax}, annotated mean ± std "
+            f"over up to {n} seeds; {tables.describe_data(runs)}."
+        )
+        return [_figure(fig, folder, f"{runs.grid}_heatmap", caption)]
+    return []
+
+
+def _sensitivity(
+    runs: GridRuns, report: tables.GridReport, folder: Path, _runs_dir: Path, _opts: FigureOptions
+) -> list[dict]:
+    if len(report.axes) != 1:
+        return []
+    axis = report.axes[0]
+    xs = {c: runs.labels[c].get(axis) for c in runs.cells if axis in runs.labels.get(c, {})}
+    if not xs or not all(tables.is_number(v) for v in xs.values()):
+        return []
+    seeds = runs.per_seed(report.metric)
+    seeds = seeds[seeds["cell"].isin(list(xs))].assign(x=lambda d: d["cell"].map(xs))
+    label = tables.metric_label(report.metric)
+    base = float(xs[runs.baseline]) if runs.baseline in xs else None
+    fig = figures.sensitivity_curve(
+        seeds,
+        axis,
+        f"{label} (%)",
+        title=f"{runs.grid}: {label} (%) against {axis}",
+        highlight=base,
+    )
+    caption = (
+        f"Sensitivity to {axis} (paper Fig. 4): mean {label} (%) over seeds with a ±1 "
+        f"std band, individual seeds as dots; {tables.describe_data(runs)}."
+    )
+    return [_figure(fig, folder, f"{runs.grid}_{axis}_curve", caption)]
+
+
+def _per_class(
+    runs: GridRuns, report: tables.GridReport, folder: Path, runs_dir: Path, _opts: FigureOptions
+) -> list[dict]:
+    done = runs.finished
+    if "metrics.theta_test_top1" not in done or "metrics.phi_test_top1" not in done:
+        return []
+    has = done[done["metrics.theta_test_top1"].notna() & done["metrics.phi_test_top1"].notna()]
+    if has.empty:
+        return []
+    order = [runs.baseline] if runs.baseline in set(has["cell"]) else []
+    cell = (order + [c for c in runs.cells if c in set(has["cell"])])[0]
+    pairs = []
+    for run_id in has[has["cell"] == cell]["run_id"]:
+        preds = load_predictions(runs.uri, run_id)
+        if "theta_test" in preds and "phi_test" in preds:
+            pairs.append((preds["theta_test"], preds["phi_test"]))
+    if not pairs:
+        return []
+    config = load_artifact_json(runs.uri, has[has["cell"] == cell]["run_id"].iloc[0], "config.json")
+    from asma_bench.reports.embeddings import dataset_class_names
+
+    names = dataset_class_names(config, runs_dir)
+    num_classes = max(len(names), int(max(p.logits.shape[1] for p, _ in pairs)))
+    names = names + [f"class {k}" for k in range(len(names), num_classes)]
+    diff = figures.class_accuracy_difference(pairs, num_classes)
+    fig = figures.per_class_difference(diff, names, seeds=len(pairs))
+    caption = (
+        f"Per-class test accuracy of f_θ (HDSM+LMTM) minus f_ϕ (LDSM+HMTM), each "
+        f"linear-probed alone (paper Fig. 6); cell {cell}, mean over {len(pairs)} "
+        f"seed(s); {tables.describe_data(runs)}."
+    )
+    return [_figure(fig, folder, f"{runs.grid}_per_class_theta_phi", caption)]
+
+
+def _curves(
+    runs: GridRuns, report: tables.GridReport, folder: Path, _runs_dir: Path, _opts: FigureOptions
+) -> list[dict]:
+    done = runs.finished
+    keys = [c.removeprefix("metrics.") for c in done.columns if c.startswith("metrics.")]
+    keys = [
+        k
+        for k in keys
+        if not k.startswith("final_") and (k.endswith("_loss") or k.endswith("_val_top1"))
+    ]
+    keys.sort(key=lambda k: (k != "pretrain_loss", k.endswith("_val_top1"), k))
+    if not keys:
+        return []
+    hist = metric_histories(runs.uri, list(done["run_id"]), keys)
+    multi = hist.groupby("key")["step"].max()
+    keys = [k for k in keys if multi.get(k, 0) >= 1][:CURVE_PANELS]
+    if not keys:
+        return []
+    meta = done.set_index("run_id")[["cell", "seed"]]
+    hist = hist[hist["key"].isin(keys)].join(meta, on="run_id")
+    order = {c: i for i, c in enumerate(runs.cells)}
+    hist = hist.sort_values(by="cell", key=lambda s: s.map(order), kind="stable")
+    fig = figures.training_curves(
+        hist, keys, title=f"{runs.grid}: per-epoch metrics, mean ± std over seeds"
+    )
+    caption = (
+        f"Training curves of {runs.grid}: {', '.join(keys)} per epoch (MLflow metric "
+        f"history), one line per cell, mean ± std over seeds."
+    )
+    return [_figure(fig, folder, f"{runs.grid}_curves", caption)]
+
+
+def _embeddings(
+    runs: GridRuns, report: tables.GridReport, folder: Path, runs_dir: Path, opts: FigureOptions
+) -> list[dict]:
+    from asma_bench.reports.embeddings import encoder_embeddings
+
+    cells = _grid_cells(report)
+    cells = cells[cells["seeds"] > 0]
+    if cells.empty:
+        return []
+    best = cells["mean"].idxmax()
+    chosen = [runs.baseline] if runs.baseline in cells.index and runs.baseline != best else []
+    chosen.append(best)
+    from asma_bench.config import validate_config
+    from asma_bench.protocols.pretrain import pretrain_digest
+
+    done = runs.finished
+    # cells that differ only after pretraining (Table 3's probes) share their encoders
+    by_encoders: dict[str, tuple[list[str], dict]] = {}
+    seed_used = None
+    for cell in chosen:
+        rows = done[done["cell"] == cell].sort_values("seed")
+        if seed_used is not None and (rows["seed"] == seed_used).any():
+            rows = rows[rows["seed"] == seed_used]
+        run = rows.iloc[0]
+        seed_used = int(run["seed"])
+        config = load_artifact_json(runs.uri, run["run_id"], "config.json")
+        digest = pretrain_digest(validate_config(config))
+        by_encoders.setdefault(digest, ([], config))[0].append(cell)
+    panels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    names: list[str] = []
+    for cells_sharing, config in by_encoders.values():
+        feats, names = encoder_embeddings(config, runs_dir, opts.classes)
+        label = " = ".join(cells_sharing)
+        for enc, value in feats.items():
+            panels[label if enc == "encoder" else f"{label}: f_{enc}"] = value
+    fig = figures.embedding_scatter(panels, names, method=opts.embedding_method)
+    method = "t-SNE" if opts.embedding_method == "tsne" else "PCA"
+    classes = sorted({int(c) for _, y in panels.values() for c in y})
+    caption = (
+        f"{method} of pooled test-set encoder features (paper Figs. 5 / 7; the panel "
+        f"titles name the method actually used) for {len(classes)} classes, seed "
+        f"{seed_used}: {', '.join(panels)}."
+    )
+    return [_figure(fig, folder, f"{runs.grid}_embeddings", caption)]
+
+
+def _dataset(
+    runs: GridRuns, report: tables.GridReport, folder: Path, runs_dir: Path, _opts: FigureOptions
+) -> list[dict]:
+    from asma_bench.config import validate_config
+    from asma_bench.data.info import summarize
+    from asma_bench.data.store import SkeletonDataset
+    from asma_bench.protocols.data import resolve_dataset
+
+    run = runs.finished.iloc[0] if len(runs.finished) else None
+    if run is None:
+        return []
+    cfg = validate_config(load_artifact_json(runs.uri, run["run_id"], "config.json"))
+    if cfg.data.source != "synthetic" and not Path(cfg.data.source).exists():
+        raise ConfigError(f"dataset {cfg.data.source} not found")
+    path = resolve_dataset(cfg.data, runs_dir / "data")
+    ds = SkeletonDataset(path)
+    summary = summarize(ds, max_motion_samples=500)
+    fig = figures.degree_motion(
+        summary["motion_joints"], title=f"{path.name}: joint degree vs motion intensity"
+    )
+    caption = (
+        f"Joint degree vs motion intensity (paper Fig. 1) of dataset {path.name} "
+        f"({summary['motion_samples']} samples): mean displacement per frame of each "
+        f"joint, and the mean ± std per degree."
+    )
+    return [_figure(fig, folder, "dataset_degree_motion", caption)]

@@ -1,0 +1,356 @@
+"""The paper's figures from a grid's results, drawn with matplotlib (Agg) and seaborn.
+
+* :func:`label_heatmap` — mean accuracy over two label axes, annotated with mean ± std
+  (ASMa Fig. 3: spatial × temporal masking pair; also Table 7's n × k);
+* :func:`sensitivity_curve` — accuracy against one numeric axis with a ±std band over seeds
+  (Fig. 4: distillation temperature τ, student depth);
+* :func:`per_class_difference` — per-class accuracy of f_θ minus f_ϕ (Fig. 6);
+* :func:`embedding_scatter` — 2-D embeddings of encoder features for chosen classes
+  (Figs. 5 / 7), by t-SNE (scikit-learn) or, when it is unavailable, PCA — the axes and
+  title name the method actually used;
+* :func:`degree_motion` — joint degree against motion intensity of a dataset (Fig. 1);
+* :func:`training_curves` — per-epoch metrics, mean ± std over seeds per cell.
+
+Every function returns a matplotlib Figure; :func:`save_figure` writes PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports run on servers and in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from asma_bench.errors import ConfigError  # noqa: E402
+from asma_bench.protocols.metrics import Predictions, per_class_accuracy  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def save_figure(fig: Figure, out_dir: Path, name: str, dpi: int = 150) -> dict[str, Path]:
+    """Write ``name.png`` and ``name.svg`` to ``out_dir`` and close the figure."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"png": out_dir / f"{name}.png", "svg": out_dir / f"{name}.svg"}
+    fig.savefig(paths["png"], dpi=dpi, bbox_inches="tight")
+    fig.savefig(paths["svg"], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+# --------------------------------------------------------------------------- Fig. 3
+def label_heatmap(
+    cells: pd.DataFrame,
+    row_axis: str,
+    col_axis: str,
+    value_label: str = "top-1 (%)",
+    title: str = "",
+    order: Mapping[str, Sequence[str]] | None = None,
+) -> Figure:
+    """Heatmap of ``mean`` over two label columns of ``cells`` (one row per cell with
+    columns ``row_axis``, ``col_axis``, ``mean``, ``std``, ``seeds``), each box annotated
+    with mean ± std; combinations without a cell stay blank."""
+    import seaborn as sns
+
+    need = {row_axis, col_axis, "mean", "std"}
+    if not need <= set(cells.columns):
+        raise ConfigError(f"heatmap needs columns {sorted(need)}, got {sorted(cells.columns)}")
+    df = cells[(cells[row_axis] != "") & (cells[col_axis] != "")].copy()
+    if df.empty:
+        raise ConfigError(f"no cell has both labels {row_axis!r} and {col_axis!r}")
+    if not np.isfinite(df["mean"].to_numpy(float)).any():
+        raise ConfigError("no cell has a result to show")
+    rows = _axis_order(df[row_axis], (order or {}).get(row_axis))
+    cols = _axis_order(df[col_axis], (order or {}).get(col_axis))
+    mean = df.pivot_table(index=row_axis, columns=col_axis, values="mean").reindex(
+        index=rows, columns=cols
+    )
+    std = df.pivot_table(index=row_axis, columns=col_axis, values="std").reindex(
+        index=rows, columns=cols
+    )
+    annot = np.full(mean.shape, "", dtype=object)
+    for i in range(mean.shape[0]):
+        for j in range(mean.shape[1]):
+            m, s = mean.iat[i, j], std.iat[i, j]
+            if np.isfinite(m):
+                annot[i, j] = f"{m:.1f}\n± {s:.1f}" if np.isfinite(s) else f"{m:.1f}"
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(cols), 1.2 + 1.0 * len(rows)))
+    sns.heatmap(
+        mean,
+        annot=annot,
+        fmt="",
+        cmap="viridis",
+        ax=ax,
+        linewidths=0.5,
+        cbar_kws={"label": value_label},
+        mask=~np.isfinite(mean.to_numpy(float)),
+    )
+    ax.set_xlabel(col_axis)
+    ax.set_ylabel(row_axis)
+    ax.set_title(title or f"{value_label} by {row_axis} × {col_axis}")
+    fig.tight_layout()
+    return fig
+
+
+def _axis_order(values: pd.Series, preferred: Sequence[str] | None) -> list[str]:
+    seen = list(dict.fromkeys(values.astype(str)))
+    if preferred:
+        return [v for v in preferred if v in seen] + [v for v in seen if v not in preferred]
+    try:
+        return sorted(seen, key=float)
+    except ValueError:
+        return sorted(seen, key=lambda v: (v.lower() == "random", v))
+
+
+# --------------------------------------------------------------------------- Fig. 4
+def sensitivity_curve(
+    per_seed: pd.DataFrame,
+    x_label: str,
+    y_label: str = "top-1 (%)",
+    title: str = "",
+    highlight: float | None = None,
+) -> Figure:
+    """Mean over seeds against a numeric axis with a ±1 std band; seeds as dots.
+
+    ``per_seed`` has columns ``x`` (numeric) and ``value``, one row per (cell, seed).
+    """
+    df = per_seed.dropna(subset=["value"]).astype({"x": float})
+    if df.empty:
+        raise ConfigError("sensitivity curve: no values")
+    g = df.groupby("x")["value"]
+    summary = pd.DataFrame(
+        {"mean": g.mean(), "std": g.std(ddof=1).fillna(0.0), "n": g.count()}
+    ).sort_index()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.fill_between(
+        summary.index,
+        summary["mean"] - summary["std"],
+        summary["mean"] + summary["std"],
+        alpha=0.25,
+        color="C0",
+        label="± 1 std",
+    )
+    ax.plot(summary.index, summary["mean"], "o-", color="C0", label="mean over seeds")
+    ax.scatter(df["x"], df["value"], s=10, color="0.3", alpha=0.6, zorder=3, label="seeds")
+    if highlight is not None:
+        ax.axvline(highlight, color="C3", ls="--", lw=1, label=f"baseline ({highlight:g})")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_xticks(summary.index)
+    n = int(summary["n"].max())
+    ax.set_title(title or f"{y_label} against {x_label} ({n} seeds)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- Fig. 6
+def class_accuracy_difference(
+    pairs: Sequence[tuple[Predictions, Predictions]], num_classes: int
+) -> np.ndarray:
+    """Per-class accuracy of the first minus the second prediction set, in percentage
+    points, averaged over the (seed) pairs; NaN for classes absent from the test set."""
+    if not pairs:
+        raise ConfigError("per-class difference: no prediction pairs")
+    diffs = [
+        per_class_accuracy(a, num_classes) - per_class_accuracy(b, num_classes) for a, b in pairs
+    ]
+    with np.errstate(invalid="ignore"):
+        return 100.0 * np.nanmean(np.stack(diffs), axis=0) if len(diffs) > 1 else 100.0 * diffs[0]
+
+
+def per_class_difference(
+    difference: np.ndarray,
+    class_names: Sequence[str],
+    first: str = "f_θ (HDSM+LMTM)",
+    second: str = "f_ϕ (LDSM+HMTM)",
+    seeds: int = 1,
+) -> Figure:
+    """Bars of per-class accuracy difference, sorted; positive = ``first`` better."""
+    diff = np.asarray(difference, dtype=float)
+    if len(class_names) != len(diff):
+        raise ConfigError(f"{len(class_names)} class names for {len(diff)} classes")
+    keep = np.isfinite(diff)
+    order = np.argsort(diff[keep])
+    names = np.asarray(class_names, dtype=object)[keep][order]
+    values = diff[keep][order]
+    fig, ax = plt.subplots(figsize=(5.5, 0.6 + 0.22 * len(values)))
+    colors = ["C0" if v > 0 else "C3" if v < 0 else "0.6" for v in values]
+    ax.barh(np.arange(len(values)), values, color=colors)
+    ax.set_yticks(np.arange(len(values)))
+    ax.set_yticklabels(names, fontsize=7)
+    ax.axvline(0, color="k", lw=0.8)
+    if len(values) <= 40:  # print each value: a zero difference has no visible bar
+        span = max(float(np.abs(values).max()), 1.0)
+        for i, v in enumerate(values):
+            ax.text(
+                v + (0.01 * span if v >= 0 else -0.01 * span),
+                i,
+                f"{v:+.1f}",
+                va="center",
+                ha="left" if v >= 0 else "right",
+                fontsize=6,
+            )
+        ax.set_xlim(min(0.0, values.min()) - 0.15 * span, max(0.0, values.max()) + 0.15 * span)
+    ax.set_xlabel(f"accuracy of {first} − {second} (points)")
+    ax.set_title(
+        f"Per-class accuracy difference, mean over {seeds} seed(s)\n"
+        f"blue: {first} better, red: {second} better",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- Figs. 5 / 7
+def embed_2d(features: np.ndarray, method: str = "tsne", seed: int = 0) -> tuple[np.ndarray, str]:
+    """2-D embedding of (N, D) features; returns (N, 2) and the method actually used.
+
+    ``tsne`` uses scikit-learn's Barnes–Hut t-SNE (PCA init, seeded, perplexity
+    min(30, (N − 1) / 3)), single-threaded: on a few hundred points OpenMP threads mostly
+    spin, and on a busy machine they made it ten times slower. Without scikit-learn it
+    falls back to ``pca`` (numpy SVD of the centred features), and says so.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 3:
+        raise ConfigError(f"embedding needs (N >= 3, D) features, got shape {x.shape}")
+    if method not in ("tsne", "pca"):
+        raise ConfigError(f"embedding method must be 'tsne' or 'pca', got {method!r}")
+    if method == "tsne":
+        try:
+            from sklearn.manifold import TSNE
+        except ImportError:
+            log.warning("scikit-learn is not installed: PCA instead of t-SNE")
+        else:
+            from threadpoolctl import threadpool_limits
+
+            perplexity = float(min(30.0, max(1.0, (len(x) - 1) / 3)))
+            tsne = TSNE(
+                2,
+                perplexity=perplexity,
+                init="pca",
+                random_state=seed,
+                learning_rate="auto",
+                n_jobs=1,
+            )
+            with threadpool_limits(1):
+                return tsne.fit_transform(x), "t-SNE"
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T, "PCA"
+
+
+def embedding_scatter(
+    panels: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    class_names: Sequence[str],
+    method: str = "tsne",
+    seed: int = 0,
+) -> Figure:
+    """One scatter per panel title → (features (N, D), labels (N,)), coloured by class."""
+    if not panels:
+        raise ConfigError("embedding scatter: no panels")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    classes = sorted({int(c) for _, y in panels.values() for c in np.asarray(y)})
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    used = set()
+    for ax, (title, (feats, labels)) in zip(axes[0], panels.items(), strict=True):
+        xy, used_method = embed_2d(feats, method, seed)
+        used.add(used_method)
+        labels = np.asarray(labels)
+        for k, c in enumerate(classes):
+            sel = labels == c
+            ax.scatter(
+                xy[sel, 0],
+                xy[sel, 1],
+                s=12,
+                color=cmap(k % cmap.N),
+                label=class_names[c] if c < len(class_names) else str(c),
+            )
+        ax.set_title(f"{title} ({used_method})", fontsize=9)
+        ax.set_xlabel(f"{used_method} 1")
+        ax.set_ylabel(f"{used_method} 2")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(
+        f"{' / '.join(sorted(used))} of test-set features, {len(classes)} classes", fontsize=10
+    )
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- Fig. 1
+def degree_motion(motion_joints: pd.DataFrame, title: str = "") -> Figure:
+    """Mean per-frame displacement of each joint against its degree in the skeleton graph.
+
+    ``motion_joints`` is ``asma_bench.data.info.summarize(ds)["motion_joints"]`` (columns
+    joint, degree, motion). Joints are dots (named), the per-degree mean ± std a line.
+    """
+    need = {"joint", "degree", "motion"}
+    if not need <= set(motion_joints.columns):
+        raise ConfigError(f"degree/motion figure needs columns {sorted(need)}")
+    df = motion_joints
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(df))
+    ax.scatter(df["degree"] + jitter, df["motion"], s=18, color="C0", zorder=3, label="joints")
+    for x, y, name in zip(df["degree"] + jitter, df["motion"], df["joint"], strict=True):
+        ax.annotate(str(name), (x, y), fontsize=5, xytext=(3, 1), textcoords="offset points")
+    g = df.groupby("degree")["motion"].agg(["mean", "std"]).fillna(0.0)
+    ax.errorbar(
+        g.index.to_numpy(float),
+        g["mean"].to_numpy(),
+        yerr=g["std"].to_numpy(),
+        color="C3",
+        marker="s",
+        capsize=3,
+        label="mean ± std per degree",
+    )
+    ax.set_xticks(g.index)
+    ax.set_xlabel("joint degree (neighbours in the skeleton graph)")
+    ax.set_ylabel("motion: mean displacement per frame")
+    ax.set_title(title or "Joint degree vs motion intensity")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- curves
+def training_curves(
+    history: pd.DataFrame, keys: Sequence[str] | None = None, title: str = ""
+) -> Figure:
+    """Per-epoch metrics: one panel per key, one line per cell (mean over seeds, ±std band).
+
+    ``history`` has columns cell, seed, key, step, value.
+    """
+    if history.empty:
+        raise ConfigError("training curves: no metric history")
+    keys = list(keys or dict.fromkeys(history["key"]))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    cells = list(dict.fromkeys(history["cell"]))
+    for ax, key in zip(axes[0], keys, strict=True):
+        h = history[history["key"] == key]
+        for k, cell in enumerate(cells):
+            g = h[h["cell"] == cell].groupby("step")["value"]
+            if not len(g):
+                continue
+            mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
+            ax.plot(mean.index + 1, mean, color=f"C{k % 10}", label=cell, lw=1.2)
+            ax.fill_between(mean.index + 1, mean - std, mean + std, color=f"C{k % 10}", alpha=0.15)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title or "training curves (mean ± std over seeds)", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,521 @@
+"""Result tables of a grid: one row per cell, mean ± std over seeds, Δ against the baseline
+cell with its significance, written as Markdown, LaTeX and CSV.
+
+Layouts follow the cells' ``labels``: the label axes become the leading columns (masking
+pairs as spatial | temporal, Table 3's encoders, …). A grid whose cells form a full grid of
+two numeric axes (Table 7's n × k) is also shown as a matrix. Failed units are counted and
+explained, never shown as numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from asma_bench.errors import ConfigError
+from asma_bench.reports import stats
+from asma_bench.reports.results import (
+    GridRuns,
+    load_predictions,
+    predictions_name,
+)
+
+log = logging.getLogger(__name__)
+
+STAT_COLUMNS = [
+    "mean",
+    "std",
+    "seeds",
+    "failed",
+    "pairs",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "p_seeds",
+    "p_seeds_adj",
+    "p_samples",
+    "p_samples_adj",
+    "discordant",
+    "sig",
+]
+
+
+@dataclass
+class ReportOptions:
+    """How comparisons are computed; every choice is written into the table's notes."""
+
+    metric: str | None = None  # default: the grid's metric
+    correction: str = "holm"
+    seed_test: str = "ttest"
+    mcnemar: bool = True
+    mcnemar_pool: str = "sum"
+    confidence: float = 0.95
+    bootstrap_resamples: int = 9999
+    bootstrap_seed: int = 0
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.correction not in stats.CORRECTIONS:
+            raise ConfigError(
+                f"--correction must be one of {', '.join(stats.CORRECTIONS)}, "
+                f"got {self.correction!r}"
+            )
+        if self.seed_test not in stats.SEED_TESTS:
+            raise ConfigError(
+                f"--seed-test must be one of {', '.join(stats.SEED_TESTS)}, got {self.seed_test!r}"
+            )
+        if self.mcnemar_pool not in stats.MCNEMAR_POOLING:
+            raise ConfigError(
+                f"McNemar pooling must be one of "
+                f"{', '.join(stats.MCNEMAR_POOLING)}, got {self.mcnemar_pool!r}"
+            )
+        if not 0 < self.confidence < 1:
+            raise ConfigError(f"confidence must be in (0, 1), got {self.confidence}")
+        if self.bootstrap_resamples < 100:
+            raise ConfigError(f"bootstrap resamples must be >= 100, got {self.bootstrap_resamples}")
+
+
+@dataclass
+class GridReport:
+    grid: str
+    metric: str
+    caption: str
+    table: pd.DataFrame  # one row per cell (index: cell), label axes then STAT_COLUMNS
+    per_seed: pd.DataFrame  # cell, seed, status, value, run_id, reason
+    axes: list[str]
+    baseline: str | None
+    notes: list[str] = field(default_factory=list)
+    matrix: tuple[str, str] | None = None  # (row axis, column axis) for a matrix layout
+
+
+def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> GridReport:
+    """Summarise ``runs`` per cell and compare every cell with the baseline."""
+    opts = options or ReportOptions()
+    metric = opts.metric or runs.metric
+    seeds = runs.per_seed(metric)
+    failures = runs.failures()
+    axes = runs.axes()
+    rows = []
+    for cell in runs.cells:
+        vals = seeds[(seeds["cell"] == cell) & seeds["value"].notna()]["value"]
+        labels = runs.labels.get(cell, {})
+        row = {"cell": cell, **_label_columns(labels, axes)}
+        n = len(vals)
+        row.update(
+            mean=vals.mean() if n else math.nan,
+            std=vals.std(ddof=1) if n > 1 else math.nan,
+            seeds=n,
+            failed=int((failures["cell"] == cell).sum()),
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("cell")
+    for col in STAT_COLUMNS:
+        if col not in table:
+            table[col] = math.nan if col not in ("discordant", "sig") else ""
+    if len(seeds) and not seeds["value"].notna().any():  # a typo, not a failed grid
+        known = sorted(c.removeprefix("metrics.") for c in runs.runs if c.startswith("metrics."))
+        raise ConfigError(
+            f"--metric {metric!r}: no finished run of grid {runs.grid!r} has it "
+            f"(metrics: {', '.join(known[:12])})"
+        )
+
+    notes: list[str] = list(runs.notes)
+    if runs.baseline:
+        notes += _compare(runs, seeds, table, metric, opts)
+    notes += _failure_notes(failures)
+    per_seed = _per_seed_table(runs, seeds, failures)
+    return GridReport(
+        runs.grid,
+        metric,
+        _caption(runs, metric, opts),
+        table,
+        per_seed,
+        axes,
+        runs.baseline,
+        notes,
+        _matrix_axes(runs, axes),
+    )
+
+
+# --------------------------------------------------------------------------- comparisons
+def _compare(
+    runs: GridRuns, seeds: pd.DataFrame, table: pd.DataFrame, metric: str, opts: ReportOptions
+) -> list[str]:
+    base = runs.baseline
+    wide = seeds.pivot_table(index="seed", columns="cell", values="value", aggfunc="first")
+    run_ids = seeds.pivot_table(index="seed", columns="cell", values="run_id", aggfunc="first")
+    pred_name = predictions_name(metric) if opts.mcnemar else None
+    cache: dict[str, dict] = {}
+    warnings: dict[str, list[str]] = {}
+    kinds: set[str] = set()
+    others = [c for c in runs.cells if c != base and c in wide and base in wide]
+    for cell in others:
+        both = wide[[cell, base]].dropna()
+        a, b = both[cell].to_numpy(), both[base].to_numpy()
+        table.loc[cell, "pairs"] = len(both)
+        if len(both) == 0:
+            continue
+        table.loc[cell, "delta"] = float(np.mean(a - b))
+        seed_res = stats.paired_seed_test(a, b, opts.seed_test)
+        lo, hi = stats.paired_bootstrap_ci(
+            a, b, opts.confidence, opts.bootstrap_resamples, opts.bootstrap_seed
+        )
+        table.loc[cell, ["ci_low", "ci_high", "p_seeds"]] = [lo, hi, seed_res.p_value]
+        _warn(warnings, stats.power_warning(seed_res, opts.alpha), cell)
+        if pred_name is None:
+            continue
+        pairs = []
+        for seed in both.index:
+            pa = _predictions(runs, run_ids.loc[seed, cell], pred_name, cache)
+            pb = _predictions(runs, run_ids.loc[seed, base], pred_name, cache)
+            if pa is not None and pb is not None:
+                pairs.append((pa, pb))
+        if not pairs:
+            _warn(warnings, f"no '{pred_name}' predictions to pair: McNemar skipped", cell)
+            continue
+        try:
+            mc = stats.pooled_mcnemar(pairs, opts.mcnemar_pool)
+        except ConfigError as exc:  # not the same test set
+            _warn(warnings, f"{exc}: McNemar skipped", cell)
+            continue
+        table.loc[cell, "p_samples"] = mc.p_value
+        if mc.discordant is not None:
+            table.loc[cell, "discordant"] = f"{mc.discordant[0]}/{mc.discordant[1]}"
+        kinds.add("exact" if mc.test == "mcnemar_exact" else "chi-squared")
+        if opts.mcnemar_pool == "sum":  # a combined p-value has no simple floor
+            _warn(warnings, stats.power_warning(mc, opts.alpha), cell)
+
+    table["p_seeds_adj"] = stats.adjust_pvalues(table["p_seeds"].to_numpy(float), opts.correction)
+    table["p_samples_adj"] = stats.adjust_pvalues(
+        table["p_samples"].to_numpy(float), opts.correction
+    )
+    table["sig"] = [stats.significance_marker(p) for p in table["p_seeds_adj"]]
+    table.loc[base, "sig"] = "baseline"
+
+    m_seeds = int(np.isfinite(table["p_seeds"].to_numpy(float)).sum())
+    m_samples = int(np.isfinite(table["p_samples"].to_numpy(float)).sum())
+    corr = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "no"}[opts.correction]
+    notes = [
+        f"Δ = cell − {base}, averaged over the seeds both have (column 'pairs'); "
+        f"{opts.confidence:.0%} CI by paired bootstrap over seeds (scipy.stats.bootstrap, "
+        f"percentile, {opts.bootstrap_resamples} resamples, seed {opts.bootstrap_seed}).",
+        f"p (seeds): {stats.TEST_NAMES[opts.seed_test]}, runs paired by seed; {corr} "
+        f"correction over {m_seeds} comparisons. * p < 0.05, ** p < 0.01 after correction.",
+    ]
+    if pred_name is not None:
+        tests = sorted(kinds)
+        pool = (
+            "discordant counts summed over seeds (Mantel–Haenszel form)"
+            if opts.mcnemar_pool == "sum"
+            else f"per-seed p-values combined ({opts.mcnemar_pool})"
+        )
+        notes.append(
+            f"p (samples): McNemar's test on per-sample correctness of '{pred_name}' "
+            f"predictions paired by dataset index, {pool} (column 'discordant': cell right "
+            f"and baseline wrong / the reverse); exact binomial test below "
+            f"{stats.MCNEMAR_EXACT_BELOW} discordant samples, else chi-squared with continuity "
+            f"correction{' (' + ', '.join(tests) + ')' if tests else ''}; {corr} correction "
+            f"over {m_samples} comparisons."
+        )
+    for message, cells in warnings.items():
+        notes.append(f"warning ({', '.join(cells)}): {message}")
+    return notes
+
+
+def _predictions(runs: GridRuns, run_id: object, name: str, cache: dict) -> object | None:
+    if not isinstance(run_id, str):
+        return None
+    if run_id not in cache:
+        try:
+            cache[run_id] = load_predictions(runs.uri, run_id)
+        except Exception as exc:  # a missing artifact must not stop the report
+            log.warning("run %s: no predictions (%s)", run_id, exc)
+            cache[run_id] = {}
+    return cache[run_id].get(name)
+
+
+def _warn(warnings: dict[str, list[str]], message: str, cell: str) -> None:
+    if message:
+        warnings.setdefault(message, []).append(cell)
+
+
+# --------------------------------------------------------------------------- pieces
+def _label_columns(labels: dict[str, str], axes: list[str]) -> dict[str, str]:
+    if not axes:
+        return {}
+    if "reference" in labels and not any(a in labels for a in axes):
+        return {
+            a: (f"{labels['reference']} (reference)" if i == 0 else "") for i, a in enumerate(axes)
+        }
+    return {a: str(labels.get(a, "")) for a in axes}
+
+
+def _failure_notes(failures: pd.DataFrame) -> list[str]:
+    notes = []
+    for _, f in failures.sort_values(["cell", "seed"]).iterrows():
+        reason = f["reason"] or "no reason recorded"
+        notes.append(f"{f['status']}: {f['cell']} seed {f['seed']}: {reason}")
+    return notes
+
+
+def _per_seed_table(runs: GridRuns, seeds: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
+    done = seeds.assign(status="FINISHED", reason="")
+    failed = failures.assign(value=math.nan, run_id="")
+    out = pd.concat([done, failed[done.columns]], ignore_index=True)
+    order = {c: i for i, c in enumerate(runs.cells)}
+    out["_o"] = out["cell"].map(order)
+    return out.sort_values(["_o", "seed"]).drop(columns="_o").reset_index(drop=True)
+
+
+def _matrix_axes(runs: GridRuns, axes: list[str]) -> tuple[str, str] | None:
+    """Two numeric axes whose values form a full grid (Table 7's n × k)."""
+    if len(axes) != 2:
+        return None
+    pts = [
+        (runs.labels[c].get(axes[0]), runs.labels[c].get(axes[1]))
+        for c in runs.cells
+        if "reference" not in runs.labels.get(c, {})
+    ]
+    if any(r is None or c is None or not is_number(r) or not is_number(c) for r, c in pts):
+        return None
+    rows, cols = {r for r, _ in pts}, {c for _, c in pts}
+    return (axes[0], axes[1]) if len(set(pts)) == len(rows) * len(cols) == len(pts) else None
+
+
+def is_number(v: str) -> bool:
+    """Whether a label reads as a number (numeric axes: n, k, τ, layers)."""
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
+
+
+def describe_data(runs: GridRuns) -> str:
+    sources = runs.param("data.source")
+    parts = []
+    for src in sources or ["?"]:
+        if src == "synthetic":
+            presets = runs.param("data.preset")
+            parts.append(f"synthetic ({', '.join(presets)} preset)" if presets else "synthetic")
+        else:
+            parts.append(Path(src).name or src)
+    splits = runs.param("data.split")
+    return f"{', '.join(parts)}, split {', '.join(splits) or '?'}"
+
+
+def metric_label(metric: str) -> str:
+    words = metric.replace("top1", "top-1").replace("top5", "top-5").replace("_", " ")
+    return (
+        words.replace("mean class acc", "mean per-class accuracy")
+        .replace("top-1", "top-1 accuracy")
+        .replace("top-5", "top-5 accuracy")
+    )
+
+
+def _caption(runs: GridRuns, metric: str, opts: ReportOptions) -> str:
+    protocols = runs.param("protocol")
+    table = f" ({runs.table})" if runs.table else ""
+    text = (
+        f"{runs.grid}{table}: {metric_label(metric)} (%), mean ± std (N−1) over seeds. "
+        f"Data: {describe_data(runs)}; protocol {', '.join(protocols) or '?'}; "
+        f"profile {runs.profile or '?'}."
+    )
+    if runs.baseline:
+        corr = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "no"}[opts.correction]
+        text += (
+            f" Δ against {runs.baseline} with {opts.confidence:.0%} paired bootstrap CI; "
+            f"p-values after {corr} correction."
+        )
+    return text
+
+
+# --------------------------------------------------------------------------- rendering
+def _fmt(v: float, digits: int = 2, sign: bool = False) -> str:
+    if v is None or not np.isfinite(v):
+        return "–"
+    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
+
+
+def _fmt_p(p: float) -> str:
+    if not np.isfinite(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def display_rows(report: GridReport) -> pd.DataFrame:
+    """The table as text cells, in the order written to Markdown / LaTeX."""
+    t = report.table
+    out = pd.DataFrame(index=t.index)
+    for a in report.axes:
+        out[a] = t[a]
+    if not report.axes:
+        out["cell"] = t.index
+    value = []
+    for _, r in t.iterrows():
+        if r["seeds"] == 0:
+            n_failed = int(r["failed"])
+            units = "unit" if n_failed == 1 else "units"
+            value.append(f"failed ({n_failed} {units})" if n_failed else "no result")
+        elif r["seeds"] == 1:
+            value.append(f"{_fmt(r['mean'])} (1 seed)")
+        else:
+            value.append(f"{_fmt(r['mean'])} ± {_fmt(r['std'])}")
+    out[report.metric] = value
+    out["seeds"] = t["seeds"].astype(int).astype(str)
+    out["failed"] = t["failed"].astype(int).astype(str)
+    if report.baseline:
+        out["Δ"] = [_fmt(d, sign=True) for d in t["delta"]]
+        out["CI"] = [
+            f"[{_fmt(lo, sign=True)}, {_fmt(hi, sign=True)}]" if np.isfinite(lo) else "–"
+            for lo, hi in zip(t["ci_low"], t["ci_high"], strict=True)
+        ]
+        out["p (seeds)"] = [_fmt_p(p) for p in t["p_seeds_adj"]]
+        out["p (samples)"] = [_fmt_p(p) for p in t["p_samples_adj"]]
+        out["sig."] = t["sig"]
+        out.loc[report.baseline, ["CI", "p (seeds)", "p (samples)", "sig."]] = ""
+        out.loc[report.baseline, "Δ"] = "(baseline)"
+    return out.reset_index(drop=True)
+
+
+def matrix_rows(report: GridReport) -> pd.DataFrame | None:
+    """Row axis × column axis of mean ± std (with the significance mark), or None."""
+    if report.matrix is None:
+        return None
+    r_ax, c_ax = report.matrix
+    t = report.table[report.table[r_ax].map(is_number) & report.table[c_ax].map(is_number)]
+    text = {}
+    for cell, r in t.iterrows():
+        entry = (
+            "failed"
+            if r["seeds"] == 0
+            else f"{_fmt(r['mean'])} ± {_fmt(r['std'])}"
+            if r["seeds"] > 1
+            else _fmt(r["mean"])
+        )
+        if cell == report.baseline:
+            entry += " †"
+        elif r["sig"]:
+            entry += f" {r['sig']}"
+        text[(r[r_ax], r[c_ax])] = entry
+    rows = sorted({k[0] for k in text}, key=float)
+    cols = sorted({k[1] for k in text}, key=float)
+    m = pd.DataFrame(
+        [[text.get((a, b), "") for b in cols] for a in rows], columns=[f"{c_ax}={c}" for c in cols]
+    )
+    m.insert(0, f"{r_ax} \\ {c_ax}", rows)
+    return m
+
+
+def to_markdown(report: GridReport) -> str:
+    lines = [f"**Table: {report.caption}**", ""]
+    matrix = matrix_rows(report)
+    if matrix is not None:
+        lines += [markdown_table(matrix), "", "† baseline", ""]
+    lines += [markdown_table(display_rows(report)), ""]
+    lines += [f"- {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of ``df``'s columns and rows (index left out)."""
+
+    def esc(s: object) -> str:
+        return str(s).replace("|", "\\|")
+
+    head = "| " + " | ".join(esc(c) for c in df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+_LATEX_SYMBOLS = {
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "−": "$-$",
+    "†": r"$^\dagger$",
+    "–": "--",
+    "<": r"$<$",
+    "×": r"$\times$",
+    "…": r"\dots{}",
+    "ϕ": r"$\phi$",
+    "θ": r"$\theta$",
+    "≥": r"$\geq$",
+}
+
+
+def latex_escape(text: object) -> str:
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for k, v in _LATEX_SYMBOLS.items():
+        out = out.replace(k, v)
+    return out
+
+
+def _latex_table(df: pd.DataFrame, caption: str, label: str) -> str:
+    cols = "l" * len(df.columns)
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{latex_escape(caption)}}}",
+        rf"\label{{{label}}}",
+        rf"\begin{{tabular}}{{{cols}}}",
+        r"\toprule",
+        " & ".join(latex_escape(c) for c in df.columns) + r" \\",
+        r"\midrule",
+    ]
+    lines += [
+        " & ".join(latex_escape(v) for v in row) + r" \\" for row in df.itertuples(index=False)
+    ]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def to_latex(report: GridReport) -> str:
+    """booktabs tables (needs ``\\usepackage{booktabs}``); notes as a comment block."""
+    parts = []
+    matrix = matrix_rows(report)
+    if matrix is not None:
+        parts.append(
+            _latex_table(matrix, report.caption + " († baseline)", f"tab:{report.grid}-matrix")
+        )
+    parts.append(_latex_table(display_rows(report), report.caption, f"tab:{report.grid}"))
+    notes = "\n".join(f"% {n}" for n in report.notes)
+    return "\n\n".join(parts) + ("\n\n" + notes if notes else "") + "\n"
+
+
+def write_grid_report(report: GridReport, out_dir: Path) -> dict[str, Path]:
+    """``<grid>.md``, ``<grid>.tex``, ``<grid>.csv`` (one row per cell, raw numbers) and
+    ``<grid>_seeds.csv`` (one row per unit) in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        k: out_dir / f"{report.grid}{suffix}"
+        for k, suffix in (
+            ("markdown", ".md"),
+            ("latex", ".tex"),
+            ("csv", ".csv"),
+            ("seeds", "_seeds.csv"),
+        )
+    }
+    paths["markdown"].write_text(to_markdown(report), encoding="utf-8")
+    paths["latex"].write_text(to_latex(report), encoding="utf-8")
+    report.table.assign(metric=report.metric).to_csv(paths["csv"])
+    report.per_seed.assign(metric=report.metric).to_csv(paths["seeds"], index=False)
+    return paths

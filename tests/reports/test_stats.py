@@ -1,0 +1,136 @@
+"""Significance tests: identical results, large effects, hand-worked corrections."""
+
+import math
+
+import numpy as np
+import pytest
+
+from asma_bench.errors import ConfigError
+from asma_bench.protocols.metrics import Predictions
+from asma_bench.reports import stats
+
+
+def preds(correct, labels=None, order=None):
+    correct = np.asarray(correct, bool)
+    labels = np.zeros(len(correct), np.int64) if labels is None else np.asarray(labels)
+    pred = np.where(correct, labels, 1 - labels)  # two classes: right label or the other
+    logits = np.eye(2, dtype=np.float32)[pred]
+    idx = np.arange(len(correct)) + 10
+    if order is not None:
+        return Predictions(logits[order], labels[order], idx[order])
+    return Predictions(logits, labels, idx)
+
+
+def test_identical_results_give_p_one_and_zero_delta():
+    a = [74.1, 73.8, 74.5, 74.0, 73.9]
+    for test in stats.SEED_TESTS:
+        res = stats.paired_seed_test(a, a, test)
+        assert res.p_value == 1.0 and res.n == 5
+    assert stats.paired_bootstrap_ci(a, a) == (0.0, 0.0)
+    same = preds(np.random.default_rng(0).random(50) < 0.5)
+    b, c, n = stats.discordant_counts(same, same)
+    assert (b, c, n) == (0, 0, 50)
+    assert stats.mcnemar_test(b, c).p_value == 1.0
+    assert stats.pooled_mcnemar([(same, same)] * 3).p_value == 1.0
+    assert stats.pooled_mcnemar([(same, same)] * 3, pool="fisher").p_value == 1.0
+
+
+def test_large_effect_is_significant():
+    rng = np.random.default_rng(1)
+    base = 70 + rng.normal(0, 0.3, 5)
+    better = base + 10 + rng.normal(0, 0.3, 5)
+    res = stats.paired_seed_test(better, base)
+    assert res.test == "ttest" and res.p_value < 0.01
+    lo, hi = stats.paired_bootstrap_ci(better, base, seed=3)
+    assert 9 < lo < np.mean(better - base) < hi < 11
+    assert stats.paired_bootstrap_ci(better, base, seed=3) == (lo, hi)  # seeded
+    # McNemar: 60 samples fixed, none broken
+    a = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    b = a.copy()
+    b[100:160] = True
+    mc = stats.mcnemar_test(*stats.discordant_counts(preds(b), preds(a))[:2])
+    assert mc.test == "mcnemar_chi2" and mc.p_value < 1e-10
+
+
+def test_mcnemar_matches_hand_computation():
+    # exact: b=8, c=2 -> 2 * P(X <= 2 | n=10, 1/2) = 2 * (1 + 10 + 45) / 1024
+    exact = stats.mcnemar_test(8, 2)
+    assert exact.test == "mcnemar_exact"
+    assert exact.p_value == pytest.approx(112 / 1024)
+    # chi-squared with continuity: (|8 - 2| - 1)^2 / 10 = 2.5; 1-df tail = erfc(sqrt(2.5 / 2))
+    chi = stats.mcnemar_test(8, 2, exact=False)
+    assert chi.statistic == pytest.approx(2.5)
+    assert chi.p_value == pytest.approx(math.erfc(math.sqrt(1.25)))
+    # pooled over seeds by summing discordant counts: (3, 1) + (4, 0) -> (7, 1)
+    s1a, s1b = preds([1, 1, 1, 0, 1]), preds([0, 0, 0, 1, 1])
+    s2a, s2b = preds([1, 1, 1, 1]), preds([0, 0, 0, 0])
+    pooled = stats.pooled_mcnemar([(s1a, s1b), (s2a, s2b)])
+    assert pooled.discordant == (7, 1)
+    assert pooled.p_value == pytest.approx(2 * (1 + 8) / 256)
+
+
+def test_mcnemar_pairs_by_dataset_index():
+    rng = np.random.default_rng(2)
+    a = rng.random(40) < 0.6
+    b = rng.random(40) < 0.4
+    labels = rng.integers(0, 2, 40)
+    expected = (int(np.sum(a & ~b)), int(np.sum(~a & b)), 40)
+    shuffled = preds(b, labels, order=rng.permutation(40))
+    assert stats.discordant_counts(preds(a, labels), shuffled) == expected
+    # only shared indices count
+    part = preds(b[:30], labels[:30])
+    assert stats.discordant_counts(preds(a, labels), part)[2] == 30
+    with pytest.raises(ConfigError, match="label the same samples differently"):
+        stats.discordant_counts(preds(a, labels), preds(b, 1 - labels))
+    other = Predictions(shuffled.logits, shuffled.labels, shuffled.indices + 1000)
+    with pytest.raises(ConfigError, match="share no test sample"):
+        stats.discordant_counts(preds(a, labels), other)
+
+
+def test_holm_matches_worked_example():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> running max 0.06
+    p = [0.01, 0.04, 0.03, 0.005]
+    np.testing.assert_allclose(stats.holm(p), [0.03, 0.06, 0.06, 0.02])
+    # NaN entries are not comparisons: m = 2 here
+    out = stats.holm([0.01, float("nan"), 0.04])
+    np.testing.assert_allclose(out[[0, 2]], [0.02, 0.04])
+    assert math.isnan(out[1])
+    np.testing.assert_allclose(stats.holm([0.5, 0.6]), [1.0, 1.0])  # capped at 1
+
+
+def test_benjamini_hochberg_matches_worked_example():
+    # ranks 1..4 of sorted p: 0.005*4/1 = 0.02, 0.01*4/2 = 0.02, 0.03*4/3 = 0.04, 0.04*4/4 = 0.04
+    p = [0.01, 0.04, 0.03, 0.005]
+    np.testing.assert_allclose(stats.adjust_pvalues(p, "bh"), [0.02, 0.04, 0.04, 0.02])
+    np.testing.assert_allclose(stats.adjust_pvalues(p, "none"), p)
+    with pytest.raises(ConfigError, match="--correction"):
+        stats.adjust_pvalues(p, "bonferroni")
+
+
+def test_tests_that_cannot_reach_significance_are_flagged():
+    # Wilcoxon with 5 seeds all on one side: the smallest two-sided p is 2 / 2^5
+    assert stats.min_attainable_p("wilcoxon", 5) == pytest.approx(0.0625)
+    res = stats.paired_seed_test([2, 3, 4, 5, 6], [1, 1, 1, 1, 1], "wilcoxon")
+    assert res.p_value == pytest.approx(0.0625)
+    assert "cannot reach p < 0.05" in stats.power_warning(res)
+    six = stats.paired_seed_test([2, 3, 4, 5, 6, 7], [1] * 6, "wilcoxon")
+    assert six.p_value < 0.05 and stats.power_warning(six) == ""
+    # exact McNemar with 5 discordant samples cannot either; 6 can
+    assert "5 discordant samples" in stats.power_warning(stats.mcnemar_test(5, 0))
+    assert stats.power_warning(stats.mcnemar_test(6, 0)) == ""
+    # one seed: the t-test is undefined
+    one = stats.paired_seed_test([1.0], [0.0])
+    assert math.isnan(one.p_value) and "1 paired seeds" in stats.power_warning(one)
+    assert stats.power_warning(stats.mcnemar_test(0, 0)) == ""  # identical, not underpowered
+
+
+def test_bad_arguments():
+    with pytest.raises(ConfigError, match="seed test"):
+        stats.paired_seed_test([1, 2], [1, 2], "ztest")
+    with pytest.raises(ConfigError, match="equally long"):
+        stats.paired_seed_test([1, 2, 3], [1, 2])
+    with pytest.raises(ConfigError, match="pooling"):
+        stats.pooled_mcnemar([], pool="mean")
+    assert stats.significance_marker(0.004) == "**"
+    assert stats.significance_marker(0.03) == "*"
+    assert stats.significance_marker(0.2) == stats.significance_marker(float("nan")) == ""

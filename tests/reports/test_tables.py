@@ -1,0 +1,187 @@
+"""Grid tables from an MLflow store: numbers, comparisons, failures, layouts, files."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asma_bench.errors import ConfigError
+from asma_bench.harness.grids import CellSpec, GridSpec, load_grid
+from asma_bench.reports import stats
+from asma_bench.reports.results import load_grid_runs, resolve_tracking_uri
+from asma_bench.reports.tables import (
+    ReportOptions,
+    build_grid_report,
+    display_rows,
+    latex_escape,
+    matrix_rows,
+    to_markdown,
+    write_grid_report,
+)
+
+from .conftest import SEEDS
+
+
+@pytest.fixture(scope="module")
+def report(fake_store):
+    runs = load_grid_runs(fake_store.uri, "masking_pairs", load_grid("masking_pairs"))
+    return build_grid_report(runs, ReportOptions(bootstrap_resamples=999))
+
+
+def test_cells_in_grid_order_with_mean_std_and_counts(report, fake_store):
+    t = report.table
+    assert list(t.index) == [
+        "ldsm_hmtm",
+        "hdsm_lmtm",
+        "hdsm_hmtm",
+        "ldsm_lmtm",
+        "random_random",
+        "random_init",
+    ]
+    for name in ("random_random", "hdsm_lmtm", "hdsm_hmtm", "random_init"):
+        cell = fake_store.cells[name]
+        values = [cell.accuracy(s) for s in SEEDS if s in cell.correct]
+        assert t.loc[name, "mean"] == pytest.approx(np.mean(values))
+        assert t.loc[name, "std"] == pytest.approx(np.std(values, ddof=1))
+        assert t.loc[name, "seeds"] == len(values)
+    assert t.loc["hdsm_hmtm", "failed"] == 1 and t.loc["hdsm_hmtm", "seeds"] == 4
+    assert t.loc["ldsm_lmtm", "failed"] == 5 and t.loc["ldsm_lmtm", "seeds"] == 0
+    assert np.isnan(t.loc["ldsm_lmtm", "mean"])
+    assert t.loc["random_init", "spatial"] == "random init (reference)"
+
+
+def test_comparisons_against_the_baseline(report, fake_store):
+    t = report.table
+    # an exact copy of the baseline: no difference at all
+    assert t.loc["ldsm_hmtm", "delta"] == 0.0
+    assert t.loc["ldsm_hmtm", "p_seeds"] == 1.0 and t.loc["ldsm_hmtm", "p_samples"] == 1.0
+    # a large effect, stored in shuffled sample order (McNemar pairs by index)
+    cells = fake_store.cells
+    base, better = cells["random_random"], cells["hdsm_lmtm"]
+    diffs = [better.accuracy(s) - base.accuracy(s) for s in SEEDS]
+    assert t.loc["hdsm_lmtm", "delta"] == pytest.approx(np.mean(diffs))
+    assert t.loc["hdsm_lmtm", "p_seeds_adj"] < 0.01 and t.loc["hdsm_lmtm", "sig"] == "**"
+    b = sum(int(np.sum(better.correct[s] & ~base.correct[s])) for s in SEEDS)
+    c = sum(int(np.sum(~better.correct[s] & base.correct[s])) for s in SEEDS)
+    assert t.loc["hdsm_lmtm", "discordant"] == f"{b}/{c}" and c == 0
+    assert t.loc["hdsm_lmtm", "p_samples"] < 1e-10
+    lo, hi = t.loc["hdsm_lmtm", ["ci_low", "ci_high"]]
+    assert lo <= np.mean(diffs) <= hi
+    # a seed failed: Δ is over the 4 seeds both cells have
+    assert t.loc["hdsm_hmtm", "pairs"] == 4
+    # the family of p-values is corrected together (Holm by default)
+    np.testing.assert_allclose(t["p_seeds_adj"], stats.holm(t["p_seeds"]), equal_nan=True)
+    np.testing.assert_allclose(t["p_samples_adj"], stats.holm(t["p_samples"]), equal_nan=True)
+    assert np.isnan(t.loc["ldsm_lmtm", "p_seeds"])  # failed cells are not compared
+    assert t.loc["random_random", "sig"] == "baseline"
+
+
+def test_failures_are_shown_as_failed_never_as_numbers(report):
+    rows = display_rows(report).set_index("spatial")
+    assert rows.loc["LDSM"].iloc[1]["test_top1"] == "failed (5 units)"
+    md = to_markdown(report)
+    assert "failed (5 units)" in md
+    assert "FAILED: hdsm_hmtm seed 0: pretrain: loss is nan at epoch 0" in md
+    assert sum("loss is inf at epoch 1" in n for n in report.notes) == 5
+    seeds = report.per_seed
+    failed = seeds[seeds["status"] == "FAILED"]
+    assert len(failed) == 6 and failed["value"].isna().all()
+
+
+def test_caption_and_notes_say_what_produced_each_number(report):
+    cap = report.caption
+    for part in (
+        "masking_pairs (Table 9 / Fig. 3)",
+        "test top-1 accuracy",
+        "mean ± std (N−1)",
+        "synthetic (tiny preset)",
+        "split xsub",
+        "protocol linear",
+        "profile smoke",
+        "Δ against random_random",
+        "Holm",
+    ):
+        assert part in cap, part
+    notes = " ".join(report.notes)
+    assert "paired t-test over seeds" in notes and "McNemar" in notes
+    assert "discordant counts summed over seeds" in notes
+
+
+def test_files_written(report, tmp_path):
+    paths = write_grid_report(report, tmp_path)
+    md = paths["markdown"].read_text()
+    assert "| HDSM | LMTM |" in md and "(baseline)" in md
+    tex = paths["latex"].read_text()
+    assert r"\begin{tabular}" in tex and r"masking\_pairs" in tex and r"$\pm$" in tex
+    assert r"\toprule" in tex and "%" in tex
+    csv = pd.read_csv(paths["csv"], index_col="cell")
+    assert csv.loc["hdsm_lmtm", "mean"] == pytest.approx(report.table.loc["hdsm_lmtm", "mean"])
+    seeds = pd.read_csv(paths["seeds"])
+    assert set(seeds.columns) >= {"cell", "seed", "status", "value", "reason", "metric"}
+    assert len(seeds) == 4 * 5 + 4 + 1 + 5  # finished + failed units
+
+
+def test_bh_correction_and_seed_test_options(fake_store):
+    runs = load_grid_runs(fake_store.uri, "masking_pairs", load_grid("masking_pairs"))
+    rep = build_grid_report(
+        runs, ReportOptions(correction="bh", seed_test="wilcoxon", bootstrap_resamples=999)
+    )
+    t = rep.table
+    np.testing.assert_allclose(
+        t["p_seeds_adj"], stats.benjamini_hochberg(t["p_seeds"]), equal_nan=True
+    )
+    # Wilcoxon on 5 seeds can never reach 0.05: the report says so
+    assert any("cannot reach p < 0.05" in n and "Wilcoxon" in n for n in rep.notes)
+    with pytest.raises(ConfigError, match="--correction"):
+        ReportOptions(correction="bonferroni")
+
+
+def test_matrix_layout_for_two_numeric_axes(fake_store):
+    spec = GridSpec(
+        name="mine",
+        baseline="n9_k10",
+        references=[],
+        cells=[CellSpec(name=c.name, labels=c.labels) for c in fake_store.matrix],
+    )
+    rep = build_grid_report(
+        load_grid_runs(fake_store.uri, "mine", spec), ReportOptions(bootstrap_resamples=999)
+    )
+    assert rep.matrix == ("n", "k")
+    m = matrix_rows(rep).set_index("n \\ k")
+    assert list(m.index) == ["7", "9"] and list(m.columns) == ["k=8", "k=10"]
+    t = rep.table.loc["n7_k10"]
+    assert m.loc["7", "k=10"].startswith(f"{t['mean']:.2f} ± {t['std']:.2f}")
+    assert m.loc["9", "k=10"].endswith("†")  # the baseline
+    assert "† baseline" in to_markdown(rep)
+    # without a grid definition the axes come from the runs' label.* params
+    runs = load_grid_runs(fake_store.uri, "mine", baseline="n9_k10")
+    assert runs.labels["n7_k8"] == {"k": "8", "n": "7"} and runs.axes() == ["k", "n"]
+    assert runs.table == "Table 7"
+
+
+def test_store_and_selection_errors(fake_store, tmp_path):
+    with pytest.raises(ConfigError, match="--runs: no MLflow store"):
+        resolve_tracking_uri(None, tmp_path)
+    with pytest.raises(ConfigError, match="no runs of this grid"):
+        load_grid_runs(fake_store.uri, "backbones")
+    with pytest.raises(ConfigError, match="--baseline 'nope'"):
+        load_grid_runs(fake_store.uri, "masking_pairs", baseline="nope")
+    runs = load_grid_runs(fake_store.uri, "masking_pairs", where=["pretrain.epochs=0"])
+    assert set(runs.runs["cell"]) == {"random_init"}
+    with pytest.raises(ConfigError, match="no parameter 'nope'"):
+        load_grid_runs(fake_store.uri, "masking_pairs", where=["nope=1"])
+
+
+def test_a_metric_no_run_has_is_an_error(fake_store):
+    runs = load_grid_runs(fake_store.uri, "masking_pairs", load_grid("masking_pairs"))
+    with pytest.raises(ConfigError, match="--metric 'test_top2'.*test_top1"):
+        build_grid_report(runs, ReportOptions(metric="test_top2"))
+
+
+def test_mixed_configurations_are_refused(fake_store):
+    with pytest.raises(ConfigError, match="finished runs differ in linear.epochs"):
+        load_grid_runs(fake_store.uri, "mixed")
+    assert len(load_grid_runs(fake_store.uri, "mixed", where=["linear.epochs=7"]).finished) == 1
+
+
+def test_latex_escape():
+    assert latex_escape("a_b & 50% ± Δ") == r"a\_b \& 50\% $\pm$ $\Delta$"
