@@ -41,7 +41,7 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
     version: Annotated[
-        Optional[bool],  # noqa: UP007 - typer needs Optional here
+        bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = None,
 ) -> None:
@@ -69,7 +69,7 @@ def _print_table(title: str, df) -> None:  # noqa: ANN001 - pandas DataFrame
 def data_synth(
     out: Annotated[Path, typer.Option(help="Output dataset folder.")] = Path("data/synthetic"),
     preset: Annotated[str, typer.Option(help="default | noisy | tiny")] = "default",
-    seed: Annotated[Optional[int], typer.Option(help="Generator seed (preset's if unset).")] = None,  # noqa: UP007
+    seed: Annotated[int | None, typer.Option(help="Generator seed (preset's if unset).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Generate the embedded synthetic NTU-25 action dataset."""
@@ -78,8 +78,10 @@ def data_synth(
 
     path = generate(out, preset, seed=seed, overwrite=overwrite, progress=_interactive())
     ds = SkeletonDataset(path)
-    typer.echo(f"wrote {len(ds)} samples, {ds.num_classes} classes, splits "
-               f"{', '.join(ds.split_names)} to {path}")
+    typer.echo(
+        f"wrote {len(ds)} samples, {ds.num_classes} classes, splits "
+        f"{', '.join(ds.split_names)} to {path}"
+    )
 
 
 @data_app.command("convert")
@@ -90,13 +92,13 @@ def data_convert(
         str,
         typer.Option("--format", help="auto | ntu-raw | ssl-npy | ctrgcn-npz | pyskl | pku | ucla"),
     ] = "auto",
-    labels: Annotated[Optional[Path], typer.Option(help="Label file/folder (PKU-MMD).")] = None,  # noqa: UP007
+    labels: Annotated[Path | None, typer.Option(help="Label file/folder (PKU-MMD).")] = None,
     missing: Annotated[
-        Optional[Path],  # noqa: UP007
+        Path | None,
         typer.Option(help="List of sample names to skip (NTU's missing-skeleton list)."),
     ] = None,
     split_file: Annotated[
-        Optional[Path], typer.Option(help="Official split file (PKU-MMD cross-subject).")  # noqa: UP007
+        Path | None, typer.Option(help="Official split file (PKU-MMD cross-subject).")
     ] = None,
     whole_file: Annotated[
         bool, typer.Option(help="PKU-MMD without label files: one sample per video.")
@@ -113,16 +115,30 @@ def data_convert(
     options: dict = {"whole_file": True} if whole_file else {}
     if skip_bad:
         options["skip_bad"] = True
-    path = convert(source, out, fmt, labels=labels, missing=missing, split_file=split_file,
-                   overwrite=overwrite, progress=_interactive(), **options)
+    path = convert(
+        source,
+        out,
+        fmt,
+        labels=labels,
+        missing=missing,
+        split_file=split_file,
+        overwrite=overwrite,
+        progress=_interactive(),
+        **options,
+    )
     # a folder of several benchmarks (ssl-npy xsub/ + xview/) becomes one dataset each
-    folders = [path] if (path / INFO_FILE).is_file() else sorted(
-        p.parent for p in path.glob(f"*/{INFO_FILE}"))
+    folders = (
+        [path]
+        if (path / INFO_FILE).is_file()
+        else sorted(p.parent for p in path.glob(f"*/{INFO_FILE}"))
+    )
     for folder in folders:
         ds = SkeletonDataset(folder)
-        typer.echo(f"wrote {len(ds)} samples ({ds.info['source']}), array "
-                   f"{tuple(ds.data.shape)}, splits {', '.join(ds.split_names) or '(none)'} "
-                   f"to {folder}")
+        typer.echo(
+            f"wrote {len(ds)} samples ({ds.info['source']}), array "
+            f"{tuple(ds.data.shape)}, splits {', '.join(ds.split_names) or '(none)'} "
+            f"to {folder}"
+        )
         if ds.info.get("skipped"):
             import pandas as pd
 
@@ -150,20 +166,26 @@ def data_info(
     if check:
         problems = check_samples(ds)
         if len(problems):
-            _print_table(f"{len(problems)} problems in {problems['index'].nunique()} of "
-                         f"{len(ds)} samples", problems.set_index("index"))
+            _print_table(
+                f"{len(problems)} problems in {problems['index'].nunique()} of {len(ds)} samples",
+                problems.set_index("index"),
+            )
             raise typer.Exit(1)
         typer.echo(f"{path}: all {len(ds)} samples pass the checks")
         return
     s = summarize(ds, max_motion_samples=max_samples)
-    typer.echo(f"{path}: {len(ds)} samples, {ds.num_classes} classes, layout {ds.layout.name}, "
-               f"array {tuple(ds.data.shape)} float32, source {ds.info.get('source')}")
+    typer.echo(
+        f"{path}: {len(ds)} samples, {ds.num_classes} classes, layout {ds.layout.name}, "
+        f"array {tuple(ds.data.shape)} float32, source {ds.info.get('source')}"
+    )
     if len(s["splits"]):
         _print_table("splits", s["splits"].set_index(["split", "part"]))
     _print_table("samples per class", s["classes"])
     _print_table("valid frames", s["lengths"])
-    _print_table(f"mean joint displacement per frame by degree ({s['motion_samples']} samples)",
-                 s["motion_degree"])
+    _print_table(
+        f"mean joint displacement per frame by degree ({s['motion_samples']} samples)",
+        s["motion_degree"],
+    )
 
 
 # --------------------------------------------------------------------------- runs
@@ -174,7 +196,9 @@ def _seeds(seeds: int, seed_list: str | None) -> list[int]:
         try:
             return [int(s) for s in seed_list.split(",") if s.strip()]
         except ValueError:
-            raise ConfigError(f"--seed-list {seed_list!r} must be comma-separated integers") from None
+            raise ConfigError(
+                f"--seed-list {seed_list!r} must be comma-separated integers"
+            ) from None
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     return list(range(seeds))
@@ -185,24 +209,47 @@ def run(
     grid: Annotated[str, typer.Option(help="Grid name (see `asma-bench grids`) or YAML file.")],
     profile: Annotated[str, typer.Option(help="smoke | quick | paper | a YAML file.")] = "quick",
     data: Annotated[
-        Optional[str],  # noqa: UP007
+        str | None,
         typer.Option(help="'synthetic' (default) or a canonical dataset folder."),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Number of seeds (0..N-1).")] = 3,
-    seed_list: Annotated[Optional[str], typer.Option(help="Explicit seeds, e.g. 0,1,2.")] = None,  # noqa: UP007
-    out: Annotated[Path, typer.Option(help="Output folder (store, checkpoints, data).")] = Path("runs"),
-    device: Annotated[Optional[str], typer.Option(help="cpu | cuda | cuda:N")] = None,  # noqa: UP007
+    seed_list: Annotated[str | None, typer.Option(help="Explicit seeds, e.g. 0,1,2.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (store, checkpoints, data).")] = Path(
+        "runs"
+    ),
+    device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N")] = None,
     tracking_uri: Annotated[
-        Optional[str], typer.Option(help="MLflow tracking URI (default: SQLite in --out).")  # noqa: UP007
+        str | None, typer.Option(help="MLflow tracking URI (default: SQLite in --out).")
     ] = None,
     set_: Annotated[
-        Optional[list[str]],  # noqa: UP007
+        Optional[list[str]],  # noqa: UP045 - typer cannot parse "list[str] | None"
         typer.Option("--set", help="Config override key.sub=value (repeatable)."),
     ] = None,
     progress: Annotated[
-        Optional[bool],  # noqa: UP007
+        bool | None,
         typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal)."),
     ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Shared Optuna storage URL (e.g. postgresql://…): units become a "
+            "queue that any number of workers running this command share."
+        ),
+    ] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            help="With --storage: exit when no unit is waiting, without "
+            "waiting for other workers' units or printing the table."
+        ),
+    ] = False,
+    heartbeat: Annotated[
+        int,
+        typer.Option(
+            help="With --storage: heartbeat seconds; a unit whose worker is "
+            "silent for twice this goes back in the queue."
+        ),
+    ] = 60,
 ) -> None:
     """Run every (cell, seed) of a grid that is not finished yet, logging to MLflow."""
     from asma_bench.harness.grids import load_grid
@@ -217,22 +264,42 @@ def run(
             from asma_bench.errors import ConfigError
 
             raise ConfigError(f"--device {device}: CUDA is not available on this machine")
-    opts = RunOptions(profile=profile, seeds=_seeds(seeds, seed_list), out=out, data=data,
-                      device=device, tracking_uri=tracking_uri, overrides=list(set_ or []),
-                      progress=_interactive() if progress is None else progress)
+    opts = RunOptions(
+        profile=profile,
+        seeds=_seeds(seeds, seed_list),
+        out=out,
+        data=data,
+        device=device,
+        tracking_uri=tracking_uri,
+        overrides=list(set_ or []),
+        progress=_interactive() if progress is None else progress,
+        storage=storage,
+        worker=worker,
+        heartbeat=heartbeat,
+    )
+    if worker and not storage:
+        from asma_bench.errors import ConfigError
+
+        raise ConfigError("--worker needs --storage (the shared queue to take units from)")
     outcome = run_grid(spec, opts)
-    typer.echo(f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
-               f"finished, {len(outcome.failed)} failed ({outcome.seconds:.0f} s)")
+    typer.echo(
+        f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
+        f"finished, {len(outcome.failed)} failed ({outcome.seconds:.0f} s)"
+    )
     for name, reason in outcome.failed.items():
         typer.echo(f"  FAILED {name}: {reason}")
+    if worker:
+        raise typer.Exit(1 if outcome.failed else 0)
     tracker = Tracker(outcome.tracking_uri, experiment="asma-bench")
     results = grid_results(tracker, spec.name)
     cells = [c.name for c in spec.all_cells()]
     table = summary_table(results, cells, spec.metric)
     if not table.empty:
         _print_table(f"{spec.name}: {spec.metric} (%), mean and std over seeds", table)
-    typer.echo(f"\nMLflow store: {outcome.tracking_uri}  (browse: mlflow ui --backend-store-uri "
-               f"{outcome.tracking_uri})")
+    typer.echo(
+        f"\nMLflow store: {outcome.tracking_uri}  (browse: mlflow ui --backend-store-uri "
+        f"{outcome.tracking_uri})"
+    )
     if outcome.failed:
         raise typer.Exit(1)
 
@@ -245,8 +312,10 @@ def grids() -> None:
     for name in list_grids():
         spec = load_grid(name)
         cells = spec.all_cells()
-        typer.echo(f"{name:15s} {len(cells):3d} cells  {spec.protocol:10s} {spec.table:22s} "
-                   f"{spec.description.strip()[:70]}")
+        typer.echo(
+            f"{name:15s} {len(cells):3d} cells  {spec.protocol:10s} {spec.table:22s} "
+            f"{spec.description.strip()[:70]}"
+        )
 
 
 @app.command("profiles")
@@ -290,10 +359,19 @@ def models(
     for name in list_backbones():
         model = create_backbone(name, layout=lay, in_channels=3).eval()
         x = torch.zeros(1, 3, frames, lay.num_joints, bodies)
-        rows.append({"backbone": name, "params (M)": count_parameters(model) / 1e6,
-                     "GFLOPs / clip": count_flops(model, x) / 1e9, "out_dim": model.out_dim})
-    _print_table(f"backbones on {layout}, {frames} frames, {bodies} bodies (FLOPs: 2 per MAC, "
-                 "torch.utils.flop_counter)", pd.DataFrame(rows).set_index("backbone"))
+        rows.append(
+            {
+                "backbone": name,
+                "params (M)": count_parameters(model) / 1e6,
+                "GFLOPs / clip": count_flops(model, x) / 1e9,
+                "out_dim": model.out_dim,
+            }
+        )
+    _print_table(
+        f"backbones on {layout}, {frames} frames, {bodies} bodies (FLOPs: 2 per MAC, "
+        "torch.utils.flop_counter)",
+        pd.DataFrame(rows).set_index("backbone"),
+    )
 
 
 # --------------------------------------------------------------------------- entry
@@ -305,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         from asma_bench import commands
 
         commands.load_all()
-        app(args=args, prog_name="asma-bench", standalone_mode=False)
+        # without standalone mode click returns a command's `typer.Exit(code)` instead of raising
+        code = app(args=args, prog_name="asma-bench", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
@@ -331,10 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, the traceback behind --debug
         if debug:
             raise
-        typer.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
-                   "traceback)", err=True)
+        typer.echo(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            err=True,
+        )
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _console() -> None:  # pragma: no cover - thin wrapper
@@ -342,4 +423,7 @@ def _console() -> None:  # pragma: no cover - thin wrapper
 
 
 if __name__ == "__main__":  # pragma: no cover
-    _console()
+    # run the imported module, not this __main__ copy: command modules register on its app
+    from asma_bench.cli import _console as _run
+
+    _run()

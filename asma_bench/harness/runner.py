@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from asma_bench.config import RunConfig, build_config
+from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import CellSpec, GridSpec
 from asma_bench.harness.tracking import (
     TAG_CELL,
@@ -68,6 +69,11 @@ class RunOptions:
     tracking_uri: str | None = None
     overrides: Sequence[str | dict] = ()
     progress: bool = True
+    # shared Optuna storage URL: units become a queue that several workers share
+    storage: str | None = None
+    worker: bool = False  # with storage: stop when no unit is waiting (don't wait for others)
+    heartbeat: int = 60  # seconds; a unit whose worker is silent for twice this is retried
+    max_retry: int = 3
 
 
 @dataclass
@@ -91,14 +97,31 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
     units = []
     for seed in opts.seeds:
         for cell in grid.all_cells():
-            cfg = build_config(opts.profile, [cell.overrides, *cli, {"seed": int(seed)}])
+            cfg = build_config(opts.profile,
+                               [cell.overrides, *cli, cell.fixed, {"seed": int(seed)}])
             units.append(Unit(grid.name, cell, int(seed), cell.protocol or grid.protocol, cfg))
+    seen: dict[str, str] = {}
+    for u in units:
+        if u.id in seen:
+            raise ConfigError(f"grid {grid.name!r}: cells {seen[u.id]!r} and {u.cell.name!r} "
+                              "resolve to the same configuration (an override erased their "
+                              "difference)")
+        seen[u.id] = u.cell.name
     return units
 
 
 def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
-    """Run every unfinished unit of ``grid``; returns what ran, what was skipped or failed."""
+    """Run every unfinished unit of ``grid``; returns what ran, what was skipped or failed.
+
+    With ``opts.storage`` the units go through a shared queue that any number of workers
+    serve (see :mod:`asma_bench.harness.queue`).
+    """
     from tqdm.auto import tqdm
+
+    if opts.storage:
+        from asma_bench.harness.queue import run_grid_queued
+
+        return run_grid_queued(grid, opts)
 
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

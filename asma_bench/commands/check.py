@@ -1,0 +1,78 @@
+"""``asma-bench check``: a small fixed-seed benchmark compared with a committed baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from asma_bench.cli import _interactive, _print_table, app
+
+
+@app.command("check")
+def check(
+    baseline: Annotated[Path, typer.Option(help="Baseline JSON file (committed).")] = Path(
+        "benchmarks/check_baseline.json"
+    ),
+    update: Annotated[bool, typer.Option(help="Measure and rewrite the baseline.")] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    ] = None,
+) -> None:
+    """Accuracy, latency ratios and model sizes against the baseline; exit 1 on regression."""
+    from asma_bench.harness.check import (
+        compare,
+        load_baseline,
+        measure,
+        rows_table,
+        settings_for_update,
+        write_baseline,
+    )
+
+    reference = None if update else load_baseline(baseline)  # a bad file fails before measuring
+    settings = settings_for_update(baseline) if update else None
+    if reference is not None:
+        from asma_bench.harness.check import CheckSettings
+
+        settings = CheckSettings.model_validate(reference["settings"])
+    assert settings is not None
+    show = _interactive() if progress is None else progress
+    steps = len(settings.units) * len(settings.seeds) + 1
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="check", unit="step", dynamic_ncols=True)
+
+    def step(what: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(what)
+            bar.update(1)
+
+    current = measure(settings, progress=step)
+    if bar is not None:
+        bar.close()
+    if update:
+        path = write_baseline(baseline, current, settings)
+        typer.echo(
+            f"wrote baseline {path} ({len(current.accuracy)} accuracy units x "
+            f"{len(settings.seeds)} seeds, {len(current.latency)} latency ratios, "
+            f"{len(current.counts)} counts)"
+        )
+        return
+    rows = compare(reference, current)
+    failed = [r for r in rows if r.failed]
+    env = reference.get("environment", {})
+    if env.get("torch") and env["torch"] != current.environment["torch"]:
+        typer.echo(
+            f"note: baseline measured with torch {env['torch']}, now {current.environment['torch']}"
+        )
+    if failed:
+        _print_table(
+            f"{len(failed)} of {len(rows)} checks regressed against {baseline}", rows_table(failed)
+        )
+        typer.echo("\n(rerun with --update to accept the new values as the baseline)")
+        raise typer.Exit(1)
+    _print_table(f"all {len(rows)} checks within tolerance of {baseline}", rows_table(rows))

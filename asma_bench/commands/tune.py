@@ -1,0 +1,118 @@
+"""``asma-bench tune`` and ``asma-bench spaces``: hyper-parameter search with Optuna."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from asma_bench.cli import _interactive, _print_table, app
+
+
+@app.command("tune")
+def tune(
+    space: Annotated[
+        str, typer.Option(help="Search space (see `asma-bench spaces`) or YAML file.")
+    ],
+    trials: Annotated[int, typer.Option(help="Trials to run (added to the study's).")] = 20,
+    profile: Annotated[str, typer.Option(help="smoke | quick | paper | a YAML file.")] = "quick",
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL (default: SQLite in --out); share it to tune "
+            "from several machines."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (study, MLflow store, data).")] = Path(
+        "tuning"
+    ),
+    study: Annotated[
+        str | None, typer.Option(help="Study name (default: space + config hash).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every trial and of the sampler.")] = 0,
+    data: Annotated[
+        str | None,
+        typer.Option(help="'synthetic' (default) or a canonical dataset folder."),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N")] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default: SQLite in --out).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Config override key.sub=value (repeatable)."),
+    ] = None,
+    save_profile: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the best configuration as a full profile YAML (use it with --profile FILE)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop starting trials after this many seconds.")
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    ] = None,
+) -> None:
+    """Tune a search space with Optuna (TPE, median pruning on validation accuracy)."""
+    from asma_bench.harness.tuning import TuneOptions, load_space, trials_table
+    from asma_bench.harness.tuning import save_profile as write_profile
+    from asma_bench.harness.tuning import tune as run_tuning
+
+    spec = load_space(space)
+    opts = TuneOptions(
+        profile=profile,
+        trials=trials,
+        out=out,
+        storage=storage,
+        study=study,
+        seed=seed,
+        data=data,
+        device=device,
+        tracking_uri=tracking_uri,
+        overrides=list(set_ or []),
+        timeout_s=timeout,
+        progress=_interactive() if progress is None else progress,
+    )
+    outcome = run_tuning(spec, opts)
+    table = trials_table(outcome)
+    if not table.empty:
+        _print_table(
+            f"study {outcome.study}: {len(table)} trials ({spec.objective}, higher is better)",
+            table,
+        )
+    typer.echo("")
+    if outcome.best is not None:
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in outcome.best.params.items())
+        typer.echo(
+            f"best: trial {outcome.best.number}, {spec.objective} "
+            f"{outcome.best.value:.2f}: {params}"
+        )
+    typer.echo(outcome.verdict())
+    if save_profile is not None and outcome.best is not None:
+        path = write_profile(outcome, save_profile)
+        typer.echo(f"saved the best configuration as a profile: {path}  (use --profile {path})")
+    typer.echo(f"Optuna storage: {outcome.storage}  (browse: optuna-dashboard {outcome.storage})")
+    typer.echo(f"MLflow store: {outcome.tracking_uri}  (experiment asma-bench-tuning)")
+    if outcome.best is None:
+        raise typer.Exit(1)
+
+
+@app.command("spaces")
+def spaces() -> None:
+    """List the search spaces of `asma-bench tune`."""
+    from asma_bench.harness.tuning import list_spaces, load_space
+
+    for name in list_spaces():
+        spec = load_space(name)
+        typer.echo(
+            f"{name:15s} {spec.protocol:9s} {', '.join(spec.params):40s} "
+            f"{spec.description.strip()[:60]}"
+        )
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

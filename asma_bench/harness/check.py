@@ -1,0 +1,432 @@
+"""Regression check: a small fixed-seed benchmark compared with a committed baseline.
+
+Three kinds of checks, none of which uses absolute wall time:
+
+- **accuracy**: a couple of units (protocol + overrides on the ``smoke`` profile) over a few
+  seeds. A unit regresses when its mean falls below the baseline mean by more than
+  ``max(k · s · sqrt(2 / n), floor)`` percentage points, where ``s`` is the baseline's
+  standard deviation across its ``n`` seeds — ``s · sqrt(2 / n)`` is the standard deviation
+  of the difference of two n-seed means, so ``k = 2`` is a two-sigma band.
+- **latency ratios**, all measured in the same run on one thread: the student's forward
+  time over the teacher's, and each masking strategy's time over a fixed-size matrix
+  product. Each ratio is the median over rounds; its relative spread (interquartile range /
+  median) widens the band: a ratio regresses above ``baseline · (1 + band)`` with ``band =
+  min(max(k · spread, floor), cap)``.
+- **counts**: parameters and forward FLOPs of teacher and student, equal within
+  ``count_rtol`` (exact by default).
+
+The baseline file (JSON) holds the settings of the benchmark it was measured with, so a
+check always re-measures the same thing; ``--update`` rewrites it atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from asma_bench.errors import ConfigError, DataFormatError
+
+BASELINE_FORMAT = 1
+FAILING = ("REGRESSED", "CHANGED", "MISSING")
+
+
+class CheckUnit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    protocol: str = "linear"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_units() -> dict[str, CheckUnit]:
+    return {
+        # one encoder, triplet Barlow Twins on ASMa's f_phi masking pair
+        "barlow_twins_ldsm_hmtm": CheckUnit(overrides={
+            "pretrain": {"objective": "barlow_twins", "pairing": "ldsm_hmtm", "epochs": 2},
+            "linear": {"epochs": 30}}),
+        # both encoders, complementary masks, cross-attention alignment probe
+        "asma_aligned": CheckUnit(overrides={
+            "pretrain": {"objective": "asma", "epochs": 2},
+            "linear": {"epochs": 30, "features": "aligned"}}),
+    }  # fmt: skip
+
+
+class CheckSettings(BaseModel):
+    """What the check measures and how strict it is (stored in the baseline)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str = "smoke"
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=2)
+    units: dict[str, CheckUnit] = Field(default_factory=_default_units)
+    metric: str = "test_top1"
+    accuracy_k: float = Field(2.0, gt=0)
+    accuracy_floor: float = Field(2.0, ge=0, description="percentage points")
+    latency_profile: str = Field("paper", description="model sizes for latency and counts")
+    latency_batch: int = Field(4, ge=1)
+    latency_rounds: int = Field(7, ge=3)
+    latency_k: float = Field(2.0, gt=0)
+    latency_floor: float = Field(0.5, ge=0, description="relative: 0.5 = 50 % slower")
+    latency_cap: float = Field(2.0, gt=0, description="widest band: 2.0 = 3x slower fails")
+    masking_batch: int = Field(32, ge=1)
+    reference_size: int = Field(256, ge=8, description="n of the n×n reference matmul")
+    count_rtol: float = Field(0.0, ge=0)
+
+
+@dataclass
+class LatencyStat:
+    ratio: float
+    spread: float  # interquartile range / median over rounds
+
+    def to_json(self) -> dict[str, float]:
+        return {"ratio": self.ratio, "spread": self.spread}
+
+
+@dataclass
+class Measurement:
+    accuracy: dict[str, list[float]] = field(default_factory=dict)  # unit → value per seed
+    latency: dict[str, LatencyStat] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self, settings: CheckSettings) -> dict[str, Any]:
+        return {
+            "format": BASELINE_FORMAT,
+            "environment": self.environment,
+            "settings": settings.model_dump(mode="json"),
+            "accuracy": {name: {"mean": statistics.fmean(v), "std": _std(v), "values": v}
+                         for name, v in self.accuracy.items()},
+            "latency": {name: s.to_json() for name, s in self.latency.items()},
+            "counts": self.counts,
+        }  # fmt: skip
+
+
+@dataclass
+class CheckRow:
+    kind: str
+    name: str
+    baseline: float | None
+    current: float | None
+    limit: float | None
+    status: str  # ok | improved | new | REGRESSED | CHANGED | MISSING
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILING
+
+
+# --------------------------------------------------------------------------- measuring
+def measure(
+    settings: CheckSettings,
+    workdir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Measurement:
+    """Run the benchmark of ``settings``: accuracy units, latency ratios, counts."""
+    import torch
+
+    m = Measurement(environment=_environment())
+    with tempfile.TemporaryDirectory(prefix="asma-check-") as tmp:
+        root = Path(workdir) if workdir else Path(tmp)
+        for name, unit in settings.units.items():
+            m.accuracy[name] = []
+            for seed in settings.seeds:
+                if progress:
+                    progress(f"{name} seed {seed}")
+                m.accuracy[name].append(_accuracy(settings, unit, seed, root))
+    if progress:
+        progress("latency")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # ratios of single-thread times travel better between machines
+    try:
+        m.latency, m.counts = _latency(settings)
+    finally:
+        torch.set_num_threads(threads)
+    return m
+
+
+def _accuracy(settings: CheckSettings, unit: CheckUnit, seed: int, root: Path) -> float:
+    from asma_bench.config import build_config
+    from asma_bench.protocols import UnitContext, run_protocol
+
+    cfg = build_config(settings.profile, [unit.overrides, {"seed": seed}])
+    ctx = UnitContext(data_root=root / "data", ckpt_dir=root / "checkpoints", device=cfg.device)
+    result = run_protocol(unit.protocol, cfg, ctx)
+    if settings.metric not in result.metrics:
+        raise ConfigError(
+            f"check metric {settings.metric!r} is not reported by protocol {unit.protocol!r}"
+        )
+    return float(result.metrics[settings.metric])
+
+
+def teacher_and_student(settings: CheckSettings) -> tuple[Any, Any, Any]:
+    """ASMa's teacher (two encoders + alignment head) and the student, at the latency
+    profile's sizes, in eval mode, with a fixed input batch."""
+    import torch
+    from torch import nn
+
+    from asma_bench.backbones import create_backbone
+    from asma_bench.config import build_config
+    from asma_bench.data.layouts import get_layout
+    from asma_bench.protocols.classifier import EncoderClassifier, make_head
+    from asma_bench.protocols.pretrain import build_encoder
+
+    cfg = build_config(settings.latency_profile, [{"pretrain": {"objective": "asma"}}])
+    layout, classes = get_layout("ntu25"), 60
+    torch.manual_seed(0)
+    encoders = {name: build_encoder(cfg, layout) for name in ("theta", "phi")}
+    head = make_head("aligned", encoders["theta"].out_dim, classes, cfg.linear.heads)
+    teacher = EncoderClassifier(encoders, head, "aligned").eval()
+    d = cfg.distill
+    body = create_backbone(
+        "student",
+        layout=layout,
+        in_channels=3,
+        **{"num_blocks": d.student_depth, **d.student_params},
+    )
+    student = EncoderClassifier({"encoder": body}, nn.Linear(body.out_dim, classes), "single")
+    g = torch.Generator().manual_seed(0)
+    x = (
+        torch.randn(settings.latency_batch, 3, cfg.data.frames, layout.num_joints, 2, generator=g)
+        .mul(0.05)
+        .cumsum(dim=2)
+    )
+    return teacher, student.eval(), x
+
+
+def _latency(settings: CheckSettings) -> tuple[dict[str, LatencyStat], dict[str, int]]:
+    import torch
+
+    from asma_bench.backbones import count_flops, count_parameters
+    from asma_bench.strategies import create_masking, list_maskings
+
+    teacher, student, x = teacher_and_student(settings)
+    counts = {
+        "teacher_params": count_parameters(teacher),
+        "student_params": count_parameters(student),
+        "teacher_flops": count_flops(teacher, x),
+        "student_flops": count_flops(student, x),
+    }
+    g = torch.Generator().manual_seed(1)
+    n = settings.reference_size
+    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+    batch = torch.randn(settings.masking_batch, 3, 50, 25, 2, generator=g).mul(0.05).cumsum(2)
+    maskings = {name: create_masking(name) for name in list_maskings()}
+    mask_gen = torch.Generator().manual_seed(2)
+    timers: dict[str, Callable[[], Any]] = {
+        "teacher": lambda: teacher(x), "student": lambda: student(x), "matmul": lambda: a @ b,
+        **{f"masking/{k}": (lambda s=s: s(batch, generator=mask_gen)) for k, s in maskings.items()},
+    }  # fmt: skip
+    with torch.no_grad():
+        reps = {k: _calibrate(f) for k, f in timers.items()}
+        rounds: dict[str, list[float]] = {k: [] for k in timers if k not in ("teacher", "matmul")}
+        for _ in range(settings.latency_rounds):
+            # interleaved, so a slow moment of the machine hits numerator and denominator alike
+            times = {k: _time(f, reps[k]) for k, f in timers.items()}
+            rounds["student"].append(times["student"] / times["teacher"])
+            for k in maskings:
+                rounds[f"masking/{k}"].append(times[f"masking/{k}"] / times["matmul"])
+    stats = {"student_over_teacher": _stat(rounds["student"])}
+    stats.update({f"{k}_over_matmul": _stat(rounds[k]) for k in rounds if k.startswith("masking/")})
+    return stats, counts
+
+
+def _calibrate(fn: Callable[[], Any], min_seconds: float = 0.004) -> int:
+    """Repetitions so that one timing lasts at least ``min_seconds`` (timer resolution)."""
+    fn()  # warm-up
+    reps = 1
+    while True:
+        t = _time(fn, reps) * reps
+        if t >= min_seconds or reps >= 4096:
+            return reps
+        reps = min(4096, max(reps * 2, int(reps * min_seconds / max(t, 1e-9)) + 1))
+
+
+def _time(fn: Callable[[], Any], reps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - start) / reps
+
+
+def _stat(values: list[float]) -> LatencyStat:
+    med = statistics.median(values)
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return LatencyStat(med, (q[2] - q[0]) / med if med > 0 else 0.0)
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _environment() -> dict[str, str]:
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": str(os.cpu_count()),
+    }
+
+
+# --------------------------------------------------------------------------- comparing
+def accuracy_tolerance(std: float, n: int, settings: CheckSettings) -> float:
+    """``max(k · std · sqrt(2/n), floor)``: k standard deviations of a difference of two
+    n-seed means, never below the floor."""
+    return max(settings.accuracy_k * std * math.sqrt(2.0 / n), settings.accuracy_floor)
+
+
+def latency_band(base_spread: float, spread: float, settings: CheckSettings) -> float:
+    """Relative band of a latency ratio: ``k`` times the larger spread of the two runs,
+    between the floor and the cap (so a noisy machine cannot hide a 3x slowdown)."""
+    band = max(settings.latency_k * max(base_spread, spread), settings.latency_floor)
+    return min(band, max(settings.latency_cap, settings.latency_floor))
+
+
+def compare(baseline: Mapping[str, Any], current: Measurement) -> list[CheckRow]:
+    """One row per check; a row whose status is in :data:`FAILING` is a regression."""
+    settings = CheckSettings.model_validate(baseline["settings"])
+    rows: list[CheckRow] = []
+    for name, base in baseline.get("accuracy", {}).items():
+        values = current.accuracy.get(name)
+        if not values:
+            rows.append(CheckRow("accuracy", name, base["mean"], None, None, "MISSING"))
+            continue
+        tol = accuracy_tolerance(base["std"], len(base["values"]), settings)
+        now = statistics.fmean(values)
+        status = (
+            "REGRESSED"
+            if now < base["mean"] - tol
+            else "improved"
+            if now > base["mean"] + tol
+            else "ok"
+        )
+        rows.append(CheckRow("accuracy", name, base["mean"], now, base["mean"] - tol, status))
+    for name, values in current.accuracy.items():
+        if name not in baseline.get("accuracy", {}):
+            rows.append(CheckRow("accuracy", name, None, statistics.fmean(values), None, "new"))
+    for name, base in baseline.get("latency", {}).items():
+        stat = current.latency.get(name)
+        if stat is None:
+            rows.append(CheckRow("latency", name, base["ratio"], None, None, "MISSING"))
+            continue
+        band = latency_band(base["spread"], stat.spread, settings)
+        limit = base["ratio"] * (1 + band)
+        status = (
+            "REGRESSED"
+            if stat.ratio > limit
+            else "improved"
+            if stat.ratio < base["ratio"] / (1 + band)
+            else "ok"
+        )
+        rows.append(CheckRow("latency", name, base["ratio"], stat.ratio, limit, status))
+    for name, stat in current.latency.items():
+        if name not in baseline.get("latency", {}):
+            rows.append(CheckRow("latency", name, None, stat.ratio, None, "new"))
+    for name, base in baseline.get("counts", {}).items():
+        now = current.counts.get(name)
+        if now is None:
+            rows.append(CheckRow("count", name, base, None, None, "MISSING"))
+            continue
+        same = abs(now - base) <= settings.count_rtol * abs(base)
+        rows.append(CheckRow("count", name, base, now, base, "ok" if same else "CHANGED"))
+    for name, now in current.counts.items():
+        if name not in baseline.get("counts", {}):
+            rows.append(CheckRow("count", name, None, now, None, "new"))
+    return rows
+
+
+def rows_table(rows: list[CheckRow]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "kind": r.kind,
+                "check": r.name,
+                "baseline": r.baseline,
+                "current": r.current,
+                "limit": r.limit,
+                "status": r.status,
+            }
+            for r in rows
+        ]
+    ).set_index(["kind", "check"])
+
+
+# --------------------------------------------------------------------------- files
+def load_baseline(path: Path) -> dict[str, Any]:
+    """Read and validate a baseline file; errors name the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataFormatError(path, "baseline not found; create it with --update") from None
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
+    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
+        raise DataFormatError(path, f"not a check baseline (format {BASELINE_FORMAT} expected)")
+    settings_of(data, path)
+    for section, kind in (("accuracy", dict), ("latency", dict), ("counts", dict)):
+        if not isinstance(data.get(section, {}), kind):
+            raise DataFormatError(path, f"{section!r} must be a mapping")
+    for name, acc in data.get("accuracy", {}).items():
+        if not {"mean", "std", "values"} <= set(acc):
+            raise DataFormatError(path, f"accuracy {name!r} needs mean, std and values")
+    for name, lat in data.get("latency", {}).items():
+        if not {"ratio", "spread"} <= set(lat):
+            raise DataFormatError(path, f"latency {name!r} needs ratio and spread")
+    return data
+
+
+def settings_of(data: Mapping[str, Any], path: Path) -> CheckSettings:
+    try:
+        return CheckSettings.model_validate(data.get("settings", {}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise DataFormatError(path, f"settings field {loc!r}: {err['msg']}") from None
+
+
+def settings_for_update(path: Path) -> CheckSettings:
+    """The settings an update measures with: the existing file's, else the defaults."""
+    path = Path(path)
+    if not path.is_file():
+        return CheckSettings()
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
+    return (
+        settings_of(data, path)
+        if isinstance(data, dict) and "settings" in data
+        else (CheckSettings())
+    )
+
+
+def write_baseline(path: Path, measurement: Measurement, settings: CheckSettings) -> Path:
+    """Write the baseline atomically (a temporary file renamed over the old one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(measurement.to_json(settings), indent=1) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,596 @@
+"""Hyper-parameter search with Optuna: TPE sampling, median pruning on validation accuracy.
+
+A search space is a YAML file beside the grids (``asma_bench/grids/spaces/NAME.yaml``) or
+the user's own::
+
+    name: masking_ratio
+    description: ...
+    protocol: linear                 # what one trial runs
+    base: {pretrain: {objective: asma}, linear: {features: aligned}}
+    params:
+      masking.n: {type: float, low: 0.2, high: 0.52}
+      masking.k: {type: float, low: 0.1, high: 0.3}
+      pretrain.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
+      distill.student_depth: {type: int, low: 2, high: 7}
+      pretrain.pairing: {type: categorical, choices: [ldsm_hmtm, hdsm_lmtm]}
+
+The objective is the protocol's final validation top-1 (``val_top1``; the test split is
+never looked at). Every epoch's validation accuracy of the protocol's main stage is
+reported to the trial, and a trial whose curve falls below the median of earlier trials at
+the same step is pruned. The first trial of a new study runs the profile's own values (when
+they lie in the space), so "improved" means better than the configuration you started from.
+Every trial is an MLflow run (experiment ``asma-bench-tuning``, tag ``asma.kind = trial``),
+which grid reports never read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from asma_bench.config import (
+    RunConfig,
+    build_config,
+    deep_merge,
+    load_yaml,
+    parse_override,
+    profile_dict,
+)
+from asma_bench.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+TUNING_EXPERIMENT = "asma-bench-tuning"
+TAG_KIND, TAG_STUDY, TAG_TRIAL, TAG_SPACE = "asma.kind", "asma.study", "asma.trial", "asma.space"
+TAG_STATE = "asma.trial_state"
+ATTR_RUN = "asma.mlflow_run"
+
+# per-epoch validation keys of each protocol's main stage (fnmatch patterns)
+PRUNE_KEYS: dict[str, tuple[str, ...]] = {
+    "linear": ("linear_val_top1",),
+    "distill": ("distill_val_top1",),
+    "finetune": ("finetune_*_val_top1",),
+    "semi": ("finetune_*_val_top1",),
+    "supervised": ("finetune_*_val_top1",),
+    "transfer": ("finetune_*_val_top1", "linear_val_top1"),
+}
+
+
+class ParamSpec(BaseModel):
+    """One dimension of a search space."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamSpec:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+            return self
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("needs 'low' < 'high'")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scale parameter needs 'low' > 0")
+        if self.log and self.step is not None:
+            raise ValueError("'log' and 'step' cannot be combined")
+        integral = float(self.low).is_integer() and float(self.high).is_integer()
+        if self.type == "int" and not integral:
+            raise ValueError("an int parameter needs integer bounds")
+        return self
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a point of this dimension (used to start from the profile)."""
+        if self.type == "categorical":
+            return value in (self.choices or [])
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.type == "int" and not float(value).is_integer():
+            return False
+        return bool(self.low <= value <= self.high)
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        if self.type == "categorical":
+            return trial.suggest_categorical(name, self.choices)
+        if self.type == "int":
+            step = int(self.step) if self.step else 1
+            return trial.suggest_int(name, int(self.low), int(self.high), step=step, log=self.log)
+        return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+
+
+class SearchSpace(BaseModel):
+    """A named search space: the protocol a trial runs and the parameters to tune."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    protocol: str = "linear"
+    objective: str = "val_top1"
+    prune_on: list[str] = Field(default_factory=list, description="per-epoch keys (fnmatch)")
+    base: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, ParamSpec]
+
+    @field_validator("objective")
+    @classmethod
+    def _validation_metric(cls, v: str) -> str:
+        if "test" in v or "val" not in v:
+            raise ValueError(f"{v!r} must be a validation metric (never tune on the test split)")
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _config_fields(cls, v: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        if not v:
+            raise ValueError("a search space needs at least one parameter")
+        fields = RunConfig().flat()
+        for key in v:
+            parts = key.split(".")
+            # keys inside free-form mappings (backbone.params.*, distill.student_params.*)
+            in_mapping = any(
+                isinstance(fields.get(".".join(parts[:i])), dict) for i in range(1, len(parts))
+            )
+            if key not in fields and not in_mapping:
+                raise ValueError(f"{key!r} is not a config field")
+        return v
+
+    @model_validator(mode="after")
+    def _tunable(self) -> SearchSpace:
+        if self.protocol not in PRUNE_KEYS and not self.prune_on:
+            raise ValueError(
+                f"protocol {self.protocol!r} is not tunable (no per-epoch validation "
+                f"accuracy); use one of {', '.join(PRUNE_KEYS)} or set prune_on"
+            )
+        return self
+
+    @property
+    def prune_keys(self) -> tuple[str, ...]:
+        return tuple(self.prune_on) or PRUNE_KEYS[self.protocol]
+
+
+def _spaces_dir() -> Any:
+    return resources.files("asma_bench") / "grids" / "spaces"
+
+
+def list_spaces() -> list[str]:
+    return sorted(
+        p.name.removesuffix(".yaml") for p in _spaces_dir().iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A built-in search space by name, or a space YAML file by path."""
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")):
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"{path}: search space file not found")
+        source: Any = path
+    elif text in list_spaces():
+        source = _spaces_dir() / f"{text}.yaml"
+    else:
+        raise ConfigError(
+            f"unknown search space {text!r}; available: "
+            f"{', '.join(list_spaces())} (or a path to a .yaml file)"
+        )
+    data = load_yaml(source, "search space")
+    try:
+        return SearchSpace.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        where = f"search space field {loc!r}: " if loc else ""
+        raise ConfigError(f"{source}: {where}{err['msg'].removeprefix('Value error, ')}") from None
+
+
+def nested(params: dict[str, Any]) -> dict[str, Any]:
+    """``{'masking.n': 0.3}`` → ``{'masking': {'n': 0.3}}``."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        node = out
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return out
+
+
+def _get_dotted(d: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
+
+
+# --------------------------------------------------------------------------- tuning
+@dataclass
+class TuneOptions:
+    profile: str = "smoke"
+    trials: int = 20
+    out: Path = Path("tuning")
+    storage: str | None = None  # default: SQLite in ``out``
+    study: str | None = None  # default: space name + hash of the space and base config
+    seed: int = 0
+    data: str | None = None
+    device: str | None = None
+    tracking_uri: str | None = None
+    overrides: Sequence[str | dict] = ()
+    start_from_profile: bool = True
+    startup_trials: int = 5  # TPE's random start
+    prune_startup_trials: int = 3  # trials that complete before pruning starts
+    prune_warmup_steps: int = 1  # epochs of a trial never pruned
+    timeout_s: float | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ConfigError(f"--trials must be >= 1, got {self.trials}")
+
+
+@dataclass
+class TrialRow:
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    seconds: float | None
+
+
+@dataclass
+class TuneOutcome:
+    space: str
+    study: str
+    storage: str  # password hidden
+    objective: str
+    trials: list[TrialRow] = field(default_factory=list)
+    best: TrialRow | None = None
+    first: TrialRow | None = None
+    profile: dict[str, Any] = field(default_factory=dict)  # full profile with the best params
+    tracking_uri: str = ""
+
+    @property
+    def improved(self) -> bool:
+        return (
+            self.best is not None
+            and self.first is not None
+            and self.best.value is not None
+            and self.first.value is not None
+            and self.best.value > self.first.value
+        )
+
+    def verdict(self) -> str:
+        """One line saying whether tuning beat the first trial."""
+        if self.best is None or self.first is None:
+            return f"no trial completed, so there is no best {self.objective}"
+        if self.improved:
+            return (
+                f"improved: best {self.objective} {self.best.value:.2f} (trial "
+                f"{self.best.number}) vs the first trial's {self.first.value:.2f} "
+                f"({self.best.value - self.first.value:+.2f})"
+            )
+        return (
+            f"did NOT improve: no trial beat the first trial's {self.objective} "
+            f"{self.first.value:.2f}"
+        )
+
+
+def study_digest(space: SearchSpace, base: RunConfig) -> str:
+    blob = json.dumps(
+        {"space": space.model_dump(mode="json"), "base": base.model_dump(mode="json")},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _cli_overrides(opts: TuneOptions) -> list[str | dict]:
+    cli: list[str | dict] = []
+    if opts.data:
+        cli.append({"data": {"source": opts.data}})
+    if opts.device:
+        cli.append({"device": opts.device})
+    cli.extend(opts.overrides)
+    return cli
+
+
+def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
+    """Run ``opts.trials`` more trials of the study of ``space`` and summarise it."""
+    import optuna
+
+    from asma_bench.harness.queue import QueueSettings, open_storage, quiet_optuna, redact
+    from asma_bench.harness.tracking import Tracker, default_tracking_uri
+    from asma_bench.protocols import PROTOCOLS
+
+    out = Path(opts.out)
+    cli = _cli_overrides(opts)
+    base = build_config(opts.profile, [space.base, *cli, {"seed": opts.seed}])
+    PROTOCOLS.get(space.protocol)  # an unknown protocol fails before any storage is touched
+    name = opts.study or f"tune:{space.name}:{study_digest(space, base)}"
+    out.mkdir(parents=True, exist_ok=True)
+    url = opts.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
+    storage = open_storage(url, QueueSettings())
+    with quiet_optuna():
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=opts.seed,
+                                               n_startup_trials=opts.startup_trials),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=opts.prune_startup_trials,
+                                               n_warmup_steps=opts.prune_warmup_steps),
+        )  # fmt: skip
+        if opts.start_from_profile and not study.trials:
+            start = {k: _get_dotted(base.model_dump(mode="json"), k) for k in space.params}
+            if all(space.params[k].contains(v) for k, v in start.items()):
+                study.enqueue_trial(start, user_attrs={"asma.start": "profile"})
+    uri = opts.tracking_uri or default_tracking_uri(out)
+    tracker = Tracker(uri, experiment=TUNING_EXPERIMENT, artifact_root=out / "artifacts")
+    parent = _study_run(tracker, name, space, opts)
+    objective = _Objective(space, opts, cli, tracker, parent, name, out)
+    bar = None
+    if opts.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=opts.trials, desc=f"tune {space.name}", unit="trial", dynamic_ncols=True)
+        objective.progress = bar
+
+    def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if bar is not None:
+            bar.update(1)
+            best = _best(study)
+            if best is not None:
+                bar.set_postfix_str(f"best {best.value:.2f}")
+
+    from asma_bench.protocols.training import DivergenceError
+
+    with quiet_optuna():
+        study.optimize(
+            objective,
+            n_trials=opts.trials,
+            timeout=opts.timeout_s,
+            catch=(DivergenceError, _BadValue),
+            callbacks=[after],
+        )
+    if bar is not None:
+        bar.close()
+    outcome = summarize(study, space, opts, redact(url))
+    outcome.tracking_uri = uri
+    if outcome.best is not None:
+        tracker.log_metrics(parent, {f"best_{space.objective}": outcome.best.value})
+        tracker.set_tags(parent, {"asma.best_trial": outcome.best.number})
+    return outcome
+
+
+def _best(study: Any) -> Any:
+    try:
+        return study.best_trial
+    except ValueError:  # no complete trial yet
+        return None
+
+
+def summarize(study: Any, space: SearchSpace, opts: TuneOptions, storage: str) -> TuneOutcome:
+    """Trials, the best and the first complete trial, and the best configuration as a profile."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        seconds = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        rows.append(TrialRow(t.number, t.state.name, t.value, dict(t.params), seconds))
+    outcome = TuneOutcome(space.name, study.study_name, storage, space.objective, rows)
+    complete = [r for r in rows if r.state == "COMPLETE" and r.value is not None]
+    if complete:
+        outcome.first = complete[0]
+        outcome.best = max(complete, key=lambda r: (r.value, -r.number))
+        outcome.profile = best_profile(space, opts, outcome.best.params)
+    return outcome
+
+
+def best_profile(space: SearchSpace, opts: TuneOptions, params: dict[str, Any]) -> dict[str, Any]:
+    """A full profile (usable with ``--profile FILE``): base profile ← space base ←
+    command-line overrides ← the best parameters, validated."""
+    d = profile_dict(opts.profile)
+    for ov in [space.base, *_cli_overrides(opts), nested(params)]:
+        d = deep_merge(d, parse_override(ov) if isinstance(ov, str) else ov)
+    d.pop("seed", None)
+    build_config(None, [d])  # fails here, not when the file is used
+    return d
+
+
+def save_profile(outcome: TuneOutcome, path: Path) -> Path:
+    """Write the best configuration as a profile YAML file, atomically."""
+    if outcome.best is None:
+        raise ConfigError(f"study {outcome.study!r} has no complete trial to save")
+    path = Path(path)
+    if path.suffix not in (".yaml", ".yml"):
+        raise ConfigError(f"--save-profile {path}: the file name must end in .yaml")
+    header = (
+        f"# Profile found by `asma-bench tune --space {outcome.space}` (study "
+        f"{outcome.study}):\n# best {outcome.objective} {outcome.best.value:.4g} at trial "
+        f"{outcome.best.number}: {json.dumps(outcome.best.params)}\n"
+    )
+    text = header + yaml.safe_dump(outcome.profile, sort_keys=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class _BadValue(Exception):
+    """The objective came out NaN (a trial failure, not a reason to stop the study)."""
+
+
+def _study_run(tracker: Any, study: str, space: SearchSpace, opts: TuneOptions) -> str:
+    """The study's parent MLflow run (reused when the study is resumed)."""
+    from asma_bench.harness.tracking import environment_tags
+
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id],
+        filter_string=f"tags.`{TAG_STUDY}` = '{study}' and tags.`{TAG_KIND}` = 'study'",
+        max_results=1,
+    )
+    if runs:
+        return runs[0].info.run_id
+    run = tracker.client.create_run(
+        tracker.experiment_id, run_name=study,
+        tags={TAG_KIND: "study", TAG_STUDY: study, TAG_SPACE: space.name,
+              "asma.profile": opts.profile, **environment_tags()},
+    )  # fmt: skip
+    tracker.log_params(
+        run.info.run_id,
+        {
+            "space": space.name,
+            "protocol": space.protocol,
+            "profile": opts.profile,
+            "objective": space.objective,
+        },
+    )
+    return run.info.run_id
+
+
+class _Objective:
+    """One trial: suggest, build the config, run the protocol, report epochs, return val."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        opts: TuneOptions,
+        cli: list,
+        tracker: Any,
+        parent: str,
+        study: str,
+        out: Path,
+    ):
+        self.space, self.opts, self.cli = space, opts, cli
+        self.tracker, self.parent, self.study, self.out = tracker, parent, study, out
+        self.progress: Any = None
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        from asma_bench.protocols import UnitContext, run_protocol
+        from asma_bench.protocols.training import DivergenceError
+
+        params = {key: spec.suggest(trial, key) for key, spec in self.space.params.items()}
+        cfg = build_config(
+            self.opts.profile,
+            [self.space.base, *self.cli, nested(params), {"seed": self.opts.seed}],
+        )
+        run_id = self.tracker.client.create_run(
+            self.tracker.experiment_id, run_name=f"{self.space.name}/trial{trial.number}",
+            tags={TAG_KIND: "trial", TAG_STUDY: self.study, TAG_SPACE: self.space.name,
+                  TAG_TRIAL: str(trial.number), "mlflow.parentRunId": self.parent},
+        ).info.run_id  # fmt: skip
+        trial.set_user_attr(ATTR_RUN, run_id)
+        self.tracker.log_params(
+            run_id,
+            {
+                **cfg.flat(),
+                "protocol": self.space.protocol,
+                **{f"trial.{k}": v for k, v in params.items()},
+            },
+        )
+        step = 0
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            nonlocal step
+            self.tracker.log_metrics(run_id, metrics, step=epoch)
+            for key, value in metrics.items():
+                if any(fnmatch.fnmatchcase(key, p) for p in self.space.prune_keys):
+                    trial.report(float(value), step)
+                    step += 1
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(
+                            f"{key} {value:.2f} below the median at step {step - 1}"
+                        )
+
+        def stage(name: str, i: int, n: int) -> None:
+            if self.progress is not None:
+                self.progress.set_postfix_str(f"trial {trial.number} {name} {i}/{n}")
+
+        ctx = UnitContext(
+            data_root=self.out / "data",
+            ckpt_dir=self.out / "checkpoints",
+            device=cfg.device,
+            on_epoch=on_epoch,
+            progress=stage if self.progress is not None else None,
+        )
+        t0 = time.monotonic()
+        try:
+            result = run_protocol(self.space.protocol, cfg, ctx)
+        except optuna.TrialPruned as exc:
+            self._finish(run_id, "KILLED", "PRUNED", str(exc))
+            raise
+        except DivergenceError as exc:
+            self._finish(run_id, "FAILED", "FAIL", str(exc))
+            raise
+        except BaseException as exc:
+            self._finish(run_id, "FAILED", "FAIL", f"{type(exc).__name__}: {exc}")
+            raise
+        value = result.metrics.get(self.space.objective)
+        if value is None or not math.isfinite(float(value)):
+            self._finish(run_id, "FAILED", "FAIL", f"objective {self.space.objective} missing")
+            raise _BadValue(
+                f"protocol {self.space.protocol!r} gave no finite {self.space.objective!r}"
+            )
+        self.tracker.log_metrics(
+            run_id, {**result.metrics, "trial_seconds": time.monotonic() - t0}, step=0
+        )
+        self._finish(run_id, "FINISHED", "COMPLETE")
+        return float(value)
+
+    def _finish(self, run_id: str, status: str, state: str, reason: str = "") -> None:
+        with contextlib.suppress(Exception):  # tracking must not hide the trial's outcome
+            tags = {TAG_STATE: state, **({"asma.failure": reason} if reason else {})}
+            self.tracker.set_tags(run_id, tags)
+            self.tracker.finish(run_id, status)
+
+
+def trials_table(outcome: TuneOutcome) -> Any:
+    """The study's trials as a DataFrame (number, state, value, seconds, parameters)."""
+    import pandas as pd
+
+    rows = [
+        {
+            "trial": r.number,
+            "state": r.state,
+            outcome.objective: r.value,
+            "seconds": r.seconds,
+            **r.params,
+        }
+        for r in outcome.trials
+    ]
+    return pd.DataFrame(rows).set_index("trial") if rows else pd.DataFrame()

@@ -1,0 +1,221 @@
+"""Tuning: search spaces, median pruning on validation curves, the best config as a profile."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+
+from asma_bench.cli import main
+from asma_bench.config import build_config, profile_dict
+from asma_bench.errors import ConfigError
+from asma_bench.harness.tracking import Tracker
+from asma_bench.harness.tuning import (
+    TUNING_EXPERIMENT,
+    SearchSpace,
+    TuneOptions,
+    best_profile,
+    list_spaces,
+    load_space,
+    nested,
+    save_profile,
+    tune,
+)
+from asma_bench.protocols import PROTOCOLS, ProtocolResult
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_every_builtin_space_gives_valid_configs(name):
+    space = load_space(name)
+    assert space.prune_keys and "val" in space.objective
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(4):
+        trial = study.ask()
+        params = {k: spec.suggest(trial, k) for k, spec in space.params.items()}
+        cfg = build_config("smoke", [space.base, nested(params)])
+        flat = cfg.flat()
+        for key, value in params.items():
+            assert flat[key] == value
+            assert space.params[key].contains(value)
+    for profile in ("smoke", "quick"):  # tuning starts from the profile's own values
+        flat = build_config(profile, [space.base]).flat()
+        assert all(spec.contains(flat[k]) for k, spec in space.params.items()), profile
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            "objective: test_top1\nparams: {linear.lr: {type: float, low: 0.1, high: 1}}",
+            "'objective'.*validation",
+        ),
+        ("params: {linear.lrr: {type: float, low: 0.1, high: 1}}", "not a config field"),
+        ("params: {linear.lr: {type: float, low: 1, high: 0.1}}", "'params.linear.lr'.*low"),
+        ("params: {linear.lr: {type: float, low: 0, high: 1, log: true}}", "log-scale"),
+        ("params: {pretrain.pairing: {type: categorical}}", "choices"),
+        (
+            "protocol: robustness\nparams: {linear.lr: {type: float, low: 0.1, high: 1}}",
+            "not tunable",
+        ),
+    ],
+)
+def test_bad_space_files_fail_with_one_line(tmp_path, params, message):
+    path = tmp_path / "space.yaml"
+    path.write_text(f"name: bad\n{params}\n")
+    with pytest.raises(ConfigError, match=message) as err:
+        load_space(path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="unknown search space 'nope'; available: distill_tau"):
+        load_space("nope")
+
+
+def test_keys_inside_free_form_mappings_are_allowed():
+    space = SearchSpace(
+        name="s",
+        params={
+            "backbone.params.base_channels": {"type": "int", "low": 4, "high": 16},
+            "distill.student_params.base_channels": {"type": "int", "low": 4, "high": 16},
+        },
+    )
+    assert set(space.params) == {
+        "backbone.params.base_channels",
+        "distill.student_params.base_channels",
+    }
+
+
+@pytest.fixture
+def curve_protocol(monkeypatch):
+    """A protocol whose validation curve is a known function of ``linear.lr``:
+    epoch e reports 100·lr·(e+1)/4 and the final val_top1 is 100·lr; test is the opposite."""
+
+    def fake(cfg, ctx):
+        x = cfg.linear.lr
+        for epoch in range(4):
+            ctx.on_epoch(epoch, {"curve_val_top1": 100 * x * (epoch + 1) / 4, "loss": 1.0})
+        return ProtocolResult({"val_top1": 100 * x, "test_top1": 100 - 100 * x})
+
+    monkeypatch.setitem(PROTOCOLS._entries, "curve", fake)
+    return SearchSpace(
+        name="curve",
+        protocol="curve",
+        prune_on=["curve_val_top1"],
+        params={"linear.lr": {"type": "float", "low": 0.01, "high": 1.0}},
+    )
+
+
+def test_median_pruning_on_validation_curves(tmp_path, curve_protocol):
+    opts = TuneOptions(
+        profile="smoke",
+        trials=14,
+        out=tmp_path,
+        startup_trials=4,
+        prune_startup_trials=3,
+        prune_warmup_steps=1,
+    )
+    outcome = tune(curve_protocol, opts)
+    study = optuna.load_study(study_name=outcome.study, storage=f"sqlite:///{tmp_path}/optuna.db")
+    trials = study.get_trials()
+    assert len(trials) == 14
+    assert trials[0].params == {"linear.lr": 0.01}  # the smoke profile's own value comes first
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned, "some trial should fall below the median"
+    for t in trials:
+        earlier = [c for c in trials if c.state.name == "COMPLETE" and c.number < t.number]
+        for step, value in t.intermediate_values.items():
+            assert value == pytest.approx(100 * t.params["linear.lr"] * (step + 1) / 4)
+            if len(earlier) < 3 or step < 1:
+                continue
+            median = float(np.median([c.intermediate_values[step] for c in earlier]))
+            last = step == max(t.intermediate_values)
+            # pruned exactly when the curve fell below the median of completed trials
+            assert (value < median) == (t.state.name == "PRUNED" and last)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    for t in complete:
+        assert t.value == pytest.approx(100 * t.params["linear.lr"])  # validation, not test
+    best = max(complete, key=lambda t: t.value)
+    assert outcome.best.number == best.number and outcome.best.value == best.value
+    assert outcome.first.number == 0 and outcome.improved == (best.value > trials[0].value)
+    tracker = Tracker(outcome.tracking_uri, experiment=TUNING_EXPERIMENT)
+    runs = tracker.client.search_runs([tracker.experiment_id], "tags.`asma.kind` = 'trial'")
+    by_trial = {int(r.data.tags["asma.trial"]): r for r in runs}
+    assert sorted(by_trial) == list(range(14))
+    for t in pruned:
+        run = by_trial[t.number]
+        assert run.info.status == "KILLED" and run.data.tags["asma.trial_state"] == "PRUNED"
+    assert by_trial[best.number].data.metrics["val_top1"] == pytest.approx(best.value)
+
+
+def test_best_profile_is_a_full_profile(tmp_path, curve_protocol):
+    opts = TuneOptions(profile="smoke", overrides=["linear.epochs=3"])
+    profile = best_profile(curve_protocol, opts, {"linear.lr": 0.5})
+    expected = build_config("smoke", ["linear.epochs=3", {"linear": {"lr": 0.5}}])
+    assert build_config(None, [profile]) == expected
+    assert profile["data"] == profile_dict("smoke")["data"]
+
+
+SPACE = textwrap.dedent("""
+    name: probe_lr
+    description: linear-probe learning rate on one Barlow Twins encoder
+    protocol: linear
+    base: {pretrain: {objective: barlow_twins, pairing: ldsm_hmtm}, linear: {epochs: 4}}
+    params:
+      linear.lr: {type: float, low: 1.0e-3, high: 0.5, log: true}
+""")
+
+
+def test_tune_on_smoke_says_whether_it_beat_the_first_trial(tmp_path, capsys):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    out, best = tmp_path / "tune", tmp_path / "best.yaml"
+    args = [
+        "tune",
+        "--space",
+        str(tmp_path / "space.yaml"),
+        "--trials",
+        "5",
+        "--profile",
+        "smoke",
+        "--out",
+        str(out),
+        "--save-profile",
+        str(best),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{out}/optuna.db")
+    trials = study.get_trials()
+    assert len(trials) == 5 and trials[0].params == {"linear.lr": 0.01}
+    first, best_value = trials[0].value, study.best_value
+    if best_value > first:
+        line = (
+            f"improved: best val_top1 {best_value:.2f} (trial {study.best_trial.number}) "
+            f"vs the first trial's {first:.2f}"
+        )
+    else:
+        line = f"did NOT improve: no trial beat the first trial's val_top1 {first:.2f}"
+    assert line in printed
+    saved = yaml.safe_load(best.read_text())
+    assert saved["linear"]["lr"] == study.best_params["linear.lr"]
+    assert saved["pretrain"]["objective"] == "barlow_twins" and saved["linear"]["epochs"] == 4
+    assert build_config(str(best)).linear.lr == study.best_params["linear.lr"]
+    # each trial is an MLflow run of its own kind: grids and reports never see it
+    tracker = Tracker(f"sqlite:///{out}/mlflow.db", experiment=TUNING_EXPERIMENT)
+    runs = tracker.client.search_runs([tracker.experiment_id], "tags.`asma.kind` = 'trial'")
+    assert len(runs) == 5 and not tracker.unit_runs("probe_lr")
+    # resuming the study adds trials to it
+    assert main([*args[:4], "1", *args[5:]]) == 0
+    assert len(optuna.load_study(study_name=None, storage=f"sqlite:///{out}/optuna.db").trials) == 6
+
+
+def test_save_profile_needs_a_complete_trial_and_a_yaml_name(tmp_path, curve_protocol):
+    outcome = tune(curve_protocol, TuneOptions(profile="smoke", trials=1, out=tmp_path))
+    with pytest.raises(ConfigError, match="must end in .yaml"):
+        save_profile(outcome, tmp_path / "best.txt")
+    path = save_profile(outcome, tmp_path / "best.yaml")
+    assert build_config(str(path)).linear.lr == outcome.best.params["linear.lr"]
+    outcome.best = None
+    with pytest.raises(ConfigError, match="no complete trial"):
+        save_profile(outcome, tmp_path / "other.yaml")
