@@ -327,8 +327,12 @@ class JointDataNorm(nn.Module):
         seen = counts > 0
         # running variance is the unbiased estimate, as nn.BatchNorm keeps it
         unbiased = var * counts / (counts - 1).clamp_min(1)
-        bn.running_mean[seen] = (1 - factor) * bn.running_mean[seen] + factor * mean[seen]
-        bn.running_var[seen] = (1 - factor) * bn.running_var[seen] + factor * unbiased[seen]
+        # New tensors rather than in-place updates: a full-joint pass of the same step (the
+        # anchor view) saved the old ones for its backward, which refuses modified tensors.
+        mean = (1 - factor) * bn.running_mean + factor * mean
+        var = (1 - factor) * bn.running_var + factor * unbiased
+        bn.running_mean = torch.where(seen, mean, bn.running_mean)
+        bn.running_var = torch.where(seen, var, bn.running_var)
 
 
 # --- the common interface -----------------------------------------------------------------

@@ -36,9 +36,15 @@ from asma_bench.errors import ConfigError
 class GraphConv(nn.Module):
     """Spatial graph convolution with K partition subsets (ST-GCN, Yan et al. 2018, eq. 10).
 
-    ``out[i] = sum_k sum_j A[k, j, i] * (W_k x[j] + b_k)`` computed as one 1×1 convolution
-    producing K·C' channels followed by a single einsum with the adjacency, which may be
-    shared (K, V, V) or per sample (B, K, V', V').
+    ``out[i] = sum_k sum_j A[k, j, i] * (W_k x[j] + b_k)`` with one 1×1 convolution holding
+    the K·C' output channels of every W_k. The adjacency may be shared (K, V, V) or per
+    sample (B, K, V', V').
+
+    :meth:`forward_rows` computes the same sum in the order
+    ``sum_k W_k (sum_j A[k, j, i] x[j]) + sum_k (sum_j A[k, j, i]) b_k`` on channels-last
+    rows: the neighbourhood sum runs on the C input channels (never more than the K·C'
+    mixed ones) as one matrix product over the joints, and the K subset weights then act as
+    one matrix product over K·C channels. The two orders differ only in rounding.
     """
 
     def __init__(self, in_channels: int, out_channels: int, num_subsets: int):
@@ -48,11 +54,32 @@ class GraphConv(nn.Module):
         self.conv = nn.Conv2d(in_channels, num_subsets * out_channels, kernel_size=1)
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
-        b, _, t, v = x.shape
-        y = self.conv(x).view(b, self.num_subsets, self.out_channels, t, v)
+        """(B, C, T, V) → (B, C', T, V')."""
+        return self.forward_rows(x.permute(0, 2, 3, 1), adjacency).permute(0, 3, 1, 2)
+
+    def forward_rows(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        """Channels-last form: x (B, T, V, C) → (B, T, V', C'), contiguous."""
+        b, t, v, c = x.shape
+        k, co = self.num_subsets, self.out_channels
+        w = adjacency.shape[-1]
+        bias = self.conv.bias.view(k, co)
+        # The bias term uses broadcast products: a matmul would count as FLOPs that do not
+        # scale with the batch.
         if adjacency.dim() == 3:
-            return torch.einsum("nkctv,kvw->nctw", y, adjacency)
-        return torch.einsum("nkctv,nkvw->nctw", y, adjacency)
+            # one small (W·K × V) @ (V × C) product per frame, straight into the
+            # (frame, joint) rows the subset weights need: no transposes
+            a_rows = adjacency.permute(2, 0, 1).reshape(w * k, v)
+            gathered = torch.bmm(a_rows.expand(b * t, w * k, v), x.reshape(b * t, v, c))
+            rows = gathered.view(b * t * w, k * c)
+            offset = (adjacency.sum(dim=1)[:, :, None] * bias[:, None]).sum(dim=0)  # (W, C')
+        else:
+            # per-sample graphs: joints last, one product per sample
+            xv = x.permute(0, 3, 1, 2).reshape(b, c * t, v)
+            gathered = torch.bmm(xv, adjacency.permute(0, 2, 1, 3).reshape(b, v, k * w))
+            rows = gathered.view(b, c, t, k, w).permute(0, 2, 4, 3, 1).reshape(b * t * w, k * c)
+            offset = (adjacency.sum(dim=2)[..., None] * bias[:, None]).sum(dim=1)[:, None]
+        weight = self.conv.weight.view(k, co, c).transpose(0, 1).reshape(co, k * c)
+        return nn.functional.linear(rows, weight).view(b, t, w, co) + offset
 
 
 class STGCNBlock(nn.Module):
@@ -96,10 +123,75 @@ class STGCNBlock(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
-        y = self.tcn(self.gcn(x, adjacency))
-        if self.residual is not None:
-            y = y + self.residual(x)
-        return self.relu(y)
+        """(B, C, T, V) → (B, C', T', V')."""
+        return self.forward_rows(x.permute(0, 2, 3, 1), adjacency).permute(0, 3, 1, 2)
+
+    def forward_rows(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        """Channels-last form: x (B, T, V, C) → (B, T', V', C'), contiguous.
+
+        The same layers as ``tcn``/``residual`` applied in a channels-last layout, where
+        BatchNorm and the temporal convolution have fast CPU kernels. Dropout is
+        :func:`rows_dropout` (the same Bernoulli(1 − p) keep mask and 1 / (1 − p) scaling as
+        ``nn.Dropout``, drawn several times faster on CPU).
+        """
+        bn1, _, conv, bn2, drop = self.tcn
+        y = rows_batch_norm(bn1, self.gcn.forward_rows(x, adjacency), relu=True)
+        y = rows_batch_norm(bn2, rows_conv(conv, y))
+        y = rows_dropout(y, drop.p, self.training and drop.training)
+        if self.residual is None:
+            return torch.relu(y)
+        if isinstance(self.residual, nn.Identity):
+            y = y + x
+        else:
+            res_conv, res_bn = self.residual
+            y = y + rows_batch_norm(res_bn, rows_conv(res_conv, x))
+        return y.relu_()
+
+
+def rows_batch_norm(bn: nn.Module, x: Tensor, relu: bool = False) -> Tensor:
+    """``bn`` (a BatchNorm over C channels) on channels-last rows (..., C), then ReLU if
+    ``relu``.
+
+    Calls the module itself on an (R, C, 1, 1) view, so its running statistics, momentum
+    and any SyncBatchNorm behaviour are exactly those of the module on the NCHW tensor.
+    """
+    c = x.shape[-1]
+    y = bn(x.reshape(-1, c, 1, 1))
+    if relu:
+        y = y.relu_()  # in place on the BatchNorm output, whose backward does not need it
+    return y.view(x.shape)
+
+
+def rows_conv(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A (k × 1) temporal ``conv`` on channels-last rows x (B, T, V, C) → (B, T', V, C')."""
+    if conv.kernel_size == (1, 1) and conv.padding == (0, 0):
+        stride = conv.stride[0]
+        x = x[:, ::stride] if stride > 1 else x
+        return nn.functional.linear(x, conv.weight.flatten(1), conv.bias)
+    y = conv(x.permute(0, 3, 1, 2))  # a channels-last view: no copy, channels-last kernel
+    return y.permute(0, 2, 3, 1).contiguous()
+
+
+def rows_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Dropout: zero each element with probability ``p``, scale the rest by 1 / (1 − p)."""
+    if not training or p == 0:
+        return x
+    return x * keep_mask(x, p).to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
+def keep_mask(x: Tensor, p: float) -> Tensor:
+    """Bool mask shaped like ``x``, each element kept with probability exactly 1 − p.
+
+    When 256·p is an integer (p = 0.5, the lineage's dropout) each element uses 8 uniform
+    random bits, four per 32-bit draw, so the generator runs a quarter as often as for
+    ``torch.rand``; otherwise one float draw per element (``u >= p``).
+    """
+    threshold = p * 256
+    if not threshold.is_integer():
+        return torch.rand_like(x) >= p
+    words = torch.randint(-(2**31), 2**31, ((x.numel() + 3) // 4,), dtype=torch.int32,
+                          device=x.device)  # fmt: skip
+    return words.view(torch.uint8)[: x.numel()].view(x.shape) >= int(threshold)
 
 
 class STGCN(SkeletonBackbone):
@@ -186,7 +278,8 @@ class STGCN(SkeletonBackbone):
     def forward_joint_features(self, x: Tensor, kept_joints: Tensor | None = None) -> Tensor:
         self.check_input(x, kept_joints)
         n, _, _, _, m = x.shape
-        h = self.data_norm(x, kept_joints)
+        # channels-last rows (N·M, T, V, C) through the blocks
+        h = self.data_norm(x, kept_joints).permute(0, 2, 3, 1).contiguous()
         if kept_joints is None:
             adjacency = self.adjacency
             kept = None
@@ -204,6 +297,6 @@ class STGCN(SkeletonBackbone):
             if self.edge_importance is not None:
                 weight = self.edge_importance[i]
                 a = a * (weight if kept is None else gather_subgraph(weight, kept))
-            h = block(h, a)
-        b, d, t, v = h.shape
-        return h.view(n, m, d, t, v).permute(0, 2, 3, 4, 1)
+            h = block.forward_rows(h, a)
+        _, t, v, d = h.shape
+        return h.view(n, m, t, v, d).permute(0, 4, 2, 3, 1)

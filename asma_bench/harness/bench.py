@@ -33,15 +33,21 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from asma_bench.config import RunConfig, build_config
+from asma_bench.config import RunConfig, build_config, list_profiles
 from asma_bench.data.layouts import get_layout
 from asma_bench.data.transforms import Augment
 from asma_bench.errors import ConfigError
 from asma_bench.objectives.barlow_twins import TripletBarlowTwins
-from asma_bench.protocols.distributed import amp_dtype, autocast
+from asma_bench.protocols.distributed import (
+    amp_dtype,
+    autocast,
+    init_from_env,
+    shard,
+    world_size,
+    wrap,
+)
 from asma_bench.protocols.pretrain import (
     build_encoder,
     build_objective,
@@ -76,6 +82,8 @@ class Measurement:
     peak_memory_mib: float = 0.0
     memory: str = "rss"  # "rss" (process resident set) or "cuda" (max allocated)
     params_m: float = 0.0
+    state_mib: float = 0.0  # parameters, gradients and optimizer state
+    activations_mib: float = 0.0  # tensors saved for the backward pass of one step
 
     @property
     def spread(self) -> float:
@@ -111,7 +119,9 @@ class BenchReport:
                 "spread %": 100 * m.spread,
                 "GFLOP/step": m.gflop,
                 "GFLOP/s": m.gflops,
-                "peak MiB": m.peak_memory_mib,
+                "state MiB": m.state_mib,
+                "activ. MiB": m.activations_mib,
+                f"peak {m.memory} MiB": m.peak_memory_mib,
             }
             for phase in PHASES:
                 row[f"{phase} %"] = 100 * m.shares.get(phase, float("nan"))
@@ -119,14 +129,15 @@ class BenchReport:
         return pd.DataFrame(rows).set_index(["shapes", "workload"])
 
 
-def bench_config(shapes: str, objective: str, batch_size: int | None = None) -> RunConfig:
-    """The run configuration of a shape profile with ``objective`` and ``batch_size``."""
-    if shapes not in SHAPES:
-        raise ConfigError(f"bench shapes {shapes!r} is not one of {', '.join(SHAPES)}")
-    overrides = [f"pretrain.objective={objective}"]
+def bench_config(
+    shapes: str, objective: str, batch_size: int | None = None, overrides: Sequence[str] = ()
+) -> RunConfig:
+    """The run configuration of a shape profile (``paper``, ``quick``, or any other
+    profile) with ``objective``, ``batch_size`` and ``key.sub=value`` overrides."""
+    extra = [f"pretrain.objective={objective}"]
     if batch_size is not None:
-        overrides.append(f"pretrain.batch_size={batch_size}")
-    return build_config(shapes, overrides)
+        extra.append(f"pretrain.batch_size={batch_size}")
+    return build_config(shapes, [*overrides, *extra])
 
 
 def synthetic_clips(
@@ -143,138 +154,183 @@ def synthetic_clips(
     return (pose + (steps * speed).cumsum(dim=2)).float()
 
 
-def bench_step(
-    cfg: RunConfig,
-    *,
-    steps: int = 5,
-    warmup: int = 1,
-    device: torch.device | str = "cpu",
-    optimizer: str = "foreach",
-    count_flops: bool = True,
-    seed: int = 0,
-) -> Measurement:
-    """Time ``steps`` pretraining steps of ``cfg``'s objective (after ``warmup`` steps)."""
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"bench optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-    _check_counts(steps, warmup)
-    device = torch.device(device)
-    layout = get_layout("ntu25")
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    encoders = {n: build_encoder(cfg, layout).to(device) for n in encoder_names(cfg)}
-    objective = build_objective(cfg, encoders, layout).to(device).train()
-    p = cfg.pretrain
-    params = [q for q in objective.parameters() if q.requires_grad]
-    if optimizer == "fused":
-        opt: torch.optim.Optimizer = torch.optim.Adam(
-            params, lr=p.lr, weight_decay=p.weight_decay, fused=True
-        )
-    else:
-        opt = make_optimizer(params, p.lr, p.weight_decay)
-    augment = Augment(layout).to(device)
-    amp = amp_dtype(cfg.amp, device)
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
-    batch = p.batch_size
-    clips = synthetic_clips(cfg, max(4 * batch, 256), gen).to(device)
-    timer = _PhaseTimer(device)
-    for module in objective.modules():
-        if isinstance(module, TripletBarlowTwins):
-            module.spatial = _TimedMask(module.spatial, timer)
-            module.temporal = _TimedMask(module.temporal, timer)
+class StepWorkload:
+    """A pretraining step of ``cfg``'s objective, built once and timed in rounds."""
 
-    def one_step() -> None:
-        for idx in batches(len(clips), batch, gen, drop_last=True):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        *,
+        device: torch.device | str = "cpu",
+        optimizer: str = "foreach",
+        seed: int = 0,
+    ):
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"bench optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}"
+            )
+        self.cfg = cfg
+        self.device = device = torch.device(device)
+        self.name = f"step:{cfg.pretrain.objective}"
+        layout = get_layout("ntu25")
+        torch.manual_seed(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        encoders = {n: build_encoder(cfg, layout).to(device) for n in encoder_names(cfg)}
+        self.objective = build_objective(cfg, encoders, layout).to(device).train()
+        p = cfg.pretrain
+        params = [q for q in self.objective.parameters() if q.requires_grad]
+        self.params_m = sum(q.numel() for q in params) / 1e6
+        if optimizer == "fused":
+            self.opt: torch.optim.Optimizer = torch.optim.Adam(
+                params, lr=p.lr, weight_decay=p.weight_decay, fused=True
+            )
+        else:
+            self.opt = make_optimizer(params, p.lr, p.weight_decay)
+        self.augment = Augment(layout).to(device)
+        self.amp = amp_dtype(cfg.amp, device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
+        self.batch = p.batch_size
+        self.clips = synthetic_clips(cfg, max(4 * self.batch, 256), self.gen).to(device)
+        self.timer = _PhaseTimer(device)
+        for module in self.objective.modules():
+            if isinstance(module, TripletBarlowTwins):
+                module.spatial = _TimedMask(module.spatial, self.timer)
+                module.temporal = _TimedMask(module.temporal, self.timer)
+        # under torchrun: DistributedDataParallel, each rank on its share of every batch
+        self.model = wrap(self.objective, device)
+
+    def step(self, timed: bool = True) -> None:
+        """One step on a batch gathered from the in-memory set, as pretraining does."""
+        idx = next(iter(batches(len(self.clips), self.batch, self.gen, drop_last=True)))
+        timer = self.timer if timed else None
+        if timer:
             timer.start()
-            x = clips[idx.to(device)]
+        x = self.clips[shard(idx).to(self.device)]
+        if timer:
             timer.mark("data")
-            pretrain_step(objective, x, augment, opt, gen, amp=amp, scaler=scaler,
-                          clock=timer.mark)  # fmt: skip
+        pretrain_step(self.model, x, self.augment, self.opt, self.gen, amp=self.amp,
+                      scaler=self.scaler, clock=timer.mark if timer else None)  # fmt: skip
+        if timer:
             timer.stop()
-            return
 
-    for _ in range(warmup):
-        one_step()
-    timer.reset()
-    with _PeakMemory(device) as memory:
-        for _ in range(steps):
-            one_step()
-    times = timer.totals
-    gflop = _step_flops(objective, clips[:batch], augment, opt, gen, amp) if count_flops else 0.0
-    median = statistics.median(times)
-    return Measurement(
-        shapes="",
-        workload=f"step:{p.objective}",
-        batch=batch,
-        steps=steps,
-        samples_per_s=batch / median,
-        step_s=median,
-        step_s_min=min(times),
-        step_s_max=max(times),
-        shares=timer.shares(),
-        gflop=gflop,
-        gflops=gflop / median,
-        peak_memory_mib=memory.peak_mib,
-        memory=memory.kind,
-        params_m=sum(q.numel() for q in params) / 1e6,
-    )
-
-
-def bench_inference(
-    cfg: RunConfig,
-    *,
-    steps: int = 5,
-    warmup: int = 1,
-    device: torch.device | str = "cpu",
-    count_flops: bool = True,
-    seed: int = 0,
-) -> Measurement:
-    """Time forward-only inference of one encoder (eval mode, no autograd) on batches."""
-    _check_counts(steps, warmup)
-    device = torch.device(device)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    encoder = build_encoder(cfg, get_layout("ntu25")).to(device).eval()
-    batch = cfg.pretrain.batch_size
-    clips = synthetic_clips(cfg, max(4 * batch, 256), gen).to(device)
-    amp = amp_dtype(cfg.amp, device)
-    times = []
-
-    def forward(x: torch.Tensor) -> None:
-        with torch.inference_mode(), autocast(amp, device):
-            encoder(x)
-
-    order = torch.randperm(len(clips), generator=gen)[:batch].to(device)
-    for _ in range(warmup):
-        forward(clips[order])
-    with _PeakMemory(device) as memory:
-        for _ in range(steps):
-            _sync(device)
-            start = time.perf_counter()
-            forward(clips[order])
-            _sync(device)
-            times.append(time.perf_counter() - start)
-    gflop = 0.0
-    if count_flops:
+    def gflop(self) -> float:
+        """GFLOP of one whole step (forward, backward, optimizer), counted once."""
         counter = FlopCounterMode(display=False)
         with counter:
-            forward(clips[order])
-        gflop = counter.get_total_flops() / 1e9
-    median = statistics.median(times)
-    return Measurement(
-        shapes="",
-        workload="inference",
-        batch=batch,
-        steps=steps,
-        samples_per_s=batch / median,
-        step_s=median,
-        step_s_min=min(times),
-        step_s_max=max(times),
-        gflop=gflop,
-        gflops=gflop / median,
-        peak_memory_mib=memory.peak_mib,
-        memory=memory.kind,
-        params_m=sum(q.numel() for q in encoder.parameters()) / 1e6,
-    )
+            self.step(timed=False)
+        return counter.get_total_flops() / 1e9
+
+    def memory_mib(self) -> tuple[float, float]:
+        """(state, activations) in MiB: parameters, gradients and optimizer state, and the
+        tensors one step saves for its backward pass (each storage counted once)."""
+        with _SavedTensors(self.objective.parameters()) as saved:
+            self.step(timed=False)
+        tensors = [p for p in self.objective.parameters()]
+        tensors += [p.grad for p in tensors if p.grad is not None]
+        for state in self.opt.state.values():
+            tensors += [v for v in state.values() if isinstance(v, torch.Tensor)]
+        state_bytes = sum(t.numel() * t.element_size() for t in tensors)
+        return state_bytes / 2**20, saved.bytes / 2**20
+
+
+class InferenceWorkload:
+    """Forward-only inference of one encoder (eval mode, no autograd)."""
+
+    def __init__(self, cfg: RunConfig, *, device: torch.device | str = "cpu", seed: int = 0):
+        self.device = device = torch.device(device)
+        self.name = "inference"
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        self.encoder = build_encoder(cfg, get_layout("ntu25")).to(device).eval()
+        self.params_m = sum(q.numel() for q in self.encoder.parameters()) / 1e6
+        self.batch = cfg.pretrain.batch_size
+        clips = synthetic_clips(cfg, self.batch, gen).to(device)
+        self.x = clips
+        self.amp = amp_dtype(cfg.amp, device)
+        self.timer = _PhaseTimer(device)
+
+    def step(self, timed: bool = True) -> None:
+        if timed:
+            self.timer.start()
+        with torch.inference_mode(), autocast(self.amp, self.device):
+            self.encoder(self.x)
+        if timed:
+            self.timer.mark("forward")
+            self.timer.stop()
+
+    def gflop(self) -> float:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            self.step(timed=False)
+        return counter.get_total_flops() / 1e9
+
+    def memory_mib(self) -> tuple[float, float]:
+        """(parameters, 0): inference saves nothing for a backward pass."""
+        params = sum(p.numel() * p.element_size() for p in self.encoder.parameters())
+        return params / 2**20, 0.0
+
+
+Workload = StepWorkload | InferenceWorkload
+
+
+def measure(
+    workloads: Sequence[Workload],
+    *,
+    steps: int = 5,
+    warmup: int = 1,
+    rounds: int = 1,
+    count_flops: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[Measurement]:
+    """Time every workload in ``rounds`` round-robin rounds of ``steps`` steps each.
+
+    Interleaving the workloads spreads the load of a shared machine over all of them, so
+    their ratios stay meaningful; each result is the median over all its timed steps.
+    """
+    _check_counts(steps, warmup, rounds)
+    peaks = {id(w): 0.0 for w in workloads}
+    for w in workloads:
+        if progress:
+            progress(f"warm-up {w.name}")
+        for _ in range(warmup):
+            w.step(timed=False)
+        w.timer.reset()
+    for r in range(rounds):
+        for w in workloads:
+            if progress:
+                progress(f"round {r + 1}/{rounds} {w.name}")
+            with _PeakMemory(w.device) as memory:
+                for _ in range(steps):
+                    w.step()
+            peaks[id(w)] = max(peaks[id(w)], memory.peak_mib)
+    out = []
+    for w in workloads:
+        times = w.timer.totals
+        median = statistics.median(times)
+        gflop = w.gflop() if count_flops else 0.0
+        state_mib, activations_mib = w.memory_mib()
+        shares = w.timer.shares() if isinstance(w, StepWorkload) else {}
+        out.append(
+            Measurement(
+                shapes="",
+                workload=w.name,
+                batch=w.batch,
+                steps=len(times),
+                samples_per_s=w.batch / median,
+                step_s=median,
+                step_s_min=min(times),
+                step_s_max=max(times),
+                shares=shares,
+                gflop=gflop,
+                gflops=gflop / median,
+                peak_memory_mib=peaks[id(w)],
+                memory="cuda" if w.device.type == "cuda" else "rss",
+                params_m=w.params_m,
+                state_mib=state_mib,
+                activations_mib=activations_mib,
+            )
+        )
+    return out
 
 
 def run_bench(
@@ -283,18 +339,22 @@ def run_bench(
     *,
     steps: int = 5,
     warmup: int = 1,
+    rounds: int = 1,
     batch_size: int | None = 64,
     device: torch.device | str = "cpu",
     amp: bool = False,
     optimizer: str = "foreach",
     inference: bool = True,
     count_flops: bool = True,
+    overrides: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
 ) -> BenchReport:
     """Every (shape profile × workload) measurement, in one process.
 
-    ``batch_size`` overrides the profiles' pretraining batch (None keeps it); ``amp``
-    enables autocast on CUDA (CPU steps stay fp32).
+    Workloads of one shape profile are interleaved (see :func:`measure`). ``batch_size``
+    overrides the profiles' pretraining batch (None keeps it); ``overrides`` are further
+    ``key.sub=value`` settings (e.g. ``masking.mode=drop``); ``amp`` enables autocast on
+    CUDA (CPU steps stay fp32).
     """
     for name in objectives:
         if name not in OBJECTIVES:
@@ -304,27 +364,36 @@ def run_bench(
         if not torch.cuda.is_available():
             raise ConfigError(f"device {device}: CUDA is not available on this machine")
         torch.backends.cudnn.benchmark = True
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: one rank per GPU
+        device = init_from_env() if device.type == "cuda" else torch.device("cpu")
+        if device.type == "cpu" and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("gloo")
     out: list[Measurement] = []
     for shape in shapes:
-        for name in objectives:
-            cfg = _with_amp(bench_config(shape, name, batch_size), amp)
-            if progress:
-                progress(f"{shape} step:{name}")
-            m = bench_step(cfg, steps=steps, warmup=warmup, device=device, optimizer=optimizer,
-                           count_flops=count_flops)  # fmt: skip
+        if progress:
+            progress(f"building {shape} workloads")
+        workloads: list[Workload] = [
+            StepWorkload(
+                _with_amp(bench_config(shape, name, batch_size, overrides), amp),
+                device=device,
+                optimizer=optimizer,
+            )
+            for name in objectives
+        ]
+        if inference:
+            cfg = _with_amp(bench_config(shape, "barlow_twins", batch_size, overrides), amp)
+            workloads.append(InferenceWorkload(cfg, device=device))
+        step_progress = (lambda what, s=shape: progress(f"{s}: {what}")) if progress else None
+        for m in measure(workloads, steps=steps, warmup=warmup, rounds=rounds,
+                         count_flops=count_flops, progress=step_progress):  # fmt: skip
             m.shapes = shape
             out.append(m)
             log.info("%s %s: %.2f samples/s", shape, m.workload, m.samples_per_s)
-        if inference:
-            cfg = _with_amp(bench_config(shape, objectives[0] if objectives else "barlow_twins",
-                                         batch_size), amp)  # fmt: skip
-            if progress:
-                progress(f"{shape} inference")
-            m = bench_inference(cfg, steps=steps, warmup=warmup, device=device,
-                                count_flops=count_flops)  # fmt: skip
-            m.shapes = shape
-            out.append(m)
-    return BenchReport(out, environment(device, optimizer, amp))
+        del workloads
+    env = environment(device, optimizer, amp)
+    env["overrides"] = list(overrides)
+    env["ranks"] = world_size()
+    return BenchReport(out, env)
 
 
 def environment(device: torch.device, optimizer: str, amp: bool) -> dict[str, Any]:
@@ -351,11 +420,10 @@ def _with_amp(cfg: RunConfig, amp: bool) -> RunConfig:
     return cfg.model_copy(update={"amp": bool(amp)})
 
 
-def _check_counts(steps: int, warmup: int) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"bench steps={steps!r} must be an integer >= 1")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ConfigError(f"bench warmup={warmup!r} must be an integer >= 0")
+def _check_counts(steps: int, warmup: int, rounds: int) -> None:
+    for name, value, low in (("steps", steps, 1), ("warmup", warmup, 0), ("rounds", rounds, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"bench {name}={value!r} must be an integer >= {low}")
 
 
 def _sync(device: torch.device) -> None:
@@ -374,11 +442,13 @@ class _PhaseTimer:
         self.phase: dict[str, float] = {p: 0.0 for p in PHASES}
         self.totals: list[float] = []
         self._mask = 0.0
+        self.active = False
 
     def start(self) -> None:
         _sync(self.device)
         self._start = self._last = time.perf_counter()
         self._mask = 0.0
+        self.active = True
 
     def mark(self, phase: str) -> None:
         _sync(self.device)
@@ -390,11 +460,14 @@ class _PhaseTimer:
         self._last = now
 
     def add_mask(self, seconds: float) -> None:
-        self._mask += seconds
-        self.phase["mask"] += seconds
+        if self.active:
+            self._mask += seconds
+            self.phase["mask"] += seconds
 
     def stop(self) -> None:
-        self.totals.append(time.perf_counter() - self._start)
+        """End the step at its last mark, so the phases partition the step time."""
+        self.totals.append(self._last - self._start)
+        self.active = False
 
     def shares(self) -> dict[str, float]:
         total = sum(self.totals)
@@ -409,6 +482,8 @@ class _TimedMask:
         self.timer = timer
 
     def __call__(self, x: torch.Tensor, generator=None, lengths=None) -> torch.Tensor:  # noqa: ANN001
+        if not self.timer.active:
+            return self.strategy(x, generator=generator, lengths=lengths)
         _sync(self.timer.device)
         start = time.perf_counter()
         mask = self.strategy(x, generator=generator, lengths=lengths)
@@ -420,19 +495,32 @@ class _TimedMask:
         return getattr(self.strategy, name)
 
 
-def _step_flops(
-    objective: nn.Module,
-    x: torch.Tensor,
-    augment: Augment,
-    opt: torch.optim.Optimizer,
-    gen: torch.Generator,
-    amp: torch.dtype | None,
-) -> float:
-    """GFLOP of one whole step (forward, backward and optimizer; counted matmuls/convs)."""
-    counter = FlopCounterMode(display=False)
-    with counter:
-        pretrain_step(objective, x, augment, opt, gen, amp=amp)
-    return counter.get_total_flops() / 1e9
+class _SavedTensors:
+    """Bytes of the distinct storages saved for backward while the block runs, parameters
+    excluded (autograd saved-tensor hooks)."""
+
+    def __init__(self, params: Iterable[torch.Tensor]):
+        self._params = {p.untyped_storage().data_ptr() for p in params}
+        self._seen: dict[int, int] = {}
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in self._params:
+            self._seen.setdefault(ptr, storage.nbytes())
+        return t
+
+    @property
+    def bytes(self) -> int:
+        return sum(self._seen.values())
+
+    def __enter__(self) -> _SavedTensors:
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hooks.__exit__(*exc)
 
 
 class _PeakMemory:
@@ -489,11 +577,14 @@ def _cpu_name() -> str:
 
 
 def parse_shapes(value: str) -> tuple[str, ...]:
-    """``paper``, ``quick`` or ``both`` (the CLI's ``--shapes``)."""
+    """The CLI's ``--shapes``: ``paper``, ``quick``, ``both``, or another profile's name."""
     if value == "both":
         return SHAPES
-    if value not in SHAPES:
-        raise ConfigError(f"--shapes {value!r} is not one of paper, quick, both")
+    if value not in list_profiles() and not value.endswith((".yaml", ".yml")):
+        raise ConfigError(
+            f"--shapes {value!r} is not one of both, {', '.join(list_profiles())} "
+            "(or a profile .yaml file)"
+        )
     return (value,)
 
 

@@ -20,6 +20,7 @@ from asma_bench.objectives.barlow_twins import (
     TripletBarlowTwins,
     barlow_twins_loss,
     cross_correlation,
+    gather_batch,
     masked_view,
 )
 from asma_bench.objectives.mae import MaskedReconstruction, masked_mse, motion_target
@@ -74,6 +75,7 @@ __all__ = [
     "barlow_twins_loss",
     "create_objective",
     "cross_correlation",
+    "gather_batch",
     "info_nce",
     "list_objectives",
     "masked_mse",

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from asma_bench.errors import ConfigError
@@ -27,7 +28,11 @@ MASK_MODES = ("zero", "drop")
 
 
 def cross_correlation(
-    z1: Tensor, z2: Tensor, standardize: str = "batch", eps: float = 1e-5
+    z1: Tensor,
+    z2: Tensor,
+    standardize: str = "batch",
+    eps: float = 1e-5,
+    gather: bool | None = None,
 ) -> Tensor:
     """Cross-correlation matrix C (D, D) of two batches of projections (N, D).
 
@@ -37,7 +42,49 @@ def cross_correlation(
     divided by its batch standard deviation (``BatchNorm1d(affine=False)`` with batch
     statistics, biased variance, ``eps``), then ``C = z1ᵀ z2 / N`` — equal to eq. 5 for
     centred features. ``standardize="correlation"``: eq. 5 literally, without centring.
+
+    ``gather``: first gather the batches of every rank of the initialised process group
+    (:func:`gather_batch`), so C is that of the whole distributed batch; None (default)
+    gathers whenever a group of more than one rank is initialised.
     """
+    a, b, scale = _standardized(z1, z2, standardize, eps, gather)
+    return a.T @ b / scale
+
+
+def barlow_twins_loss(
+    z1: Tensor,
+    z2: Tensor,
+    lambd: float = 2e-4,
+    standardize: str = "batch",
+    eps: float = 1e-5,
+    gather: bool | None = None,
+) -> Tensor:
+    """``L = sum_i (1 - C_ii)^2 + lambd * sum_{i != j} C_ij^2`` (ASMa eqs. 6–7; Barlow Twins
+    eq. 1) with C from :func:`cross_correlation` (ASMa eq. 5).
+
+    With C = aᵀb / s for the standardised batches a, b (N, D), only C's diagonal
+    ``sum_n a_ni b_ni / s`` and ``sum_ij C_ij^2 = <a aᵀ, b bᵀ>_F / s^2`` enter the loss; when
+    N < D (the lineage: 6144 dimensions, batches of 128) the two N × N Gram matrices cost
+    N/D of the D × D matrix C. Both routes compute the same value up to rounding.
+    """
+    a, b, scale = _standardized(z1, z2, standardize, eps, gather)
+    n, d = a.shape
+    if d <= n:
+        c = a.T @ b / scale
+        diagonal = torch.diagonal(c)
+        squares = c.pow(2).sum()
+    else:
+        diagonal = (a * b).sum(dim=0) / scale
+        squares = ((a @ a.T) * (b @ b.T)).sum() / scale**2
+    on_diag = (1 - diagonal).pow(2).sum()
+    off_diag = squares - diagonal.pow(2).sum()
+    return on_diag + lambd * off_diag
+
+
+def _standardized(
+    z1: Tensor, z2: Tensor, standardize: str, eps: float, gather: bool | None
+) -> tuple[Tensor, Tensor, float]:
+    """(a, b, s) with C = aᵀ b / s (see :func:`cross_correlation`), after validation."""
     if standardize not in STANDARDIZATIONS:
         raise ConfigError(
             f"standardize={standardize!r} is not one of {', '.join(STANDARDIZATIONS)}"
@@ -47,6 +94,8 @@ def cross_correlation(
             f"Barlow Twins needs two (N, D) batches of equal shape, got "
             f"{tuple(z1.shape)} and {tuple(z2.shape)}"
         )
+    if gather if gather is not None else _group_size() > 1:
+        z1, z2 = gather_batch(z1), gather_batch(z2)
     n = z1.shape[0]
     if n < 2:
         raise ConfigError(f"Barlow Twins needs a batch of at least 2 samples, got {n}")
@@ -56,22 +105,45 @@ def cross_correlation(
     if standardize == "batch":
         a = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + eps)
         b = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0, unbiased=False) + eps)
-        return a.T @ b / n
+        return a, b, float(n)
     a = z1 / z1.norm(dim=0).clamp_min(eps)
     b = z2 / z2.norm(dim=0).clamp_min(eps)
-    return a.T @ b
+    return a, b, 1.0
 
 
-def barlow_twins_loss(
-    z1: Tensor, z2: Tensor, lambd: float = 2e-4, standardize: str = "batch", eps: float = 1e-5
-) -> Tensor:
-    """``L = sum_i (1 - C_ii)^2 + lambd * sum_{i != j} C_ij^2`` (ASMa eqs. 6–7; Barlow Twins
-    eq. 1) with C from :func:`cross_correlation` (ASMa eq. 5)."""
-    c = cross_correlation(z1, z2, standardize, eps)
-    diagonal = torch.diagonal(c)
-    on_diag = (1 - diagonal).pow(2).sum()
-    off_diag = c.pow(2).sum() - diagonal.pow(2).sum()
-    return on_diag + lambd * off_diag
+def gather_batch(z: Tensor) -> Tensor:
+    """Concatenate ``z`` (N, ...) of every rank, in rank order, keeping gradients.
+
+    Each rank computes the same loss from the gathered batch, so the backward pass sums the
+    gradients of all ranks for this rank's rows; DistributedDataParallel then averages the
+    parameter gradients over the ranks, which gives the gradient of the single-process loss
+    on the whole batch. Every rank must hold the same number of rows. Without an
+    initialised group of more than one rank, ``z`` is returned unchanged.
+    """
+    if _group_size() <= 1:
+        return z
+    return _GatherRows.apply(z)
+
+
+class _GatherRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z: Tensor) -> Tensor:  # noqa: ANN001 - autograd context
+        parts = [torch.empty_like(z) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, z.contiguous())
+        ctx.rows = slice(dist.get_rank() * len(z), (dist.get_rank() + 1) * len(z))
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: ANN001 - autograd context
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rows]
+
+
+def _group_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
 
 
 class BarlowTwinsLoss(nn.Module):

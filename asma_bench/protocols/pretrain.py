@@ -20,6 +20,15 @@ from asma_bench.config import RunConfig
 from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.protocols.checkpoints import load_checkpoint, save_checkpoint
 from asma_bench.protocols.data import PreparedData
+from asma_bench.protocols.distributed import (
+    amp_dtype,
+    autocast,
+    barrier,
+    is_main,
+    shard,
+    unwrap,
+    wrap,
+)
 from asma_bench.protocols.training import (
     EpochCallback,
     batches,
@@ -155,30 +164,32 @@ def pretrain(
             start = int(state["epoch"])
             metrics = dict(state.get("metrics", {}))
             log.info("resuming pretraining %s at epoch %d", digest, start)
+        on_gpu = torch.device(device).type == "cuda"
+        amp = amp_dtype(cfg.amp, device)
+        scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+        if on_gpu and not cfg.deterministic:
+            torch.backends.cudnn.benchmark = True
+        # a GPU holds the whole pre-processed training set: batches are gathered on it
+        clips = data.train.x.to(device) if on_gpu else data.train.x
+        model = wrap(objective, device)
         for epoch in range(start, p.epochs):
-            objective.train()
+            model.train()
             total, count = 0.0, 0
             for idx in batches(len(data.train), p.batch_size, gen, drop_last=True):
-                x = data.train.x[idx].to(device, non_blocking=True)
-                views = [augment(x, generator=gen) for _ in range(objective.num_views)]
-                out = objective(*views, generator=gen)
-                loss = out["loss"]
-                check_finite(loss, "pretrain", epoch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                if hasattr(objective, "after_step"):
-                    objective.after_step()
-                total += float(loss.detach()) * len(idx)
+                x = clips[shard(idx).to(clips.device)]
+                loss = pretrain_step(model, x, augment, opt, gen, scheduler=sched, amp=amp,
+                                     scaler=scaler, epoch=epoch)  # fmt: skip
+                total += float(loss) * len(idx)
                 count += len(idx)
             metrics = {"pretrain_loss": total / max(count, 1), "lr": sched.get_last_lr()[0]}
-            save_checkpoint(
-                {"objective": objective.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                 "epoch": epoch + 1, "metrics": metrics},
-                partial,
-            )  # fmt: skip
+            if is_main():
+                save_checkpoint(
+                    {"objective": objective.state_dict(), "optimizer": opt.state_dict(),
+                     "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                     "epoch": epoch + 1, "metrics": metrics},
+                    partial,
+                )  # fmt: skip
+            barrier()
             if on_epoch:
                 on_epoch(epoch, metrics)
             if progress:
@@ -188,8 +199,59 @@ def pretrain(
         "metrics": metrics,
         "config": json.dumps(cfg.model_dump(mode="json")),
     }
-    save_checkpoint(state, final)
-    partial.unlink(missing_ok=True)
+    if is_main():
+        save_checkpoint(state, final)
+        partial.unlink(missing_ok=True)
+    barrier()
     for enc in encoders.values():
         enc.eval()
     return PretrainResult(encoders, final, metrics, p.epochs - start)
+
+
+def pretrain_step(
+    objective: nn.Module,
+    x: torch.Tensor,
+    augment: Callable,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator | None,
+    *,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    amp: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    epoch: int = 0,
+    clock: Callable[[str], None] | None = None,
+) -> torch.Tensor:
+    """One optimisation step on clips ``x`` (N, C, T, V, M) already on the device.
+
+    Draws ``num_views`` augmented views, computes the objective's loss (its masks are drawn
+    inside), back-propagates and steps the optimizer, the scheduler and the objective's
+    ``after_step`` hook; returns the detached loss. ``objective`` may be wrapped in
+    DistributedDataParallel. ``amp`` is the autocast dtype (None: fp32); ``scaler`` scales
+    fp16 losses. ``clock(phase)`` is called after each phase (``augment``, ``forward``,
+    ``backward``, ``optimizer``) for profiling.
+    """
+    core = unwrap(objective)
+    views = [augment(x, generator=generator) for _ in range(core.num_views)]
+    if clock:
+        clock("augment")
+    with autocast(amp, x.device):
+        loss = objective(*views, generator=generator)["loss"]
+    check_finite(loss, "pretrain", epoch)
+    if clock:
+        clock("forward")
+    optimizer.zero_grad(set_to_none=True)
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    if clock:
+        clock("backward")
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+    if scheduler is not None:
+        scheduler.step()
+    if hasattr(core, "after_step"):
+        core.after_step()
+    if clock:
+        clock("optimizer")
+    return loss.detach()
