@@ -229,8 +229,10 @@ def profile_dict(name: str) -> dict[str, Any]:
     if name.endswith((".yaml", ".yml")) and path.is_file():
         return load_yaml(path, "profile")
     if name not in list_profiles():
-        raise ConfigError(f"unknown profile {name!r}; available: {', '.join(list_profiles())} "
-                          "(or a path to a .yaml file)")
+        raise ConfigError(
+            f"unknown profile {name!r}; available: {', '.join(list_profiles())} "
+            "(or a path to a .yaml file)"
+        )
     return load_yaml(resources.files("asma_bench") / "profiles" / f"{name}.yaml", "profile")
 
 

@@ -73,8 +73,7 @@ def test_skip_bad_converts_the_rest_and_lists_what_it_skipped(tmp_path, capsys, 
     (src / "S001C001P001R001A009.skeleton").write_text("3\n1\n")
     code, _, err = run(capsys, "data", "convert", str(src), str(tmp_path / "strict"))
     assert code == 2 and "A009.skeleton" in err and not (tmp_path / "strict").exists()
-    code, out, _ = run(capsys, "data", "convert", str(src), str(tmp_path / "lenient"),
-                       "--skip-bad")
+    code, out, _ = run(capsys, "data", "convert", str(src), str(tmp_path / "lenient"), "--skip-bad")
     assert code == 0 and "wrote 2 samples" in out
     assert "skipped 1 bad samples" in out and "A009.skeleton:" in out
     code, out, _ = run(capsys, "data", "info", str(tmp_path / "lenient"), "--check")

@@ -48,7 +48,10 @@ def test_entry_point_plugins_register_on_first_use(monkeypatch):
             raise ImportError("missing dependency")
 
     monkeypatch.setattr(registry, "_plugins_loaded", False)
-    monkeypatch.setattr(registry, "entry_points",
-                        lambda group: [FakeEntryPoint(), Broken()] if group == registry.PLUGIN_GROUP else [])
+    monkeypatch.setattr(
+        registry,
+        "entry_points",
+        lambda group: [FakeEntryPoint(), Broken()] if group == registry.PLUGIN_GROUP else [],
+    )
     assert reg.create("third_party_mask") == "masked"  # a broken plug-in does not break others
     assert reg.list() == ["third_party_mask"] and calls == [1]

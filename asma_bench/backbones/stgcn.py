@@ -42,8 +42,9 @@ class GraphConv(nn.Module):
 
     :meth:`forward_rows` computes the same sum in the order
     ``sum_k W_k (sum_j A[k, j, i] x[j]) + sum_k (sum_j A[k, j, i]) b_k`` on channels-last
-    rows: the neighbourhood sum runs on the C input channels (never more than the K·C'
-    mixed ones) as one matrix product over the joints, and the K subset weights then act as
+    rows (B, T, V, C): the neighbourhood sum runs on the C input channels (never more than
+    the K·C' mixed ones), one small (V'·K × V) @ (V × C) product per frame, whose output
+    rows are already the (frame, joint) rows the K subset weights need; those then act as
     one matrix product over K·C channels. The two orders differ only in rounding.
     """
 

@@ -43,10 +43,13 @@ def bench(
         typer.Option("--progress/--no-progress", help="Progress lines (default: on a terminal)."),
     ] = None,
 ) -> None:
-    """Samples/s of the pretraining step (triplet Barlow Twins and ASMa), the share of
-    masking, augmentation and data loading, GFLOP/s and memory, at the paper's shapes and
-    the quick profile's. Under ``torchrun`` every rank takes its share of each batch
-    (DistributedDataParallel) and samples/s counts the whole batch."""
+    """Throughput of the pretraining step, its phases, GFLOP/s and memory.
+
+    Samples/s of the triplet Barlow Twins and ASMa steps and of inference, the share of
+    masking, augmentation and data loading, at the paper's shapes and the quick profile's.
+    Under torchrun every rank takes its share of each batch (DistributedDataParallel) and
+    samples/s counts the whole batch.
+    """
     from asma_bench.harness.bench import format_environment, parse_shapes, run_bench
 
     names = [s.strip() for s in objectives.split(",") if s.strip()]

@@ -42,9 +42,15 @@ def summarize(ds: SkeletonDataset, max_motion_samples: int = 2000, seed: int = 0
     for split in ds.split_names:
         for part in ("train", "test"):
             idx = ds.split(split, part)
-            split_rows.append({"split": split, "part": part, "samples": len(idx),
-                               "subjects": meta["subject"].iloc[idx].nunique(),
-                               "cameras": meta["camera"].iloc[idx].nunique()})
+            split_rows.append(
+                {
+                    "split": split,
+                    "part": part,
+                    "samples": len(idx),
+                    "subjects": meta["subject"].iloc[idx].nunique(),
+                    "cameras": meta["camera"].iloc[idx].nunique(),
+                }
+            )
             class_counts[f"{split}/{part}"] = (
                 meta["label"].iloc[idx].value_counts().reindex(class_counts.index, fill_value=0)
             )

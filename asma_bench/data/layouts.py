@@ -39,8 +39,10 @@ class SkeletonLayout:
         # pickle registered layouts by name (cheap, keeps identity); others without caches
         if LAYOUTS.get(self.name) is self:
             return (get_layout, (self.name,))
-        return (SkeletonLayout, (self.name, self.joint_names, self.edges, self.center,
-                                 self.flip_pairs))
+        return (
+            SkeletonLayout,
+            (self.name, self.joint_names, self.edges, self.center, self.flip_pairs),
+        )
 
     @property
     def num_joints(self) -> int:

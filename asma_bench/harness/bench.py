@@ -244,8 +244,7 @@ class InferenceWorkload:
         self.encoder = build_encoder(cfg, get_layout("ntu25")).to(device).eval()
         self.params_m = sum(q.numel() for q in self.encoder.parameters()) / 1e6
         self.batch = cfg.pretrain.batch_size
-        clips = synthetic_clips(cfg, self.batch, gen).to(device)
-        self.x = clips
+        self.x = synthetic_clips(cfg, self.batch, gen).to(device)
         self.amp = amp_dtype(cfg.amp, device)
         self.timer = _PhaseTimer(device)
 

@@ -115,8 +115,9 @@ def _builtin_dir() -> Any:
 
 
 def list_grids() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in _builtin_dir().iterdir()
-                  if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in _builtin_dir().iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def load_grid(name_or_path: str | Path) -> GridSpec:
@@ -129,8 +130,10 @@ def load_grid(name_or_path: str | Path) -> GridSpec:
     elif str(name_or_path) in list_grids():
         source = _builtin_dir() / f"{name_or_path}.yaml"
     else:
-        raise ConfigError(f"unknown grid {str(name_or_path)!r}; available: "
-                          f"{', '.join(list_grids())} (or a path to a .yaml file)")
+        raise ConfigError(
+            f"unknown grid {str(name_or_path)!r}; available: "
+            f"{', '.join(list_grids())} (or a path to a .yaml file)"
+        )
     data = load_yaml(source, "grid")
     try:
         return GridSpec.model_validate(data)

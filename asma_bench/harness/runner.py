@@ -50,8 +50,10 @@ class Unit:
 
     @property
     def id(self) -> str:
-        blob = json.dumps({"protocol": self.protocol, "config": self.config.model_dump(mode="json")},
-                          sort_keys=True)
+        blob = json.dumps(
+            {"protocol": self.protocol, "config": self.config.model_dump(mode="json")},
+            sort_keys=True,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property
@@ -97,15 +99,18 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
     units = []
     for seed in opts.seeds:
         for cell in grid.all_cells():
-            cfg = build_config(opts.profile,
-                               [cell.overrides, *cli, cell.fixed, {"seed": int(seed)}])
+            cfg = build_config(
+                opts.profile, [cell.overrides, *cli, cell.fixed, {"seed": int(seed)}]
+            )
             units.append(Unit(grid.name, cell, int(seed), cell.protocol or grid.protocol, cfg))
     seen: dict[str, str] = {}
     for u in units:
         if u.id in seen:
-            raise ConfigError(f"grid {grid.name!r}: cells {seen[u.id]!r} and {u.cell.name!r} "
-                              "resolve to the same configuration (an override erased their "
-                              "difference)")
+            raise ConfigError(
+                f"grid {grid.name!r}: cells {seen[u.id]!r} and {u.cell.name!r} "
+                "resolve to the same configuration (an override erased their "
+                "difference)"
+            )
         seen[u.id] = u.cell.name
     return units
 
@@ -129,8 +134,15 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     uri = opts.tracking_uri or default_tracking_uri(out)
     tracker = Tracker(uri, experiment="asma-bench", artifact_root=out / "artifacts")
     parent = tracker.parent_run(grid.name, {"asma.profile": opts.profile, **environment_tags()})
-    tracker.log_params(parent, {"grid": grid.name, "profile": opts.profile,
-                                "seeds": list(opts.seeds), "table": grid.table})
+    tracker.log_params(
+        parent,
+        {
+            "grid": grid.name,
+            "profile": opts.profile,
+            "seeds": list(opts.seeds),
+            "table": grid.table,
+        },
+    )
     done = tracker.finished_units(grid.name)
     outcome = GridOutcome(grid.name, tracking_uri=uri)
     todo = [u for u in units if u.id not in done]
@@ -165,8 +177,12 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
         TAG_UNIT: unit.id, TAG_CELL: unit.cell.name, TAG_SEED: unit.seed,
         "asma.protocol": unit.protocol, **environment_tags(),
     })  # fmt: skip
-    params = {**unit.config.flat(), "protocol": unit.protocol, "cell": unit.cell.name,
-              **{f"label.{k}": v for k, v in unit.cell.labels.items()}}
+    params = {
+        **unit.config.flat(),
+        "protocol": unit.protocol,
+        "cell": unit.cell.name,
+        **{f"label.{k}": v for k, v in unit.cell.labels.items()},
+    }
     tracker.log_params(run_id, params)
     tracker.log_dict(run_id, unit.config.model_dump(mode="json"), "config.json")
     ctx = UnitContext(
@@ -209,13 +225,22 @@ def grid_results(tracker: Tracker, grid: str, metric: str = "test_top1") -> pd.D
     for r in tracker.unit_runs(grid):
         if r.info.status != "FINISHED":
             continue
-        rows.append({"cell": r.data.tags.get(TAG_CELL), "seed": int(r.data.tags.get(TAG_SEED, -1)),
-                     **r.data.metrics})
+        rows.append(
+            {
+                "cell": r.data.tags.get(TAG_CELL),
+                "seed": int(r.data.tags.get(TAG_SEED, -1)),
+                **r.data.metrics,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def summary_table(results: pd.DataFrame, cells: Iterable[str], metric: str = "test_top1",
-                  reference: str = "random_init") -> pd.DataFrame:
+def summary_table(
+    results: pd.DataFrame,
+    cells: Iterable[str],
+    metric: str = "test_top1",
+    reference: str = "random_init",
+) -> pd.DataFrame:
     """mean ± std (N−1) per cell, and whether each cell beats the reference by > its std."""
     if results.empty or metric not in results:
         return pd.DataFrame()
@@ -225,8 +250,9 @@ def summary_table(results: pd.DataFrame, cells: Iterable[str], metric: str = "te
     if reference in table.index:
         ref_mean, ref_std = table.loc[reference, "mean"], table.loc[reference, "std"]
         margin = np.maximum(table["std"].fillna(0), np.nan_to_num(ref_std))
-        table[f"vs_{reference}"] = np.where(table.index == reference, "",
-                                            np.where(table["mean"] - ref_mean > margin, "better",
-                                                     "NOT better"))
+        table[f"vs_{reference}"] = np.where(
+            table.index == reference,
+            "",
+            np.where(table["mean"] - ref_mean > margin, "better", "NOT better"),
+        )
     return table
-

@@ -35,4 +35,6 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     except FileNotFoundError:
         raise DataFormatError(path, "checkpoint not found") from None
     except Exception as exc:  # corrupt file, or one that asks for arbitrary objects
-        raise DataFormatError(path, f"cannot load checkpoint safely: {str(exc).splitlines()[0]}") from None
+        raise DataFormatError(
+            path, f"cannot load checkpoint safely: {str(exc).splitlines()[0]}"
+        ) from None

@@ -20,8 +20,10 @@ def resolve_features(mode: str, encoder_names: tuple[str, ...]) -> str:
     if mode not in FEATURE_MODES:
         raise ConfigError(f"linear.features must be one of {FEATURE_MODES}, got {mode!r}")
     if (mode != "single") != two:
-        raise ConfigError(f"linear.features={mode!r} does not fit encoders {encoder_names} "
-                          "(theta/phi/concat/aligned need the two-encoder 'asma' objective)")
+        raise ConfigError(
+            f"linear.features={mode!r} does not fit encoders {encoder_names} "
+            "(theta/phi/concat/aligned need the two-encoder 'asma' objective)"
+        )
     return mode
 
 

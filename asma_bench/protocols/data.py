@@ -115,8 +115,10 @@ def prepare_data(cfg: DataConfig, seed: int, data_root: Path) -> PreparedData:
         return _CACHE[key]
     ds = SkeletonDataset(path)
     if cfg.split not in ds.split_names:
-        raise ConfigError(f"data.split {cfg.split!r} not in {path} (has "
-                          f"{', '.join(ds.split_names) or 'no splits'})")
+        raise ConfigError(
+            f"data.split {cfg.split!r} not in {path} (has "
+            f"{', '.join(ds.split_names) or 'no splits'})"
+        )
     train_idx = ds.split(cfg.split, "train")
     test_idx = ds.split(cfg.split, "test")
     labels = ds.labels
@@ -140,8 +142,9 @@ def prepare_data(cfg: DataConfig, seed: int, data_root: Path) -> PreparedData:
 def _load(ds: SkeletonDataset, idx: np.ndarray, cfg: DataConfig) -> TensorSet:
     from asma_bench.data.feeder import SkeletonFeeder
 
-    feeder = SkeletonFeeder(ds, indices=idx, frames=cfg.frames, stream=cfg.stream,
-                            normalize=cfg.normalize, train=False)
+    feeder = SkeletonFeeder(
+        ds, indices=idx, frames=cfg.frames, stream=cfg.stream, normalize=cfg.normalize, train=False
+    )
     _, c, _, v, m = ds.data.shape
     x = torch.empty((len(idx), c, cfg.frames, v, m), dtype=torch.float32)
     if cfg.workers > 0 and len(idx) > 256:

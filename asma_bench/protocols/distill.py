@@ -39,8 +39,9 @@ def build_student(cfg: RunConfig, data: PreparedData) -> EncoderClassifier:
 
     params = {"num_blocks": cfg.distill.student_depth, **cfg.distill.student_params}
     student = create_backbone("student", layout=data.layout, in_channels=3, **params)
-    return EncoderClassifier({"encoder": student}, nn.Linear(student.out_dim, data.num_classes),
-                             "single")
+    return EncoderClassifier(
+        {"encoder": student}, nn.Linear(student.out_dim, data.num_classes), "single"
+    )
 
 
 def distill_student(

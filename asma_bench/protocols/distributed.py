@@ -12,6 +12,7 @@ rank's share unless converted to SyncBatchNorm (:func:`wrap`, CUDA only).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from contextlib import AbstractContextManager, nullcontext
@@ -105,7 +106,11 @@ def wrap(module: nn.Module, device: torch.device | str, sync_batchnorm: bool = F
     ids = [device.index] if device.type == "cuda" and device.index is not None else None
     # BatchNorm running statistics stay per rank (rank 0 saves them): input normalisation on
     # kept joints replaces its buffers, which a broadcast of stale references would miss
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    ddp = nn.parallel.DistributedDataParallel
+    params = inspect.signature(ddp.__init__).parameters
+    no_sync = {"forward_sync_buffers" if "forward_sync_buffers" in params
+               else "broadcast_buffers": False}  # fmt: skip
+    return ddp(module, device_ids=ids, **no_sync)
 
 
 def unwrap(module: nn.Module) -> nn.Module:

@@ -22,8 +22,17 @@ from asma_bench.protocols.metrics import summarize
 from asma_bench.protocols.pretrain import pretrain
 from asma_bench.protocols.training import fit_classifier, freeze, predict, seed_everything
 
-FINETUNE_SECTIONS = ("seed", "deterministic", "data", "masking", "backbone", "pretrain",
-                     "finetune", "linear", "transfer")
+FINETUNE_SECTIONS = (
+    "seed",
+    "deterministic",
+    "data",
+    "masking",
+    "backbone",
+    "pretrain",
+    "finetune",
+    "linear",
+    "transfer",
+)
 
 
 def finetune_encoders(
@@ -59,8 +68,9 @@ def finetune_encoders(
         pred = predict(model, data.test.x, data.test.y, data.test.index, 256, ctx.device)
         prefix = "test_" if len(encoders) == 1 else f"{name}_test_"
         metrics.update(summarize(pred, data.num_classes, prefix))
-        metrics.update({k.replace(f"finetune_{name}_val_top1", f"{name}_val_top1"): v
-                        for k, v in last.items()})
+        metrics.update(
+            {k.replace(f"finetune_{name}_val_top1", f"{name}_val_top1"): v for k, v in last.items()}
+        )
         predictions[prefix + "pred"] = pred
         singles[name] = model
     if len(encoders) == 1:
@@ -68,27 +78,42 @@ def finetune_encoders(
         metrics["val_top1"] = metrics.pop(f"{next(iter(encoders))}_val_top1", float("nan"))
         return model, ProtocolResult(metrics, {"test": predictions["test_pred"]})
     # ASMa: the alignment module on the fine-tuned (now frozen) encoders.
-    align_cfg = cfg.model_copy(update={"linear": cfg.linear.model_copy(
-        update={"epochs": f.align_epochs, "lr": f.align_lr, "batch_size": f.batch_size})})
+    align_cfg = cfg.model_copy(
+        update={
+            "linear": cfg.linear.model_copy(
+                update={"epochs": f.align_epochs, "lr": f.align_lr, "batch_size": f.batch_size}
+            )
+        }
+    )
     model, aligned = linear_probe(align_cfg, encoders, data, ctx, "aligned", stage="align")
     aligned.metrics.update(metrics)
     aligned.predictions.update({k.removesuffix("pred"): v for k, v in predictions.items()})
     return model, aligned
 
 
-def finetuned_classifier(cfg: RunConfig, data: PreparedData, ctx: UnitContext,
-                         ) -> tuple[EncoderClassifier, ProtocolResult | None]:
+def finetuned_classifier(
+    cfg: RunConfig,
+    data: PreparedData,
+    ctx: UnitContext,
+) -> tuple[EncoderClassifier, ProtocolResult | None]:
     """Fine-tuned classifier of ``cfg`` (trained once per config, then loaded)."""
     excluded = [k for k in RunConfig.model_fields if k not in FINETUNE_SECTIONS]
     path = ctx.ckpt_dir / f"finetune-{cfg.digest(exclude=excluded)}.pt"
-    pre = pretrain(cfg, data, ctx.ckpt_dir, ctx.device, on_epoch=ctx.on_epoch,
-                   progress=ctx.stage_progress("pretrain"))
+    pre = pretrain(
+        cfg,
+        data,
+        ctx.ckpt_dir,
+        ctx.device,
+        on_epoch=ctx.on_epoch,
+        progress=ctx.stage_progress("pretrain"),
+    )
     if path.is_file():
         state = load_checkpoint(path)
         mode = state["mode"]
         dim = next(iter(pre.encoders.values())).out_dim
-        model = EncoderClassifier(pre.encoders, make_head(mode, dim, data.num_classes,
-                                                          cfg.linear.heads), mode)
+        model = EncoderClassifier(
+            pre.encoders, make_head(mode, dim, data.num_classes, cfg.linear.heads), mode
+        )
         model.load_state_dict(state["model"])
         return freeze(model.to(ctx.device)), None
     model, result = finetune_encoders(cfg, pre.encoders, data, ctx)
@@ -112,8 +137,9 @@ def finetune(cfg: RunConfig, ctx: UnitContext) -> ProtocolResult:
 def semi(cfg: RunConfig, ctx: UnitContext) -> ProtocolResult:
     """Semi-supervised: fine-tune on ``finetune.label_fraction`` of the labels (1% / 10%)."""
     if cfg.finetune.label_fraction >= 1:
-        cfg = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(
-            update={"label_fraction": 0.1})})
+        cfg = cfg.model_copy(
+            update={"finetune": cfg.finetune.model_copy(update={"label_fraction": 0.1})}
+        )
     return finetune(cfg, ctx)
 
 

@@ -37,8 +37,9 @@ LINEAR_SECTIONS = ("seed", "deterministic", "data", "masking", "backbone", "pret
 
 
 @torch.no_grad()
-def extract(encoders: dict[str, nn.Module], s: TensorSet, mode: str, device: str,
-            batch_size: int = 256) -> torch.Tensor:
+def extract(
+    encoders: dict[str, nn.Module], s: TensorSet, mode: str, device: str, batch_size: int = 256
+) -> torch.Tensor:
     out = []
     for start in range(0, len(s), batch_size):
         x = s.x[start : start + batch_size].to(device)
@@ -58,8 +59,10 @@ def linear_probe(
     for name, enc in encoders.items():
         freeze(enc)
         assert_frozen(enc, name)
-    feats = {part: extract(encoders, getattr(data, part), mode, ctx.device)
-             for part in ("train", "val", "test")}
+    feats = {
+        part: extract(encoders, getattr(data, part), mode, ctx.device)
+        for part in ("train", "val", "test")
+    }
     dim = next(iter(encoders.values())).out_dim
     gen = seed_everything(cfg.seed + 1, cfg.deterministic)
     head = make_head(mode, dim, data.num_classes, cfg.linear.heads).to(ctx.device)
@@ -88,14 +91,22 @@ def linear_classifier(
     cfg: RunConfig, data: PreparedData, ctx: UnitContext, mode: str | None = None
 ) -> tuple[EncoderClassifier, ProtocolResult, dict[str, float]]:
     """Pretrain (or reuse) and probe; the trained head is cached like the pretraining."""
-    pre = pretrain(cfg, data, ctx.ckpt_dir, ctx.device, on_epoch=ctx.on_epoch,
-                   progress=ctx.stage_progress("pretrain"))
+    pre = pretrain(
+        cfg,
+        data,
+        ctx.ckpt_dir,
+        ctx.device,
+        on_epoch=ctx.on_epoch,
+        progress=ctx.stage_progress("pretrain"),
+    )
     mode = mode or resolve_features(cfg.linear.features, encoder_names(cfg))
     model, result = linear_probe(cfg, pre.encoders, data, ctx, mode)
     return model, result, pre.metrics
 
 
-def cached_linear_teacher(cfg: RunConfig, data: PreparedData, ctx: UnitContext) -> EncoderClassifier:
+def cached_linear_teacher(
+    cfg: RunConfig, data: PreparedData, ctx: UnitContext
+) -> EncoderClassifier:
     """The linear-probed classifier of ``cfg`` (trained once, then loaded)."""
     excluded = [k for k in RunConfig.model_fields if k not in LINEAR_SECTIONS]
     path = ctx.ckpt_dir / f"linear-{cfg.digest(exclude=excluded)}.pt"

@@ -25,7 +25,9 @@ class Predictions:
         return self.predicted == self.labels
 
 
-def topk_accuracy(logits: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, k: int) -> float:
+def topk_accuracy(
+    logits: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, k: int
+) -> float:
     """Fraction of samples whose label is among the k highest logits (ties broken by index)."""
     logits = np.asarray(logits)
     labels = np.asarray(labels)

@@ -86,7 +86,9 @@ def build_masks(cfg: RunConfig, pairing_name: str, layout: SkeletonLayout) -> tu
     return pairing.build(layout, **masking_overrides(cfg, pairing))
 
 
-def build_objective(cfg: RunConfig, encoders: dict[str, nn.Module], layout: SkeletonLayout) -> nn.Module:
+def build_objective(
+    cfg: RunConfig, encoders: dict[str, nn.Module], layout: SkeletonLayout
+) -> nn.Module:
     """The configured objective around ``encoders``, with its masking strategies."""
     from asma_bench.objectives import create_objective
 
@@ -98,13 +100,22 @@ def build_objective(cfg: RunConfig, encoders: dict[str, nn.Module], layout: Skel
     if p.objective in TWO_ENCODER_OBJECTIVES:
         from asma_bench.strategies import ASMA_ENCODERS
 
-        pairs = {name: build_masks(cfg, pairing, layout)
-                 for name, pairing in zip(("theta", "phi"), ASMA_ENCODERS, strict=True)}
-        return create_objective(p.objective, theta=encoders["theta"], phi=encoders["phi"],
-                                theta_masks=pairs["theta"], phi_masks=pairs["phi"], **common)
+        pairs = {
+            name: build_masks(cfg, pairing, layout)
+            for name, pairing in zip(("theta", "phi"), ASMA_ENCODERS, strict=True)
+        }
+        return create_objective(
+            p.objective,
+            theta=encoders["theta"],
+            phi=encoders["phi"],
+            theta_masks=pairs["theta"],
+            phi_masks=pairs["phi"],
+            **common,
+        )
     spatial, temporal = build_masks(cfg, p.pairing, layout)
-    return create_objective(p.objective, encoder=encoders["encoder"], spatial=spatial,
-                            temporal=temporal, **common)
+    return create_objective(
+        p.objective, encoder=encoders["encoder"], spatial=spatial, temporal=temporal, **common
+    )
 
 
 def _projector(encoders: dict[str, nn.Module], width: int) -> list[int]:

@@ -50,8 +50,9 @@ def make_optimizer(
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay,
-                               nesterov=True, foreach=True)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True, foreach=True
+        )
     raise ValueError(f"unknown optimizer {name!r}")
 
 
@@ -82,7 +83,9 @@ def batches(
 
 def check_finite(loss: torch.Tensor, stage: str, epoch: int) -> None:
     if not torch.isfinite(loss).all():
-        raise DivergenceError(f"{stage}: loss is {loss.item()} at epoch {epoch}; stopping this unit")
+        raise DivergenceError(
+            f"{stage}: loss is {loss.item()} at epoch {epoch}; stopping this unit"
+        )
 
 
 def freeze(module: nn.Module) -> nn.Module:

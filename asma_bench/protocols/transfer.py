@@ -19,10 +19,18 @@ def transfer(cfg: RunConfig, ctx: UnitContext) -> ProtocolResult:
     source = prepare_data(cfg.data, cfg.seed, ctx.data_root)
     target = prepare_data(cfg.transfer.target, cfg.seed, ctx.data_root)
     if source.layout.name != target.layout.name:
-        raise ConfigError(f"transfer: source layout {source.layout.name} differs from target "
-                          f"layout {target.layout.name}")
-    pre = pretrain(cfg, source, ctx.ckpt_dir, ctx.device, on_epoch=ctx.on_epoch,
-                   progress=ctx.stage_progress("pretrain"))
+        raise ConfigError(
+            f"transfer: source layout {source.layout.name} differs from target "
+            f"layout {target.layout.name}"
+        )
+    pre = pretrain(
+        cfg,
+        source,
+        ctx.ckpt_dir,
+        ctx.device,
+        on_epoch=ctx.on_epoch,
+        progress=ctx.stage_progress("pretrain"),
+    )
     if cfg.transfer.mode == "finetune":
         _, result = finetune_encoders(cfg, pre.encoders, target, ctx)
     else:

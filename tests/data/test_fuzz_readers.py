@@ -15,8 +15,9 @@ from asma_bench.data.readers import ntu_raw, pku, ucla
 from asma_bench.errors import AsmaBenchError
 from asma_bench.harness.grids import load_grid
 
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def _ntu_text(frames: int = 2, bodies: int = 1) -> str:
@@ -26,8 +27,9 @@ def _ntu_text(frames: int = 2, bodies: int = 1) -> str:
         for b in range(bodies):
             lines.append(f"7205759403793110{b} 0 1 1 1 1 0 0.02 0.05 2")
             lines.append("25")
-            lines.extend("0.1 0.2 3.0 277.4 191.8 1036.2 519.1 -0.2 0.05 0.96 -0.12 2"
-                         for _ in range(25))
+            lines.extend(
+                "0.1 0.2 3.0 277.4 191.8 1036.2 519.1 -0.2 0.05 0.96 -0.12 2" for _ in range(25)
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -37,14 +39,33 @@ def _pku_text(frames: int = 3) -> str:
 
 
 def _ucla_text(frames: int = 2) -> str:
-    return json.dumps({"file_name": "a01_s01_e01_v01", "label": 1,
-                       "skeletons": [[[0.1, 0.2, 0.3]] * 20] * frames})
+    return json.dumps(
+        {"file_name": "a01_s01_e01_v01", "label": 1, "skeletons": [[[0.1, 0.2, 0.3]] * 20] * frames}
+    )
 
 
 def mutated(base: str) -> st.SearchStrategy[str]:
     """Delete, duplicate or replace a slice of a valid file, or splice in random text."""
-    tokens = st.sampled_from(["", " ", "\n", "nan", "inf", "-1", "1e999", "x", "\r\n", "25",
-                              "0", "3", "{", "]", "\x00", "é"])
+    tokens = st.sampled_from(
+        [
+            "",
+            " ",
+            "\n",
+            "nan",
+            "inf",
+            "-1",
+            "1e999",
+            "x",
+            "\r\n",
+            "25",
+            "0",
+            "3",
+            "{",
+            "]",
+            "\x00",
+            "é",
+        ]
+    )
 
     @st.composite
     def build(draw):
@@ -99,7 +120,10 @@ def test_ucla_json_reader(tmp_path, text):
     _parses_or_clean_error(tmp_path, "a01_s01_e01_v01.json", text, ucla.read_sample)
 
 
-GRID = "name: g\nprotocol: linear\ncells:\n  - {name: a, overrides: {pretrain: {pairing: hdsm_lmtm}}}\n"
+GRID = (
+    "name: g\nprotocol: linear\ncells:\n"
+    "  - {name: a, overrides: {pretrain: {pairing: hdsm_lmtm}}}\n"
+)
 
 
 @FUZZ

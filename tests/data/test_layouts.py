@@ -55,9 +55,9 @@ def test_unknown_layout_and_bad_pairs():
 def test_layouts_pickle_by_name_without_caches():
     import pickle
 
-    NTU25.hop_distance  # fill a cache
+    _ = NTU25.hop_distance  # fill a cache
     assert pickle.loads(pickle.dumps(NTU25)) is NTU25
     custom = SkeletonLayout("pair", ("a", "b"), ((1, 0),), 0)
-    custom.adjacency
+    _ = custom.adjacency
     clone = pickle.loads(pickle.dumps(custom))
     assert clone == custom and "adjacency" not in clone.__dict__

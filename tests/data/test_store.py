@@ -89,8 +89,10 @@ def test_ntu_split_rules():
     assert 3 not in NTU60_XSUB_TRAIN
     s60 = ntu_splits(meta.iloc[:2])
     assert "xset" not in s60 and s60["xsub"]["train"] == [0]
-    assert ucla_splits(pd.DataFrame({"camera": [1, 2, 3]}))["xview"] == {"train": [0, 1],
-                                                                         "test": [2]}
+    assert ucla_splits(pd.DataFrame({"camera": [1, 2, 3]}))["xview"] == {
+        "train": [0, 1],
+        "test": [2],
+    }
 
 
 def test_check_samples_reports_each_bad_sample(tmp_path):

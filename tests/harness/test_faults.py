@@ -28,8 +28,9 @@ def test_disk_full_during_checkpoint_then_rerun_completes(tmp_path, monkeypatch)
         return real_save(state, path)
 
     monkeypatch.setattr(pretrain_module, "save_checkpoint", full_disk)
-    opts = RunOptions(profile="smoke", seeds=[0], out=tmp_path, progress=False,
-                      overrides=["pretrain.epochs=2"])
+    opts = RunOptions(
+        profile="smoke", seeds=[0], out=tmp_path, progress=False, overrides=["pretrain.epochs=2"]
+    )
     with pytest.raises(OSError, match="No space left"):
         run_grid(_grid(), opts)
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="asma-bench")
@@ -45,8 +46,9 @@ def test_disk_full_during_checkpoint_then_rerun_completes(tmp_path, monkeypatch)
 
 
 def test_unreachable_tracking_server_fails_fast_in_one_line(tmp_path):
-    opts = RunOptions(profile="smoke", seeds=[0], out=tmp_path, progress=False,
-                      tracking_uri="http://127.0.0.1:9")
+    opts = RunOptions(
+        profile="smoke", seeds=[0], out=tmp_path, progress=False, tracking_uri="http://127.0.0.1:9"
+    )
     with pytest.raises(TrackingError, match=r"^tracking server http://127.0.0.1:9 is unreachable"):
         run_grid(_grid(), opts)
     assert not (tmp_path / "checkpoints").exists()

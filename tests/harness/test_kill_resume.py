@@ -25,9 +25,21 @@ GRID = textwrap.dedent("""
 
 
 def _command(grid, out):
-    return [sys.executable, "-c", "import sys; from asma_bench.cli import main; "
-            "sys.exit(main(sys.argv[1:]))", "run", "--grid", str(grid), "--profile", "smoke",
-            "--seeds", "2", "--out", str(out), "--no-progress"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from asma_bench.cli import main; sys.exit(main(sys.argv[1:]))",
+        "run",
+        "--grid",
+        str(grid),
+        "--profile",
+        "smoke",
+        "--seeds",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
 
 
 @pytest.mark.slow
@@ -39,16 +51,18 @@ def test_sigkill_at_random_moments_then_rerun_completes(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     kills = 0
     for _ in range(4):
-        proc = subprocess.Popen(_command(grid, out), env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _command(grid, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(rng.uniform(2.0, 6.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait()
     assert kills >= 2, "the grid finished before it could be killed; lengthen the units"
-    final = subprocess.run(_command(grid, out), env=env, capture_output=True, text=True,
-                           timeout=600)
+    final = subprocess.run(
+        _command(grid, out), env=env, capture_output=True, text=True, timeout=600
+    )
     assert final.returncode == 0, final.stderr[-2000:]
 
     tracker = Tracker(default_tracking_uri(out), experiment="asma-bench")
@@ -63,6 +77,7 @@ def test_sigkill_at_random_moments_then_rerun_completes(tmp_path):
         torch.load(ckpt, weights_only=True)  # never half-written
     assert not list((out / "checkpoints").glob(".*.tmp"))
     # a further rerun trains nothing
-    again = subprocess.run(_command(grid, out), env=env, capture_output=True, text=True,
-                           timeout=600)
+    again = subprocess.run(
+        _command(grid, out), env=env, capture_output=True, text=True, timeout=600
+    )
     assert "0 units run, 6 already finished" in again.stdout

@@ -23,12 +23,14 @@ def test_every_builtin_grid_resolves(name):
 
 def test_yaml_grid_and_bad_grids(tmp_path):
     good = tmp_path / "mine.yaml"
-    good.write_text(textwrap.dedent("""
+    good.write_text(
+        textwrap.dedent("""
         name: mine
         protocol: linear
         cells:
           - {name: a, overrides: {pretrain: {pairing: hdsm_lmtm}}}
-    """))
+    """)
+    )
     assert [c.name for c in load_grid(good).all_cells()] == ["a", "random_init"]
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ncells: [{name: '../../etc', overrides: {}}]\n")
@@ -45,8 +47,16 @@ def test_yaml_grid_and_bad_grids(tmp_path):
 def test_bad_override_fails_before_any_training(tmp_path):
     grid = load_grid("masking_pairs")
     with pytest.raises(ConfigError, match="pretrain.epoch"):
-        run_grid(grid, RunOptions(profile="smoke", seeds=[0], out=tmp_path,
-                                  overrides=["pretrain.epoch=3"], progress=False))
+        run_grid(
+            grid,
+            RunOptions(
+                profile="smoke",
+                seeds=[0],
+                out=tmp_path,
+                overrides=["pretrain.epoch=3"],
+                progress=False,
+            ),
+        )
     assert not (tmp_path / "mlflow.db").exists()
 
 
@@ -78,8 +88,9 @@ def test_diverging_unit_is_recorded_as_failed_and_grid_goes_on(tmp_path):
     grid.cells = grid.cells[:1]
     grid.baseline = None
     grid.references = ["random_init"]
-    opts = RunOptions(profile="smoke", seeds=[0], out=tmp_path, progress=False,
-                      overrides=["pretrain.lr=1e30"])
+    opts = RunOptions(
+        profile="smoke", seeds=[0], out=tmp_path, progress=False, overrides=["pretrain.lr=1e30"]
+    )
     outcome = run_grid(grid, opts)
     assert list(outcome.failed) == ["ldsm_hmtm/seed0"]
     assert "random_init/seed0" in outcome.ran
@@ -90,8 +101,9 @@ def test_diverging_unit_is_recorded_as_failed_and_grid_goes_on(tmp_path):
 
 def test_reference_rows_survive_command_line_overrides():
     grid = load_grid("masking_pairs")
-    units = plan_units(grid, RunOptions(profile="smoke", seeds=[0],
-                                        overrides=["pretrain.epochs=5"]))
+    units = plan_units(
+        grid, RunOptions(profile="smoke", seeds=[0], overrides=["pretrain.epochs=5"])
+    )
     epochs = {u.cell.name: u.config.pretrain.epochs for u in units}
     assert epochs["random_init"] == 0 and epochs["supervised"] == 0
     assert epochs["ldsm_hmtm"] == 5
@@ -99,5 +111,7 @@ def test_reference_rows_survive_command_line_overrides():
 
 def test_overrides_that_erase_cell_differences_are_refused():
     with pytest.raises(ConfigError, match="resolve to the same configuration"):
-        plan_units(load_grid("masking_pairs"),
-                   RunOptions(profile="smoke", seeds=[0], overrides=["pretrain.pairing=pstl"]))
+        plan_units(
+            load_grid("masking_pairs"),
+            RunOptions(profile="smoke", seeds=[0], overrides=["pretrain.pairing=pstl"]),
+        )

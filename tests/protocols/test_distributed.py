@@ -185,4 +185,3 @@ def test_sync_batchnorm_needs_cuda(monkeypatch):
     monkeypatch.setattr("asma_bench.protocols.distributed.is_distributed", lambda: True)
     with pytest.raises(ConfigError, match="CUDA"):
         wrap(nn.BatchNorm1d(3), "cpu", sync_batchnorm=True)
-

@@ -9,10 +9,15 @@ def test_distillation_loss_matches_explicit_kl():
     s, t, tau = torch.randn(4, 6), torch.randn(4, 6), 3.0
     p_t = torch.softmax(t / tau, 1)
     p_s = torch.softmax(s / tau, 1)
-    manual = sum(
-        float(p_t[i, j] * (torch.log(p_t[i, j]) - torch.log(p_s[i, j])))
-        for i in range(4) for j in range(6)
-    ) / 4 * tau**2
+    manual = (
+        sum(
+            float(p_t[i, j] * (torch.log(p_t[i, j]) - torch.log(p_s[i, j])))
+            for i in range(4)
+            for j in range(6)
+        )
+        / 4
+        * tau**2
+    )
     assert abs(float(distillation_loss(s, t, tau)) - manual) < 1e-5
     assert float(distillation_loss(t, t, tau)) < 1e-6
 

@@ -50,8 +50,9 @@ def test_test_labels_never_influence_training(smoke, ctx, data_root):
     pre = pretrain(cfg, data, ctx.ckpt_dir)
     _, clean = linear_probe(cfg, pre.encoders, data, ctx, "single")
     shuffled = torch.roll(data.test.y, 1)
-    corrupted = type(data)(**{**data.__dict__, "test": type(data.test)(data.test.x, shuffled,
-                                                                       data.test.index)})
+    corrupted = type(data)(
+        **{**data.__dict__, "test": type(data.test)(data.test.x, shuffled, data.test.index)}
+    )
     _, dirty = linear_probe(cfg, pre.encoders, corrupted, ctx, "single")
     assert np.array_equal(clean.predictions["test"].logits, dirty.predictions["test"].logits)
     assert clean.metrics["val_top1"] == dirty.metrics["val_top1"]
@@ -102,8 +103,11 @@ def test_pretraining_resumes_from_its_last_epoch(smoke, ctx, data_root, tmp_path
     resumed = pretrain(cfg, data, tmp_path / "cut")
     assert resumed.trained_epochs == 1
     assert not list((tmp_path / "cut").glob("*.partial.pt"))
-    for a, b in zip(full.encoders["encoder"].state_dict().values(),
-                    resumed.encoders["encoder"].state_dict().values(), strict=True):
+    for a, b in zip(
+        full.encoders["encoder"].state_dict().values(),
+        resumed.encoders["encoder"].state_dict().values(),
+        strict=True,
+    ):
         assert torch.equal(a, b)
     again = pretrain(cfg, data, tmp_path / "cut")  # finished: reused, not retrained
     assert again.trained_epochs == 0
