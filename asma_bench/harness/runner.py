@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -155,12 +156,25 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
         def stage_progress(stage: str, i: int, n: int, _bar: Any = bar) -> None:
             _bar.set_postfix_str(f"{stage} {i}/{n}")
 
+        unit_start = time.monotonic()
         try:
-            run_unit(unit, tracker, parent, out, progress=stage_progress if opts.progress else None)
+            result = run_unit(
+                unit, tracker, parent, out, progress=stage_progress if opts.progress else None
+            )
             outcome.ran.append(unit.name)
+            status = _metric_text(result.metrics, grid.metric)
         except DivergenceError as exc:
             outcome.failed[unit.name] = str(exc)
             log.warning("%s failed: %s", unit.name, exc)
+            status = "FAILED"
+        if not opts.progress:  # logs and batch jobs: one line per unit instead of a bar
+            n_done = len(outcome.ran) + len(outcome.failed)
+            print(
+                f"[{n_done}/{len(todo)}] {grid.name} {unit.name}: {status} "
+                f"({time.monotonic() - unit_start:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     bar.close()
     if not tracker.finished_units(grid.name).keys() >= {u.id for u in units}:
         log.info("grid %s has unfinished units", grid.name)
@@ -168,6 +182,11 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
         tracker.finish(parent)
     outcome.seconds = time.monotonic() - start
     return outcome
+
+
+def _metric_text(metrics: dict[str, float], name: str) -> str:
+    value = metrics.get(name)
+    return f"{name}={value:.2f}" if value is not None else "done"
 
 
 def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None) -> ProtocolResult:

@@ -17,6 +17,7 @@ hand (Wilcoxon on 5 seeds, McNemar with 5 discordant samples) is flagged, becaus
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,8 +75,13 @@ def paired_seed_test(a: Sequence[float], b: Sequence[float], test: str = "ttest"
     if np.all(diff == 0):
         return TestResult(test, 0.0, 1.0, n, "identical results")
     if test == "ttest":
-        res = stats.ttest_rel(a, b)
-        note = "differences have zero variance" if np.ptp(diff) == 0 else ""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            res = stats.ttest_rel(a, b)
+        note = ""
+        if np.ptp(diff) == 0 or any(issubclass(w.category, RuntimeWarning) for w in caught):
+            # a constant difference (to rounding) makes t infinite or meaningless
+            note = "differences have (nearly) zero variance: the t statistic is unreliable"
         return TestResult(test, float(res.statistic), float(res.pvalue), n, note)
     res = stats.wilcoxon(a, b)
     return TestResult(test, float(res.statistic), float(res.pvalue), n)

@@ -201,7 +201,7 @@ def _compare(
     m_samples = int(np.isfinite(table["p_samples"].to_numpy(float)).sum())
     corr = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "no"}[opts.correction]
     notes = [
-        f"Δ = cell − {base}, averaged over the seeds both have (column 'pairs'); "
+        f"Δ = cell − {base}, averaged over the seeds both have (CSV column 'pairs'); "
         f"{opts.confidence:.0%} CI by paired bootstrap over seeds (scipy.stats.bootstrap, "
         f"percentile, {opts.bootstrap_resamples} resamples, seed {opts.bootstrap_seed}).",
         f"p (seeds): {stats.TEST_NAMES[opts.seed_test]}, runs paired by seed; {corr} "
@@ -216,7 +216,7 @@ def _compare(
         )
         notes.append(
             f"p (samples): McNemar's test on per-sample correctness of '{pred_name}' "
-            f"predictions paired by dataset index, {pool} (column 'discordant': cell right "
+            f"predictions paired by dataset index, {pool} (CSV column 'discordant': cell right "
             f"and baseline wrong / the reverse); exact binomial test below "
             f"{stats.MCNEMAR_EXACT_BELOW} discordant samples, else chi-squared with continuity "
             f"correction{' (' + ', '.join(tests) + ')' if tests else ''}; {corr} correction "

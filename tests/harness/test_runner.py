@@ -83,7 +83,7 @@ def test_rerun_trains_nothing_and_store_has_one_finished_run_per_unit(tmp_path):
     }
 
 
-def test_diverging_unit_is_recorded_as_failed_and_grid_goes_on(tmp_path):
+def test_diverging_unit_is_recorded_as_failed_and_grid_goes_on(tmp_path, capsys):
     grid = load_grid("masking_pairs").model_copy(deep=True)
     grid.cells = grid.cells[:1]
     grid.baseline = None
@@ -97,6 +97,10 @@ def test_diverging_unit_is_recorded_as_failed_and_grid_goes_on(tmp_path):
     tracker = Tracker(outcome.tracking_uri, experiment="asma-bench")
     failed = [r for r in tracker.unit_runs(grid.name) if r.info.status == "FAILED"]
     assert len(failed) == 1 and "epoch 0" in failed[0].data.tags["asma.failure"]
+    # without a progress bar every unit reports one line as it ends
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[")]
+    assert len(lines) == 2 and lines[0].startswith("[1/2] masking_pairs ldsm_hmtm/seed0: FAILED (")
+    assert lines[1].startswith("[2/2] masking_pairs random_init/seed0: test_top1=")
 
 
 def test_reference_rows_survive_command_line_overrides():

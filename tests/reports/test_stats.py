@@ -134,3 +134,11 @@ def test_bad_arguments():
     assert stats.significance_marker(0.004) == "**"
     assert stats.significance_marker(0.03) == "*"
     assert stats.significance_marker(0.2) == stats.significance_marker(float("nan")) == ""
+
+
+def test_nearly_constant_differences_are_flagged_not_warned(recwarn):
+    # 0.5-0.4, 0.6-0.5, 0.7-0.6 differ only in the last bits: scipy's t statistic is
+    # meaningless there, and the result says so instead of leaking a RuntimeWarning
+    res = stats.paired_seed_test([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])
+    assert "zero variance" in res.note
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
