@@ -104,7 +104,7 @@ def data_convert(
         bool, typer.Option(help="PKU-MMD without label files: one sample per video.")
     ] = False,
     skip_bad: Annotated[
-        bool, typer.Option(help="Skip and list unreadable samples (ntu-raw, pku, ucla).")
+        bool, typer.Option(help="Skip bad samples and list them in skipped.csv.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:

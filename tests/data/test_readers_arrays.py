@@ -243,3 +243,68 @@ def test_pyskl_bad_inputs(tmp_path):
         convert(path, tmp_path / "out")
     assert not marker.exists()
     assert_nothing_left(tmp_path / "out")
+
+
+# --------------------------------------------------------------------------- --skip-bad
+def skipped_names(ds: SkeletonDataset) -> list[str]:
+    import pandas as pd
+
+    return pd.read_csv(ds.root / "skipped.csv")["name"].tolist()
+
+
+def test_ssl_npy_skip_bad_lists_bad_samples_and_keeps_splits_aligned(tmp_path):
+    arrays = write_benchmark(tmp_path / "xsub", np.random.default_rng(9), n_train=4, n_val=3)
+    train, val = tmp_path / "xsub" / "train_data.npy", tmp_path / "xsub" / "val_data.npy"
+    x = np.load(train)
+    x[1, 0, 0, 0, 0] = np.nan  # NaN
+    np.save(train, x)
+    x = np.load(val)
+    x[0] = 0  # an all-zero sample
+    np.save(val, x)
+    ds = SkeletonDataset(convert(tmp_path / "xsub", tmp_path / "out", skip_bad=True))
+    names_tr, names_va = arrays["train"][1], arrays["val"][1]
+    kept = [names_tr[0], *names_tr[2:], *names_va[1:]]
+    assert ds.meta["name"].tolist() == [n.removesuffix(".skeleton") for n in kept]
+    assert ds.split("xsub", "train").tolist() == [0, 1, 2]  # the NaN sample is gone
+    assert ds.split("xsub", "test").tolist() == [3, 4]
+    assert skipped_names(ds) == [names_tr[1], names_va[0]]
+    assert ds.info["skipped"] == 2
+    assert np.array_equal(ds.sample(1), arrays["train"][0][2][:, : arrays["train"][3][2]])
+
+
+def test_ctrgcn_skip_bad(tmp_path):
+    rng = np.random.default_rng(10)
+    x, flat, y = ctrgcn_arrays(rng, 4)
+    flat[2, 0, 5] = np.inf
+    xt, flat_t, yt = ctrgcn_arrays(rng, 2)
+    flat_t[1] = 0
+    path = tmp_path / "NTU60_CS.npz"
+    np.savez(path, x_train=flat, y_train=y, x_test=flat_t, y_test=yt)
+    with pytest.raises(DataFormatError, match="x_train sample 2 contains NaN or inf"):
+        convert(path, tmp_path / "strict")
+    ds = SkeletonDataset(convert(path, tmp_path / "out", skip_bad=True))
+    assert ds.meta["name"].tolist() == ["train_000000", "train_000001", "train_000003",
+                                        "test_000000"]  # fmt: skip
+    assert ds.split("xsub", "train").tolist() == [0, 1, 2]
+    assert ds.split("xsub", "test").tolist() == [3]
+    assert skipped_names(ds) == ["train_000002", "test_000001"]
+    assert ds.labels.tolist() == [*y[[0, 1, 3]].argmax(1), yt[0].argmax()]
+
+
+def test_pyskl_skip_bad_drops_bad_annotations_from_every_split(tmp_path, caplog):
+    anns = pyskl_annotations(np.random.default_rng(11))
+    names = [a["frame_dir"] for a in anns]
+    anns[0]["keypoint"] = anns[0]["keypoint"][:, :, :20]  # 20 joints where the rest have 25
+    anns[0], anns[1] = anns[1], anns[0]  # the first good annotation sets the layout
+    anns[2]["keypoint"][0, 0, 0, 0] = np.nan
+    obj = dict(split=dict(xsub_train=names[:2], xsub_val=names[2:]), annotations=anns)
+    path = tmp_path / "anno.pkl"
+    path.write_bytes(pickle.dumps(obj))
+    with pytest.raises(DataFormatError, match=r"annotations\[1\] .* has 20 joints"):
+        convert(path, tmp_path / "strict")
+    ds = SkeletonDataset(convert(path, tmp_path / "out", skip_bad=True))
+    assert ds.meta["name"].tolist() == [names[1]]
+    assert ds.split("xsub", "train").tolist() == [0]
+    assert ds.split("xsub", "test").tolist() == []
+    assert skipped_names(ds) == [names[0], names[2]]
+    assert "have no annotation" not in caplog.text  # skipped names are not "missing"

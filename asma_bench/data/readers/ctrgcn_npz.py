@@ -115,8 +115,13 @@ def convert(
     split_file: Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    skip_bad: bool = False,
 ) -> Path:
-    """One CTR-GCN ``.npz`` → dataset with one split (train = x_train, test = x_test)."""
+    """One CTR-GCN ``.npz`` → dataset with one split (train = x_train, test = x_test).
+
+    With ``skip_bad`` a sample with NaN/inf values or no non-zero frame is listed in the
+    dataset's ``skipped.csv`` instead of stopping the conversion.
+    """
     reject_options("ctrgcn-npz", labels=labels, missing=missing, split_file=split_file)
     source, out = Path(source), Path(out)
     require_exists(source)
@@ -139,9 +144,15 @@ def convert(
     split = split_name(source)
     counts = {}
     with DatasetWriter(
-        out, layout="ntu25", source=f"ctrgcn-npz:{source.name}", bodies=2, overwrite=overwrite
+        out,
+        layout="ntu25",
+        source=f"ctrgcn-npz:{source.name}",
+        bodies=2,
+        overwrite=overwrite,
+        skip_bad=skip_bad,
     ) as writer:
         for part in ("train", "test"):
+            before = len(writer)
             with open_member(source, f"x_{part}") as (shape, rows):
                 if len(shape) != 3 or shape[2] != 2 * NUM_JOINTS * 3:
                     raise DataFormatError(
@@ -157,8 +168,9 @@ def convert(
                         unit="sample",
                     )
                 ):
-                    writer.add(*_sample(source, part, i, row, int(y[i])))
-            counts[part] = shape[0]
+                    with writer.guard(f"{part}_{i:06d}"):
+                        writer.add(*_sample(source, part, i, row, int(y[i])))
+            counts[part] = len(writer) - before
         n_train = counts["train"]
         writer.set_splits(
             {split: {"train": range(n_train), "test": range(n_train, n_train + counts["test"])}}

@@ -13,7 +13,7 @@ a single body is padded with a zero second body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,16 @@ def keypoints_to_sample(keypoint: np.ndarray, bodies: int = MAX_BODIES) -> np.nd
     return x
 
 
-def split_indices(path: Path, split: Mapping[str, Any], index: Mapping[str, int]) -> dict:
-    """``{xsub_train: names, xsub_val: names}`` → ``{xsub: {train: idx, test: idx}}``."""
+def split_indices(
+    path: Path,
+    split: Mapping[str, Any],
+    index: Mapping[str, int],
+    ignore: Collection[str] = (),
+) -> dict:
+    """``{xsub_train: names, xsub_val: names}`` → ``{xsub: {train: idx, test: idx}}``.
+
+    Names in ``ignore`` (annotations skipped as bad) are left out without a warning.
+    """
     splits: dict[str, dict[str, list[int]]] = {}
     for key, names in split.items():
         suffix = next((s for s in PART_SUFFIXES if str(key).endswith(s)), None)
@@ -61,10 +69,11 @@ def split_indices(path: Path, split: Mapping[str, Any], index: Mapping[str, int]
             continue
         if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
             raise DataFormatError(path, f"split[{key!r}] is not a list of names")
-        idx = [index[str(n)] for n in names if str(n) in index]
-        if len(idx) < len(names):
+        wanted = [str(n) for n in names if str(n) not in ignore]
+        idx = [index[n] for n in wanted if n in index]
+        if len(idx) < len(wanted):
             log.warning(
-                "%s: %d names of split %r have no annotation", path, len(names) - len(idx), key
+                "%s: %d names of split %r have no annotation", path, len(wanted) - len(idx), key
             )
         name = str(key)[: -len(suffix)]
         part = PART_SUFFIXES[suffix]
@@ -81,8 +90,14 @@ def convert(
     split_file: Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    skip_bad: bool = False,
 ) -> Path:
-    """A PYSKL pickle → dataset with the pickle's own splits."""
+    """A PYSKL pickle → dataset with the pickle's own splits.
+
+    With ``skip_bad`` a bad annotation (missing keys, NaN/inf or empty keypoints, a joint
+    count other than the first good annotation's, a bad label) is listed in the dataset's
+    ``skipped.csv`` and left out of every split instead of stopping the conversion.
+    """
     reject_options("pyskl", labels=labels, missing=missing, split_file=split_file)
     source, out = Path(source), Path(out)
     require_exists(source)
@@ -95,8 +110,35 @@ def convert(
         raise DataFormatError(source, "split must be a dict of name lists")
     if not annotations:
         raise DataFormatError(source, "annotations list is empty")
-    checked = [_check(source, i, a) for i, a in enumerate(annotations)]
-    num_joints = checked[0][2].shape[2]
+    checked: list[tuple[str, int, np.ndarray]] = []
+    index: dict[str, int] = {}  # frame_dir → position among the kept annotations
+    skipped: list[tuple[str, str]] = []
+    first: tuple[int, int] | None = None  # (annotation number, joints) of the first good one
+    for i, ann in enumerate(annotations):
+        try:
+            name, label, kp = _check(source, i, ann)
+            if first is None:
+                first = (i, kp.shape[2])
+            elif kp.shape[2] != first[1]:
+                raise DataFormatError(
+                    source,
+                    f"annotations[{i}] ({name}) has {kp.shape[2]} joints, "
+                    f"annotations[{first[0]}] {first[1]}",
+                )
+        except DataFormatError as exc:
+            if not skip_bad:
+                raise
+            frame_dir = ann.get("frame_dir") if isinstance(ann, dict) else None
+            skipped.append((str(frame_dir or f"annotations[{i}]"), str(exc)))
+            log.warning("skipped %s", exc)
+            continue
+        if name in index:  # not a bad sample but a broken file: which one is right?
+            raise DataFormatError(source, f"annotations[{i}]: frame_dir {name!r} repeats")
+        index[name] = len(checked)
+        checked.append((name, label, kp))
+    if first is None:
+        raise DataFormatError(source, f"no usable annotation ({len(skipped)} bad ones skipped)")
+    num_joints = first[1]
     layout = _layout_for(num_joints)
     if layout is None:
         raise DataFormatError(
@@ -104,22 +146,18 @@ def convert(
             f"keypoints have {num_joints} joints; known layouts have "
             f"{', '.join(str(v.num_joints) for v in LAYOUTS.values())}",
         )
-    index: dict[str, int] = {}
-    for i, (name, _, kp) in enumerate(checked):
-        if kp.shape[2] != num_joints:
-            raise DataFormatError(
-                source,
-                f"annotations[{i}] ({name}) has {kp.shape[2]} joints, annotations[0] {num_joints}",
-            )
-        if name in index:
-            raise DataFormatError(source, f"annotations[{i}]: frame_dir {name!r} repeats")
-        index[name] = i
-    splits = split_indices(source, split, index)
+    splits = split_indices(source, split, index, ignore={name for name, _ in skipped})
     if not splits:
         log.warning("%s: no *_train / *_val split lists", source)
     with DatasetWriter(
-        out, layout=layout, source=f"pyskl:{source.name}", bodies=MAX_BODIES, overwrite=overwrite
+        out,
+        layout=layout,
+        source=f"pyskl:{source.name}",
+        bodies=MAX_BODIES,
+        overwrite=overwrite,
+        skip_bad=skip_bad,
     ) as writer:
+        writer.skipped.extend(skipped)
         for name, label, kp in progress_bar(
             checked, progress=progress, desc="pyskl", unit="sample"
         ):

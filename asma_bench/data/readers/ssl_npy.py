@@ -113,9 +113,18 @@ def _meta(name: str, label: int) -> SampleMeta:
 
 
 def write_benchmark(
-    folder: Path, out: Path, *, overwrite: bool = False, progress: bool = False
+    folder: Path,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+    skip_bad: bool = False,
 ) -> Path:
-    """One benchmark folder → one canonical dataset at ``out``."""
+    """One benchmark folder → one canonical dataset at ``out``.
+
+    With ``skip_bad`` a sample with NaN/inf values or no non-zero frame is listed in the
+    dataset's ``skipped.csv`` instead of stopping the conversion.
+    """
     parts = {part: find_part(folder, part) for part in PARTS}
     for part, found in parts.items():
         if found is None:
@@ -134,11 +143,17 @@ def write_benchmark(
     split = folder.name
     counts: dict[str, int] = {}
     with DatasetWriter(
-        out, layout="ntu25", source=f"ssl-npy:{split}", bodies=bodies, overwrite=overwrite
+        out,
+        layout="ntu25",
+        source=f"ssl-npy:{split}",
+        bodies=bodies,
+        overwrite=overwrite,
+        skip_bad=skip_bad,
     ) as writer:
         for part, (data_path, arr, names, labels) in opened.items():
+            before = len(writer)
             _stream(writer, data_path, arr, names, labels, progress, f"{split}/{part}")
-            counts[part] = arr.shape[0]
+            counts[part] = len(writer) - before
         n_train = counts["train"]
         writer.set_splits(
             {split: {"train": range(n_train), "test": range(n_train, n_train + counts["test"])}}
@@ -156,13 +171,14 @@ def _stream(
     desc: str,
 ) -> None:
     for i in progress_bar(range(arr.shape[0]), progress=progress, desc=desc, unit="sample"):
-        x = np.asarray(arr[i], dtype=np.float32)
-        if not np.isfinite(x).all():
-            raise DataFormatError(path, f"sample {i} ({names[i]}) contains NaN or inf")
-        length = valid_length(x)
-        if length == 0:
-            raise DataFormatError(path, f"sample {i} ({names[i]}) is all zeros")
-        writer.add(x[:, :length], _meta(names[i], labels[i]))
+        with writer.guard(names[i]):
+            x = np.asarray(arr[i], dtype=np.float32)
+            if not np.isfinite(x).all():
+                raise DataFormatError(path, f"sample {i} ({names[i]}) contains NaN or inf")
+            length = valid_length(x)
+            if length == 0:
+                raise DataFormatError(path, f"sample {i} ({names[i]}) is all zeros")
+            writer.add(x[:, :length], _meta(names[i], labels[i]))
 
 
 def convert(
@@ -174,6 +190,7 @@ def convert(
     split_file: Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    skip_bad: bool = False,
 ) -> Path:
     """A benchmark folder → dataset at ``out``; a folder of several → ``out/<benchmark>/``.
 
@@ -188,9 +205,11 @@ def convert(
             source, "no train_data.npy / train_position.npy here or in a subfolder"
         )
     if len(folders) == 1 and (source if source.is_dir() else source.parent) == folders[0]:
-        return write_benchmark(folders[0], out, overwrite=overwrite, progress=progress)
+        return write_benchmark(
+            folders[0], out, overwrite=overwrite, progress=progress, skip_bad=skip_bad
+        )
     with staging_dir(out, overwrite) as tmp:
         for folder in folders:
-            write_benchmark(folder, tmp / folder.name, progress=progress)
+            write_benchmark(folder, tmp / folder.name, progress=progress, skip_bad=skip_bad)
     log.info("wrote %s", ", ".join(str(out / f.name) for f in folders))
     return out
