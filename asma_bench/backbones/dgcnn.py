@@ -24,7 +24,9 @@ from asma_bench.backbones.graph import (
     SkeletonBackbone,
     check_kernel,
     check_probability,
+    residual_branch,
     resolve_channels,
+    temporal_conv,
 )
 from asma_bench.data.layouts import SkeletonLayout, get_layout
 from asma_bench.errors import ConfigError
@@ -84,26 +86,8 @@ class DGCNNBlock(nn.Module):
     ):
         super().__init__()
         self.edge = EdgeConv(in_channels, out_channels, k)
-        self.tcn = nn.Sequential(
-            nn.Conv2d(
-                out_channels,
-                out_channels,
-                (temporal_kernel, 1),
-                (stride, 1),
-                ((temporal_kernel - 1) // 2, 0),
-            ),
-            nn.BatchNorm2d(out_channels),
-            nn.Dropout(dropout),
-        )
-        if not residual:
-            self.residual: nn.Module | None = None
-        elif in_channels == out_channels and stride == 1:
-            self.residual = nn.Identity()
-        else:
-            self.residual = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1)),
-                nn.BatchNorm2d(out_channels),
-            )
+        self.tcn = temporal_conv(out_channels, temporal_kernel, stride, dropout)
+        self.residual = residual_branch(in_channels, out_channels, stride, residual)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: Tensor) -> Tensor:

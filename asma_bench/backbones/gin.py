@@ -23,7 +23,9 @@ from asma_bench.backbones.graph import (
     check_kernel,
     check_probability,
     gather_subgraph,
+    residual_branch,
     resolve_channels,
+    temporal_conv,
 )
 from asma_bench.data.layouts import SkeletonLayout, get_layout
 from asma_bench.errors import ConfigError
@@ -56,26 +58,8 @@ class GINBlock(nn.Module):
             nn.BatchNorm2d(out_channels),
             nn.ReLU(),
         )
-        self.tcn = nn.Sequential(
-            nn.Conv2d(
-                out_channels,
-                out_channels,
-                (temporal_kernel, 1),
-                (stride, 1),
-                ((temporal_kernel - 1) // 2, 0),
-            ),
-            nn.BatchNorm2d(out_channels),
-            nn.Dropout(dropout),
-        )
-        if not residual:
-            self.residual: nn.Module | None = None
-        elif in_channels == out_channels and stride == 1:
-            self.residual = nn.Identity()
-        else:
-            self.residual = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1)),
-                nn.BatchNorm2d(out_channels),
-            )
+        self.tcn = temporal_conv(out_channels, temporal_kernel, stride, dropout)
+        self.residual = residual_branch(in_channels, out_channels, stride, residual)
         self.relu = nn.ReLU()
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:

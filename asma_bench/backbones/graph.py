@@ -220,6 +220,36 @@ def check_kernel(value: int, name: str = "temporal_kernel") -> int:
 # --- input normalisation ------------------------------------------------------------------
 
 
+def temporal_conv(
+    channels: int, kernel: int, stride: int, dropout: float, pre_activation: bool = False
+) -> nn.Sequential:
+    """The temporal unit of a spatio-temporal block: a (kernel × 1) convolution over frames
+    with 'same' padding and ``stride``, then BatchNorm and dropout; ``pre_activation``
+    prepends BatchNorm + ReLU (ST-GCN's order, where the graph convolution has none)."""
+    layers: list[nn.Module] = [nn.BatchNorm2d(channels), nn.ReLU()] if pre_activation else []
+    layers += [
+        nn.Conv2d(channels, channels, (kernel, 1), (stride, 1), ((kernel - 1) // 2, 0)),
+        nn.BatchNorm2d(channels),
+        nn.Dropout(dropout),
+    ]
+    return nn.Sequential(*layers)
+
+
+def residual_branch(
+    in_channels: int, out_channels: int, stride: int, enabled: bool = True
+) -> nn.Module | None:
+    """A block's shortcut: none, the identity, or a strided 1×1 convolution + BatchNorm when
+    the channel count or the frame rate changes (ST-GCN's residual)."""
+    if not enabled:
+        return None
+    if in_channels == out_channels and stride == 1:
+        return nn.Identity()
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1)),
+        nn.BatchNorm2d(out_channels),
+    )
+
+
 class JointDataNorm(nn.Module):
     """BatchNorm of the raw input that also accepts reduced joint sets (drop-mode masks).
 

@@ -26,8 +26,10 @@ from asma_bench.backbones.graph import (
     gather_subgraph,
     normalize_partitions,
     partition_masks,
+    residual_branch,
     resolve_channels,
     subgraph_adjacency,
+    temporal_conv,
 )
 from asma_bench.data.layouts import SkeletonLayout, get_layout
 from asma_bench.errors import ConfigError
@@ -99,28 +101,10 @@ class STGCNBlock(nn.Module):
     ):
         super().__init__()
         self.gcn = GraphConv(in_channels, out_channels, num_subsets)
-        self.tcn = nn.Sequential(
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(),
-            nn.Conv2d(
-                out_channels,
-                out_channels,
-                (temporal_kernel, 1),
-                (stride, 1),
-                ((temporal_kernel - 1) // 2, 0),
-            ),
-            nn.BatchNorm2d(out_channels),
-            nn.Dropout(dropout),
+        self.tcn = temporal_conv(
+            out_channels, temporal_kernel, stride, dropout, pre_activation=True
         )
-        if not residual:
-            self.residual: nn.Module | None = None
-        elif in_channels == out_channels and stride == 1:
-            self.residual = nn.Identity()
-        else:
-            self.residual = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=(stride, 1)),
-                nn.BatchNorm2d(out_channels),
-            )
+        self.residual = residual_branch(in_channels, out_channels, stride, residual)
         self.relu = nn.ReLU()
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
