@@ -417,8 +417,8 @@ def run_grid_queued(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     """:func:`~asma_bench.harness.runner.run_grid` through the shared queue at ``opts.storage``."""
     from tqdm.auto import tqdm
 
-    from asma_bench.harness.runner import GridOutcome, plan_units, run_unit
-    from asma_bench.harness.tracking import Tracker, default_tracking_uri, environment_tags
+    from asma_bench.harness.runner import GridOutcome, open_grid_run, plan_units, run_unit
+    from asma_bench.harness.tracking import Tracker, default_tracking_uri
     from asma_bench.protocols.training import DivergenceError
 
     assert opts.storage
@@ -439,18 +439,7 @@ def run_grid_queued(grid: GridSpec, opts: RunOptions) -> GridOutcome:
         storage = open_storage(opts.storage, settings)
         queue = GridQueue.open(storage, name, units)
         tracker = Tracker(uri, experiment="asma-bench", artifact_root=out / "artifacts")
-        parent = tracker.parent_run(
-            grid.name, {"asma.profile": opts.profile, "asma.study": name, **environment_tags()}
-        )
-        tracker.log_params(
-            parent,
-            {
-                "grid": grid.name,
-                "profile": opts.profile,
-                "seeds": list(opts.seeds),
-                "table": grid.table,
-            },
-        )
+        parent = open_grid_run(tracker, grid, opts, {"asma.study": name})
         finished = tracker.finished_units(grid.name)
         added = queue.enqueue(finished)
     log.info(

@@ -134,16 +134,7 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     units = plan_units(grid, opts)
     uri = opts.tracking_uri or default_tracking_uri(out)
     tracker = Tracker(uri, experiment="asma-bench", artifact_root=out / "artifacts")
-    parent = tracker.parent_run(grid.name, {"asma.profile": opts.profile, **environment_tags()})
-    tracker.log_params(
-        parent,
-        {
-            "grid": grid.name,
-            "profile": opts.profile,
-            "seeds": list(opts.seeds),
-            "table": grid.table,
-        },
-    )
+    parent = open_grid_run(tracker, grid, opts)
     done = tracker.finished_units(grid.name)
     outcome = GridOutcome(grid.name, tracking_uri=uri)
     todo = [u for u in units if u.id not in done]
@@ -182,6 +173,18 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
         tracker.finish(parent)
     outcome.seconds = time.monotonic() - start
     return outcome
+
+
+def open_grid_run(
+    tracker: Tracker, grid: GridSpec, opts: RunOptions, tags: dict[str, str] | None = None
+) -> str:
+    """The grid's parent MLflow run (created once, reused on reruns) with its parameters."""
+    parent = tracker.parent_run(
+        grid.name, {"asma.profile": opts.profile, **(tags or {}), **environment_tags()}
+    )
+    params = {"grid": grid.name, "profile": opts.profile, "seeds": list(opts.seeds)}
+    tracker.log_params(parent, {**params, "table": grid.table})
+    return parent
 
 
 def _metric_text(metrics: dict[str, float], name: str) -> str:
