@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from asma_bench.errors import ConfigError
 
@@ -104,8 +104,15 @@ class RobustnessConfig(_Strict):
     noise_std: list[float] = Field(default_factory=lambda: [0.0, 0.01, 0.05])
 
 
+TARGET_OWN_FIELDS = ("source", "preset", "synth_seed")
+
+
 class TransferConfig(_Strict):
-    target: DataConfig | None = Field(None, description="dataset B (pretrain on data, eval here)")
+    target: DataConfig | None = Field(
+        None,
+        description="dataset B (pretrain on data, eval here); fields it does not set, other "
+        f"than {', '.join(TARGET_OWN_FIELDS)}, come from data",
+    )
     mode: Literal["finetune", "linear"] = "finetune"
 
 
@@ -131,6 +138,24 @@ class RunConfig(_Strict):
     robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     streams: StreamsConfig = Field(default_factory=StreamsConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_inherits_data(cls, values: Any) -> Any:
+        """``transfer.target`` names dataset B; what it leaves unset (frames, normalisation,
+        validation fraction, sample limits, stream, split) is taken from ``data`` so both
+        datasets are pre-processed alike. Which dataset it is (source, preset, synthetic
+        seed) is never inherited."""
+        if not isinstance(values, Mapping):
+            return values
+        transfer, data = values.get("transfer"), values.get("data", {})
+        if not isinstance(transfer, Mapping) or not isinstance(transfer.get("target"), Mapping):
+            return values
+        if not isinstance(data, Mapping):
+            return values
+        inherited = {k: v for k, v in data.items() if k not in TARGET_OWN_FIELDS}
+        target = {**inherited, **transfer["target"]}
+        return {**values, "transfer": {**transfer, "target": target}}
 
     def digest(self, exclude: Iterable[str] = ()) -> str:
         """Stable hash of the resolved config (identifies a unit of work)."""

@@ -113,7 +113,45 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
                 "difference)"
             )
         seen[u.id] = u.cell.name
+    _refuse_equal_masks(grid, units)
     return units
+
+
+def _joint_count(data: Any) -> int | None:  # noqa: ANN401 - a DataConfig
+    """V of the dataset a config names (without loading it), or None when unknown."""
+    from asma_bench.data.layouts import get_layout
+
+    if data.source == "synthetic":
+        return get_layout("ntu25").num_joints
+    try:
+        info = json.loads((Path(data.source) / "info.json").read_text())
+        return get_layout(info["layout"]).num_joints
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        return None
+
+
+def _refuse_equal_masks(grid: GridSpec, units: Sequence[Unit]) -> None:
+    """Cells that differ only in ``masking.n``/``masking.k`` must mask different counts.
+
+    Counts given as fractions of V and T are rounded at the run's sizes; at a small T (the
+    quick profile's 20 frames) several of the paper's k values round to the same count, and
+    such cells would be the same experiment under different names.
+    """
+    seen: dict[tuple, str] = {}
+    for u in units:
+        m, v, t = u.config.masking, _joint_count(u.config.data), u.config.data.frames
+        n = round(m.n * v) if (m.n < 1 and v) else m.n
+        k = round(m.k * t) if m.k < 1 else m.k
+        rest = u.config.model_dump(mode="json", exclude={"masking": {"n", "k"}})
+        key = (u.protocol, json.dumps(rest, sort_keys=True), n, k)
+        if seen.get(key, u.cell.name) != u.cell.name:
+            other = seen[key]
+            raise ConfigError(
+                f"grid {grid.name!r}: cells {other!r} and {u.cell.name!r} mask the same "
+                f"{n:g} joints and {k:g} of {t} frames (fractions of V and T round alike at "
+                "this size); run with more frames, e.g. --set data.frames=50"
+            )
+        seen[key] = u.cell.name
 
 
 def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:

@@ -16,9 +16,18 @@ def test_every_builtin_grid_resolves(name):
     units = plan_units(grid, RunOptions(profile="smoke", seeds=[0, 1]))
     assert len(units) == 2 * len(grid.all_cells())
     assert len({u.id for u in units}) == len(units), "two units share a config"
-    if "random_init" in grid.references:
-        ref = [u for u in units if u.cell.name == "random_init"]
-        assert all(u.config.pretrain.epochs == 0 for u in ref)
+    assert "random_init" in grid.references  # every built-in grid shows random features
+    ref = [u for u in units if u.cell.name == "random_init"]
+    assert len(ref) == 2 and all(u.config.pretrain.epochs == 0 for u in ref)
+
+
+def test_cells_whose_fractions_round_to_the_same_counts_are_refused():
+    grid = load_grid("masking_ratio")
+    units = plan_units(grid, RunOptions(profile="quick", seeds=[0]))
+    assert {u.config.data.frames for u in units} == {50}  # the paper's T, whatever the profile
+    with pytest.raises(ConfigError, match=r"'n7_k7' and 'n7_k8' mask the same 7 joints and 3 of "
+                       r"20 frames.*--set data.frames=50"):  # fmt: skip
+        plan_units(grid, RunOptions(profile="quick", seeds=[0], overrides=["data.frames=20"]))
 
 
 def test_yaml_grid_and_bad_grids(tmp_path):
