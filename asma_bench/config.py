@@ -92,6 +92,9 @@ class FinetuneConfig(_Strict):
 class DistillConfig(_Strict):
     teacher: Literal["linear", "finetune"] = "linear"
     tau: float = Field(8.0, gt=0)
+    tau_squared: bool = Field(
+        True, description="multiply the KL by τ² (Hinton et al.); false: eq. 14 as printed"
+    )
     student_depth: int = Field(5, ge=1)
     student_params: dict[str, Any] = Field(default_factory=dict)
     epochs: int = Field(150, ge=1)

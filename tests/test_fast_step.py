@@ -135,12 +135,12 @@ def reference_triplet(obj: TripletBarlowTwins, views, generator, mode: str) -> t
 
 def reference_step(objective, x, generator, lr, weight_decay, mode):
     """Loss, gradients and the weights after one plain Adam update (a first step)."""
-    views = [Augment(LAYOUT)(x, generator=generator) for _ in range(3)]
+    views = [Augment(LAYOUT)(x, generator=generator) for _ in range(objective.num_views)]
     if isinstance(objective, TripletBarlowTwins):
         loss = reference_triplet(objective, views, generator, mode)
-    else:
-        loss = reference_triplet(objective.theta, views, generator, mode)
-        loss = loss + reference_triplet(objective.phi, views, generator, mode)
+    else:  # ASMa: f_θ's three views, then f_ϕ's (the same three when shared)
+        loss = reference_triplet(objective.theta, views[:3], generator, mode)
+        loss = loss + reference_triplet(objective.phi, views[-3:], generator, mode)
     params = [p for p in objective.parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss, params)
     updated = []

@@ -18,18 +18,25 @@ from asma_bench.objectives.barlow_twins import TripletBarlowTwins
 from asma_bench.strategies import create_pairing
 
 
+VIEW_SHARING = ("separate", "shared")
+
+
 class ASMaObjective(nn.Module):
     """``L_ASMa = L^θ + L^ϕ`` (ASMa eq. 9), each term the triplet loss of eq. 8.
 
     ``theta``/``phi`` are the encoders f_θ and f_ϕ. ``theta_masks``/``phi_masks`` are each
     a registered pairing name (built for the encoder's layout with ``masking_params`` as
     overrides, e.g. ``{"spatial": {"n": 9}, "temporal": {"k": 10}}``) or a
-    ``(spatial, temporal)`` pair of strategies. By default both encoders see the same three
-    augmented views, each with its own masks; pass ``phi_views`` to :meth:`forward` for
-    separately augmented views. Other parameters as for :class:`TripletBarlowTwins`.
-    """
+    ``(spatial, temporal)`` pair of strategies. Other parameters as for
+    :class:`TripletBarlowTwins`.
 
-    num_views = 3
+    ``view_sharing``: the paper gives each encoder three streams, "each after its own random
+    augmentation"; whether the two encoders share those augmented clips is not stated.
+    ``separate`` (default; the two encoders trained as two runs of the PSTL recipe, as the
+    method describes them) asks the training step for six views, the first three for f_θ
+    and the last three for f_ϕ; ``shared`` asks for three that both encoders see, each
+    encoder still drawing its own masks.
+    """
 
     def __init__(
         self,
@@ -43,10 +50,17 @@ class ASMaObjective(nn.Module):
         standardize: str = "batch",
         eps: float = 1e-5,
         masking_params: Mapping[str, Any] | None = None,
+        view_sharing: str = "separate",
     ):
         super().__init__()
         if theta is phi:
             raise ConfigError("theta and phi must be two separate encoders")
+        if view_sharing not in VIEW_SHARING:
+            raise ConfigError(
+                f"asma: view_sharing={view_sharing!r} is not one of {', '.join(VIEW_SHARING)}"
+            )
+        self.view_sharing = view_sharing
+        self.num_views = 6 if view_sharing == "separate" else 3
         params = dict(masking_params or {})
         common = dict(
             projector_dims=projector_dims,
@@ -62,19 +76,23 @@ class ASMaObjective(nn.Module):
 
     def forward(
         self,
-        anchor: Tensor,
-        spatial_view: Tensor,
-        temporal_view: Tensor,
+        *views: Tensor,
         generator: torch.Generator | None = None,
         lengths: Tensor | None = None,
         phi_views: Sequence[Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        """Losses of both encoders; ``phi_views`` = (anchor, spatial, temporal) for f_ϕ."""
-        theta = self.theta(anchor, spatial_view, temporal_view, generator, lengths)
-        views = (anchor, spatial_view, temporal_view) if phi_views is None else tuple(phi_views)
+        """Losses of both encoders from six views (f_θ's anchor, spatial and temporal
+        views, then f_ϕ's) or three that both share; ``phi_views`` gives f_ϕ's three
+        explicitly."""
+        if len(views) == 6 and phi_views is None:
+            views, phi_views = views[:3], views[3:]
         if len(views) != 3:
-            raise ConfigError(f"phi_views must hold 3 views, got {len(views)}")
-        phi = self.phi(*views, generator=generator, lengths=lengths)
+            raise ConfigError(f"asma takes 3 or 6 views, got {len(views)}")
+        theta = self.theta(*views, generator=generator, lengths=lengths)
+        phi_in = views if phi_views is None else tuple(phi_views)
+        if len(phi_in) != 3:
+            raise ConfigError(f"phi_views must hold 3 views, got {len(phi_in)}")
+        phi = self.phi(*phi_in, generator=generator, lengths=lengths)
         return {
             "loss": theta["loss"] + phi["loss"],
             "loss_theta": theta["loss"],

@@ -67,7 +67,7 @@ def distill_student(
     def loss_fn(logits: torch.Tensor, _y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target = teacher(x)
-        return distillation_loss(logits, target, tau)
+        return distillation_loss(logits, target, tau, cfg.distill.tau_squared)
 
     d = cfg.distill
     last = fit_classifier(

@@ -72,6 +72,18 @@ def init_from_env(backend: str | None = None) -> torch.device:
     return device
 
 
+def rank_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator for this rank's random draws (augmentation, masks) in ``epoch``.
+
+    Batches are chosen by a generator every rank shares (so the ranks agree on the batch),
+    but each rank must draw its own augmentations and masks for its share: with the shared
+    generator, sample i of every rank's share would get the same crop, rotation and mask.
+    Seeded from (seed, epoch, rank), so a run resumed at an epoch boundary draws the same.
+    """
+    mixed = (int(seed) * 1_000_003 + int(epoch) * 10_007 + rank() * 101 + 17) % (2**63)
+    return torch.Generator(device=device).manual_seed(mixed)
+
+
 def shard(indices: torch.Tensor) -> torch.Tensor:
     """This rank's contiguous share of a batch of indices (all of it without a group).
 

@@ -25,8 +25,10 @@ from asma_bench.protocols.distributed import (
     autocast,
     barrier,
     is_main,
+    rank_generator,
     shard,
     unwrap,
+    world_size,
     wrap,
 )
 from asma_bench.protocols.training import (
@@ -172,6 +174,8 @@ def pretrain(
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             gen.set_state(state["generator"])
+            if "torch_rng" in state:  # dropout draws from torch's global generator
+                torch.set_rng_state(state["torch_rng"])
             start = int(state["epoch"])
             metrics = dict(state.get("metrics", {}))
             log.info("resuming pretraining %s at epoch %d", digest, start)
@@ -186,9 +190,11 @@ def pretrain(
         for epoch in range(start, p.epochs):
             model.train()
             total, count = 0.0, 0
+            # one process draws from ``gen``; ranks share ``gen`` for batches only
+            draws = gen if world_size() == 1 else rank_generator(cfg.seed, epoch)
             for idx in batches(len(data.train), p.batch_size, gen, drop_last=True):
                 x = clips[shard(idx).to(clips.device)]
-                loss = pretrain_step(model, x, augment, opt, gen, scheduler=sched, amp=amp,
+                loss = pretrain_step(model, x, augment, opt, draws, scheduler=sched, amp=amp,
                                      scaler=scaler, epoch=epoch)  # fmt: skip
                 total += float(loss) * len(idx)
                 count += len(idx)
@@ -197,7 +203,8 @@ def pretrain(
                 save_checkpoint(
                     {"objective": objective.state_dict(), "optimizer": opt.state_dict(),
                      "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                     "epoch": epoch + 1, "metrics": metrics},
+                     "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
+                     "metrics": metrics},
                     partial,
                 )  # fmt: skip
             barrier()

@@ -28,10 +28,15 @@ def drop_joints(x: torch.Tensor, count: int, generator: torch.Generator) -> torc
 
 
 def add_noise(x: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
-    """Gaussian noise on present joints (zero-filled absent bodies stay zero)."""
+    """Gaussian noise on every joint of the bodies present in a frame.
+
+    Zero-filled absent bodies and padding frames stay zero. Presence is decided per (frame,
+    body), not per joint: after centring, the centre joint of the first frame is exactly
+    zero and must be noised like the others.
+    """
     if std <= 0:
         return x
-    present = (x != 0).any(dim=1, keepdim=True)
+    present = (x != 0).any(dim=1, keepdim=True).any(dim=3, keepdim=True)
     return x + std * torch.randn(x.shape, generator=generator) * present
 
 

@@ -272,9 +272,18 @@ def test_asma_loss_is_the_sum_of_both_encoders_losses():
     torch.testing.assert_close(out["loss"], theta["loss"] + phi["loss"])
     torch.testing.assert_close(out["l1_phi"] + out["l2_phi"], phi["loss"])
     assert obj.theta.projector is not obj.phi.projector
-    # without phi_views both encoders see the same views
+    # six views: the first three are f_θ's, the last three f_ϕ's
+    six = obj(anchor, s_view, t_view, *phi_views)
+    torch.testing.assert_close(six["loss"], out["loss"])
+    assert obj.num_views == 6  # the training step draws separately augmented views per encoder
+    # three views: both encoders see the same clips
     shared = obj(anchor, s_view, t_view)
     torch.testing.assert_close(shared["loss_phi"], obj.phi(anchor, s_view, t_view)["loss"])
+    assert ASMaObjective(encoder(2), encoder(3), view_sharing="shared").num_views == 3
+    with pytest.raises(ConfigError, match="view_sharing='both' is not one of separate, shared"):
+        ASMaObjective(encoder(2), encoder(3), view_sharing="both")
+    with pytest.raises(ConfigError, match="asma takes 3 or 6 views, got 2"):
+        obj(anchor, s_view)
 
 
 def test_asma_builds_the_complementary_pairings_by_name():

@@ -44,7 +44,9 @@ WORKER = textwrap.dedent(
     from asma_bench.data.transforms import Augment
     from asma_bench.errors import ConfigError
     from asma_bench.objectives import barlow_twins_loss
-    from asma_bench.protocols.distributed import init_from_env, rank, shard, world_size, wrap
+    from asma_bench.protocols.distributed import (
+        init_from_env, rank, rank_generator, shard, world_size, wrap,
+    )
     from asma_bench.protocols.pretrain import (
         build_encoder, build_objective, encoder_names, pretrain_step,
     )
@@ -80,6 +82,8 @@ WORKER = textwrap.dedent(
     loss = pretrain_step(ddp, clips[shard(torch.arange(8))], Augment(layout), opt, step_gen)
     result["step_loss"] = loss
     result["weights"] = [p.detach().clone() for p in objective.parameters()]
+    # each rank draws its own augmentations and masks; the same again on a rerun
+    result["draws"] = [torch.rand(4, generator=rank_generator(0, e)) for e in (0, 0, 1)]
     try:
         shard(torch.arange(7))
         result["uneven"] = "accepted"
@@ -154,6 +158,13 @@ def test_a_sharded_pretraining_step_keeps_the_ranks_identical(two_ranks):
     torch.testing.assert_close(a["step_loss"], b["step_loss"])  # one loss: the gathered batch
     for wa, wb in zip(a["weights"], b["weights"], strict=True):
         torch.testing.assert_close(wa, wb)  # DDP averaged the same gradients on both ranks
+
+
+def test_each_rank_draws_its_own_augmentations_and_masks(two_ranks):
+    a, b = two_ranks
+    assert not torch.equal(a["draws"][0], b["draws"][0])  # rank 1's share is not rank 0's
+    assert torch.equal(a["draws"][0], a["draws"][1])  # reproducible: resumable per epoch
+    assert not torch.equal(a["draws"][0], a["draws"][2])  # and fresh every epoch
 
 
 # --- without a process group ---------------------------------------------------------------

@@ -20,6 +20,8 @@ def test_distillation_loss_matches_explicit_kl():
     )
     assert abs(float(distillation_loss(s, t, tau)) - manual) < 1e-5
     assert float(distillation_loss(t, t, tau)) < 1e-6
+    # eq. 14 as printed: the KL alone, without Hinton's τ² factor
+    assert abs(float(distillation_loss(s, t, tau, scale_tau_squared=False)) - manual / 9) < 1e-6
 
 
 def _attend(mha: nn.MultiheadAttention, q, kv):

@@ -85,8 +85,10 @@ def test_validation_split_is_stratified_and_disjoint():
     assert np.bincount(labels[held]).tolist() == [5, 5, 5]
 
 
-def test_pretraining_resumes_from_its_last_epoch(smoke, ctx, data_root, tmp_path):
-    cfg = smoke("pretrain.epochs=2")
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_pretraining_resumes_from_its_last_epoch(smoke, ctx, data_root, tmp_path, dropout):
+    # with dropout the resumed run must also restore torch's global generator
+    cfg = smoke("pretrain.epochs=2", f"backbone.params.dropout={dropout}")
     data = prepare_data(cfg.data, cfg.seed, data_root)
     full = pretrain(cfg, data, tmp_path / "full")
 
@@ -111,3 +113,36 @@ def test_pretraining_resumes_from_its_last_epoch(smoke, ctx, data_root, tmp_path
         assert torch.equal(a, b)
     again = pretrain(cfg, data, tmp_path / "cut")  # finished: reused, not retrained
     assert again.trained_epochs == 0
+
+
+def test_cached_finetune_keeps_the_metrics_of_the_run_that_trained_it(smoke, ctx):
+    cfg = smoke("pretrain.objective=asma")
+    first = run_protocol("finetune", cfg, ctx)
+    again = run_protocol("finetune", cfg, ctx)  # the classifier is loaded, not retrained
+    assert again.info.get("cached") and not first.info.get("cached")
+    assert {"val_top1", "theta_test_top1", "phi_test_top1"} <= set(again.metrics)
+    assert again.metrics == pytest.approx(first.metrics)
+    assert np.array_equal(again.predictions["test"].logits, first.predictions["test"].logits)
+
+
+def test_semi_needs_a_labelled_share(smoke, ctx):
+    from asma_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="finetune.label_fraction is 1.0"):
+        run_protocol("semi", smoke(), ctx)
+
+
+def test_corruptions_hit_present_joints_only():
+    from asma_bench.protocols.robustness import add_noise, drop_joints
+
+    x = torch.randn(2, 3, 6, 25, 2)
+    x[:, :, 4:] = 0  # padding frames
+    x[:, :, :, :, 1] = 0  # no second body
+    x[:, :, 0, 1] = 0  # the centre joint of frame 0 after centring
+    noisy = add_noise(x, 0.1, torch.Generator().manual_seed(0))
+    changed = (noisy != x).any(dim=1)  # (N, T, V, M)
+    assert changed[:, :4, :, 0].all()  # every joint of the present body, centre included
+    assert not changed[:, 4:].any() and not changed[..., 1].any()
+    dropped = drop_joints(x, 5, torch.Generator().manual_seed(0))
+    gone = (dropped[:, :, :4, :, 0] == 0).all(dim=(1, 2))  # (N, V): zero in every frame
+    assert gone.sum(dim=1).tolist() == [5, 5]
