@@ -89,15 +89,30 @@ def build_masks(cfg: RunConfig, pairing_name: str, layout: SkeletonLayout) -> tu
 
 
 def build_objective(
-    cfg: RunConfig, encoders: dict[str, nn.Module], layout: SkeletonLayout
+    cfg: RunConfig,
+    encoders: dict[str, nn.Module],
+    layout: SkeletonLayout,
+    train_size: int | None = None,
 ) -> nn.Module:
-    """The configured objective around ``encoders``, with its masking strategies."""
-    from asma_bench.objectives import create_objective
+    """The configured objective around ``encoders``, with its masking strategies.
+
+    A memory queue of negatives (MoCo's ``queue_size``, 32,768 for NTU) longer than the
+    training set would mostly hold its random initial keys; unless ``pretrain.params`` sets
+    it, the queue is capped at ``train_size`` samples.
+    """
+    import inspect
+
+    from asma_bench.objectives import OBJECTIVES, create_objective
 
     p = cfg.pretrain
     common: dict = {"mask_mode": cfg.masking.mode}
     if p.objective in BARLOW_TWINS_OBJECTIVES:  # MoCo / MAE have their own heads
         common.update(projector_dims=_projector(encoders, p.projector_dim), lambd=p.lambd)
+    queue = inspect.signature(OBJECTIVES.get(p.objective)).parameters.get("queue_size")
+    if queue is not None and train_size and "queue_size" not in p.params:
+        if train_size < queue.default:
+            log.info("%s: queue of %d negatives (the training set's size)", p.objective, train_size)
+            common["queue_size"] = int(train_size)
     common.update(p.params)
     if p.objective in TWO_ENCODER_OBJECTIVES:
         from asma_bench.strategies import ASMA_ENCODERS
@@ -160,7 +175,7 @@ def pretrain(
     metrics: dict[str, float] = {}
     start = 0
     if p.epochs > 0:
-        objective = build_objective(cfg, encoders, data.layout).to(device)
+        objective = build_objective(cfg, encoders, data.layout, len(data.train)).to(device)
         if augment is None:
             from asma_bench.data.transforms import Augment
 

@@ -146,3 +146,16 @@ def test_corruptions_hit_present_joints_only():
     dropped = drop_joints(x, 5, torch.Generator().manual_seed(0))
     gone = (dropped[:, :, :4, :, 0] == 0).all(dim=(1, 2))  # (N, V): zero in every frame
     assert gone.sum(dim=1).tolist() == [5, 5]
+
+
+def test_moco_queue_never_outgrows_the_training_set(smoke):
+    from asma_bench.data.layouts import get_layout
+    from asma_bench.protocols.pretrain import build_encoder, build_objective
+
+    layout = get_layout("ntu25")
+    cfg = smoke("pretrain.objective=moco")
+    small = build_objective(cfg, {"encoder": build_encoder(cfg, layout)}, layout, train_size=96)
+    assert small.queue.shape[1] == 96
+    mine = smoke("pretrain.objective=moco", "pretrain.params={queue_size: 512}")
+    kept = build_objective(mine, {"encoder": build_encoder(mine, layout)}, layout, train_size=96)
+    assert kept.queue.shape[1] == 512  # an explicit size is the user's choice
