@@ -9,9 +9,14 @@ Three kinds of checks, none of which uses absolute wall time:
   of the difference of two n-seed means, so ``k = 2`` is a two-sigma band.
 - **latency ratios**, all measured in the same run on one thread: the student's forward
   time over the teacher's, and each masking strategy's time over a fixed-size matrix
-  product. Each ratio is the median over rounds; its relative spread (interquartile range /
+  product. The timings of the two sides are interleaved over rounds and each ratio is the
+  fastest numerator over the fastest denominator (another job on a shared machine only
+  ever adds time); the relative spread of the per-round ratios (interquartile range /
   median) widens the band: a ratio regresses above ``baseline · (1 + band)`` with ``band =
-  min(max(k · spread, floor), cap)``.
+  min(max(k · spread, floor), cap)``. Masking strategies are sub-millisecond operations
+  whose speed relative to a matrix product moves more between runs than a model's, so
+  their floor is higher (``masking_floor``: 2x slower fails; the regressions that matter,
+  such as a Python loop over samples, cost 10x or more).
 - **counts**: parameters and forward FLOPs of teacher and student, equal within
   ``count_rtol`` (exact by default).
 
@@ -77,6 +82,7 @@ class CheckSettings(BaseModel):
     latency_rounds: int = Field(7, ge=3)
     latency_k: float = Field(2.0, gt=0)
     latency_floor: float = Field(0.5, ge=0, description="relative: 0.5 = 50 % slower")
+    masking_floor: float = Field(1.0, ge=0, description="for masking ratios: 1.0 = 2x slower")
     latency_cap: float = Field(2.0, gt=0, description="widest band: 2.0 = 3x slower fails")
     masking_batch: int = Field(32, ge=1)
     reference_size: int = Field(256, ge=8, description="n of the n×n reference matmul")
@@ -228,15 +234,18 @@ def _latency(settings: CheckSettings) -> tuple[dict[str, LatencyStat], dict[str,
     }  # fmt: skip
     with torch.no_grad():
         reps = {k: _calibrate(f) for k, f in timers.items()}
-        rounds: dict[str, list[float]] = {k: [] for k in timers if k not in ("teacher", "matmul")}
+        times: dict[str, list[float]] = {k: [] for k in timers}
         for _ in range(settings.latency_rounds):
             # interleaved, so a slow moment of the machine hits numerator and denominator alike
-            times = {k: _time(f, reps[k]) for k, f in timers.items()}
-            rounds["student"].append(times["student"] / times["teacher"])
-            for k in maskings:
-                rounds[f"masking/{k}"].append(times[f"masking/{k}"] / times["matmul"])
-    stats = {"student_over_teacher": _stat(rounds["student"])}
-    stats.update({f"{k}_over_matmul": _stat(rounds[k]) for k in rounds if k.startswith("masking/")})
+            for k, f in timers.items():
+                times[k].append(_time(f, reps[k]))
+    stats = {"student_over_teacher": _stat(times["student"], times["teacher"])}
+    stats.update(
+        {
+            f"masking/{k}_over_matmul": _stat(times[f"masking/{k}"], times["matmul"])
+            for k in maskings
+        }
+    )
     return stats, counts
 
 
@@ -258,10 +267,12 @@ def _time(fn: Callable[[], Any], reps: int) -> float:
     return (time.perf_counter() - start) / reps
 
 
-def _stat(values: list[float]) -> LatencyStat:
-    med = statistics.median(values)
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return LatencyStat(med, (q[2] - q[0]) / med if med > 0 else 0.0)
+def _stat(numerator: list[float], denominator: list[float]) -> LatencyStat:
+    """Fastest over fastest, and the relative spread of the per-round ratios."""
+    ratios = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    med = statistics.median(ratios)
+    q = statistics.quantiles(ratios, n=4, method="inclusive")
+    return LatencyStat(min(numerator) / min(denominator), (q[2] - q[0]) / med if med else 0.0)
 
 
 def _std(values: list[float]) -> float:
@@ -286,11 +297,15 @@ def accuracy_tolerance(std: float, n: int, settings: CheckSettings) -> float:
     return max(settings.accuracy_k * std * math.sqrt(2.0 / n), settings.accuracy_floor)
 
 
-def latency_band(base_spread: float, spread: float, settings: CheckSettings) -> float:
+def latency_band(
+    base_spread: float, spread: float, settings: CheckSettings, floor: float | None = None
+) -> float:
     """Relative band of a latency ratio: ``k`` times the larger spread of the two runs,
-    between the floor and the cap (so a noisy machine cannot hide a 3x slowdown)."""
-    band = max(settings.latency_k * max(base_spread, spread), settings.latency_floor)
-    return min(band, max(settings.latency_cap, settings.latency_floor))
+    between the floor (``latency_floor`` unless given) and the cap (so a noisy machine
+    cannot hide a 3x slowdown)."""
+    floor = settings.latency_floor if floor is None else floor
+    band = max(settings.latency_k * max(base_spread, spread), floor)
+    return min(band, max(settings.latency_cap, floor))
 
 
 def compare(baseline: Mapping[str, Any], current: Measurement) -> list[CheckRow]:
@@ -320,7 +335,8 @@ def compare(baseline: Mapping[str, Any], current: Measurement) -> list[CheckRow]
         if stat is None:
             rows.append(CheckRow("latency", name, base["ratio"], None, None, "MISSING"))
             continue
-        band = latency_band(base["spread"], stat.spread, settings)
+        floor = settings.masking_floor if name.startswith("masking/") else None
+        band = latency_band(base["spread"], stat.spread, settings, floor)
         limit = base["ratio"] * (1 + band)
         status = (
             "REGRESSED"

@@ -61,6 +61,7 @@ def test_tolerances():
     assert latency_band(0.1, 0.05, s) == s.latency_floor
     assert latency_band(0.4, 0.1, s) == pytest.approx(0.8)
     assert latency_band(5.0, 0.1, s) == s.latency_cap
+    assert latency_band(0.1, 0.05, s, s.masking_floor) == s.masking_floor == 1.0
 
 
 def test_measurement_is_what_it_claims(measured):
