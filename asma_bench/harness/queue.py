@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asma_bench.errors import AsmaBenchError, ConfigError
+from asma_bench.harness.tracking import with_installed_driver
 
 if TYPE_CHECKING:
     import optuna
@@ -97,6 +98,7 @@ def open_storage(url: str, settings: QueueSettings | None = None) -> optuna.stor
             f"--storage {url!r}: expected a database URL such as "
             "sqlite:///study.db or postgresql://user@host/db"
         )
+    url = with_installed_driver(url)
     retry_cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     try:
         with quiet_optuna():
@@ -147,7 +149,7 @@ def storage_lock(url: str, name: str, timeout_s: float = 600.0) -> Iterator[None
     from sqlalchemy.engine import make_url
 
     try:
-        parsed = make_url(url)
+        parsed = make_url(with_installed_driver(url))
     except Exception as exc:
         raise ConfigError(f"--storage {redact(url)}: {_one_line(exc)}") from None
     backend = parsed.get_backend_name()

@@ -113,8 +113,39 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
                 "difference)"
             )
         seen[u.id] = u.cell.name
+    _check_names(grid, units)
     _refuse_equal_masks(grid, units)
     return units
+
+
+def _check_names(grid: GridSpec, units: Sequence[Unit]) -> None:
+    """Every protocol, objective, pairing, backbone and synthetic preset a unit names is
+    registered: a typo fails before anything runs, naming the grid and the cell."""
+    from asma_bench.backbones import BACKBONES
+    from asma_bench.data.synthetic import resolve_config
+    from asma_bench.objectives import OBJECTIVES
+    from asma_bench.protocols.base import PROTOCOLS
+    from asma_bench.strategies.pairs import PAIRINGS
+
+    checked: set[tuple[str, str]] = set()
+    for u in units:
+        cfg = u.config
+        names = [
+            (PROTOCOLS.get, u.protocol),
+            (OBJECTIVES.get, cfg.pretrain.objective),
+            (PAIRINGS.get, cfg.pretrain.pairing),
+            (BACKBONES.get, cfg.backbone.name),
+        ]
+        data = [cfg.data] + ([cfg.transfer.target] if cfg.transfer.target else [])
+        names += [(resolve_config, d.preset) for d in data if d.source == "synthetic"]
+        for lookup, name in names:
+            if (lookup.__qualname__, name) in checked:
+                continue
+            try:
+                lookup(name)
+            except ConfigError as exc:
+                raise ConfigError(f"grid {grid.name!r}, cell {u.cell.name!r}: {exc}") from None
+            checked.add((lookup.__qualname__, name))
 
 
 def _joint_count(data: Any) -> int | None:  # noqa: ANN401 - a DataConfig
@@ -196,6 +227,13 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
             outcome.failed[unit.name] = str(exc)
             log.warning("%s failed: %s", unit.name, exc)
             status = "FAILED"
+        except BaseException:  # the grid stops (bad data, a bug, Ctrl-C): say so in the store
+            bar.close()
+            try:
+                tracker.finish(parent, "FAILED")
+            except Exception:  # noqa: BLE001 - the original error matters more
+                log.debug("could not close the grid run", exc_info=True)
+            raise
         if not opts.progress:  # logs and batch jobs: one line per unit instead of a bar
             n_done = len(outcome.ran) + len(outcome.failed)
             print(
@@ -216,12 +254,27 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
 def open_grid_run(
     tracker: Tracker, grid: GridSpec, opts: RunOptions, tags: dict[str, str] | None = None
 ) -> str:
-    """The grid's parent MLflow run (created once, reused on reruns) with its parameters."""
+    """The grid's parent MLflow run (created once, reused on reruns).
+
+    A rerun may add seeds or use another profile: what changes between runs is kept in tags
+    (``asma.seeds``: every seed requested so far, which reports check for completeness;
+    ``asma.profile``: the latest profile), since MLflow refuses to change a parameter. The
+    grid's name and table are parameters, logged once.
+    """
     parent = tracker.parent_run(
         grid.name, {"asma.profile": opts.profile, **(tags or {}), **environment_tags()}
     )
-    params = {"grid": grid.name, "profile": opts.profile, "seeds": list(opts.seeds)}
-    tracker.log_params(parent, {**params, "table": grid.table})
+    run = tracker.client.get_run(parent)
+    try:
+        earlier = json.loads(run.data.tags.get("asma.seeds", "[]"))
+    except ValueError:
+        earlier = []
+    seeds = sorted({int(s) for s in [*earlier, *opts.seeds]})
+    tracker.set_tags(parent, {"asma.seeds": json.dumps(seeds), "asma.profile": opts.profile})
+    fresh = {k: v for k, v in {"grid": grid.name, "table": grid.table}.items()
+             if k not in run.data.params}  # fmt: skip
+    if fresh:
+        tracker.log_params(parent, fresh)
     return parent
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from asma_bench.errors import AsmaBenchError
+from asma_bench.errors import AsmaBenchError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,26 @@ MAX_PARAM_LEN = 6000
 
 class TrackingError(AsmaBenchError):
     """The tracking store cannot be reached or written."""
+
+
+def with_installed_driver(url: str) -> str:
+    """``postgresql://…`` with the PostgreSQL driver that is installed.
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3; the package declares the
+    psycopg2 wheel, so a bare URL gets whichever of the two is importable. A URL that names
+    its driver (``postgresql+psycopg2://``) is left alone.
+    """
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        return url
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}://{rest}"
+    raise ConfigError(
+        f"{scheme}:// URL: no PostgreSQL driver installed (pip install psycopg2-binary)"
+    )
 
 
 def default_tracking_uri(out: Path) -> str:
@@ -68,6 +88,7 @@ class Tracker:
         import mlflow
         from mlflow.tracking import MlflowClient
 
+        tracking_uri = with_installed_driver(tracking_uri)
         self.uri = tracking_uri
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
         # mlflow sets its own loggers to INFO on import; keep them quiet unless debugging

@@ -129,14 +129,36 @@ def prepare_data(cfg: DataConfig, seed: int, data_root: Path) -> PreparedData:
         # the test subset is a property of the data config, not of the run seed
         keep = class_balanced_subset(labels[test_idx], cfg.test_limit / len(test_idx), 0)
         test_idx = test_idx[keep]
+    for part, idx in (("train", train_idx), ("test", test_idx)):
+        if len(idx) == 0:
+            raise ConfigError(f"data.split {cfg.split!r} of {path}: its {part} part has no samples")
     rest, held = stratified_split(labels[train_idx], cfg.val_fraction, seed)
     val_idx, train_idx = train_idx[held], train_idx[rest]
     sets = [_load(ds, idx, cfg) for idx in (train_idx, val_idx, test_idx)]
+    for part, tensors in zip(("train", "validation", "test"), sets, strict=True):
+        _refuse_garbage(ds, path, part, tensors)
     names = ds.info.get("class_names") or [str(i) for i in range(ds.num_classes)]
     data = PreparedData(path.name, ds.layout, ds.num_classes, list(names), *sets)
     _CACHE.clear()  # keep one dataset in memory at a time
     _CACHE[key] = data
     return data
+
+
+def _refuse_garbage(ds: SkeletonDataset, path: Path, part: str, tensors: TensorSet) -> None:
+    """Nothing trains or is evaluated on NaN/inf or on an empty (all-zero) clip: such samples
+    stop the run, named, instead of silently becoming numbers."""
+    flat = tensors.x.flatten(1)
+    bad = ~torch.isfinite(flat).all(dim=1) | (flat.abs().sum(dim=1) == 0)
+    if bool(bad.any()):
+        rows = tensors.index[bad].tolist()
+        names = ", ".join(str(ds.meta["name"].iloc[i]) for i in rows[:5])
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        raise DataFormatError(
+            path,
+            f"{len(rows)} {part} samples are NaN/inf or all zero ({names}{more}); list them "
+            f"with `asma-bench data info {path} --check`, convert with --skip-bad to leave "
+            "them out",
+        )
 
 
 def _load(ds: SkeletonDataset, idx: np.ndarray, cfg: DataConfig) -> TensorSet:

@@ -40,7 +40,7 @@ from asma_bench.harness.queue import (
     study_name,
 )
 from asma_bench.harness.runner import RunOptions, plan_units, run_grid
-from asma_bench.harness.tracking import TAG_UNIT, Tracker
+from asma_bench.harness.tracking import TAG_UNIT, Tracker, with_installed_driver
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +187,15 @@ def test_bad_storage_urls_fail_with_one_line():
         QueueSettings(heartbeat_interval=5, grace_period=5)
 
 
+def test_a_bare_postgresql_url_uses_the_installed_driver():
+    import importlib.util
+
+    driver = "psycopg" if importlib.util.find_spec("psycopg") else "psycopg2"
+    assert with_installed_driver("postgresql://u@h/db") == f"postgresql+{driver}://u@h/db"
+    assert with_installed_driver("postgresql+pg8000://u@h/db") == "postgresql+pg8000://u@h/db"
+    assert with_installed_driver("sqlite:///q.db") == "sqlite:///q.db"
+
+
 @pytest.mark.slow
 def test_run_grid_through_a_local_queue_then_rerun_skips(tmp_path):
     grid = load_grid("masking_pairs").model_copy(deep=True)
@@ -297,7 +306,7 @@ class Postgres:
         with conn.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
         conn.close()
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{name}"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
 
 @pytest.fixture(scope="module")

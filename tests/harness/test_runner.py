@@ -128,3 +128,21 @@ def test_overrides_that_erase_cell_differences_are_refused():
             load_grid("masking_pairs"),
             RunOptions(profile="smoke", seeds=[0], overrides=["pretrain.pairing=pstl"]),
         )
+
+
+def test_a_rerun_may_add_seeds_and_change_the_profile(tmp_path):
+    import json
+
+    grid = load_grid("masking_pairs").model_copy(deep=True)
+    grid.cells, grid.baseline, grid.references = grid.cells[:1], None, []
+    first = run_grid(grid, RunOptions(profile="smoke", seeds=[0], out=tmp_path, progress=False))
+    more = run_grid(grid, RunOptions(profile="smoke", seeds=[0, 1], out=tmp_path, progress=False))
+    assert first.ran == ["ldsm_hmtm/seed0"] and more.ran == ["ldsm_hmtm/seed1"]
+    tracker = Tracker(more.tracking_uri, experiment="asma-bench")
+    parent = tracker.parent_run(grid.name, {})
+    tags = tracker.client.get_run(parent).data.tags
+    assert json.loads(tags["asma.seeds"]) == [0, 1]  # every seed requested so far
+    other = RunOptions(profile="smoke", seeds=[2], out=tmp_path, progress=False,
+                       overrides=["pretrain.epochs=2"])  # fmt: skip
+    assert run_grid(grid, other).ran == ["ldsm_hmtm/seed2"]
+    assert json.loads(tracker.client.get_run(parent).data.tags["asma.seeds"]) == [0, 1, 2]
