@@ -419,13 +419,18 @@ def run_grid_queued(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     """:func:`~asma_bench.harness.runner.run_grid` through the shared queue at ``opts.storage``."""
     from tqdm.auto import tqdm
 
-    from asma_bench.harness.runner import GridOutcome, open_grid_run, plan_units, run_unit
+    from asma_bench.harness.runner import (
+        GridOutcome,
+        ensure_writable,
+        open_grid_run,
+        plan_units,
+        run_unit,
+    )
     from asma_bench.harness.tracking import Tracker, default_tracking_uri
     from asma_bench.protocols.training import DivergenceError
 
     assert opts.storage
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_writable(opts.out)
     units = plan_units(grid, opts)
     settings = QueueSettings(
         heartbeat_interval=opts.heartbeat,

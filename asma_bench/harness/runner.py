@@ -198,8 +198,7 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
 
         return run_grid_queued(grid, opts)
 
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_writable(opts.out)
     units = plan_units(grid, opts)
     uri = opts.tracking_uri or default_tracking_uri(out)
     tracker = Tracker(uri, experiment="asma-bench", artifact_root=out / "artifacts")
@@ -249,6 +248,19 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
         tracker.finish(parent)
     outcome.seconds = time.monotonic() - start
     return outcome
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """``folder``, created if needed, after proving a file can be written in it: a read-only
+    or full output folder fails at once, not after MLflow's database retries."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {folder}: cannot write there ({exc.strerror or exc})") from None
+    return folder
 
 
 def open_grid_run(

@@ -29,3 +29,23 @@ def test_unknown_names_fail_at_planning_naming_grid_and_cell(cell, overrides, me
         plan_units(_grid(**cell), RunOptions(profile="smoke", seeds=[0], overrides=overrides))
     assert str(err.value).startswith("grid 'masking_pairs', cell '")
     assert message in str(err.value)
+
+
+def test_an_unwritable_output_folder_fails_at_once(tmp_path):
+    import os
+
+    from asma_bench.harness.runner import ensure_writable
+
+    assert ensure_writable(tmp_path / "new" / "deep") == tmp_path / "new" / "deep"
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ConfigError, match=r"--out .*a_file/runs: cannot write there"):
+        ensure_writable(tmp_path / "a_file" / "runs")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root ignores permissions
+            with pytest.raises(ConfigError, match=r"--out .*locked: cannot write there"):
+                ensure_writable(locked)
+    finally:
+        locked.chmod(0o700)
