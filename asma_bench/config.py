@@ -95,6 +95,16 @@ class DistillConfig(_Strict):
     tau_squared: bool = Field(
         True, description="multiply the KL by τ² (Hinton et al.); false: eq. 14 as printed"
     )
+    kind: Literal["logit", "feature"] = Field(
+        "logit",
+        description="logit: KL of eqs. 13-14; feature: cosine to the teacher's "
+        "features, then a linear probe (Table 11)",
+    )
+    teacher_streams: list[Literal["joint", "bone", "motion"]] = Field(
+        default_factory=lambda: ["joint"],
+        min_length=1,
+        description="one teacher per stream, fused (3s-ASMa, the teacher of Table 2)",
+    )
     student_depth: int = Field(5, ge=1)
     student_params: dict[str, Any] = Field(default_factory=dict)
     epochs: int = Field(150, ge=1)

@@ -17,7 +17,6 @@ from asma_bench.errors import ConfigError
 from asma_bench.objectives.barlow_twins import TripletBarlowTwins
 from asma_bench.strategies import create_pairing
 
-
 VIEW_SHARING = ("separate", "shared")
 
 

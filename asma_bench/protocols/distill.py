@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from asma_bench.config import RunConfig
+from asma_bench.errors import ConfigError
 from asma_bench.objectives.distillation import distillation_loss
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
 from asma_bench.protocols.checkpoints import load_checkpoint, save_checkpoint
@@ -19,6 +20,7 @@ from asma_bench.protocols.metrics import summarize
 from asma_bench.protocols.training import (
     assert_frozen,
     fit_classifier,
+    freeze,
     predict,
     seed_everything,
 )
@@ -28,7 +30,28 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_teacher(cfg: RunConfig, data: PreparedData, ctx: UnitContext) -> EncoderClassifier:
+def build_teacher(cfg: RunConfig, data: PreparedData, ctx: UnitContext) -> nn.Module:
+    """The frozen teacher: both encoders + alignment module + head, linear-probed or
+    fine-tuned; with several ``distill.teacher_streams`` one such teacher per stream, fused
+    (3s-ASMa, the teacher of the paper's Table 2), taking the joint clip."""
+    streams = list(cfg.distill.teacher_streams)
+    if streams == [cfg.data.stream]:
+        return _stream_teacher(cfg, data, ctx)
+    from asma_bench.protocols.streams import StreamEnsemble
+
+    if cfg.data.stream != "joint":
+        raise ConfigError("distill.teacher_streams needs data.stream=joint (the student's input)")
+    members = {}
+    for name in streams:
+        cfg_s = cfg.model_copy(update={"data": cfg.data.model_copy(update={"stream": name})})
+        data_s = prepare_data(cfg_s.data, cfg.seed, ctx.data_root)
+        members[name] = _stream_teacher(cfg_s, data_s, ctx)
+    weights = dict(zip(cfg.streams.names, cfg.streams.weights, strict=True))
+    ensemble = StreamEnsemble(members, data.layout, [weights.get(n, 1.0) for n in streams])
+    return freeze(ensemble.to(ctx.device))
+
+
+def _stream_teacher(cfg: RunConfig, data: PreparedData, ctx: UnitContext) -> EncoderClassifier:
     if cfg.distill.teacher == "linear":
         return cached_linear_teacher(cfg, data, ctx)
     return finetuned_classifier(cfg, data, ctx)[0]
@@ -62,6 +85,10 @@ def distill_student(
         student.load_state_dict(state["student"])
         return student.eval(), dict(state.get("metrics", {}))
     assert_frozen(teacher, "teacher")
+    if cfg.distill.kind == "feature":
+        last = _feature_distillation(cfg, data, teacher, student, gen, ctx)
+        save_checkpoint({"student": student.state_dict(), "metrics": last}, path)
+        return student.eval(), last
     tau = cfg.distill.tau
 
     def loss_fn(logits: torch.Tensor, _y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -78,6 +105,68 @@ def distill_student(
     )  # fmt: skip
     save_checkpoint({"student": student.state_dict(), "metrics": last}, path)
     return student.eval(), last
+
+
+def teacher_features(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The teacher's penultimate features (N, D): after the alignment module's pooling
+    (eqs. 10–11) for an aligned teacher, the pooled encoder features otherwise."""
+    if not isinstance(teacher, EncoderClassifier):
+        raise ConfigError(
+            "feature-level distillation needs a single-stream teacher (distill.teacher_streams)"
+        )
+    feats = teacher.features(x)
+    if teacher.mode == "aligned":
+        return teacher.head.features(feats[:, 0], feats[:, 1])
+    return feats
+
+
+def _feature_distillation(
+    cfg: RunConfig,
+    data: PreparedData,
+    teacher: nn.Module,
+    student: EncoderClassifier,
+    gen: torch.Generator,
+    ctx: UnitContext,
+) -> dict[str, float]:
+    """Feature-level distillation, the alternative of the paper's Table 11.
+
+    The student's encoder, through a linear adapter to the teacher's width (discarded
+    afterwards), is trained to maximise the cosine similarity of its features with the
+    teacher's penultimate features; labels are not used. Its classifier is then a linear
+    probe on the frozen student encoder (``linear`` settings), as students are evaluated.
+    """
+    from asma_bench.data.transforms import Augment
+
+    d = cfg.distill
+    encoder = student.encoders["encoder"]
+    with torch.no_grad():
+        width = teacher_features(teacher, data.train.x[:2].to(ctx.device)).shape[1]
+    adapter = nn.Linear(encoder.out_dim, width).to(ctx.device)
+    trained = nn.ModuleDict({"encoder": encoder, "adapter": adapter})
+
+    def project(x: torch.Tensor) -> torch.Tensor:
+        return adapter(encoder(x))
+
+    def cosine_loss(z: torch.Tensor, _y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = teacher_features(teacher, x)
+        return 1.0 - nn.functional.cosine_similarity(z, target, dim=1).mean()
+
+    last = fit_classifier(
+        trained, project, (data.train.x, data.train.y), None,
+        epochs=d.epochs, lr=d.lr, batch_size=d.batch_size, generator=gen, device=ctx.device,
+        stage="distill", on_epoch=ctx.on_epoch, augment=Augment(data.layout),
+        frozen={"teacher": teacher}, loss_fn=cosine_loss, progress=ctx.stage_progress("distill"),
+    )  # fmt: skip
+    freeze(encoder)
+    probe = cfg.linear
+    last.update(fit_classifier(
+        student.head, student, (data.train.x, data.train.y), (data.val.x, data.val.y),
+        epochs=probe.epochs, lr=probe.lr, batch_size=probe.batch_size, generator=gen,
+        device=ctx.device, stage="distill_probe", frozen={"student": encoder},
+    ))  # fmt: skip
+    last["distill_val_top1"] = last.get("distill_probe_val_top1", float("nan"))
+    return last
 
 
 @PROTOCOLS.register("distill")
