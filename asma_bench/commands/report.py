@@ -64,7 +64,11 @@ def report(
         str | None, typer.Option(help="Classes for the t-SNE, e.g. 0,3,7 (default: 0-7).")  # noqa: UP007
     ] = None,
 ) -> None:
-    """Tables (Markdown, LaTeX, CSV) with Δ and significance, figures and an HTML page."""
+    """Tables (Markdown, LaTeX, CSV) with Δ and significance, figures and an HTML page.
+
+    Cells or seeds missing from the store are named in a warning block and under the
+    table; a store where no unit of the grid finished is an error.
+    """
     from asma_bench.reports.build import FigureOptions, write_report
     from asma_bench.reports.results import resolve_tracking_uri
     from asma_bench.reports.tables import ReportOptions
@@ -90,9 +94,12 @@ def report(
     from asma_bench.reports.tables import display_rows
 
     _print_table(f"{rep.grid}", display_rows(rep).set_index(rep.axes[0] if rep.axes else "cell"))
-    for note in rep.notes:
-        if note.startswith(("warning", "FAILED", "KILLED")):
-            typer.echo(f"  {note}")
+    # incomplete grids, failed units, weak tests: a block on stderr, also in the notes
+    warnings = [n for n in rep.notes if n.startswith(("warning", "FAILED", "KILLED", "RUNNING"))]
+    if warnings:
+        typer.echo("", err=True)
+        for note in warnings:
+            typer.echo(f"  {note}", err=True)
     for skipped in result.skipped:
         typer.echo(f"  figure not drawn: {skipped}")
     typer.echo(

@@ -145,6 +145,19 @@ def _grid_cells(report: tables.GridReport) -> pd.DataFrame:
     return t[~ref] if report.axes else t
 
 
+def _blank_squares(runs: GridRuns, cells: Sequence[str]) -> str:
+    """A caption's sentence naming the squares left blank, and cells short of seeds."""
+    text = ""
+    blank = [c for c in runs.unfinished_cells() if c in set(cells)]
+    if blank:
+        text += f" Blank: no finished run of {', '.join(blank)}."
+    failed = set(runs.failures()["cell"])
+    short = [c for c in cells if c not in blank and (c in runs.missing or c in failed)]
+    if short:
+        text += f" Fewer seeds than requested: {', '.join(short)} (see the table's notes)."
+    return text
+
+
 def _max_seeds(report: tables.GridReport) -> int:
     return int(report.table["seeds"].max()) if len(report.table) else 0
 
@@ -166,7 +179,7 @@ def _heatmap(
         caption = (
             f"Masking-pair heatmap (paper Fig. 3): mean {label} (%) of each spatial × "
             f"temporal masking pair, annotated mean ± std over up to {n} seeds; "
-            f"{tables.describe_data(runs)}."
+            f"{tables.describe_data(runs)}.{_blank_squares(runs, cells.index)}"
         )
         return [_figure(fig, folder, f"{runs.grid}_heatmap", caption)]
     if report.matrix:
@@ -181,6 +194,7 @@ def _heatmap(
         caption = (
             f"Heatmap of mean {label} (%) over {r_ax} × {c_ax}, annotated mean ± std "
             f"over up to {n} seeds; {tables.describe_data(runs)}."
+            f"{_blank_squares(runs, _grid_cells(report).index)}"
         )
         return [_figure(fig, folder, f"{runs.grid}_heatmap", caption)]
     return []

@@ -7,8 +7,10 @@ its reason, never as a number.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asma_bench.errors import ConfigError, DataFormatError
+from asma_bench.errors import AsmaBenchError, ConfigError, DataFormatError
 from asma_bench.harness.tracking import (
     TAG_CELL,
     TAG_FAILURE,
@@ -27,6 +29,7 @@ from asma_bench.harness.tracking import (
     TAG_SEED,
     TAG_UNIT,
     TrackingError,
+    _probe_server,
 )
 from asma_bench.protocols.metrics import Predictions
 
@@ -35,20 +38,54 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "asma-bench"
 # params that legitimately differ between the seeds of one cell
 PER_SEED_PARAMS = ("seed",)
+# tables every MLflow SQL store has; a SQLite file without them is something else
+MLFLOW_TABLES = ("alembic_version", "experiments", "runs")
+# where the runner records the seeds a grid was asked for, on the grid's parent run
+SEEDS_PARAM, SEEDS_TAG = "seeds", "asma.seeds"
+MAX_LISTED = 8  # cells named in a one-line message before "… and N more"
+
+
+class NoResultsError(AsmaBenchError):
+    """The store has runs of the grid, but not one of them FINISHED: nothing to report."""
+
+    exit_code = 1
 
 
 def resolve_tracking_uri(store: str | None, runs_dir: Path | str = "runs") -> str:
     """``store`` if given, else the SQLite store the runner writes in ``runs_dir``.
 
-    A SQLite path that does not exist is an error rather than a new, empty store.
+    A SQLite path that does not exist, or is not an MLflow store, is an error rather than a
+    new, empty store (see :func:`check_sqlite_store`).
     """
     uri = store or f"sqlite:///{(Path(runs_dir) / 'mlflow.db').resolve()}"
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            what = "--store" if store else "--runs"
-            raise ConfigError(f"{what}: no MLflow store at {path} (run `asma-bench run` first)")
+    check_sqlite_store(uri, "--store" if store else "--runs")
     return uri
+
+
+def check_sqlite_store(uri: str, what: str = "tracking store") -> None:
+    """Refuse a SQLite URI whose file is missing or holds no MLflow tables.
+
+    MLflow creates a missing file and migrates an empty one (or one of another program,
+    e.g. an Optuna study) into a tracking store on first contact; a report only reads, so
+    the file is inspected read-only (``mode=ro``) before MLflow opens it. Other URIs pass.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///").partition("?")[0])
+    if not path.is_file():
+        raise ConfigError(f"{what}: no MLflow store at {path} (run `asma-bench run` first)")
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{what}: {path} is not an MLflow tracking store ({exc})") from None
+    lacking = [t for t in MLFLOW_TABLES if t not in names]
+    if lacking:
+        what_is = "an empty SQLite file" if not names else f"no table {', '.join(lacking)}"
+        raise ConfigError(f"{what}: {path} is not an MLflow tracking store ({what_is})")
 
 
 @dataclass
@@ -65,6 +102,11 @@ class GridRuns:
     metric: str = "test_top1"
     profile: str = ""
     notes: list[str] = field(default_factory=list)
+    # completeness: the seeds every cell should have, where they come from, and the
+    # (cell -> seeds) units with no run at all in the store (failed runs are in ``runs``)
+    expected_seeds: list[int] = field(default_factory=list)
+    seeds_source: str = ""
+    missing: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -87,6 +129,11 @@ class GridRuns:
         return pd.DataFrame(
             {"cell": df["cell"], "seed": df["seed"], "status": df["status"], "reason": reason}
         ).reset_index(drop=True)
+
+    def unfinished_cells(self) -> list[str]:
+        """Cells of the table without any FINISHED run (no run at all, or all failed)."""
+        done = set(self.finished["cell"])
+        return [c for c in self.cells if c not in done]
 
     def param(self, name: str, cells: Iterable[str] | None = None) -> list[str]:
         """Distinct values of a run parameter (over ``cells``, default all), in order seen."""
@@ -121,41 +168,61 @@ def load_grid_runs(
     params. ``where`` filters runs by parameter (``"pretrain.epochs=3"``); a cell whose
     seeds ran with different configurations is an error naming the differing parameters,
     since averaging them would mix, say, two profiles.
+
+    Every cell of ``spec`` is a row even without runs, and :func:`completeness_notes` name
+    the cells without a finished run and the (cell, seed) units missing against the seeds
+    requested on the grid's parent run (or, where unrecorded, every seed seen). A store
+    that is not an MLflow store, a server that does not answer, or a grid none of whose
+    units finished (:class:`NoResultsError`) are one-line errors.
     """
+    if not grid or not all(c.isalnum() or c in "_-.+" for c in grid):
+        raise ConfigError(f"--grid {grid!r}: grid names use letters, digits and _ - . + only")
+    check_sqlite_store(uri)
+    _probe_server(uri)  # a refused connection fails now, not after minutes of retries
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    if not grid or not all(c.isalnum() or c in "_-.+" for c in grid):
-        raise ConfigError(f"--grid {grid!r}: grid names use letters, digits and _ - . + only")
     try:
         mlflow.set_tracking_uri(uri)
         exp = MlflowClient(uri).get_experiment_by_name(experiment)
+        if exp is None:
+            raise ConfigError(
+                f"tracking store {uri} has no {experiment!r} experiment "
+                f"(no `asma-bench run` has logged to it)"
+            )
+        df = mlflow.search_runs(
+            experiment_ids=[exp.experiment_id],
+            filter_string=f"tags.`{TAG_GRID}` = '{grid}' and tags.`{TAG_KIND}` = 'unit'",
+            max_results=100000, output_format="pandas",
+        )  # fmt: skip
+        parents = mlflow.search_runs(
+            experiment_ids=[exp.experiment_id],
+            filter_string=f"tags.`{TAG_KIND}` = 'grid'",
+            output_format="pandas",
+        )  # fmt: skip
+    except AsmaBenchError:
+        raise
     except Exception as exc:  # MLflow raises many types for an unreachable store
-        raise TrackingError(f"tracking store {uri}: {str(exc).splitlines()[0]}") from None
-    if exp is None:
-        raise ConfigError(f"tracking store {uri} has no {experiment!r} experiment")
-    df = mlflow.search_runs(
-        experiment_ids=[exp.experiment_id],
-        filter_string=f"tags.`{TAG_GRID}` = '{grid}' and tags.`{TAG_KIND}` = 'unit'",
-        max_results=100000, output_format="pandas",
-    )  # fmt: skip
+        raise TrackingError(f"tracking store {uri}: {_first_line(exc)}") from None
+    grid_col = f"tags.{TAG_GRID}"
+    others = sorted(set(parents[grid_col].dropna().astype(str))) if grid_col in parents else []
+    parents = parents[parents[grid_col] == grid] if grid_col in parents else parents.iloc[:0]
     if df.empty:
-        raise ConfigError(f"--grid {grid}: no runs of this grid in {uri}")
-    parents = mlflow.search_runs(
-        experiment_ids=[exp.experiment_id],
-        filter_string=f"tags.`{TAG_GRID}` = '{grid}' and tags.`{TAG_KIND}` = 'grid'",
-        output_format="pandas",
-    )  # fmt: skip
+        there = f"grids there: {', '.join(others)}" if others else "it has no grid runs"
+        raise ConfigError(f"--grid {grid}: no runs of this grid in {uri} ({there})")
     df = df.copy()
     df["cell"] = df[f"tags.{TAG_CELL}"].astype(str)
     df["seed"] = pd.to_numeric(df[f"tags.{TAG_SEED}"], errors="coerce").fillna(-1).astype(int)
     df = _filter(df, where)
     df = _one_run_per_unit(df)
+    if not (df["status"] == "FINISHED").any():
+        raise NoResultsError(_no_results_message(grid, uri, df))
 
     notes: list[str] = []
     if spec is not None:
         spec_cells = spec.all_cells()
-        order = [c.name for c in spec_cells if c.name in set(df["cell"])]
+        # every cell of the definition is a row, with or without runs: none silently vanishes
+        order = [c.name for c in spec_cells]
         extra = sorted(set(df["cell"]) - {c.name for c in spec_cells})
         labels = {c.name: {k: str(v) for k, v in c.labels.items()} for c in spec_cells}
         if extra:
@@ -188,9 +255,120 @@ def load_grid_runs(
             if parents["tags.asma.profile"].notna().any()
             else ""
         )
-    return GridRuns(
-        grid, uri, df.reset_index(drop=True), cells, labels, base, table, metric, profile, notes
+    requested = requested_seeds(parents)
+    if requested:
+        expected, source = requested, "requested on the grid's parent run"
+    else:
+        expected = sorted(s for s in set(df["seed"]) if s >= 0)
+        source = "seen in the store; the requested seeds were not recorded"
+    have = set(zip(df["cell"], df["seed"], strict=True))
+    missing = {c: miss for c in cells if (miss := [s for s in expected if (c, s) not in have])}
+    runs = GridRuns(
+        grid, uri, df.reset_index(drop=True), cells, labels, base, table, metric, profile, notes,
+        expected, source, missing,
+    )  # fmt: skip
+    if base is not None and base in runs.unfinished_cells():
+        if baseline is not None:
+            raise ConfigError(f"--baseline {base!r}: no finished run of this cell in grid {grid!r}")
+        runs.notes.append(
+            f"warning: baseline {base} has no finished run: no Δ or significance computed "
+            f"(choose another with --baseline)"
+        )
+        runs.baseline = None
+    runs.notes[:0] = completeness_notes(runs, where)
+    return runs
+
+
+def requested_seeds(parents: pd.DataFrame) -> list[int]:
+    """Seeds the grid was asked for, from its parent run(s): the ``seeds`` param of older
+    runners and the ``asma.seeds`` tag of newer ones (both JSON lists, e.g. "[0, 1, 2]");
+    their union, or [] when neither is recorded or readable."""
+    found: set[int] = set()
+    for col in (f"params.{SEEDS_PARAM}", f"tags.{SEEDS_TAG}"):
+        if col not in parents:
+            continue
+        for text in parents[col].dropna().astype(str):
+            found |= _parse_seeds(text)
+    return sorted(found)
+
+
+def _parse_seeds(text: str) -> set[int]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = [s for s in text.strip().strip("[]()").split(",") if s.strip()]
+    items = value if isinstance(value, list) else [value]
+    try:
+        return {int(str(v).strip()) for v in items}
+    except ValueError:
+        log.warning("grid seeds %r are not a list of integers; ignored", text)
+        return set()
+
+
+def completeness_notes(runs: GridRuns, where: Sequence[str] = ()) -> list[str]:
+    """Warnings naming the cells without a finished run and the (cell, seed) units that have
+    no run at all, against the seeds the grid expects; [] for a complete grid."""
+    if not runs.expected_seeds:
+        return []
+    n_cells, seeds = len(runs.cells), runs.expected_seeds
+    expected = {(c, s) for c in runs.cells for s in seeds}
+    done = set(zip(runs.finished["cell"], runs.finished["seed"], strict=True))
+    lacking = expected - done
+    if not lacking:
+        return []
+    selection = f" among runs with {' '.join(where)}" if where else ""
+    no_run = sum(len(v) for v in runs.missing.values())
+    notes = [
+        f"warning: incomplete grid{selection}: {len(lacking)} of {len(expected)} units "
+        f"({n_cells} cells × seeds {_seed_list(seeds)}, {runs.seeds_source}) have no "
+        f"finished run: {no_run} with no run in the store, {len(lacking) - no_run} failed "
+        f"or unfinished (column 'seeds': finished/expected)."
+    ]
+    empty = runs.unfinished_cells()
+    if empty:
+        notes.append(
+            f"warning: no finished run at all (row shows 'no result' or 'failed'): "
+            f"{', '.join(empty)}."
+        )
+    if runs.missing:
+        notes.append(
+            "warning: no run in the store for "
+            + "; ".join(f"{c} ({_which_seeds(m, seeds)})" for c, m in runs.missing.items())
+            + "."
+        )
+    return notes
+
+
+def _which_seeds(missing: list[int], expected: list[int]) -> str:
+    if missing == expected and len(expected) > 1:
+        return f"every seed: {_seed_list(missing)}"
+    return f"seed{'s' if len(missing) > 1 else ''} {_seed_list(missing)}"
+
+
+def _seed_list(seeds: Iterable[int]) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
+def _no_results_message(grid: str, uri: str, df: pd.DataFrame) -> str:
+    """One line: no unit finished, how many of each status, which cells, a first reason."""
+    counts = ", ".join(f"{n} {status}" for status, n in df["status"].value_counts().items())
+    cells = [
+        f"{cell} (seed{'s' if len(g) > 1 else ''} {_seed_list(sorted(g['seed']))})"
+        for cell, g in df.groupby("cell", sort=True)
+    ]
+    more = f" and {len(cells) - MAX_LISTED} more" if len(cells) > MAX_LISTED else ""
+    reasons = df.get(f"tags.{TAG_FAILURE}", pd.Series(dtype=object)).dropna().astype(str)
+    reasons = [r for r in reasons if r.strip()]
+    why = f"; first reason: {_first_line(reasons[0])[:160]}" if reasons else ""
+    return (
+        f"grid {grid!r}: no unit finished in {uri} ({counts}): "
+        f"{'; '.join(cells[:MAX_LISTED])}{more}{why}"
     )
+
+
+def _first_line(exc: object) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def load_predictions(uri: str, run_id: str) -> dict[str, Predictions]:

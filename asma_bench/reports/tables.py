@@ -4,7 +4,8 @@ cell with its significance, written as Markdown, LaTeX and CSV.
 Layouts follow the cells' ``labels``: the label axes become the leading columns (masking
 pairs as spatial | temporal, Table 3's encoders, …). A grid whose cells form a full grid of
 two numeric axes (Table 7's n × k) is also shown as a matrix. Failed units are counted and
-explained, never shown as numbers.
+explained, never shown as numbers; a cell without any finished run keeps its row ("no
+result" / "failed (N units)") and the seeds column reads finished/expected when short.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ STAT_COLUMNS = [
     "p_samples_adj",
     "discordant",
     "sig",
+    "sig_samples",
 ]
+SIG_THRESHOLDS = "* p < 0.05, ** p < 0.01 after correction"
+MATRIX_MARKS = "* / ** as in 'sig. (seeds)' (the test over seeds)"
 
 
 @dataclass
@@ -85,7 +89,7 @@ class GridReport:
     grid: str
     metric: str
     caption: str
-    table: pd.DataFrame  # one row per cell (index: cell), label axes then STAT_COLUMNS
+    table: pd.DataFrame  # one row per cell (index: cell), label axes, expected, STAT_COLUMNS
     per_seed: pd.DataFrame  # cell, seed, status, value, run_id, reason
     axes: list[str]
     baseline: str | None
@@ -110,13 +114,14 @@ def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> G
             mean=vals.mean() if n else math.nan,
             std=vals.std(ddof=1) if n > 1 else math.nan,
             seeds=n,
+            expected=len(runs.expected_seeds),
             failed=int((failures["cell"] == cell).sum()),
         )
         rows.append(row)
     table = pd.DataFrame(rows).set_index("cell")
     for col in STAT_COLUMNS:
         if col not in table:
-            table[col] = math.nan if col not in ("discordant", "sig") else ""
+            table[col] = math.nan if col not in ("discordant", "sig", "sig_samples") else ""
     if len(seeds) and not seeds["value"].notna().any():  # a typo, not a failed grid
         known = sorted(c.removeprefix("metrics.") for c in runs.runs if c.startswith("metrics."))
         raise ConfigError(
@@ -195,7 +200,8 @@ def _compare(
         table["p_samples"].to_numpy(float), opts.correction
     )
     table["sig"] = [stats.significance_marker(p) for p in table["p_seeds_adj"]]
-    table.loc[base, "sig"] = "baseline"
+    table["sig_samples"] = [stats.significance_marker(p) for p in table["p_samples_adj"]]
+    table.loc[base, ["sig", "sig_samples"]] = "baseline"
 
     m_seeds = int(np.isfinite(table["p_seeds"].to_numpy(float)).sum())
     m_samples = int(np.isfinite(table["p_samples"].to_numpy(float)).sum())
@@ -205,7 +211,9 @@ def _compare(
         f"{opts.confidence:.0%} CI by paired bootstrap over seeds (scipy.stats.bootstrap, "
         f"percentile, {opts.bootstrap_resamples} resamples, seed {opts.bootstrap_seed}).",
         f"p (seeds): {stats.TEST_NAMES[opts.seed_test]}, runs paired by seed; {corr} "
-        f"correction over {m_seeds} comparisons. * p < 0.05, ** p < 0.01 after correction.",
+        f"correction over {m_seeds} comparisons. Column 'sig. (seeds)' marks p (seeds): "
+        f"{SIG_THRESHOLDS}. This is the test across training runs, i.e. whether the cell "
+        f"beats the baseline beyond seed-to-seed variation.",
     ]
     if pred_name is not None:
         tests = sorted(kinds)
@@ -220,8 +228,15 @@ def _compare(
             f"and baseline wrong / the reverse); exact binomial test below "
             f"{stats.MCNEMAR_EXACT_BELOW} discordant samples, else chi-squared with continuity "
             f"correction{' (' + ', '.join(tests) + ')' if tests else ''}; {corr} correction "
-            f"over {m_samples} comparisons."
+            f"over {m_samples} comparisons. Column 'sig. (samples)' marks p (samples): "
+            f"{SIG_THRESHOLDS}. It takes test samples, not seeds, as the replicates: it says "
+            f"whether these trained models differ on this test set, not whether the "
+            f"difference survives retraining, so a mark here without one in 'sig. (seeds)' "
+            f"is not evidence that the cell beats the baseline in general."
         )
+    else:
+        why = "--no-mcnemar" if not opts.mcnemar else f"{metric} is not a top-1 accuracy"
+        notes.append(f"p (samples) and 'sig. (samples)': McNemar's test not run ({why}).")
     for message, cells in warnings.items():
         notes.append(f"warning ({', '.join(cells)}): {message}")
     return notes
@@ -264,9 +279,15 @@ def _failure_notes(failures: pd.DataFrame) -> list[str]:
 
 
 def _per_seed_table(runs: GridRuns, seeds: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
+    """One row per unit: FINISHED (with its value), FAILED / KILLED / RUNNING (with the
+    reason) and MISSING (expected, but no run in the store)."""
     done = seeds.assign(status="FINISHED", reason="")
     failed = failures.assign(value=math.nan, run_id="")
-    out = pd.concat([done, failed[done.columns]], ignore_index=True)
+    missing = pd.DataFrame(
+        [(c, s) for c, miss in runs.missing.items() for s in miss], columns=["cell", "seed"]
+    ).assign(status="MISSING", reason="no run in the store", value=math.nan, run_id="")
+    parts = [done, failed[done.columns]] + ([missing[done.columns]] if len(missing) else [])
+    out = pd.concat(parts, ignore_index=True)
     order = {c: i for i, c in enumerate(runs.cells)}
     out["_o"] = out["cell"].map(order)
     return out.sort_values(["_o", "seed"]).drop(columns="_o").reset_index(drop=True)
@@ -367,7 +388,10 @@ def display_rows(report: GridReport) -> pd.DataFrame:
         else:
             value.append(f"{_fmt(r['mean'])} ± {_fmt(r['std'])}")
     out[report.metric] = value
-    out["seeds"] = t["seeds"].astype(int).astype(str)
+    out["seeds"] = [
+        f"{int(n)}/{int(e)}" if 0 <= n < e else str(int(n))
+        for n, e in zip(t["seeds"], t["expected"].fillna(0), strict=True)
+    ]
     out["failed"] = t["failed"].astype(int).astype(str)
     if report.baseline:
         out["Δ"] = [_fmt(d, sign=True) for d in t["delta"]]
@@ -377,8 +401,10 @@ def display_rows(report: GridReport) -> pd.DataFrame:
         ]
         out["p (seeds)"] = [_fmt_p(p) for p in t["p_seeds_adj"]]
         out["p (samples)"] = [_fmt_p(p) for p in t["p_samples_adj"]]
-        out["sig."] = t["sig"]
-        out.loc[report.baseline, ["CI", "p (seeds)", "p (samples)", "sig."]] = ""
+        out["sig. (seeds)"] = t["sig"]
+        out["sig. (samples)"] = t["sig_samples"]
+        sig_cols = ["CI", "p (seeds)", "p (samples)", "sig. (seeds)", "sig. (samples)"]
+        out.loc[report.baseline, sig_cols] = ""
         out.loc[report.baseline, "Δ"] = "(baseline)"
     return out.reset_index(drop=True)
 
@@ -392,7 +418,7 @@ def matrix_rows(report: GridReport) -> pd.DataFrame | None:
     text = {}
     for cell, r in t.iterrows():
         entry = (
-            "failed"
+            ("failed" if r["failed"] else "no result")
             if r["seeds"] == 0
             else f"{_fmt(r['mean'])} ± {_fmt(r['std'])}"
             if r["seeds"] > 1
@@ -416,7 +442,7 @@ def to_markdown(report: GridReport) -> str:
     lines = [f"**Table: {report.caption}**", ""]
     matrix = matrix_rows(report)
     if matrix is not None:
-        lines += [markdown_table(matrix), "", "† baseline", ""]
+        lines += [markdown_table(matrix), "", f"† baseline; {MATRIX_MARKS}", ""]
     lines += [markdown_table(display_rows(report)), ""]
     lines += [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"
@@ -494,7 +520,11 @@ def to_latex(report: GridReport) -> str:
     matrix = matrix_rows(report)
     if matrix is not None:
         parts.append(
-            _latex_table(matrix, report.caption + " († baseline)", f"tab:{report.grid}-matrix")
+            _latex_table(
+                matrix,
+                f"{report.caption} († baseline; {MATRIX_MARKS})",
+                f"tab:{report.grid}-matrix",
+            )
         )
     parts.append(_latex_table(display_rows(report), report.caption, f"tab:{report.grid}"))
     notes = "\n".join(f"% {n}" for n in report.notes)

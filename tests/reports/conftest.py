@@ -51,10 +51,16 @@ def fabricate(
     cells: list[FakeCell],
     profile: str = "smoke",
     table: str = "Table 9 / Fig. 3",
+    parent_params: dict | None = None,
+    parent_tags: dict | None = None,
 ) -> None:
+    """Log ``cells`` as units of ``grid``; ``parent_params`` / ``parent_tags`` add to the
+    grid's parent run (e.g. the requested seeds, as older and newer runners record them)."""
     tracker = Tracker(uri, experiment="asma-bench", artifact_root=root / "artifacts")
-    parent = tracker.parent_run(grid, {"asma.profile": profile})
-    tracker.log_params(parent, {"grid": grid, "profile": profile, "table": table})
+    parent = tracker.parent_run(grid, {"asma.profile": profile, **(parent_tags or {})})
+    tracker.log_params(
+        parent, {"grid": grid, "profile": profile, "table": table, **(parent_params or {})}
+    )
     labels = np.arange(NUM_TEST) % NUM_CLASSES
     indices = 1000 + np.arange(NUM_TEST)
     for cell in cells:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from asma_bench.harness.grids import load_grid
 from asma_bench.reports import figures
 from asma_bench.reports.build import FigureOptions, write_report
 from asma_bench.reports.tables import ReportOptions
@@ -28,7 +29,11 @@ def test_sweep_gets_a_sensitivity_curve(fake_store, tmp_path):
     assert names(out) == ["distill_tau_curves", "distill_tau_tau_curve"]
     curve = next(f for f in out.figures if f["name"] == "distill_tau_tau_curve")
     assert "Fig. 4" in curve["caption"] and "±1 std band" in curve["caption"]
-    assert list(out.report.table.index) == ["tau1", "tau4", "tau8"]
+    table = out.report.table
+    assert list(table[table["seeds"] > 0].index) == ["tau1", "tau4", "tau8"]
+    # the grid's other taus have no run: rows that say so, and a warning naming them
+    assert len(table) == len(load_grid("distill_tau").all_cells())
+    assert any(n.startswith("warning: no run in the store for tau2") for n in out.report.notes)
     assert out.report.baseline == "tau8"  # from the built-in grid definition
 
 

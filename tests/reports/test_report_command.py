@@ -43,11 +43,19 @@ def test_report_writes_tables_heatmap_and_page(smoke_runs, tmp_path, capsys):
     )
     assert code == 0, err
     folder = out / "masking_pairs"
-    # the table: one row per cell that ran, numbers equal the store's seeds
+    # the table: one row per cell of the grid, numbers equal the store's seeds
     seeds = pd.read_csv(folder / "masking_pairs_seeds.csv")
     table = pd.read_csv(folder / "masking_pairs.csv", index_col="cell")
-    assert list(table.index) == ["ldsm_hmtm", "random_random"]
-    for cell, rows in seeds.groupby("cell"):
+    assert list(table[table["seeds"] > 0].index) == ["ldsm_hmtm", "random_random"]
+    assert len(table) == 7 and (table["expected"] == 2).all()
+    # the cells the smoke run left out are named, on stderr and under the table
+    assert "no run in the store for hdsm_lmtm (every seed: 0, 1)" in err
+    assert "no finished run at all (row shows 'no result' or 'failed'): hdsm_lmtm" in err
+    finished = seeds[seeds["status"] == "FINISHED"]
+    assert set(seeds[seeds["status"] == "MISSING"]["cell"]) == set(table.index) - set(
+        finished["cell"]
+    )
+    for cell, rows in finished.groupby("cell"):
         assert table.loc[cell, "mean"] == rows["value"].mean()
         assert table.loc[cell, "seeds"] == 2
     delta = (
@@ -57,6 +65,7 @@ def test_report_writes_tables_heatmap_and_page(smoke_runs, tmp_path, capsys):
     assert abs(table.loc["ldsm_hmtm", "delta"] - delta) < 1e-9
     md = (folder / "masking_pairs.md").read_text()
     assert "| LDSM | HMTM |" in md and "profile smoke" in md and "synthetic (tiny preset)" in md
+    assert "| HDSM | LMTM | no result | 0/2 |" in md and "- warning: incomplete grid" in md
     assert (folder / "masking_pairs.tex").read_text().count(r"\begin{table}") == 1
     assert "masking_pairs (Table 9 / Fig. 3)" in stdout
     # figures: heatmap, curves, embeddings, the dataset's degree/motion, each PNG + SVG

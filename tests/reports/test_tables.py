@@ -36,6 +36,7 @@ def test_cells_in_grid_order_with_mean_std_and_counts(report, fake_store):
         "ldsm_lmtm",
         "random_random",
         "random_init",
+        "supervised",  # in the grid definition, no run in the store: a row, not a gap
     ]
     for name in ("random_random", "hdsm_lmtm", "hdsm_hmtm", "random_init"):
         cell = fake_store.cells[name]
@@ -47,6 +48,8 @@ def test_cells_in_grid_order_with_mean_std_and_counts(report, fake_store):
     assert t.loc["ldsm_lmtm", "failed"] == 5 and t.loc["ldsm_lmtm", "seeds"] == 0
     assert np.isnan(t.loc["ldsm_lmtm", "mean"])
     assert t.loc["random_init", "spatial"] == "random init (reference)"
+    assert t.loc["supervised", "seeds"] == 0 and t.loc["supervised", "failed"] == 0
+    assert (t["expected"] == len(SEEDS)).all()  # no seeds on the parent: every seed seen
 
 
 def test_comparisons_against_the_baseline(report, fake_store):
@@ -117,7 +120,9 @@ def test_files_written(report, tmp_path):
     assert csv.loc["hdsm_lmtm", "mean"] == pytest.approx(report.table.loc["hdsm_lmtm", "mean"])
     seeds = pd.read_csv(paths["seeds"])
     assert set(seeds.columns) >= {"cell", "seed", "status", "value", "reason", "metric"}
-    assert len(seeds) == 4 * 5 + 4 + 1 + 5  # finished + failed units
+    assert len(seeds) == 4 * 5 + 4 + 1 + 5 + 5  # finished + failed + missing units
+    missing = seeds[seeds["status"] == "MISSING"]
+    assert set(missing["cell"]) == {"supervised"} and sorted(missing["seed"]) == list(SEEDS)
 
 
 def test_bh_correction_and_seed_test_options(fake_store):
