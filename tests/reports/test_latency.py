@@ -108,7 +108,7 @@ def test_latency_smoke_end_to_end(tmp_path):
     teacher, student, int8 = result.models
     assert teacher.exporter == "torchscript" and teacher.max_abs_diff < 1e-4
     assert student.max_abs_diff < 1e-4
-    # the teacher is the aligned two-encoder model, the student one small ST-GCN
+    # the teacher is 3s-ASMa (three aligned two-encoder models), the student one ST-GCN
     assert teacher.params > 0 and student.params > 0 and teacher.params != student.params
     assert int8.size_mb < student.size_mb and int8.params == student.params
     for m in result.models:
