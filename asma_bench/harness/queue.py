@@ -430,8 +430,8 @@ def run_grid_queued(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     from asma_bench.protocols.training import DivergenceError
 
     assert opts.storage
-    out = ensure_writable(opts.out)
     units = plan_units(grid, opts)
+    out = ensure_writable(opts.out)
     settings = QueueSettings(
         heartbeat_interval=opts.heartbeat,
         max_retry=opts.max_retry,

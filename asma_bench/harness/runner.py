@@ -198,8 +198,8 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
 
         return run_grid_queued(grid, opts)
 
+    units = plan_units(grid, opts)  # a bad grid or config fails before anything is created
     out = ensure_writable(opts.out)
-    units = plan_units(grid, opts)
     uri = opts.tracking_uri or default_tracking_uri(out)
     tracker = Tracker(uri, experiment="asma-bench", artifact_root=out / "artifacts")
     parent = open_grid_run(tracker, grid, opts)
