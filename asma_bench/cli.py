@@ -7,6 +7,7 @@ the traceback. Library code logs; only this module prints.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,7 +16,32 @@ import click
 import typer
 
 from asma_bench import __version__
-from asma_bench.errors import AsmaBenchError
+from asma_bench.errors import AsmaBenchError, ConfigError
+
+
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    """The exception class ``name`` of click and of the click copy typer bundles.
+
+    typer 0.29+ raises the exceptions of its own ``typer._click`` (not subclasses of
+    click's), older typer raises click's: catch both."""
+    import importlib
+
+    found: list[type[BaseException]] = []
+    for module in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:  # pragma: no cover - depends on the typer version
+            continue
+        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+_EXIT = (*_click_classes("Exit"), typer.Exit)
+_ABORT = (*_click_classes("Abort"), typer.Abort)
+_NO_ARGS_HELP = _click_classes("NoArgsIsHelpError")
+_USAGE_ERROR = _click_classes("UsageError")
+_CLICK_ERROR = (*_click_classes("ClickException"), click.ClickException)
 
 app = typer.Typer(
     name="asma-bench",
@@ -59,6 +85,46 @@ def _interactive() -> bool:
     return sys.stderr.isatty()
 
 
+def _check_device(device: str | None, option: str = "--device") -> None:
+    """Refuse a device name runs cannot use before any work starts."""
+    from asma_bench.config import check_device
+
+    if device is None:
+        return
+    try:
+        check_device(device)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {device!r}: {exc}") from None
+
+
+def _refuse_seed_override(overrides: list[str] | None, use: str) -> None:
+    """``--set seed=N`` would be overwritten by the command's own seeds: say so instead."""
+    from asma_bench.config import parse_override
+
+    for text in overrides or []:
+        if "seed" in parse_override(text):
+            raise ConfigError(f"--set {text}: the seed is not a config override here; use {use}")
+
+
+def _check_writable(path: Path | None, option: str) -> None:
+    """Fail now, not after the work, when ``path`` (a file to write) cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder, not a file")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise ConfigError(f"{option} {path}: the file is not writable")
+        return
+    folder = path.parent
+    while not folder.exists():  # the first existing folder above must let us create the rest
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {path}: cannot create a folder under {folder} (a file)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: the folder {folder} is not writable")
+
+
 def _print_table(title: str, df) -> None:  # noqa: ANN001 - pandas DataFrame
     typer.echo(f"\n{title}")
     typer.echo(df.to_string(float_format=lambda v: f"{v:.4g}"))
@@ -69,7 +135,9 @@ def _print_table(title: str, df) -> None:  # noqa: ANN001 - pandas DataFrame
 def data_synth(
     out: Annotated[Path, typer.Option(help="Output dataset folder.")] = Path("data/synthetic"),
     preset: Annotated[str, typer.Option(help="default | noisy | tiny")] = "default",
-    seed: Annotated[int | None, typer.Option(help="Generator seed (preset's if unset).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Generator seed (preset's if unset).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Generate the embedded synthetic NTU-25 action dataset."""
@@ -153,7 +221,9 @@ def data_convert(
 @data_app.command("info")
 def data_info(
     path: Annotated[Path, typer.Argument(help="Canonical dataset folder.")],
-    max_samples: Annotated[int, typer.Option(help="Samples used for motion statistics.")] = 2000,
+    max_samples: Annotated[
+        int, typer.Option(min=1, help="Samples used for motion statistics.")
+    ] = 2000,
     check: Annotated[
         bool, typer.Option("--check", help="Check every sample; exit 1 listing bad ones.")
     ] = False,
@@ -190,15 +260,18 @@ def data_info(
 
 # --------------------------------------------------------------------------- runs
 def _seeds(seeds: int, seed_list: str | None) -> list[int]:
-    from asma_bench.errors import ConfigError
-
     if seed_list:
         try:
-            return [int(s) for s in seed_list.split(",") if s.strip()]
+            values = [int(s) for s in seed_list.split(",") if s.strip()]
         except ValueError:
             raise ConfigError(
                 f"--seed-list {seed_list!r} must be comma-separated integers"
             ) from None
+        if not values:
+            raise ConfigError("--seed-list must name at least one seed")
+        if min(values) < 0:
+            raise ConfigError(f"--seed-list {seed_list!r}: seeds must be >= 0")
+        return values
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     return list(range(seeds))
@@ -256,17 +329,20 @@ def run(
     from asma_bench.harness.runner import RunOptions, grid_results, run_grid, summary_table
     from asma_bench.harness.tracking import Tracker
 
+    run_seeds = _seeds(seeds, seed_list)
+    _check_device(device)
+    _refuse_seed_override(set_, "--seeds N or --seed-list 0,1,2")
+    if worker and not storage:
+        raise ConfigError("--worker needs --storage (the shared queue to take units from)")
     spec = load_grid(grid)
     if device and device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            from asma_bench.errors import ConfigError
-
             raise ConfigError(f"--device {device}: CUDA is not available on this machine")
     opts = RunOptions(
         profile=profile,
-        seeds=_seeds(seeds, seed_list),
+        seeds=run_seeds,
         out=out,
         data=data,
         device=device,
@@ -277,10 +353,6 @@ def run(
         worker=worker,
         heartbeat=heartbeat,
     )
-    if worker and not storage:
-        from asma_bench.errors import ConfigError
-
-        raise ConfigError("--worker needs --storage (the shared queue to take units from)")
     outcome = run_grid(spec, opts)
     typer.echo(
         f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
@@ -344,8 +416,8 @@ def maskings() -> None:
 @app.command("models")
 def models(
     layout: Annotated[str, typer.Option(help="ntu25 | kinect20")] = "ntu25",
-    frames: Annotated[int, typer.Option(help="Clip length for FLOPs.")] = 50,
-    bodies: Annotated[int, typer.Option(help="Bodies per clip for FLOPs.")] = 2,
+    frames: Annotated[int, typer.Option(min=4, help="Clip length for FLOPs.")] = 50,
+    bodies: Annotated[int, typer.Option(min=1, help="Bodies per clip for FLOPs.")] = 2,
 ) -> None:
     """Every registered backbone with its parameter count and forward FLOPs (one clip)."""
     import pandas as pd
@@ -385,13 +457,24 @@ def main(argv: list[str] | None = None) -> int:
         commands.load_all()
         # without standalone mode click returns a command's `typer.Exit(code)` instead of raising
         code = app(args=args, prog_name="asma-bench", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except _ABORT:
         typer.echo("aborted", err=True)
         return 130
-    except click.ClickException as exc:
-        exc.show()
+    except _NO_ARGS_HELP as exc:  # a group without a command: its help (typer's, or click's)
+        if exc.format_message().strip():
+            exc.show()
+        return exc.exit_code
+    except _CLICK_ERROR as exc:  # usage errors: one line, with where to find the help
+        if debug:
+            raise
+        hint = ""
+        ctx = getattr(exc, "ctx", None)
+        if isinstance(exc, _USAGE_ERROR) and ctx is not None and ctx.help_option_names:
+            hint = f" (see '{ctx.command_path} {ctx.help_option_names[0]}')"
+        message = " ".join(exc.format_message().split())
+        typer.echo(f"error: {message}{hint}", err=True)
         return exc.exit_code
     except AsmaBenchError as exc:
         if debug:

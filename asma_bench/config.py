@@ -12,15 +12,32 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from asma_bench.errors import ConfigError
+
+DEVICES = "cpu, cuda, cuda:N or mps"
+
+
+def check_device(value: str) -> str:
+    """``value`` if it names a device runs can use (cpu, cuda, cuda:N, mps); else ValueError."""
+    if value in ("cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise ValueError(f"use {DEVICES}")
 
 
 class _Strict(BaseModel):
@@ -30,7 +47,9 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     source: str = Field("synthetic", description="'synthetic' or a canonical dataset folder")
     preset: str = Field("default", description="synthetic preset when source is 'synthetic'")
-    synth_seed: int = Field(0, description="seed of the synthetic data (fixed across run seeds)")
+    synth_seed: int = Field(
+        0, ge=0, description="seed of the synthetic data (fixed across run seeds)"
+    )
     split: str = "xsub"
     frames: int = Field(50, ge=4)
     stream: Literal["joint", "bone", "motion"] = "joint"
@@ -137,8 +156,8 @@ class StreamsConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    seed: int = 0
-    device: str = "cpu"
+    seed: int = Field(0, ge=0)
+    device: str = Field("cpu", description=DEVICES)
     amp: bool = False
     deterministic: bool = True
     data: DataConfig = Field(default_factory=DataConfig)
@@ -151,6 +170,11 @@ class RunConfig(_Strict):
     robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     streams: StreamsConfig = Field(default_factory=StreamsConfig)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str) -> str:
+        return check_device(v)
 
     @model_validator(mode="before")
     @classmethod
@@ -261,10 +285,17 @@ def load_yaml(path: str | Path | Any, what: str = "file") -> dict[str, Any]:
     return data
 
 
+def is_profile_file(name: str) -> bool:
+    """Whether ``name`` is a profile YAML file's path (not a built-in profile's name)."""
+    return name.endswith((".yaml", ".yml"))
+
+
 def profile_dict(name: str) -> dict[str, Any]:
     """The overrides of a named profile, or of a YAML file given by path."""
     path = Path(name)
-    if name.endswith((".yaml", ".yml")) and path.is_file():
+    if is_profile_file(name):
+        if not path.is_file():
+            raise ConfigError(f"profile file not found: {path}")
         return load_yaml(path, "profile")
     if name not in list_profiles():
         raise ConfigError(
@@ -282,6 +313,11 @@ def build_config(
     d: dict[str, Any] = RunConfig().model_dump()
     if profile:
         d = deep_merge(d, profile_dict(profile))
+        if is_profile_file(profile):  # a bad profile file is named, not blamed on overrides
+            try:
+                validate_config(d)
+            except ConfigError as exc:
+                raise ConfigError(f"profile {profile}: {exc}") from None
     for ov in overrides:
         d = deep_merge(d, parse_override(ov) if isinstance(ov, str) else ov)
     return validate_config(d)
@@ -295,4 +331,5 @@ def validate_config(d: Mapping[str, Any]) -> RunConfig:
         loc = ".".join(str(p) for p in err["loc"])
         extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         got = f", got {err['input']!r}" if err["type"] != "missing" else ""
-        raise ConfigError(f"config field {loc!r}: {err['msg']}{got}{extra}") from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"config field {loc!r}: {msg}{got}{extra}") from None

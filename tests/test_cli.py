@@ -16,6 +16,9 @@ def test_synth_info_and_convert_errors(tmp_path, capsys):
     assert code == 0 and "135 samples" in out
     code, out, _ = run(capsys, "data", "info", str(tmp_path / "d"))
     assert code == 0 and "xsub" in out and "degree" in out
+    for bad in ("-3", "0"):  # were numpy's "negative dimensions" error and RuntimeWarnings
+        code, out, err = run(capsys, "data", "info", str(tmp_path / "d"), "--max-samples", bad)
+        assert code == 2 and err.count("\n") == 1 and "--max-samples" in err and not out
     code, _, err = run(capsys, "data", "synth", "--preset", "tiny", "--out", str(tmp_path / "d"))
     assert code == 2 and err.count("\n") == 1 and "already exists" in err
 
@@ -78,3 +81,105 @@ def test_skip_bad_converts_the_rest_and_lists_what_it_skipped(tmp_path, capsys, 
     assert "skipped 1 bad samples" in out and "A009.skeleton:" in out
     code, out, _ = run(capsys, "data", "info", str(tmp_path / "lenient"), "--check")
     assert code == 0 and "all 2 samples pass" in out
+
+
+def one_line(err: str, *names: str) -> bool:
+    """``err`` is exactly one line, no traceback nor internal error, naming every ``names``."""
+    return (
+        err.count("\n") == 1
+        and "Traceback" not in err
+        and "internal error" not in err
+        and all(n in err for n in names)
+    )
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        (["run"], "--grid"),
+        (["run", "--grid", "x", "--seeds", "abc"], "--seeds"),
+        (["nosuchcmd"], "nosuchcmd"),
+        (["run", "--verbose"], "--verbose"),
+        (["data", "nosuch"], "nosuch"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(capsys, args, name):
+    code, _, err = run(capsys, *args)
+    assert code == 2 and one_line(err, name), err
+
+
+@pytest.mark.parametrize("args", [[], ["data"]])
+def test_no_arguments_shows_the_help(capsys, args):
+    code, out, err = run(capsys, *args)
+    assert code in (0, 2) and "internal error" not in err
+    assert "Usage" in out + err and "Commands" in out + err
+
+
+def test_version_and_help_exit_0(capsys):
+    code, out, err = run(capsys, "--version")
+    assert code == 0 and out.startswith("asma-bench ") and not err
+    code, out, err = run(capsys, "run", "--help")
+    assert code == 0 and "--grid" in out and not err
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        (["run", "--grid", "masking_pairs", "--seed-list=-1"], "--seed-list"),
+        (["run", "--grid", "masking_pairs", "--seed-list=0,-2"], "--seed-list"),
+        (["data", "synth", "--seed", "-5"], "--seed"),
+        (["latency", "--seed", "-1"], "--seed"),
+        (["tune", "--space", "lambda", "--seed", "-1"], "--seed"),
+        (["models", "--frames", "0"], "--frames"),
+        (["models", "--frames", "-1"], "--frames"),
+        (["models", "--frames", "3"], "--frames"),
+        (["models", "--bodies", "0"], "--bodies"),
+        (["run", "--grid", "masking_pairs", "--device", "tpu"], "device"),
+        (["bench", "--device", "tpu"], "device"),
+        (["tune", "--space", "lambda", "--device", "tpu"], "device"),
+        (["run", "--grid", "masking_pairs", "--set", "seed=5"], "--seed-list"),
+        (["tune", "--space", "lambda", "--set", "seed=5"], "--seed"),
+        (["latency", "--set", "seed=5"], "--seed"),
+        (["tune", "--space", "lambda", "--timeout", "-1"], "--timeout"),
+        (["tune", "--space", "lambda", "--timeout", "0"], "--timeout"),
+    ],
+)
+def test_bad_parameters_exit_2_with_one_line(tmp_path, capsys, args, name):
+    out = ["--out", str(tmp_path / "out")] if args[0] in ("run", "tune", "latency", "data") else []
+    code, _, err = run(capsys, *args, *out)
+    assert code == 2 and one_line(err, name), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_outputs_that_cannot_be_written_fail_before_the_work(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(capsys, "bench", "--out", str(blocker / "bench.json"))
+    assert code == 2 and one_line(err, "--out", str(blocker)), err
+    code, _, err = run(
+        capsys, "tune", "--space", "lambda", "--out", str(tmp_path / "t"),
+        "--save-profile", str(blocker / "best.yaml"),
+    )  # fmt: skip
+    assert code == 2 and one_line(err, "--save-profile", str(blocker)), err
+    assert not (tmp_path / "t").exists()
+
+
+def test_empty_grid_and_bad_profile_files_are_named(tmp_path, capsys):
+    grid = tmp_path / "empty.yaml"
+    grid.write_text("name: empty\ncells: []\n")
+    code, _, err = run(capsys, "run", "--grid", str(grid), "--out", str(tmp_path / "r"))
+    assert code == 2 and one_line(err, str(grid), "cells"), err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("foo: 1\n")
+    for profile, words in [(bad, ("foo",)), (tmp_path / "missing.yaml", ("not found",))]:
+        code, _, err = run(capsys, "run", "--grid", "masking_pairs", "--profile", str(profile),
+                           "--out", str(tmp_path / "r"))  # fmt: skip
+        assert code == 2 and one_line(err, str(profile), *words), err
+
+
+def test_pku_without_labels_names_the_whole_file_option(tmp_path, capsys):
+    src = tmp_path / "pku"
+    src.mkdir()
+    (src / "A01N01-L.txt").write_text(" ".join(["0.1"] * 150) + "\n")
+    code, _, err = run(capsys, "data", "convert", str(src), str(tmp_path / "o"), "--format", "pku")
+    assert code == 2 and one_line(err, "--whole-file"), err

@@ -1,5 +1,7 @@
 """Run configuration: defaults ← profile ← overrides, validation, transfer targets."""
 
+import re
+
 import pytest
 
 from asma_bench.config import RunConfig, build_config, parse_override
@@ -56,3 +58,34 @@ def test_transfer_target_is_preprocessed_like_the_source():
     assert RunConfig.model_validate(cfg.model_dump()) == cfg
     with pytest.raises(ConfigError, match=r"transfer\.target\.framez"):
         build_config("smoke", ["transfer.target={preset: noisy, framez: 3}"])
+
+
+def test_profile_files_are_named_in_their_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("foo: 1\n")
+    with pytest.raises(ConfigError, match=rf"profile {re.escape(str(bad))}: config field 'foo'"):
+        build_config(str(bad))
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError, match=rf"^profile file not found: {re.escape(str(missing))}$"):
+        build_config(str(missing))
+    good = tmp_path / "good.yml"
+    good.write_text("data: {frames: 20}\n")
+    assert build_config(str(good), ["data.frames=30"]).data.frames == 30
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:0", "cuda:12", "mps"])
+def test_known_devices_are_accepted(device):
+    assert build_config("smoke", [{"device": device}]).device == device
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:", "cuda:x", "CPU", ""])
+def test_unknown_devices_are_refused(device):
+    with pytest.raises(ConfigError, match=r"^config field 'device': use cpu, cuda, cuda:N or mps"):
+        build_config("smoke", [{"device": device}])
+
+
+def test_negative_seeds_are_refused():
+    with pytest.raises(ConfigError, match=r"config field 'seed'.*got -1"):
+        build_config("smoke", ["seed=-1"])
+    with pytest.raises(ConfigError, match=r"config field 'data\.synth_seed'.*got -2"):
+        build_config("smoke", ["data.synth_seed=-2"])

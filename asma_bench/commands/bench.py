@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from asma_bench.cli import _interactive, _print_table, app
+from asma_bench.cli import _check_device, _check_writable, _interactive, _print_table, app
 
 
 @app.command("bench")
@@ -52,6 +52,8 @@ def bench(
     """
     from asma_bench.harness.bench import format_environment, parse_shapes, run_bench
 
+    _check_device(device)
+    _check_writable(out, "--out")
     names = [s.strip() for s in objectives.split(",") if s.strip()]
     show = (_interactive() if progress is None else progress) and not as_json
     report = run_bench(

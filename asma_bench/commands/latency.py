@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from asma_bench.cli import _interactive, _print_table, app
+from asma_bench.cli import _interactive, _print_table, _refuse_seed_override, app
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -34,7 +34,7 @@ def latency(
     work: Annotated[
         Path, typer.Option(help="Folder for data and checkpoints (shared with `run --out`).")
     ] = Path("runs"),
-    seed: Annotated[int, typer.Option(help="Seed of the teacher and student.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the teacher and student.")] = 0,
     exporter: Annotated[str, typer.Option(help="dynamo | torchscript")] = "dynamo",
     train: Annotated[
         bool,
@@ -53,6 +53,7 @@ def latency(
     to int8 and time all three at batch 1 (paper Table 2)."""
     from asma_bench.reports.latency import LatencyOptions, run_latency
 
+    _refuse_seed_override(set_, "--seed")
     opts = LatencyOptions(
         profile=profile,
         overrides=list(set_ or []),

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from asma_bench.cli import _interactive, _print_table, app
+from asma_bench.cli import (
+    _check_device,
+    _check_writable,
+    _interactive,
+    _print_table,
+    _refuse_seed_override,
+    app,
+)
+from asma_bench.errors import ConfigError
 
 
 @app.command("tune")
@@ -30,7 +38,7 @@ def tune(
     study: Annotated[
         str | None, typer.Option(help="Study name (default: space + config hash).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every trial and of the sampler.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every trial and of the sampler.")] = 0,
     data: Annotated[
         str | None,
         typer.Option(help="'synthetic' (default) or a canonical dataset folder."),
@@ -62,6 +70,14 @@ def tune(
     from asma_bench.harness.tuning import save_profile as write_profile
     from asma_bench.harness.tuning import tune as run_tuning
 
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"--timeout must be > 0 seconds, got {timeout:g}")
+    _check_device(device)
+    _refuse_seed_override(set_, "--seed")
+    if save_profile is not None:
+        if save_profile.suffix not in (".yaml", ".yml"):
+            raise ConfigError(f"--save-profile {save_profile}: the file name must end in .yaml")
+        _check_writable(save_profile, "--save-profile")
     spec = load_space(space)
     opts = TuneOptions(
         profile=profile,

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from asma_bench.data.store import SkeletonDataset
+from asma_bench.errors import ConfigError
 
 
 def joint_motion(x: np.ndarray, length: int) -> np.ndarray:
@@ -32,6 +33,8 @@ def summarize(ds: SkeletonDataset, max_motion_samples: int = 2000, seed: int = 0
     Motion statistics use at most ``max_motion_samples`` samples drawn at random (seeded),
     so ``info`` stays quick on a memory-mapped NTU-120.
     """
+    if max_motion_samples < 1:
+        raise ConfigError(f"max_motion_samples must be >= 1, got {max_motion_samples}")
     meta = ds.meta
     names = ds.info.get("class_names") or [str(i) for i in range(ds.num_classes)]
     split_rows = []

@@ -584,7 +584,7 @@ class SynthConfig(BaseModel):
     occlusion_prob: float = Field(0.0, ge=0, le=1)
     occlusion_frames: tuple[int, int] = (8, 25)
     xsub_train_subjects: tuple[int, ...] | None = None
-    seed: int = 0
+    seed: int = Field(0, ge=0)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -887,6 +887,8 @@ def generate(
     """
     cfg = resolve_config(config)
     seed = cfg.seed if seed is None else int(seed)
+    if seed < 0:
+        raise ConfigError(f"synthetic data seed must be >= 0, got {seed}")
     rng = np.random.default_rng(seed)
     subjects = _draw_subjects(rng, cfg)
     train_subjects = cfg.train_subjects()

@@ -65,7 +65,7 @@ class GridSpec(BaseModel):
     metric: str = "test_top1"
     base: dict[str, Any] = Field(default_factory=dict)
     references: list[str] = Field(default_factory=lambda: ["random_init"])
-    cells: list[CellSpec]
+    cells: list[CellSpec] = Field(min_length=1, description="at least one cell")
 
     @field_validator("name")
     @classmethod
@@ -88,6 +88,8 @@ class GridSpec(BaseModel):
                      fixed=c.fixed)
             for c in self.cells
         ]  # fmt: skip
+        if not cells:
+            raise ConfigError(f"grid {self.name!r}: field 'cells' needs at least one cell")
         first = cells[0]
         if "random_init" in self.references:
             cells.append(CellSpec(

@@ -146,3 +146,12 @@ def test_a_rerun_may_add_seeds_and_change_the_profile(tmp_path):
                        overrides=["pretrain.epochs=2"])  # fmt: skip
     assert run_grid(grid, other).ran == ["ldsm_hmtm/seed2"]
     assert json.loads(tracker.client.get_run(parent).data.tags["asma.seeds"]) == [0, 1, 2]
+
+
+def test_a_grid_without_cells_is_refused_naming_the_file_and_field(tmp_path):
+    import re
+
+    path = tmp_path / "empty.yaml"
+    path.write_text("name: empty\nprotocol: linear\ncells: []\n")
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: grid field 'cells'"):
+        load_grid(path)

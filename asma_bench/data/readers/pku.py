@@ -178,7 +178,7 @@ def convert(
         raise DataFormatError(
             source,
             "no label files found (give the label folder or file, "
-            "or convert whole files with whole_file)",
+            "or convert whole files with --whole-file / whole_file=True)",
         )
     train_videos = read_split_file(split_file)[0] if split_file is not None else None
     if not whole_file and label_src is not None and label_src.is_file() and len(files) > 1:
