@@ -326,7 +326,13 @@ def run(
 ) -> None:
     """Run every (cell, seed) of a grid that is not finished yet, logging to MLflow."""
     from asma_bench.harness.grids import load_grid
-    from asma_bench.harness.runner import RunOptions, grid_results, run_grid, summary_table
+    from asma_bench.harness.runner import (
+        RunOptions,
+        grid_results,
+        plan_units,
+        run_grid,
+        summary_table,
+    )
     from asma_bench.harness.tracking import Tracker
 
     run_seeds = _seeds(seeds, seed_list)
@@ -363,7 +369,8 @@ def run(
     if worker:
         raise typer.Exit(1 if outcome.failed else 0)
     tracker = Tracker(outcome.tracking_uri, experiment="asma-bench")
-    results = grid_results(tracker, spec.name)
+    planned = [u.id for u in plan_units(spec, opts)]  # this run's settings only
+    results = grid_results(tracker, spec.name, unit_ids=planned)
     cells = [c.name for c in spec.all_cells()]
     table = summary_table(results, cells, spec.metric)
     if not table.empty:

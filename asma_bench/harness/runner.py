@@ -344,11 +344,23 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
     return result
 
 
-def grid_results(tracker: Tracker, grid: str, metric: str = "test_top1") -> pd.DataFrame:
-    """One row per FINISHED unit: cell, seed, and its final metrics."""
+def grid_results(
+    tracker: Tracker,
+    grid: str,
+    metric: str = "test_top1",
+    unit_ids: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """One row per FINISHED unit: cell, seed, and its final metrics.
+
+    ``unit_ids`` keeps only those units (a plan's): a store may also hold runs of the same
+    cells under other settings, which must not be averaged together.
+    """
+    keep = None if unit_ids is None else set(unit_ids)
     rows = []
     for r in tracker.unit_runs(grid):
         if r.info.status != "FINISHED":
+            continue
+        if keep is not None and r.data.tags.get(TAG_UNIT) not in keep:
             continue
         rows.append(
             {

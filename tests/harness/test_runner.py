@@ -146,6 +146,10 @@ def test_a_rerun_may_add_seeds_and_change_the_profile(tmp_path):
                        overrides=["pretrain.epochs=2"])  # fmt: skip
     assert run_grid(grid, other).ran == ["ldsm_hmtm/seed2"]
     assert json.loads(tracker.client.get_run(parent).data.tags["asma.seeds"]) == [0, 1, 2]
+    # the summary of a run averages that run's settings only, never other runs in the store
+    assert len(grid_results(tracker, grid.name)) == 3
+    planned = [u.id for u in plan_units(grid, other)]
+    assert grid_results(tracker, grid.name, unit_ids=planned)["seed"].tolist() == [2]
 
 
 def test_a_grid_without_cells_is_refused_naming_the_file_and_field(tmp_path):
