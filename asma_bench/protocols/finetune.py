@@ -20,7 +20,7 @@ from asma_bench.protocols.classifier import EncoderClassifier, make_head
 from asma_bench.protocols.data import PreparedData, class_balanced_subset, prepare_data
 from asma_bench.protocols.linear import linear_probe
 from asma_bench.protocols.metrics import summarize
-from asma_bench.protocols.pretrain import pretrain
+from asma_bench.protocols.pretrain import pretrain_for_unit
 from asma_bench.protocols.training import fit_classifier, freeze, predict, seed_everything
 
 FINETUNE_SECTIONS = (
@@ -100,14 +100,7 @@ def finetuned_classifier(
     """Fine-tuned classifier of ``cfg`` (trained once per config, then loaded)."""
     excluded = [k for k in RunConfig.model_fields if k not in FINETUNE_SECTIONS]
     path = ctx.ckpt_dir / f"finetune-{cfg.digest(exclude=excluded)}.pt"
-    pre = pretrain(
-        cfg,
-        data,
-        ctx.ckpt_dir,
-        ctx.device,
-        on_epoch=ctx.on_epoch,
-        progress=ctx.stage_progress("pretrain"),
-    )
+    pre = pretrain_for_unit(cfg, data, ctx)
     if path.is_file():
         state = load_checkpoint(path)
         mode = state["mode"]

@@ -24,7 +24,7 @@ from asma_bench.protocols.classifier import (
 )
 from asma_bench.protocols.data import PreparedData, TensorSet, prepare_data
 from asma_bench.protocols.metrics import summarize
-from asma_bench.protocols.pretrain import encoder_names, pretrain
+from asma_bench.protocols.pretrain import encoder_names, pretrain_for_unit
 from asma_bench.protocols.training import (
     assert_frozen,
     fit_classifier,
@@ -91,14 +91,7 @@ def linear_classifier(
     cfg: RunConfig, data: PreparedData, ctx: UnitContext, mode: str | None = None
 ) -> tuple[EncoderClassifier, ProtocolResult, dict[str, float]]:
     """Pretrain (or reuse) and probe; the trained head is cached like the pretraining."""
-    pre = pretrain(
-        cfg,
-        data,
-        ctx.ckpt_dir,
-        ctx.device,
-        on_epoch=ctx.on_epoch,
-        progress=ctx.stage_progress("pretrain"),
-    )
+    pre = pretrain_for_unit(cfg, data, ctx)
     mode = mode or resolve_features(cfg.linear.features, encoder_names(cfg))
     model, result = linear_probe(cfg, pre.encoders, data, ctx, mode)
     return model, result, pre.metrics
@@ -110,7 +103,7 @@ def cached_linear_teacher(
     """The linear-probed classifier of ``cfg`` (trained once, then loaded)."""
     excluded = [k for k in RunConfig.model_fields if k not in LINEAR_SECTIONS]
     path = ctx.ckpt_dir / f"linear-{cfg.digest(exclude=excluded)}.pt"
-    pre = pretrain(cfg, data, ctx.ckpt_dir, ctx.device, on_epoch=ctx.on_epoch)
+    pre = pretrain_for_unit(cfg, data, ctx)
     mode = resolve_features(cfg.linear.features, encoder_names(cfg))
     if path.is_file():
         dim = next(iter(pre.encoders.values())).out_dim

@@ -18,6 +18,7 @@ from torch import nn
 
 from asma_bench.config import RunConfig
 from asma_bench.data.layouts import SkeletonLayout
+from asma_bench.protocols.base import UnitContext
 from asma_bench.protocols.checkpoints import load_checkpoint, save_checkpoint
 from asma_bench.protocols.data import PreparedData
 from asma_bench.protocols.distributed import (
@@ -239,6 +240,18 @@ def pretrain(
     for enc in encoders.values():
         enc.eval()
     return PretrainResult(encoders, final, metrics, p.epochs - start)
+
+
+def pretrain_for_unit(cfg: RunConfig, data: PreparedData, ctx: UnitContext) -> PretrainResult:
+    """:func:`pretrain` with a unit's checkpoint folder, device, curves and progress."""
+    return pretrain(
+        cfg,
+        data,
+        ctx.ckpt_dir,
+        ctx.device,
+        on_epoch=ctx.on_epoch,
+        progress=ctx.stage_progress("pretrain"),
+    )
 
 
 def pretrain_step(

@@ -9,7 +9,7 @@ from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
 from asma_bench.protocols.data import prepare_data
 from asma_bench.protocols.finetune import finetune_encoders
 from asma_bench.protocols.linear import linear_probe
-from asma_bench.protocols.pretrain import encoder_names, pretrain
+from asma_bench.protocols.pretrain import encoder_names, pretrain_for_unit
 
 
 @PROTOCOLS.register("transfer")
@@ -23,14 +23,7 @@ def transfer(cfg: RunConfig, ctx: UnitContext) -> ProtocolResult:
             f"transfer: source layout {source.layout.name} differs from target "
             f"layout {target.layout.name}"
         )
-    pre = pretrain(
-        cfg,
-        source,
-        ctx.ckpt_dir,
-        ctx.device,
-        on_epoch=ctx.on_epoch,
-        progress=ctx.stage_progress("pretrain"),
-    )
+    pre = pretrain_for_unit(cfg, source, ctx)
     if cfg.transfer.mode == "finetune":
         _, result = finetune_encoders(cfg, pre.encoders, target, ctx)
     else:
