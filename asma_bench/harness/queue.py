@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asma_bench.errors import AsmaBenchError, ConfigError
-from asma_bench.harness.tracking import with_installed_driver
+from asma_bench.harness.tracking import _one_line, with_installed_driver
 
 if TYPE_CHECKING:
     import optuna
@@ -515,8 +515,3 @@ def quiet_optuna() -> Iterator[None]:
             yield
     finally:
         optuna.logging.set_verbosity(verbosity)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -28,7 +28,9 @@ from asma_bench.harness.grids import CellSpec, GridSpec
 from asma_bench.harness.tracking import (
     TAG_CELL,
     TAG_FAILURE,
+    TAG_PROFILE,
     TAG_SEED,
+    TAG_SEEDS,
     TAG_UNIT,
     Tracker,
     default_tracking_uri,
@@ -274,15 +276,15 @@ def open_grid_run(
     grid's name and table are parameters, logged once.
     """
     parent = tracker.parent_run(
-        grid.name, {"asma.profile": opts.profile, **(tags or {}), **environment_tags()}
+        grid.name, {TAG_PROFILE: opts.profile, **(tags or {}), **environment_tags()}
     )
     run = tracker.client.get_run(parent)
     try:
-        earlier = json.loads(run.data.tags.get("asma.seeds", "[]"))
+        earlier = json.loads(run.data.tags.get(TAG_SEEDS, "[]"))
     except ValueError:
         earlier = []
     seeds = sorted({int(s) for s in [*earlier, *opts.seeds]})
-    tracker.set_tags(parent, {"asma.seeds": json.dumps(seeds), "asma.profile": opts.profile})
+    tracker.set_tags(parent, {TAG_SEEDS: json.dumps(seeds), TAG_PROFILE: opts.profile})
     fresh = {k: v for k, v in {"grid": grid.name, "table": grid.table}.items()
              if k not in run.data.params}  # fmt: skip
     if fresh:

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 TAG_GRID, TAG_UNIT, TAG_CELL, TAG_SEED = "asma.grid", "asma.unit", "asma.cell", "asma.seed"
 TAG_KIND, TAG_FAILURE, TAG_PARENT = "asma.kind", "asma.failure", "mlflow.parentRunId"
+# on a grid's parent run: every seed requested so far (a JSON list) and the latest profile
+TAG_SEEDS, TAG_PROFILE = "asma.seeds", "asma.profile"
 MAX_PARAM_LEN = 6000
 
 

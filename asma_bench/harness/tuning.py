@@ -455,7 +455,7 @@ class _BadValue(Exception):
 
 def _study_run(tracker: Any, study: str, space: SearchSpace, opts: TuneOptions) -> str:
     """The study's parent MLflow run (reused when the study is resumed)."""
-    from asma_bench.harness.tracking import environment_tags
+    from asma_bench.harness.tracking import TAG_PROFILE, environment_tags
 
     runs = tracker.client.search_runs(
         [tracker.experiment_id],
@@ -467,7 +467,7 @@ def _study_run(tracker: Any, study: str, space: SearchSpace, opts: TuneOptions) 
     run = tracker.client.create_run(
         tracker.experiment_id, run_name=study,
         tags={TAG_KIND: "study", TAG_STUDY: study, TAG_SPACE: space.name,
-              "asma.profile": opts.profile, **environment_tags()},
+              TAG_PROFILE: opts.profile, **environment_tags()},
     )  # fmt: skip
     tracker.log_params(
         run.info.run_id,

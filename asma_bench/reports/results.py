@@ -26,9 +26,12 @@ from asma_bench.harness.tracking import (
     TAG_FAILURE,
     TAG_GRID,
     TAG_KIND,
+    TAG_PROFILE,
     TAG_SEED,
+    TAG_SEEDS,
     TAG_UNIT,
     TrackingError,
+    _one_line,
     _probe_server,
 )
 from asma_bench.protocols.metrics import Predictions
@@ -41,7 +44,7 @@ PER_SEED_PARAMS = ("seed",)
 # tables every MLflow SQL store has; a SQLite file without them is something else
 MLFLOW_TABLES = ("alembic_version", "experiments", "runs")
 # where the runner records the seeds a grid was asked for, on the grid's parent run
-SEEDS_PARAM, SEEDS_TAG = "seeds", "asma.seeds"
+SEEDS_PARAM = "seeds"  # older runners logged the requested seeds as a parameter
 MAX_LISTED = 8  # cells named in a one-line message before "… and N more"
 
 
@@ -203,7 +206,7 @@ def load_grid_runs(
     except AsmaBenchError:
         raise
     except Exception as exc:  # MLflow raises many types for an unreachable store
-        raise TrackingError(f"tracking store {uri}: {_first_line(exc)}") from None
+        raise TrackingError(f"tracking store {uri}: {_one_line(exc)}") from None
     grid_col = f"tags.{TAG_GRID}"
     others = sorted(set(parents[grid_col].dropna().astype(str))) if grid_col in parents else []
     parents = parents[parents[grid_col] == grid] if grid_col in parents else parents.iloc[:0]
@@ -249,10 +252,10 @@ def load_grid_runs(
         )
     _check_consistent(df, grid)
     profile = ""
-    if len(parents) and "tags.asma.profile" in parents:
+    if len(parents) and f"tags.{TAG_PROFILE}" in parents:
         profile = (
-            str(parents["tags.asma.profile"].dropna().iloc[0])
-            if parents["tags.asma.profile"].notna().any()
+            str(parents[f"tags.{TAG_PROFILE}"].dropna().iloc[0])
+            if parents[f"tags.{TAG_PROFILE}"].notna().any()
             else ""
         )
     requested = requested_seeds(parents)
@@ -284,7 +287,7 @@ def requested_seeds(parents: pd.DataFrame) -> list[int]:
     runners and the ``asma.seeds`` tag of newer ones (both JSON lists, e.g. "[0, 1, 2]");
     their union, or [] when neither is recorded or readable."""
     found: set[int] = set()
-    for col in (f"params.{SEEDS_PARAM}", f"tags.{SEEDS_TAG}"):
+    for col in (f"params.{SEEDS_PARAM}", f"tags.{TAG_SEEDS}"):
         if col not in parents:
             continue
         for text in parents[col].dropna().astype(str):
@@ -359,16 +362,11 @@ def _no_results_message(grid: str, uri: str, df: pd.DataFrame) -> str:
     more = f" and {len(cells) - MAX_LISTED} more" if len(cells) > MAX_LISTED else ""
     reasons = df.get(f"tags.{TAG_FAILURE}", pd.Series(dtype=object)).dropna().astype(str)
     reasons = [r for r in reasons if r.strip()]
-    why = f"; first reason: {_first_line(reasons[0])[:160]}" if reasons else ""
+    why = f"; first reason: {reasons[0].strip().splitlines()[0][:160]}" if reasons else ""
     return (
         f"grid {grid!r}: no unit finished in {uri} ({counts}): "
         f"{'; '.join(cells[:MAX_LISTED])}{more}{why}"
     )
-
-
-def _first_line(exc: object) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def load_predictions(uri: str, run_id: str) -> dict[str, Predictions]:
