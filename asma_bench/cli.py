@@ -334,6 +334,7 @@ def run(
         summary_table,
     )
     from asma_bench.harness.tracking import Tracker
+    from asma_bench.protocols.metrics import knn_metric
 
     run_seeds = _seeds(seeds, seed_list)
     _check_device(device)
@@ -374,7 +375,8 @@ def run(
     cells = [c.name for c in spec.all_cells()]
     table = summary_table(results, cells, spec.metric)
     if not table.empty:
-        _print_table(f"{spec.name}: {spec.metric} (%), mean and std over seeds", table)
+        knn = f"; knn_*: {knn_metric(spec.metric)}" if "knn_mean" in table else ""
+        _print_table(f"{spec.name}: {spec.metric} (%), mean and std over seeds{knn}", table)
     typer.echo(
         f"\nMLflow store: {outcome.tracking_uri}  (browse: mlflow ui --backend-store-uri "
         f"{outcome.tracking_uri})"

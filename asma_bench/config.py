@@ -88,10 +88,34 @@ class PretrainConfig(_Strict):
 
 
 class ProbeConfig(_Strict):
-    epochs: int = Field(150, ge=1)
+    epochs: int = Field(150, ge=1, description="Adam epochs (the alignment module's solver)")
     batch_size: int = Field(128, ge=2)
     lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float | list[float] = Field(
+        default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1],
+        description="L2 penalty; a list: each is fitted, the one with the lowest validation "
+        "loss kept (0 has no optimum on separable features: L-BFGS would stop at its cap)",
+    )
+    standardize: bool = Field(
+        True, description="standardise features with training-split mean and std"
+    )
+    solver: Literal["auto", "lbfgs", "adam"] = Field(
+        "auto", description="auto = full-batch L-BFGS for linear heads, Adam for 'aligned'"
+    )
+    max_iter: int = Field(1000, ge=1, description="L-BFGS iteration cap")
+    knn_k: int = Field(20, ge=0, description="neighbours of the k-NN accuracy (0: off)")
+    knn_temperature: float = Field(0.07, gt=0, description="k-NN vote weight exp(s / T)")
+
+    @field_validator("weight_decay")
+    @classmethod
+    def _decays(cls, v: float | list[float]) -> float | list[float]:
+        values = v if isinstance(v, list) else [v]
+        if not values:
+            raise ValueError("give at least one value")
+        if any(d < 0 for d in values):
+            raise ValueError("must be >= 0")
+        return v
+
     heads: int = Field(4, ge=1, description="attention heads of the alignment module")
     features: Literal["auto", "single", "theta", "phi", "concat", "aligned"] = Field(
         "auto", description="auto = aligned for two-encoder objectives, else single"

@@ -37,7 +37,8 @@ from asma_bench.harness.tracking import (
     environment_tags,
 )
 from asma_bench.protocols import ProtocolResult, UnitContext, run_protocol
-from asma_bench.protocols.metrics import per_class_accuracy
+from asma_bench.protocols.data import resolve_splits
+from asma_bench.protocols.metrics import knn_metric, per_class_accuracy
 from asma_bench.protocols.training import DivergenceError
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,10 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
             cfg = build_config(
                 opts.profile, [cell.overrides, *cli, cell.fixed, {"seed": int(seed)}]
             )
+            try:  # the split each unit really uses is the one recorded and hashed
+                cfg = resolve_splits(cfg)
+            except ConfigError as exc:
+                raise ConfigError(f"grid {grid.name!r}, cell {cell.name!r}: {exc}") from None
             units.append(Unit(grid.name, cell, int(seed), cell.protocol or grid.protocol, cfg))
     seen: dict[str, str] = {}
     for u in units:
@@ -380,11 +385,21 @@ def summary_table(
     metric: str = "test_top1",
     reference: str = "random_init",
 ) -> pd.DataFrame:
-    """mean ± std (N−1) per cell, and whether each cell beats the reference by > its std."""
+    """mean ± std (N−1) per cell, and whether each cell beats the reference by > its std.
+
+    Where units logged the k-NN accuracy beside ``metric`` (``test_knn_top1`` beside
+    ``test_top1``), its mean and std follow as ``knn_mean`` / ``knn_std``; the comparison
+    with the reference stays on ``metric``.
+    """
     if results.empty or metric not in results:
         return pd.DataFrame()
     g = results.groupby("cell")[metric]
-    table = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "seeds": g.count()})
+    table = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1)})
+    knn = knn_metric(metric)
+    if knn and knn in results and results[knn].notna().any():
+        k = results.groupby("cell")[knn]
+        table["knn_mean"], table["knn_std"] = k.mean(), k.std(ddof=1)
+    table["seeds"] = g.count()
     table = table.reindex([c for c in cells if c in table.index])
     if reference in table.index:
         ref_mean, ref_std = table.loc[reference, "mean"], table.loc[reference, "std"]

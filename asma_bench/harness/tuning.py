@@ -328,10 +328,11 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
     from asma_bench.harness.queue import QueueSettings, open_storage, quiet_optuna, redact
     from asma_bench.harness.tracking import Tracker, default_tracking_uri
     from asma_bench.protocols import PROTOCOLS
+    from asma_bench.protocols.data import resolve_splits
 
     out = Path(opts.out)
     cli = _cli_overrides(opts)
-    base = build_config(opts.profile, [space.base, *cli, {"seed": opts.seed}])
+    base = resolve_splits(build_config(opts.profile, [space.base, *cli, {"seed": opts.seed}]))
     PROTOCOLS.get(space.protocol)  # an unknown protocol fails before any storage is touched
     name = opts.study or f"tune:{space.name}:{study_digest(space, base)}"
     out.mkdir(parents=True, exist_ok=True)
@@ -502,6 +503,7 @@ class _Objective:
         import optuna
 
         from asma_bench.protocols import UnitContext, run_protocol
+        from asma_bench.protocols.data import resolve_splits
         from asma_bench.protocols.training import DivergenceError
 
         params = {key: spec.suggest(trial, key) for key, spec in self.space.params.items()}
@@ -509,6 +511,7 @@ class _Objective:
             self.opts.profile,
             [self.space.base, *self.cli, nested(params), {"seed": self.opts.seed}],
         )
+        cfg = resolve_splits(cfg)  # the split the trial really uses is the one logged
         run_id = self.tracker.client.create_run(
             self.tracker.experiment_id, run_name=f"{self.space.name}/trial{trial.number}",
             tags={TAG_KIND: "trial", TAG_STUDY: self.study, TAG_SPACE: self.space.name,

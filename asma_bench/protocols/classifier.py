@@ -8,6 +8,7 @@ from torch import nn
 
 from asma_bench.errors import ConfigError
 from asma_bench.protocols.alignment import FeatureAlignment
+from asma_bench.protocols.probe import StandardizedHead
 
 FEATURE_MODES = ("single", "theta", "phi", "concat", "aligned")
 
@@ -27,10 +28,19 @@ def resolve_features(mode: str, encoder_names: tuple[str, ...]) -> str:
     return mode
 
 
-def make_head(mode: str, dim: int, num_classes: int, heads: int = 4) -> nn.Module:
+def make_head(
+    mode: str, dim: int, num_classes: int, heads: int = 4, standardize: bool = True
+) -> nn.Module:
+    """The head a feature ``mode`` needs: ASMa's alignment module (eqs. 10–12) for
+    ``aligned``, else a linear layer; behind a :class:`StandardizedHead` when
+    ``standardize`` (statistics fitted by the probe on the training split)."""
     if mode == "aligned":
-        return FeatureAlignment(dim, num_classes, heads=heads)
-    return nn.Linear(2 * dim if mode == "concat" else dim, num_classes)
+        head: nn.Module = FeatureAlignment(dim, num_classes, heads=heads)
+        inputs, width = 2, dim
+    else:
+        width = 2 * dim if mode == "concat" else dim
+        head, inputs = nn.Linear(width, num_classes), 1
+    return StandardizedHead(head, inputs, width) if standardize else head
 
 
 class EncoderClassifier(nn.Module):

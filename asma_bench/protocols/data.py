@@ -7,16 +7,18 @@ at the end. Augmentation happens per batch on the device, in the protocols.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from asma_bench.config import DataConfig
+from asma_bench.config import DataConfig, RunConfig
 from asma_bench.data.layouts import SkeletonLayout
-from asma_bench.data.store import SkeletonDataset
+from asma_bench.data.store import INFO_FILE, SkeletonDataset
 from asma_bench.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,78 @@ def resolve_dataset(cfg: DataConfig, data_root: Path) -> Path:
     return path
 
 
+_NOTED: set[tuple[str, str, str]] = set()  # split fallbacks already said in this process
+_SPLIT_NAMES: dict[tuple[str, int, int], list[str]] = {}
+
+
+def choose_split(
+    requested: str, available: Sequence[str], where: object, key: str = "data.split"
+) -> str:
+    """The split to use of a dataset (at ``where``) that has the splits ``available``.
+
+    ``requested`` when the dataset has it; otherwise the dataset's only split (NW-UCLA has
+    just ``xview``), said once per process in one warning line. A dataset with several
+    splits, none of them ``requested``, is refused naming them and the override to use.
+    """
+    if requested in available:
+        return requested
+    if len(available) == 1:
+        used = available[0]
+        if (str(where), requested, key) not in _NOTED:
+            _NOTED.add((str(where), requested, key))
+            log.warning("%s %r not in %s; using its only split %r", key, requested, where, used)
+        return used
+    if not available:
+        raise ConfigError(f"{key} {requested!r} not in {where} (has no splits)")
+    raise ConfigError(
+        f"{key} {requested!r} not in {where} (has {', '.join(available)}); choose one with "
+        f"--set {key}=NAME"
+    )
+
+
+def dataset_splits(cfg: DataConfig) -> list[str] | None:
+    """The split names of the dataset ``cfg`` names, read without loading it; None when
+    they cannot be known yet (no such folder, unreadable info): ``prepare_data`` says why."""
+    if cfg.source == "synthetic":
+        from asma_bench.data.synthetic import SPLITS
+
+        return sorted(SPLITS)
+    path = Path(cfg.source).expanduser() / INFO_FILE
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if key not in _SPLIT_NAMES:  # a plan asks once per unit; NTU's info.json is MBs
+            _SPLIT_NAMES[key] = sorted(json.loads(path.read_text()).get("splits") or {})
+        return list(_SPLIT_NAMES[key])
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def resolve_split(cfg: DataConfig, key: str = "data.split") -> DataConfig:
+    """``cfg`` naming the split that will be used (see :func:`choose_split`)."""
+    names = dataset_splits(cfg)
+    if names is None:
+        return cfg
+    where = "synthetic data" if cfg.source == "synthetic" else Path(cfg.source).expanduser()
+    used = choose_split(cfg.split, names, where, key)
+    return cfg if used == cfg.split else cfg.model_copy(update={"split": used})
+
+
+def resolve_splits(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with ``data.split`` (and ``transfer.target.split``) resolved to the split
+    each dataset will use, so that the config recorded and hashed for a run is the one
+    it runs; a split no dataset can stand for fails here, before anything runs."""
+    data = resolve_split(cfg.data)
+    target = cfg.transfer.target
+    new_target = resolve_split(target, "transfer.target.split") if target else None
+    if data is cfg.data and new_target is target:
+        return cfg
+    update: dict = {"data": data}
+    if new_target is not target:
+        update["transfer"] = cfg.transfer.model_copy(update={"target": new_target})
+    return cfg.model_copy(update=update)
+
+
 _CACHE: dict[tuple, PreparedData] = {}
 
 
@@ -114,13 +188,9 @@ def prepare_data(cfg: DataConfig, seed: int, data_root: Path) -> PreparedData:
     if key in _CACHE:
         return _CACHE[key]
     ds = SkeletonDataset(path)
-    if cfg.split not in ds.split_names:
-        raise ConfigError(
-            f"data.split {cfg.split!r} not in {path} (has "
-            f"{', '.join(ds.split_names) or 'no splits'})"
-        )
-    train_idx = ds.split(cfg.split, "train")
-    test_idx = ds.split(cfg.split, "test")
+    split = choose_split(cfg.split, ds.split_names, path)
+    train_idx = ds.split(split, "train")
+    test_idx = ds.split(split, "test")
     labels = ds.labels
     if cfg.train_limit and len(train_idx) > cfg.train_limit:
         keep = class_balanced_subset(labels[train_idx], cfg.train_limit / len(train_idx), seed)
@@ -131,7 +201,7 @@ def prepare_data(cfg: DataConfig, seed: int, data_root: Path) -> PreparedData:
         test_idx = test_idx[keep]
     for part, idx in (("train", train_idx), ("test", test_idx)):
         if len(idx) == 0:
-            raise ConfigError(f"data.split {cfg.split!r} of {path}: its {part} part has no samples")
+            raise ConfigError(f"data.split {split!r} of {path}: its {part} part has no samples")
     rest, held = stratified_split(labels[train_idx], cfg.val_fraction, seed)
     val_idx, train_idx = train_idx[held], train_idx[rest]
     sets = [_load(ds, idx, cfg) for idx in (train_idx, val_idx, test_idx)]

@@ -12,10 +12,10 @@ from asma_bench.errors import ConfigError
 from asma_bench.objectives.distillation import distillation_loss
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
 from asma_bench.protocols.checkpoints import load_checkpoint, save_checkpoint
-from asma_bench.protocols.classifier import EncoderClassifier
+from asma_bench.protocols.classifier import EncoderClassifier, make_head
 from asma_bench.protocols.data import PreparedData, prepare_data
 from asma_bench.protocols.finetune import finetuned_classifier
-from asma_bench.protocols.linear import cached_linear_teacher
+from asma_bench.protocols.linear import cached_linear_teacher, linear_probe
 from asma_bench.protocols.metrics import summarize
 from asma_bench.protocols.training import (
     assert_frozen,
@@ -62,9 +62,10 @@ def build_student(cfg: RunConfig, data: PreparedData) -> EncoderClassifier:
 
     params = {"num_blocks": cfg.distill.student_depth, **cfg.distill.student_params}
     student = create_backbone("student", layout=data.layout, in_channels=3, **params)
-    return EncoderClassifier(
-        {"encoder": student}, nn.Linear(student.out_dim, data.num_classes), "single"
-    )
+    # a feature-distilled student is classified by the linear probe (standardised features)
+    probe = cfg.distill.kind == "feature" and cfg.linear.standardize
+    head = make_head("single", student.out_dim, data.num_classes, standardize=probe)
+    return EncoderClassifier({"encoder": student}, head, "single")
 
 
 def distill_student(
@@ -159,13 +160,11 @@ def _feature_distillation(
         frozen={"teacher": teacher}, loss_fn=cosine_loss, progress=ctx.stage_progress("distill"),
     )  # fmt: skip
     freeze(encoder)
-    probe = cfg.linear
-    last.update(fit_classifier(
-        student.head, student, (data.train.x, data.train.y), (data.val.x, data.val.y),
-        epochs=probe.epochs, lr=probe.lr, batch_size=probe.batch_size, generator=gen,
-        device=ctx.device, stage="distill_probe", frozen={"student": encoder},
-    ))  # fmt: skip
-    last["distill_val_top1"] = last.get("distill_probe_val_top1", float("nan"))
+    # the same linear evaluation as every pretrained encoder (standardised, converged)
+    probed, result = linear_probe(cfg, {"encoder": encoder}, data, ctx, "single", "distill_probe")
+    student.head.load_state_dict(probed.head.state_dict())
+    last.update({k: v for k, v in result.metrics.items() if k.startswith("distill_probe_")})
+    last["distill_val_top1"] = result.metrics["val_top1"]
     return last
 
 

@@ -106,7 +106,16 @@ def finetuned_classifier(
         mode = state["mode"]
         dim = next(iter(pre.encoders.values())).out_dim
         model = EncoderClassifier(
-            pre.encoders, make_head(mode, dim, data.num_classes, cfg.linear.heads), mode
+            pre.encoders,
+            # the alignment module trained by the probe is standardised; single heads are not
+            make_head(
+                mode,
+                dim,
+                data.num_classes,
+                cfg.linear.heads,
+                standardize=mode == "aligned" and cfg.linear.standardize,
+            ),
+            mode,
         )
         model.load_state_dict(state["model"])
         # the metrics of the run that trained it (validation accuracy, each encoder's own

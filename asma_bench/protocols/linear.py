@@ -9,6 +9,8 @@ and the head trains on them, which makes probing cheap.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -25,6 +27,7 @@ from asma_bench.protocols.classifier import (
 from asma_bench.protocols.data import PreparedData, TensorSet, prepare_data
 from asma_bench.protocols.metrics import summarize
 from asma_bench.protocols.pretrain import encoder_names, pretrain_for_unit
+from asma_bench.protocols.probe import ProbeFit, choose, fit_lbfgs, knn_predictions
 from asma_bench.protocols.training import (
     assert_frozen,
     fit_classifier,
@@ -55,7 +58,15 @@ def linear_probe(
     mode: str,
     stage: str = "linear",
 ) -> tuple[EncoderClassifier, ProtocolResult]:
-    """Train a head on frozen ``encoders``; evaluate once on test at the final epoch."""
+    """Train a head on frozen ``encoders``; evaluate once on test with the final head.
+
+    Features are extracted once (encoders frozen, un-augmented clips), standardised with
+    training-split statistics (``linear.standardize``) and the head is fitted to
+    convergence: full-batch L-BFGS for a linear head, Adam over ``linear.epochs`` for the
+    alignment module (``linear.solver``). With several ``linear.weight_decay`` values the
+    one with the lowest validation cross-entropy is kept. k-NN accuracy on the same standardised
+    features is reported beside it (``test_knn_top1``; ``linear.knn_k=0`` turns it off).
+    """
     for name, enc in encoders.items():
         freeze(enc)
         assert_frozen(enc, name)
@@ -64,27 +75,107 @@ def linear_probe(
         for part in ("train", "val", "test")
     }
     dim = next(iter(encoders.values())).out_dim
-    gen = seed_everything(cfg.seed + 1, cfg.deterministic)
-    head = make_head(mode, dim, data.num_classes, cfg.linear.heads).to(ctx.device)
+    p = cfg.linear
+    solver = p.solver if p.solver != "auto" else ("adam" if mode == "aligned" else "lbfgs")
+    decays = p.weight_decay if isinstance(p.weight_decay, list) else [p.weight_decay]
+    x_train, y_train = feats["train"].to(ctx.device), data.train.y.to(ctx.device)
+    fits: list[tuple[nn.Module, ProbeFit]] = []
+    for decay in decays:
+        gen = seed_everything(cfg.seed + 1, cfg.deterministic)  # every candidate starts alike
+        head = make_head(mode, dim, data.num_classes, p.heads, p.standardize).to(ctx.device)
+        if p.standardize:
+            head.norm.fit(*_inputs(feats["train"], mode))
+
+        def forward(f: torch.Tensor, head: nn.Module = head) -> torch.Tensor:
+            return apply_head(head, f, mode)
+
+        if solver == "lbfgs":
+            loss, curve = fit_lbfgs(head, forward, x_train, y_train, decay, p.max_iter, stage)
+        else:
+            curve: list[float] = []
+
+            def record(_epoch: int, m: dict[str, float], curve: list[float] = curve) -> None:
+                curve.append(m[f"{stage}_loss"])
+
+            fit_classifier(
+                head, forward, (feats["train"], data.train.y), None,
+                epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, weight_decay=decay,
+                generator=gen, device=ctx.device, stage=stage, frozen=encoders,
+                on_epoch=record,
+                progress=ctx.stage_progress(f"{stage} (weight decay {decay:g})"),
+            )  # fmt: skip
+            with torch.no_grad():
+                loss = float(nn.functional.cross_entropy(forward(x_train), y_train))
+        val, val_loss = _evaluate(forward, feats["val"], data.val.y, ctx.device)
+        train_top1, _ = _evaluate(forward, feats["train"], data.train.y, ctx.device)
+        fits.append((head, ProbeFit(decay, loss, train_top1, val, val_loss, len(curve), curve)))
+    for name, enc in encoders.items():
+        assert_frozen(enc, name)  # still frozen after training the head
+    head, best = fits[choose([f for _, f in fits])]
+    if ctx.on_epoch:  # the chosen head's training curve (at most ~50 points), then val
+        every = max(1, -(-len(best.curve) // 50))
+        for step, value in enumerate(best.curve):
+            if step % every == 0 and step < len(best.curve) - 1:
+                ctx.on_epoch(step, {f"{stage}_objective": value})
+        ctx.on_epoch(
+            max(len(best.curve) - 1, 0),
+            {f"{stage}_objective": best.curve[-1] if best.curve else best.train_loss,
+             f"{stage}_val_top1": best.val_top1},
+        )  # fmt: skip
 
     def forward(f: torch.Tensor) -> torch.Tensor:
         return apply_head(head, f, mode)
 
-    last = fit_classifier(
-        head, forward, (feats["train"], data.train.y), (feats["val"], data.val.y),
-        epochs=cfg.linear.epochs, lr=cfg.linear.lr, batch_size=cfg.linear.batch_size,
-        weight_decay=cfg.linear.weight_decay, generator=gen, device=ctx.device, stage=stage,
-        on_epoch=ctx.on_epoch, frozen=encoders, progress=ctx.stage_progress(stage),
-    )  # fmt: skip
-    for name, enc in encoders.items():
-        assert_frozen(enc, name)  # still frozen after training the head
     pred = predict(forward, feats["test"], data.test.y, data.test.index, 512, ctx.device)
-    metrics = {**summarize(pred, data.num_classes, "test_"), **_rename(last, stage)}
-    return EncoderClassifier(encoders, head, mode), ProtocolResult(metrics, {"test": pred})
+    metrics = {
+        **summarize(pred, data.num_classes, "test_"),
+        "val_top1": best.val_top1,
+        f"{stage}_val_loss": best.val_loss,
+        f"{stage}_loss": best.train_loss,
+        f"{stage}_train_top1": best.train_top1,
+        f"{stage}_weight_decay": best.weight_decay,
+        f"{stage}_iterations": float(best.iterations),
+    }
+    predictions = {"test": pred}
+    if p.knn_k > 0:
+        norm = head.norm if p.standardize else None
+        bank, query = (_knn_features(feats[s], mode, norm) for s in ("train", "test"))
+        knn = knn_predictions(
+            bank, data.train.y, query, data.test.y, data.test.index, data.num_classes,
+            p.knn_k, p.knn_temperature,
+        )  # fmt: skip
+        metrics.update(summarize(knn, data.num_classes, "test_knn_"))
+        predictions["knn_test"] = knn
+    return EncoderClassifier(encoders, head, mode), ProtocolResult(metrics, predictions)
 
 
-def _rename(last: dict[str, float], stage: str) -> dict[str, float]:
-    return {k.replace(f"{stage}_val_top1", "val_top1"): v for k, v in last.items()}
+def _inputs(feats: torch.Tensor, mode: str) -> tuple[torch.Tensor, ...]:
+    """The head's inputs: the two encoders' sequences for the alignment module, else one."""
+    return (feats[:, 0], feats[:, 1]) if mode == "aligned" else (feats,)
+
+
+@torch.no_grad()
+def _knn_features(feats: torch.Tensor, mode: str, norm: nn.Module | None) -> torch.Tensor:
+    """Pooled (N, D) features for k-NN: standardised like the probe's; the alignment path's
+    two sequences are averaged over frames and concatenated."""
+    xs = _inputs(feats, mode)
+    if norm is not None:
+        xs = norm(*(x.to(norm.mean.device) for x in xs))
+    xs = tuple(x.mean(dim=1) if mode == "aligned" else x for x in xs)
+    return torch.cat([x.float().cpu() for x in xs], dim=1)
+
+
+@torch.no_grad()
+def _evaluate(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, device: str
+) -> tuple[float, float]:
+    """Top-1 accuracy (%) and mean cross-entropy of ``forward`` on (x, y); NaN when empty."""
+    if not len(y):
+        return float("nan"), float("nan")
+    pred = predict(forward, x, y, torch.arange(len(y)), 512, device)
+    logits = torch.from_numpy(pred.logits)
+    loss = float(nn.functional.cross_entropy(logits, y.cpu().long()))
+    return 100.0 * float(pred.correct.mean()), loss
 
 
 def linear_classifier(
@@ -107,7 +198,7 @@ def cached_linear_teacher(
     mode = resolve_features(cfg.linear.features, encoder_names(cfg))
     if path.is_file():
         dim = next(iter(pre.encoders.values())).out_dim
-        head = make_head(mode, dim, data.num_classes, cfg.linear.heads)
+        head = make_head(mode, dim, data.num_classes, cfg.linear.heads, cfg.linear.standardize)
         head.load_state_dict(load_checkpoint(path)["head"])
         model = EncoderClassifier(pre.encoders, head.to(ctx.device), mode)
     else:
@@ -132,4 +223,6 @@ def linear(cfg: RunConfig, ctx: UnitContext) -> ProtocolResult:
             _, single = linear_probe(cfg, dict(model.encoders), data, ctx, name, stage=name)
             result.metrics[f"{name}_test_top1"] = single.metrics["test_top1"]
             result.predictions[f"{name}_test"] = single.predictions["test"]
+            if "test_knn_top1" in single.metrics:
+                result.metrics[f"{name}_test_knn_top1"] = single.metrics["test_knn_top1"]
     return result

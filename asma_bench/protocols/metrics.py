@@ -54,3 +54,11 @@ def summarize(pred: Predictions, num_classes: int, prefix: str = "") -> dict[str
         f"{prefix}top5": 100.0 * topk_accuracy(pred.logits, pred.labels, 5),
         f"{prefix}mean_class_acc": 100.0 * float(np.nanmean(per_class)),
     }
+
+
+def knn_metric(metric: str) -> str | None:
+    """The k-NN accuracy logged beside a top-1 metric (``test_top1`` → ``test_knn_top1``,
+    ``theta_test_top1`` → ``theta_test_knn_top1``); None for any other metric."""
+    if not metric.endswith("_top1") or "knn" in metric.split("_"):
+        return None
+    return f"{metric.removesuffix('_top1')}_knn_top1"

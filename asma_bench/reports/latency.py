@@ -84,13 +84,14 @@ def latency_config(
     6.3 M parameters against the student's 0.54 M). ``--set
     distill.teacher_streams=[joint]`` times a single-stream teacher instead."""
     from asma_bench.config import build_config
+    from asma_bench.protocols.data import resolve_splits
 
     base = {
         "pretrain": {"objective": "asma"},
         "linear": {"features": "aligned"},
         "distill": {"teacher": "linear", "teacher_streams": ["joint", "bone", "motion"]},
     }
-    return build_config(profile, [base, *overrides, {"seed": seed}])
+    return resolve_splits(build_config(profile, [base, *overrides, {"seed": seed}]))
 
 
 def train_student(

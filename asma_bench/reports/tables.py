@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from asma_bench.errors import ConfigError
+from asma_bench.protocols.metrics import knn_metric
 from asma_bench.reports import stats
 from asma_bench.reports.results import (
     GridRuns,
@@ -95,6 +96,9 @@ class GridReport:
     baseline: str | None
     notes: list[str] = field(default_factory=list)
     matrix: tuple[str, str] | None = None  # (row axis, column axis) for a matrix layout
+    # the k-NN accuracy shown beside the metric (table columns knn_mean, knn_std,
+    # knn_seeds); None when no finished run logged it (older stores, other protocols)
+    knn: str | None = None
 
 
 def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> GridReport:
@@ -104,19 +108,20 @@ def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> G
     seeds = runs.per_seed(metric)
     failures = runs.failures()
     axes = runs.axes()
+    knn = knn_metric(metric)
+    knn_seeds = runs.per_seed(knn) if knn else None
+    if knn_seeds is None or not knn_seeds["value"].notna().any():
+        knn, knn_seeds = None, None
     rows = []
     for cell in runs.cells:
         vals = seeds[(seeds["cell"] == cell) & seeds["value"].notna()]["value"]
         labels = runs.labels.get(cell, {})
         row = {"cell": cell, **_label_columns(labels, axes)}
-        n = len(vals)
-        row.update(
-            mean=vals.mean() if n else math.nan,
-            std=vals.std(ddof=1) if n > 1 else math.nan,
-            seeds=n,
-            expected=len(runs.expected_seeds),
-            failed=int((failures["cell"] == cell).sum()),
-        )
+        row.update(_mean_std(vals))
+        if knn_seeds is not None:
+            knn_vals = knn_seeds[(knn_seeds["cell"] == cell) & knn_seeds["value"].notna()]
+            row.update({f"knn_{k}": v for k, v in _mean_std(knn_vals["value"]).items()})
+        row.update(expected=len(runs.expected_seeds), failed=int((failures["cell"] == cell).sum()))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("cell")
     for col in STAT_COLUMNS:
@@ -130,10 +135,15 @@ def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> G
         )
 
     notes: list[str] = list(runs.notes)
+    if knn:
+        notes.append(_knn_note(runs, metric, knn))
     if runs.baseline:
         notes += _compare(runs, seeds, table, metric, opts)
     notes += _failure_notes(failures)
     per_seed = _per_seed_table(runs, seeds, failures)
+    if knn_seeds is not None:
+        knn_of = dict(zip(knn_seeds["run_id"], knn_seeds["value"], strict=True))
+        per_seed["knn_value"] = per_seed["run_id"].map(knn_of).astype(float)
     return GridReport(
         runs.grid,
         metric,
@@ -144,6 +154,28 @@ def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> G
         runs.baseline,
         notes,
         _matrix_axes(runs, axes),
+        knn,
+    )
+
+
+def _mean_std(vals: pd.Series) -> dict[str, float]:
+    """mean, std (N−1) and the number of values."""
+    n = len(vals)
+    return {
+        "mean": vals.mean() if n else math.nan,
+        "std": vals.std(ddof=1) if n > 1 else math.nan,
+        "seeds": n,
+    }
+
+
+def _knn_note(runs: GridRuns, metric: str, knn: str) -> str:
+    ks = runs.param("linear.knn_k")
+    k = f", k = {', '.join(ks)}" if ks else ""
+    return (
+        f"Column '{knn}': k-NN top-1 accuracy (%) of the frozen encoder's features (no "
+        f"classifier trained{k}), mean ± std (N−1) over the seeds that logged it (their "
+        f"number in brackets where it differs from column 'seeds'). Δ, CI and significance "
+        f"compare '{metric}' only."
     )
 
 
@@ -388,6 +420,8 @@ def display_rows(report: GridReport) -> pd.DataFrame:
         else:
             value.append(f"{_fmt(r['mean'])} ± {_fmt(r['std'])}")
     out[report.metric] = value
+    if report.knn:
+        out[report.knn] = [_knn_text(r) for _, r in t.iterrows()]
     out["seeds"] = [
         f"{int(n)}/{int(e)}" if 0 <= n < e else str(int(n))
         for n, e in zip(t["seeds"], t["expected"].fillna(0), strict=True)
@@ -407,6 +441,17 @@ def display_rows(report: GridReport) -> pd.DataFrame:
         out.loc[report.baseline, sig_cols] = ""
         out.loc[report.baseline, "Δ"] = "(baseline)"
     return out.reset_index(drop=True)
+
+
+def _knn_text(r: pd.Series) -> str:
+    """A cell's k-NN accuracy: mean ± std, with its seed count where it differs."""
+    n = int(r["knn_seeds"])
+    if n == 0:
+        return "–"
+    text = f"{_fmt(r['knn_mean'])} ± {_fmt(r['knn_std'])}" if n > 1 else _fmt(r["knn_mean"])
+    if n != int(r["seeds"]) or n == 1:
+        text += f" ({n} seed{'s' if n > 1 else ''})"
+    return text
 
 
 def matrix_rows(report: GridReport) -> pd.DataFrame | None:
@@ -546,6 +591,7 @@ def write_grid_report(report: GridReport, out_dir: Path) -> dict[str, Path]:
     }
     paths["markdown"].write_text(to_markdown(report), encoding="utf-8")
     paths["latex"].write_text(to_latex(report), encoding="utf-8")
-    report.table.assign(metric=report.metric).to_csv(paths["csv"])
-    report.per_seed.assign(metric=report.metric).to_csv(paths["seeds"], index=False)
+    extra = {"knn_metric": report.knn} if report.knn else {}
+    report.table.assign(metric=report.metric, **extra).to_csv(paths["csv"])
+    report.per_seed.assign(metric=report.metric, **extra).to_csv(paths["seeds"], index=False)
     return paths

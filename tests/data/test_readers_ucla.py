@@ -49,6 +49,27 @@ def test_ucla_round_trip(tmp_path):
                 assert s[:, t, j, 0].tolist() == np.float32(skeletons[name][t][j]).tolist()
     assert ds.split("xview", "train").tolist() == [0, 1]
     assert ds.split("xview", "test").tolist() == [2]
+    assert ds.split_names == ["xview"]
+
+
+def test_ucla_class_names_in_label_order(tmp_path):
+    write_samples(tmp_path / "src", np.random.default_rng(0))
+    ds = SkeletonDataset(convert(tmp_path / "src", tmp_path / "out"))
+    assert ds.info["class_names"] == [
+        "pick up with one hand",
+        "pick up with two hands",
+        "drop trash",
+        "walk around",
+        "sit down",
+        "stand up",
+        "donning",
+        "doffing",
+        "throw",
+        "carry",
+    ]
+    assert ds.num_classes == 10  # all ten, whichever labels the files have
+    names = [ds.info["class_names"][y] for y in ds.labels]
+    assert names == ["pick up with one hand", "donning", "carry"]  # file labels 1, 7, 10
 
 
 def test_ucla_truncated_and_empty_json(tmp_path):
@@ -89,6 +110,7 @@ def test_ucla_nan_names_its_line(tmp_path):
         ({"skeletons": [[[0.0] * 3] * 19], "label": 1}, "shape (1, 19, 3)"),
         ({"skeletons": [[[0.0, "x", 1.0]] * 20], "label": 1}, "array of numbers"),
         ({"skeletons": [[[0.0] * 3] * 20], "label": 0}, "label 0 is not an integer >= 1"),
+        ({"skeletons": [[[0.0] * 3] * 20], "label": 11}, "label 11 is above 10"),
         ({"skeletons": [], "label": 1}, "expected (T>0, 20, 3)"),
         ({"label": 1}, "expected {"),
     ],

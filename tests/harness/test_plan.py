@@ -49,3 +49,60 @@ def test_an_unwritable_output_folder_fails_at_once(tmp_path):
                 ensure_writable(locked)
     finally:
         locked.chmod(0o700)
+
+
+@pytest.fixture
+def xview_only(tmp_path):
+    """A tiny dataset with only the xview split, as NW-UCLA has."""
+    import json
+
+    from asma_bench.data.synthetic import generate
+
+    path = generate(tmp_path / "xview_only", "tiny", seed=3)
+    info = json.loads((path / "info.json").read_text())
+    info["splits"] = {"xview": info["splits"]["xview"]}
+    (path / "info.json").write_text(json.dumps(info))
+    return path
+
+
+def test_a_dataset_with_one_split_is_planned_with_that_split(xview_only, caplog):
+    import logging
+
+    grid = load_grid("masking_pairs")
+    opts = RunOptions(profile="smoke", seeds=[0, 1], data=str(xview_only))
+    with caplog.at_level(logging.WARNING):
+        units = plan_units(grid, opts)
+        again = plan_units(grid, opts)  # `asma-bench run` plans twice: still one line
+    assert {u.config.data.split for u in units} == {"xview"}
+    assert [u.id for u in again] == [u.id for u in units]
+    said = [r.getMessage() for r in caplog.records if "split" in r.getMessage()]
+    assert said == [f"data.split 'xsub' not in {xview_only}; using its only split 'xview'"]
+    # the same units (ids, hence resumption) as when the split is given
+    explicit = RunOptions(profile="smoke", seeds=[0, 1], data=str(xview_only),
+                          overrides=["data.split=xview"])  # fmt: skip
+    assert [u.id for u in plan_units(grid, explicit)] == [u.id for u in units]
+
+
+def test_a_split_missing_among_several_is_refused_at_planning():
+    with pytest.raises(ConfigError) as err:
+        plan_units(_grid(), RunOptions(profile="smoke", seeds=[0], overrides=["data.split=xset"]))
+    assert str(err.value) == (
+        "grid 'masking_pairs', cell 'ldsm_hmtm': data.split 'xset' not in synthetic data "
+        "(has xsub, xview); choose one with --set data.split=NAME"
+    )
+
+
+def test_the_split_used_is_the_one_recorded_in_mlflow(xview_only, tmp_path):
+    from asma_bench.harness.runner import run_grid
+    from asma_bench.harness.tracking import Tracker
+
+    grid = _grid()
+    grid.references = []
+    opts = RunOptions(
+        profile="smoke", seeds=[0], data=str(xview_only), out=tmp_path / "runs", progress=False
+    )
+    outcome = run_grid(grid, opts)
+    assert outcome.ran == ["ldsm_hmtm/seed0"] and not outcome.failed
+    (run,) = Tracker(outcome.tracking_uri, experiment="asma-bench").unit_runs(grid.name)
+    assert run.data.params["data.split"] == "xview"
+    assert run_grid(grid, opts).skipped == ["ldsm_hmtm/seed0"]  # a rerun finds it done

@@ -1,6 +1,7 @@
 """Protocol data: bad samples and empty splits stop a run with one clear line."""
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ def tiny(tmp_path):
 
 
 def _cfg(path, **kw):
-    return DataConfig(source=str(path), frames=12, val_fraction=0.2, **kw)
+    return DataConfig(**{"source": str(path), "frames": 12, "val_fraction": 0.2, **kw})
 
 
 def test_nan_and_empty_samples_are_named_not_trained_on(tiny, tmp_path):
@@ -43,3 +44,48 @@ def test_an_empty_split_part_is_named(tiny, tmp_path):
     (tiny / "info.json").write_text(json.dumps(info))
     with pytest.raises(ConfigError, match=r"data.split 'xsub' of .*: its test part has no samples"):
         prepare_data(_cfg(tiny), 0, tmp_path)
+
+
+def _only_split(path, keep):
+    info = json.loads((path / "info.json").read_text())
+    info["splits"] = {keep: info["splits"][keep]}
+    (path / "info.json").write_text(json.dumps(info))
+    return info["splits"][keep]
+
+
+def test_a_dataset_with_one_split_is_used_whatever_split_is_asked(tiny, tmp_path, caplog):
+    xview = _only_split(tiny, "xview")  # like NW-UCLA
+    with caplog.at_level(logging.WARNING, logger="asma_bench.protocols.data"):
+        data = prepare_data(_cfg(tiny, split="xsub"), 0, tmp_path)
+        prepare_data(_cfg(tiny, split="xsub", val_fraction=0.3), 0, tmp_path)
+    assert sorted(data.test.index.tolist()) == xview["test"]
+    assert sorted([*data.train.index.tolist(), *data.val.index.tolist()]) == xview["train"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"data.split 'xsub' not in {tiny}; using its only split 'xview'"]
+
+
+def test_a_split_missing_among_several_is_refused_naming_them(tiny, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        prepare_data(_cfg(tiny, split="xset"), 0, tmp_path)
+    assert str(err.value) == (
+        f"data.split 'xset' not in {tiny} (has xsub, xview); choose one with --set data.split=NAME"
+    )
+
+
+def test_resolve_splits_records_the_split_each_dataset_uses(tiny, tmp_path):
+    from asma_bench.config import build_config
+    from asma_bench.protocols.data import resolve_splits
+
+    _only_split(tiny, "xview")
+    cfg = build_config("smoke", [{"data": {"source": str(tiny)}}])
+    assert cfg.data.split == "xsub" and resolve_splits(cfg).data.split == "xview"
+    # the transfer target inherits data.split and falls back on its own
+    cfg = build_config("smoke", [{"transfer": {"target": {"source": str(tiny)}}}])
+    resolved = resolve_splits(cfg)
+    assert resolved.data.split == "xsub" and resolved.transfer.target.split == "xview"
+    assert resolved.transfer.target.frames == cfg.transfer.target.frames
+    same = build_config("smoke", [])
+    assert resolve_splits(same) is same  # synthetic data has xsub: nothing to change
+    with pytest.raises(ConfigError, match=r"^data.split 'xset' not in synthetic data \(has xsub, "
+                       r"xview\); choose one with --set data.split=NAME$"):  # fmt: skip
+        resolve_splits(build_config("smoke", ["data.split=xset"]))

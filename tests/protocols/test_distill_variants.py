@@ -21,7 +21,8 @@ def test_feature_distillation_aligns_features_then_probes(smoke, data_root, tmp_
     data = prepare_data(cfg.data, cfg.seed, data_root)
     teacher = build_teacher(cfg, data, ctx)
     feats = teacher_features(teacher, data.test.x[:4])
-    assert feats.shape == (4, teacher.head.head.in_features)  # the aligned, pooled features
+    alignment = teacher.head.head  # behind the probe's standardisation
+    assert feats.shape == (4, alignment.head.in_features)  # the aligned, pooled features
 
 
 def test_three_stream_teacher_fuses_stream_teachers(smoke, ctx, data_root):

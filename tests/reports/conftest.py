@@ -31,6 +31,7 @@ class FakeCell:
     shuffle: bool = False  # store predictions in a shuffled sample order
     overrides: dict = field(default_factory=dict)
     extra: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # theta_test, ...
+    metrics: dict[str, dict[int, float]] = field(default_factory=dict)  # more: name -> seed
 
     def accuracy(self, seed: int) -> float:
         return 100.0 * float(self.correct[seed].mean())
@@ -102,6 +103,7 @@ def fabricate(
             metrics = [
                 *(Metric(f"{k}_top1", 100.0 * float(v.mean()), 0, 0) for k, v in sets.items()),
                 *(Metric("linear_loss", 2.0 - 0.5 * e + 0.01 * seed, 0, e) for e in range(3)),
+                *(Metric(k, v[seed], 0, 0) for k, v in cell.metrics.items() if seed in v),
             ]
             tracker.client.log_batch(run, metrics=metrics)
             tracker.finish(run, "FINISHED")

@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from matplotlib.image import imread
 
 from asma_bench.cli import main
@@ -65,7 +66,11 @@ def test_report_writes_tables_heatmap_and_page(smoke_runs, tmp_path, capsys):
     assert abs(table.loc["ldsm_hmtm", "delta"] - delta) < 1e-9
     md = (folder / "masking_pairs.md").read_text()
     assert "| LDSM | HMTM |" in md and "profile smoke" in md and "synthetic (tiny preset)" in md
-    assert "| HDSM | LMTM | no result | 0/2 |" in md and "- warning: incomplete grid" in md
+    knn = " – |" if "knn_mean" in table else ""  # runs that log k-NN beside the probe
+    assert f"| HDSM | LMTM | no result |{knn} 0/2 |" in md and "- warning: incomplete grid" in md
+    if knn:
+        for cell, rows in finished.groupby("cell"):
+            assert table.loc[cell, "knn_mean"] == pytest.approx(rows["knn_value"].mean())
     assert (folder / "masking_pairs.tex").read_text().count(r"\begin{table}") == 1
     assert "masking_pairs (Table 9 / Fig. 3)" in stdout
     # figures: heatmap, curves, embeddings, the dataset's degree/motion, each PNG + SVG

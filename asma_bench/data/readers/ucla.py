@@ -25,6 +25,18 @@ from asma_bench.errors import DataFormatError
 log = logging.getLogger(__name__)
 
 NUM_JOINTS = 20
+CLASS_NAMES = (  # label order: file labels 1..10 (action ids 1-6, 8, 9, 11, 12)
+    "pick up with one hand",
+    "pick up with two hands",
+    "drop trash",
+    "walk around",
+    "sit down",
+    "stand up",
+    "donning",
+    "doffing",
+    "throw",
+    "carry",
+)
 UCLA_NAME = re.compile(r"a(\d+)_s(\d+)_e(\d+)_v(\d+)$")
 
 
@@ -62,6 +74,8 @@ def read_sample(path: str | os.PathLike[str]) -> tuple[np.ndarray, SampleMeta]:
     label = obj["label"]
     if isinstance(label, bool) or not isinstance(label, int) or label < 1:
         raise DataFormatError(path, f"label {label!r} is not an integer >= 1")
+    if label > len(CLASS_NAMES):
+        raise DataFormatError(path, f"label {label} is above {len(CLASS_NAMES)}, NW-UCLA's actions")
     skeletons = obj["skeletons"]
     if not _numeric_nested(skeletons):
         raise DataFormatError(path, "skeletons must be a [T][20][3] array of numbers")
@@ -113,7 +127,13 @@ def convert(
     if not files:
         raise DataFormatError(source, "no .json files")
     with DatasetWriter(
-        out, layout="kinect20", source="ucla", bodies=1, overwrite=overwrite, skip_bad=skip_bad
+        out,
+        layout="kinect20",
+        source="ucla",
+        class_names=CLASS_NAMES,
+        bodies=1,
+        overwrite=overwrite,
+        skip_bad=skip_bad,
     ) as writer:
         for path in progress_bar(files, progress=progress, desc="ucla"):
             with writer.guard(path.name):

@@ -1,0 +1,211 @@
+"""Evaluation of frozen features: a standardised probe trained to convergence, and k-NN.
+
+A linear probe measures features only when it is trained well. Two things in the lineage's
+probes make the number depend on the optimiser rather than the features:
+
+* **Scale.** A randomly initialised or briefly pretrained encoder can emit features whose
+  per-dimension spread is 10⁻³ of their mean; a head trained on them un-normalised with a
+  fixed learning rate learns nothing in a few epochs and predicts one class. Every probe
+  here standardises each feature dimension with statistics of the *training* split (mean
+  and standard deviation, as MAE's linear probe does with a BatchNorm without affine
+  parameters), so multiplying every feature by a constant changes no prediction.
+* **Under-fitting.** Features are cached, so the head of a linear probe is fitted by
+  full-batch L-BFGS until its gradient vanishes (a convex problem: multinomial logistic
+  regression with an L2 penalty); the alignment module (eqs. 10–12, not convex) trains
+  with Adam for many epochs. The final training loss is logged so under-fitting shows.
+
+The L2 penalty is chosen from a small list by the cross-entropy on the validation split
+carved from the training data, never on the test split.
+
+k-NN accuracy (Wu et al. 2018, InstDisc; Caron et al. 2021, DINO) is a second number with
+no head to train: each test clip's k = 20 nearest training clips by cosine similarity vote
+for their class with weight exp(s / T), T = 0.07. Features are standardised with the
+same training statistics before the cosine, which removes the large common component of
+ReLU-pooled features that would otherwise make every pair similar (a documented choice:
+DINO's transformer features need no centring; ``linear.standardize=false`` gives raw
+cosine).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from asma_bench.protocols.metrics import Predictions
+from asma_bench.protocols.training import check_finite
+
+#: Standard deviations below this fraction of the largest one count as constant features.
+RELATIVE_STD_FLOOR = 1e-6
+
+
+class FeatureStandardizer(nn.Module):
+    """Per-dimension standardisation of one or more feature tensors with fixed statistics.
+
+    Each input ``x_i`` (…, D) is mapped to ``(x_i − μ_i) / σ_i`` with μ_i, σ_i (D,) from
+    :meth:`fit` (training split). σ is floored at ``1e-6 · max σ_i``, a floor relative to
+    the features' own scale, so the map is invariant to rescaling the features (an absolute
+    ε, like BatchNorm's 1e-5 on the variance, is not: it swamps features whose spread is
+    10⁻³). Statistics are buffers: they travel with the state dict and the ONNX export.
+    """
+
+    def __init__(self, num_inputs: int, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_inputs, dim))
+        self.register_buffer("std", torch.ones(num_inputs, dim))
+
+    @torch.no_grad()
+    def fit(self, *xs: torch.Tensor) -> FeatureStandardizer:
+        for i, x in enumerate(xs):
+            flat = x.reshape(-1, x.shape[-1]).double()
+            mean = flat.mean(dim=0)
+            std = flat.std(dim=0, unbiased=False)
+            floor = max(float(std.max()) * RELATIVE_STD_FLOOR, torch.finfo(x.dtype).tiny)
+            self.mean[i] = mean.to(self.mean.dtype)
+            self.std[i] = std.clamp_min(floor).to(self.std.dtype)
+        return self
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple((x - self.mean[i]) / self.std[i] for i, x in enumerate(xs))
+
+
+class StandardizedHead(nn.Module):
+    """A head behind a :class:`FeatureStandardizer`: ``head(*standardize(*features))``."""
+
+    def __init__(self, head: nn.Module, num_inputs: int, dim: int):
+        super().__init__()
+        self.norm = FeatureStandardizer(num_inputs, dim)
+        self.head = head
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return self.head(*self.norm(*xs))
+
+    def features(self, *xs: torch.Tensor) -> torch.Tensor:
+        """The wrapped head's penultimate features (the alignment module's pooled output)."""
+        return self.head.features(*self.norm(*xs))
+
+
+@dataclass
+class ProbeFit:
+    """A fitted head and what its training says about it."""
+
+    weight_decay: float
+    train_loss: float
+    train_top1: float
+    val_top1: float
+    val_loss: float
+    iterations: int
+    curve: list[float]  # the training objective per iteration (L-BFGS) or epoch (Adam)
+
+
+def _l2(head: nn.Module) -> torch.Tensor:
+    """½‖W‖² over weight matrices (biases and standardisation buffers are not penalised)."""
+    return 0.5 * sum(
+        (p**2).sum() for n, p in head.named_parameters() if p.requires_grad and p.ndim > 1
+    )
+
+
+def fit_lbfgs(
+    head: nn.Module,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight_decay: float,
+    max_iter: int,
+    stage: str = "linear",
+) -> tuple[float, list[float]]:
+    """Full-batch L-BFGS (strong Wolfe line search) on cross-entropy + weight_decay·½‖W‖².
+
+    Stops when the gradient's largest entry is below 1e-6 or after ``max_iter`` iterations.
+    Returns the final cross-entropy (without the penalty) and the objective after each
+    iteration (its length is the number of iterations used).
+    """
+    params = [p for p in head.parameters() if p.requires_grad]
+    opt = torch.optim.LBFGS(
+        params, lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6, tolerance_change=1e-10,
+    )  # fmt: skip
+    by_iteration: dict[int, float] = {}
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(forward(x), y) + weight_decay * _l2(head)
+        check_finite(loss, stage, 0)
+        loss.backward()
+        state = opt.state[params[0]] if params else {}
+        by_iteration[int(state.get("n_iter", 0))] = float(loss.detach())
+        return loss
+
+    head.train()
+    if params:
+        opt.step(closure)
+    head.eval()
+    with torch.no_grad():
+        loss = float(nn.functional.cross_entropy(forward(x), y))
+    return loss, [by_iteration[i] for i in sorted(by_iteration)]
+
+
+def choose(fits: Sequence[ProbeFit]) -> int:
+    """Index of the fit with the lowest validation cross-entropy; ties go to the stronger
+    penalty (the simpler model). Without validation data (every loss NaN) the first fit is
+    kept: the first value of ``linear.weight_decay``.
+
+    Cross-entropy rather than accuracy: it is a proper scoring rule and continuous, where
+    the accuracy of a validation split of a hundred clips moves in steps of 1% and ties
+    often, so that the pick would follow the tie-break more than the data.
+    """
+    if all(math.isnan(f.val_loss) for f in fits):
+        return 0
+    return min(
+        range(len(fits)),
+        key=lambda i: (math.inf if math.isnan(fits[i].val_loss) else fits[i].val_loss,
+                       -fits[i].weight_decay),
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def knn_predict(
+    train: torch.Tensor,
+    train_y: torch.Tensor,
+    query: torch.Tensor,
+    num_classes: int,
+    k: int = 20,
+    temperature: float = 0.07,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """Weighted k-NN class scores (N_query, num_classes) by cosine similarity.
+
+    Each query's ``k`` most similar training features (cosine) add exp(s / ``temperature``)
+    to their class's score (DINO's ``knn_classifier``; InstDisc's weighted k-NN). ``k`` is
+    capped at the number of training samples. Ties in similarity go to the lower index.
+    """
+    bank = nn.functional.normalize(train.double(), dim=1)
+    labels = train_y.long()
+    k = min(k, len(bank))
+    out = []
+    for start in range(0, len(query), chunk):
+        q = nn.functional.normalize(query[start : start + chunk].double(), dim=1)
+        sim = q @ bank.T
+        top, idx = sim.topk(k, dim=1)
+        votes = torch.zeros(len(q), num_classes, dtype=torch.float64)
+        votes.scatter_add_(1, labels[idx], (top / temperature).exp())
+        out.append(votes)
+    return torch.cat(out) if out else torch.zeros(0, num_classes, dtype=torch.float64)
+
+
+def knn_predictions(
+    train: torch.Tensor,
+    train_y: torch.Tensor,
+    test: torch.Tensor,
+    test_y: torch.Tensor,
+    test_index: torch.Tensor,
+    num_classes: int,
+    k: int,
+    temperature: float,
+) -> Predictions:
+    """:func:`knn_predict` as per-sample predictions (vote scores stand in for logits)."""
+    scores = knn_predict(train, train_y, test, num_classes, k, temperature)
+    return Predictions(scores.float().numpy(), test_y.cpu().numpy(), test_index.cpu().numpy())
