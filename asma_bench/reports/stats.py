@@ -57,34 +57,95 @@ class TestResult:
         return TEST_NAMES.get(self.test, self.test)
 
 
+#: Fewer paired seeds than this give no p-value: with two seeds a t-test has one degree of
+#: freedom and its p-value hangs on a single difference of differences.
+MIN_SEEDS = 3
+
+
 def paired_seed_test(a: Sequence[float], b: Sequence[float], test: str = "ttest") -> TestResult:
     """Paired test of ``a`` against ``b`` (the same seeds, in the same order).
 
     ``ttest`` is ``scipy.stats.ttest_rel``; ``wilcoxon`` is ``scipy.stats.wilcoxon`` (exact
-    for small samples). When every difference is exactly zero the two cells are
-    indistinguishable and p = 1 (scipy would return NaN from 0/0). Fewer than two pairs
-    give NaN.
+    for small samples). No p-value (NaN, with the reason in ``note``) where the data cannot
+    support one: fewer than :data:`MIN_SEEDS` pairs; every difference zero; or, for the
+    t-test, differences of zero spread (to rounding), where t = mean / (sd / √n) is
+    undefined or infinite whatever the effect.
     """
     if test not in SEED_TESTS:
         raise ConfigError(f"seed test must be one of {', '.join(SEED_TESTS)}, got {test!r}")
     a, b = _pair_arrays(a, b)
     n = len(a)
     diff = a - b
-    if n < 2:
-        return TestResult(test, math.nan, math.nan, n, "fewer than 2 paired seeds")
+    if n < MIN_SEEDS:
+        return TestResult(test, math.nan, math.nan, n, f"fewer than {MIN_SEEDS} paired seeds")
     if np.all(diff == 0):
-        return TestResult(test, 0.0, 1.0, n, "identical results")
+        return TestResult(test, math.nan, math.nan, n, "identical results (no spread)")
     if test == "ttest":
+        if _zero_spread(diff):
+            return TestResult(test, math.nan, math.nan, n, "paired differences have zero spread")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             res = stats.ttest_rel(a, b)
-        note = ""
-        if np.ptp(diff) == 0 or any(issubclass(w.category, RuntimeWarning) for w in caught):
-            # a constant difference (to rounding) makes t infinite or meaningless
-            note = "differences have (nearly) zero variance: the t statistic is unreliable"
-        return TestResult(test, float(res.statistic), float(res.pvalue), n, note)
+        if any(issubclass(w.category, RuntimeWarning) for w in caught):
+            return TestResult(test, math.nan, math.nan, n, "paired differences have zero spread")
+        return TestResult(test, float(res.statistic), float(res.pvalue), n)
     res = stats.wilcoxon(a, b)
     return TestResult(test, float(res.statistic), float(res.pvalue), n)
+
+
+def _zero_spread(diff: np.ndarray) -> bool:
+    """Whether the differences are equal up to rounding (relative 1e-9 of their size)."""
+    scale = max(float(np.max(np.abs(diff))), 1e-300)
+    return float(np.ptp(diff)) <= 1e-9 * scale
+
+
+def min_detectable_difference(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest mean paired difference a two-sided paired t-test at ``alpha`` detects
+    with probability ``power`` from ``n`` seeds whose differences have standard deviation
+    ``sd`` (noncentral t: P(|T| > t_{1−α/2, n−1}) = power with noncentrality δ√n / sd).
+    NaN with fewer than 2 seeds or no spread."""
+    if n < 2 or not np.isfinite(sd) or sd <= 0:
+        return math.nan
+    return float(sd * _effect_size(n, alpha, power))
+
+
+def seeds_needed(
+    difference: float, sd: float, alpha: float = 0.05, power: float = 0.8, most: int = 1000
+) -> int | None:
+    """The fewest seeds (≥ 2) for which a paired t-test detects ``difference`` with
+    ``power``, given paired differences of standard deviation ``sd``; None if more than
+    ``most`` (or the inputs cannot say)."""
+    if not (np.isfinite(difference) and np.isfinite(sd)) or sd <= 0 or difference == 0:
+        return None
+    target = abs(difference) / sd
+    lo, hi = 2, 2
+    while _effect_size(hi, alpha, power) > target:  # double, then bisect
+        if hi >= most:
+            return None
+        lo, hi = hi, min(2 * hi, most)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _effect_size(mid, alpha, power) <= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+def _effect_size(n: int, alpha: float, power: float) -> float:
+    """Standardised effect d = δ / sd that the paired t-test with ``n`` pairs detects with
+    ``power`` (solved on the noncentral t distribution)."""
+    from scipy.optimize import brentq
+
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha / 2, df)
+
+    def shortfall(d: float) -> float:
+        nc = d * math.sqrt(n)
+        reach = stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc)
+        return (1.0 if not np.isfinite(reach) else float(reach)) - power  # far tail: 1
+
+    return float(brentq(shortfall, 1e-9, 100.0, xtol=1e-10))
 
 
 def paired_bootstrap_ci(

@@ -45,6 +45,8 @@ STAT_COLUMNS = [
     "discordant",
     "sig",
     "sig_samples",
+    "mdd",
+    "seeds_needed",
 ]
 SIG_THRESHOLDS = "* p < 0.05, ** p < 0.01 after correction"
 MATRIX_MARKS = "* / ** as in 'sig. (seeds)' (the test over seeds)"
@@ -127,6 +129,7 @@ def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> G
     for col in STAT_COLUMNS:
         if col not in table:
             table[col] = math.nan if col not in ("discordant", "sig", "sig_samples") else ""
+    table["p_seeds_na"] = False  # no p-value the seeds can support (reason in the notes)
     if len(seeds) and not seeds["value"].notna().any():  # a typo, not a failed grid
         known = sorted(c.removeprefix("metrics.") for c in runs.runs if c.startswith("metrics."))
         raise ConfigError(
@@ -203,7 +206,15 @@ def _compare(
             a, b, opts.confidence, opts.bootstrap_resamples, opts.bootstrap_seed
         )
         table.loc[cell, ["ci_low", "ci_high", "p_seeds"]] = [lo, hi, seed_res.p_value]
-        _warn(warnings, stats.power_warning(seed_res, opts.alpha), cell)
+        if seed_res.note:  # no p-value the data can support: 'n/a' and the reason
+            table.loc[cell, "p_seeds_na"] = True
+            _warn(warnings, f"p (seeds) n/a: {seed_res.note}", cell)
+        else:
+            _warn(warnings, stats.power_warning(seed_res, opts.alpha), cell)
+        sd = float(np.std(a - b, ddof=1)) if len(both) > 1 else math.nan
+        table.loc[cell, "mdd"] = stats.min_detectable_difference(sd, len(both), opts.alpha)
+        needed = stats.seeds_needed(float(np.mean(a - b)), sd, opts.alpha)
+        table.loc[cell, "seeds_needed"] = math.nan if needed is None else needed
         if pred_name is None:
             continue
         pairs = []
@@ -269,9 +280,35 @@ def _compare(
     else:
         why = "--no-mcnemar" if not opts.mcnemar else f"{metric} is not a top-1 accuracy"
         notes.append(f"p (samples) and 'sig. (samples)': McNemar's test not run ({why}).")
+    mdd_note = _power_note(table, opts.alpha)
+    if mdd_note:
+        notes.append(mdd_note)
     for message, cells in warnings.items():
         notes.append(f"warning ({', '.join(cells)}): {message}")
     return notes
+
+
+def _power_note(table: pd.DataFrame, alpha: float) -> str:
+    """What these seeds can detect: the minimum detectable difference of the paired t-test
+    (two-sided, ``alpha`` before correction, 80% power) and the seeds the observed Δ needs."""
+    mdd = table["mdd"].to_numpy(float)
+    if not np.isfinite(mdd).any():
+        return ""
+    lo, hi = np.nanmin(mdd), np.nanmax(mdd)
+    span = f"{lo:.2f}" if math.isclose(lo, hi, rel_tol=1e-3) else f"{lo:.2f}–{hi:.2f}"
+    needs = [
+        f"{cell} {int(n)}"
+        for cell, n, p_na in zip(table.index, table["seeds_needed"], table["p_seeds_na"],
+                                 strict=True)
+        if np.isfinite(n) and not p_na
+    ]  # fmt: skip
+    tail = f"; seeds the observed Δ would need at that power: {', '.join(needs)}" if needs else ""
+    return (
+        f"Power: with these seeds and the spread of their paired differences, the paired "
+        f"t-test (α = {alpha:g} two-sided, before correction) detects a Δ of {span} points "
+        f"with 80% power (CSV column 'mdd'){tail} (CSV column 'seeds_needed'; a cell with "
+        f"a p-value not listed would need more than 1000)."
+    )
 
 
 def _predictions(runs: GridRuns, run_id: object, name: str, cache: dict) -> object | None:
@@ -433,7 +470,10 @@ def display_rows(report: GridReport) -> pd.DataFrame:
             f"[{_fmt(lo, sign=True)}, {_fmt(hi, sign=True)}]" if np.isfinite(lo) else "–"
             for lo, hi in zip(t["ci_low"], t["ci_high"], strict=True)
         ]
-        out["p (seeds)"] = [_fmt_p(p) for p in t["p_seeds_adj"]]
+        out["p (seeds)"] = [
+            "n/a" if na else _fmt_p(p)
+            for p, na in zip(t["p_seeds_adj"], t["p_seeds_na"], strict=True)
+        ]
         out["p (samples)"] = [_fmt_p(p) for p in t["p_samples_adj"]]
         out["sig. (seeds)"] = t["sig"]
         out["sig. (samples)"] = t["sig_samples"]

@@ -21,11 +21,11 @@ def preds(correct, labels=None, order=None):
     return Predictions(logits, labels, idx)
 
 
-def test_identical_results_give_p_one_and_zero_delta():
+def test_identical_results_give_no_seed_test_and_zero_delta():
     a = [74.1, 73.8, 74.5, 74.0, 73.9]
     for test in stats.SEED_TESTS:
-        res = stats.paired_seed_test(a, a, test)
-        assert res.p_value == 1.0 and res.n == 5
+        res = stats.paired_seed_test(a, a, test)  # 0 / 0: no p-value, the reason says why
+        assert math.isnan(res.p_value) and res.n == 5 and "identical" in res.note
     assert stats.paired_bootstrap_ci(a, a) == (0.0, 0.0)
     same = preds(np.random.default_rng(0).random(50) < 0.5)
     b, c, n = stats.discordant_counts(same, same)
@@ -140,5 +140,29 @@ def test_nearly_constant_differences_are_flagged_not_warned(recwarn):
     # 0.5-0.4, 0.6-0.5, 0.7-0.6 differ only in the last bits: scipy's t statistic is
     # meaningless there, and the result says so instead of leaking a RuntimeWarning
     res = stats.paired_seed_test([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])
-    assert "zero variance" in res.note
+    assert "zero spread" in res.note and math.isnan(res.p_value)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_fewer_than_three_seeds_or_constant_differences_give_no_p_value():
+    two = stats.paired_seed_test([71.0, 73.0], [60.0, 62.0])  # t = inf with scipy
+    assert math.isnan(two.p_value) and "fewer than 3" in two.note
+    assert stats.significance_marker(two.p_value) == ""
+    const = stats.paired_seed_test([71.0, 73.0, 70.0], [60.0, 62.0, 59.0])
+    assert math.isnan(const.p_value) and "zero spread" in const.note
+    ok = stats.paired_seed_test([71.0, 73.5, 70.0], [60.0, 62.0, 59.0])
+    assert ok.p_value < 0.01 and ok.note == ""
+
+
+def test_minimum_detectable_difference_matches_textbook_power():
+    # paired t-test, alpha 0.05 two-sided, 80% power (Cohen's tables; G*Power):
+    # d = 0.5 needs 34 pairs, d = 1.0 needs 10; with 30 pairs d = 0.53 is detectable
+    assert stats.seeds_needed(0.5, 1.0) == 34
+    assert stats.seeds_needed(2.0, 2.0) == 10  # only the ratio matters
+    assert stats.min_detectable_difference(1.0, 30) == pytest.approx(0.529, abs=2e-3)
+    assert stats.min_detectable_difference(3.0, 30) == pytest.approx(3 * 0.529, abs=6e-3)
+    # more seeds detect smaller differences; one seed or no spread: nothing to say
+    assert stats.min_detectable_difference(1.0, 5) > stats.min_detectable_difference(1.0, 10)
+    assert math.isnan(stats.min_detectable_difference(1.0, 1))
+    assert math.isnan(stats.min_detectable_difference(0.0, 5))
+    assert stats.seeds_needed(1e-3, 1.0) is None  # more than 1000

@@ -56,7 +56,10 @@ def test_comparisons_against_the_baseline(report, fake_store):
     t = report.table
     # an exact copy of the baseline: no difference at all
     assert t.loc["ldsm_hmtm", "delta"] == 0.0
-    assert t.loc["ldsm_hmtm", "p_seeds"] == 1.0 and t.loc["ldsm_hmtm", "p_samples"] == 1.0
+    # over seeds no test is defined (zero spread): no p-value, 'n/a' and the reason
+    assert np.isnan(t.loc["ldsm_hmtm", "p_seeds"]) and t.loc["ldsm_hmtm", "sig"] == ""
+    assert t.loc["ldsm_hmtm", "p_seeds_na"]
+    assert t.loc["ldsm_hmtm", "p_samples"] == 1.0  # McNemar: no discordant sample
     # a large effect, stored in shuffled sample order (McNemar pairs by index)
     cells = fake_store.cells
     base, better = cells["random_random"], cells["hdsm_lmtm"]
@@ -190,3 +193,44 @@ def test_mixed_configurations_are_refused(fake_store):
 
 def test_latex_escape():
     assert latex_escape("a_b & 50% ± Δ") == r"a\_b \& 50\% $\pm$ $\Delta$"
+
+
+def test_no_significance_from_too_few_seeds_or_zero_spread(fake_store, tmp_path):
+    """Two seeds whose paired differences are identical once gave 'p < 0.001 **' (t = inf):
+    now there is no p-value and no star, the table says 'n/a' and the notes say why."""
+    from .conftest import FakeCell, fabricate
+
+    rng = np.random.default_rng(5)
+    base = {s: rng.random(200) < 0.5 for s in (0, 1)}
+    shifted = {}
+    for s in (0, 1):  # exactly 20 more correct samples on both seeds: equal differences
+        fix = np.flatnonzero(~base[s])[:20]
+        shifted[s] = base[s].copy()
+        shifted[s][fix] = True
+    cells = [
+        FakeCell("random_random", {"spatial": "random", "temporal": "random"}, base),
+        FakeCell("ldsm_hmtm", {"spatial": "LDSM", "temporal": "HMTM"}, shifted),
+    ]
+    uri = f"sqlite:///{tmp_path / 'two.db'}"
+    fabricate(uri, tmp_path, "masking_pairs", cells)
+    grid = GridSpec(
+        name="masking_pairs", protocol="linear", baseline="random_random", references=[],
+        cells=[CellSpec(name="ldsm_hmtm"), CellSpec(name="random_random")],
+    )  # fmt: skip
+    rep = build_grid_report(load_grid_runs(uri, "masking_pairs", grid))
+    row = rep.table.loc["ldsm_hmtm"]
+    assert row["delta"] == pytest.approx(10.0) and np.isnan(row["p_seeds"])
+    assert row["sig"] == ""
+    shown = display_rows(rep).iloc[0]  # grid order: ldsm_hmtm first
+    assert shown["p (seeds)"] == "n/a" and shown["sig. (seeds)"] == ""
+    assert any("p (seeds) n/a: fewer than 3 paired seeds" in n for n in rep.notes)
+
+
+def test_power_note_states_the_minimum_detectable_difference(report):
+    t = report.table
+    row = t.loc["hdsm_lmtm"]
+    assert row["pairs"] == 5
+    assert row["mdd"] > 0 and np.isfinite(row["seeds_needed"])
+    # the note reports the range of 'mdd' and names the seeds the observed Δ would need
+    note = next(n for n in report.notes if n.startswith("Power:"))
+    assert "80% power" in note and f"hdsm_lmtm {int(row['seeds_needed'])}" in note
