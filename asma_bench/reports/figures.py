@@ -354,3 +354,60 @@ def training_curves(
     fig.suptitle(title or "training curves (mean ± std over seeds)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- maskings
+def masking_skeletons(
+    shares: pd.DataFrame,
+    pose: np.ndarray,
+    edges: Sequence[tuple[int, int]],
+    names: Sequence[str],
+    title: str = "",
+) -> Figure:
+    """One skeleton per strategy (``names``, columns of ``shares``: per-joint masked share),
+    joints at ``pose`` (V, 2) coloured by their share on one shared scale."""
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 3.2 * rows), squeeze=False)
+    values = shares[list(names)].to_numpy(float)
+    vmin, vmax = float(np.nanmin(values)), float(np.nanmax(values))
+    if vmin == vmax:
+        vmin, vmax = vmin - 0.01, vmax + 0.01
+    mappable = None
+    for ax, name in zip(axes.flat, names, strict=False):
+        for a, b in edges:
+            ax.plot(pose[[a, b], 0], pose[[a, b], 1], color="0.7", lw=1.5, zorder=1)
+        mappable = ax.scatter(
+            pose[:, 0], pose[:, 1], c=shares[name].to_numpy(float), cmap="viridis",
+            vmin=vmin, vmax=vmax, s=60, edgecolors="k", linewidths=0.5, zorder=2,
+        )  # fmt: skip
+        ax.set_title(name, fontsize=10)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes, shrink=0.6, label="share of the joint masked")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def masking_motion_curve(motion: np.ndarray, frames: Mapping[str, np.ndarray]) -> Figure:
+    """A clip's frame motion a_t (eq. 4) with each temporal strategy's masked frames marked
+    on its own row below the curve."""
+    t = np.arange(len(motion))
+    fig, ax = plt.subplots(figsize=(7, 2.5 + 0.3 * len(frames)))
+    ax.plot(t, motion, color="k", lw=1.5, label="a_t")
+    top = float(np.max(motion)) if len(motion) else 1.0
+    step = 0.12 * (top if top > 0 else 1.0)
+    for i, (name, masked) in enumerate(frames.items()):
+        y = -(i + 1) * step
+        ax.scatter(t[masked], np.full(int(masked.sum()), y), marker="s", s=25, label=name)
+        ax.text(len(motion) + 0.2, y, name, va="center", fontsize=8)
+    ax.set_xlim(-0.5, len(motion) + 0.2 + 0.25 * len(motion))
+    ax.set_xlabel("frame")
+    ax.set_ylabel("frame motion a_t")
+    ax.set_title("one clip's motion and the frames each temporal strategy masks")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
