@@ -41,6 +41,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from asma_bench.errors import ConfigError, DataFormatError
+from asma_bench.fileio import atomic_write_text
 
 BASELINE_FORMAT = 1
 FAILING = ("REGRESSED", "CHANGED", "MISSING")
@@ -435,14 +436,4 @@ def write_baseline(path: Path, measurement: Measurement, settings: CheckSettings
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(measurement.to_json(settings), indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)

@@ -31,8 +31,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,6 +57,7 @@ from asma_bench.config import (
     profile_dict,
 )
 from asma_bench.errors import ConfigError
+from asma_bench.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -439,15 +438,7 @@ def save_profile(outcome: TuneOutcome, path: Path) -> Path:
     )
     text = header + yaml.safe_dump(outcome.profile, sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)
 
 
 class _BadValue(Exception):
