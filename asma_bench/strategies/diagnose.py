@@ -11,8 +11,9 @@ measures what it does, over many draws on real, augmented clips:
   sum to one, and the uniform distribution (0: the strategy ignores which joint it is);
 * **motion percentile** of the masked frames within their clip's ranking by a_t (ASMa
   eq. 4): 0 = the stillest frame, 100 = the most moving one;
-* **wasted cells**: the share of masked cells that lie in padding or in frames that repeat
-  the previous frame exactly (mirror padding of the crop), which remove no information;
+* **wasted cells**: the share of masked cells that remove no information: padding, or a
+  cell whose exact copy (the same joint in another frame, as mirror padding of the crop
+  makes) stays visible;
 * **overlap**: the mean Jaccard index of two strategies' masks on the same clips.
 """
 
@@ -40,13 +41,25 @@ class Diagnosis:
     duplicate_frames: float  # share of frames that repeat their predecessor (or pad)
 
 
-def wasted_frames(x: Tensor) -> Tensor:
-    """(N, T) True where frame t repeats frame t − 1 exactly (every channel, joint and body)
-    or is all zero (padding)."""
-    same = torch.zeros(x.shape[0], x.shape[2], dtype=torch.bool, device=x.device)
-    same[:, 1:] = (x[:, :, 1:] == x[:, :, :-1]).all(dim=4).all(dim=3).all(dim=1)
-    empty = (x == 0).all(dim=4).all(dim=3).all(dim=1)
-    return same | empty
+def wasted_cells(x: Tensor, mask: Tensor) -> Tensor:
+    """(N, T, V) True where a masked cell removes no information: it is padding (zero for
+    every channel and body) or an exact copy of it stays visible in another frame of the
+    clip (mirror padding repeats frames; masking one of two equal frames hides nothing)."""
+    cells = x.permute(0, 2, 3, 1, 4).flatten(3)  # (N, T, V, C·M)
+    same = (cells[:, :, None] == cells[:, None, :]).all(dim=-1)  # (N, T, T, V)
+    t = x.shape[2]
+    same &= ~torch.eye(t, dtype=torch.bool, device=x.device)[None, :, :, None]
+    copy_visible = (same & ~mask[:, None, :, :]).any(dim=2)  # a copy in a visible frame
+    zero = (cells == 0).all(dim=-1)
+    return mask & (copy_visible | zero)
+
+
+def repeated_frames(x: Tensor) -> Tensor:
+    """(N, T) True where frame t is padding or equals another frame of the clip exactly."""
+    frames = x.permute(0, 2, 1, 3, 4).flatten(2)  # (N, T, C·V·M)
+    same = (frames[:, :, None] == frames[:, None, :]).all(dim=-1)
+    same &= ~torch.eye(x.shape[2], dtype=torch.bool, device=x.device)[None]
+    return same.any(dim=2) | (frames == 0).all(dim=-1)
 
 
 def motion_percentile(x: Tensor) -> Tensor:
@@ -91,17 +104,17 @@ def diagnose(
         x = clips[idx]
         if augment is not None:
             x = augment(x, generator=gen)
-        waste = wasted_frames(x)  # (B, T)
+        repeats = repeated_frames(x)  # (B, T)
         pct = motion_percentile(x)  # (B, T)
-        dup_frames += float(waste.sum())
-        all_frames += waste.numel()
+        dup_frames += float(repeats.sum())
+        all_frames += repeats.numel()
         masks = {s: strategies[s](x, generator=gen).cpu() for s in names}  # (B, T, V)
         for s, m in masks.items():
             mf = m.double()
             share[s] += mf.mean(dim=1).sum(dim=0)
             cells[s] += float(mf.sum())
             degree_sum[s] += float((mf * degrees).sum())
-            wasted[s] += float((mf * waste[:, :, None]).sum())
+            wasted[s] += float(wasted_cells(x, m.to(x.device)).sum())
             frames = m.any(dim=2)
             pct_sum[s] += float(pct[frames].sum())
             pct_count[s] += float(frames.sum())
@@ -187,8 +200,9 @@ def to_markdown(d: Diagnosis) -> str:
         "(normalised) and the uniform distribution; 0 = blind to the joint.",
         "- motion percentile: mean percentile of the masked frames in their clip's ranking by "
         "frame motion a_t (eq. 4); 0 = stillest, 100 = most moving, 50 = unrelated.",
-        f"- wasted cells: share of masked cells in padding or in frames that repeat the "
-        f"previous frame exactly ({100 * d.duplicate_frames:.1f}% of all frames are such).",
+        f"- wasted cells: share of masked cells that hide nothing: padding, or a cell whose "
+        f"exact copy stays visible in another frame ({100 * d.duplicate_frames:.1f}% of all "
+        f"frames are padding or repeat another frame).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -9,9 +9,10 @@ from asma_bench.data.layouts import get_layout
 from asma_bench.strategies.diagnose import (
     diagnose,
     motion_percentile,
+    repeated_frames,
     strategies_for,
     to_markdown,
-    wasted_frames,
+    wasted_cells,
 )
 
 
@@ -22,13 +23,21 @@ def _clips(n: int = 64, t: int = 20, seed: int = 0) -> torch.Tensor:
     return steps.cumsum(dim=2)
 
 
-def test_duplicate_and_padded_frames_are_found():
+def test_masked_cells_that_hide_nothing_are_found():
     x = _clips(2, 8)
     x[0, :, 3] = x[0, :, 2]  # a repeated frame (mirror padding repeats the edge frame)
     x[1, :, 6:] = 0.0  # two frames of zero padding
-    wasted = wasted_frames(x)
-    assert wasted[0].tolist() == [False, False, False, True, False, False, False, False]
-    assert wasted[1].tolist() == [False] * 6 + [True, True]
+    assert repeated_frames(x)[0].tolist() == [False, False, True, True] + [False] * 4
+    assert repeated_frames(x)[1].tolist() == [False] * 6 + [True, True]
+    mask = torch.zeros(2, 8, 25, dtype=torch.bool)
+    mask[0, 2] = True  # frame 2 masked while its copy (frame 3) stays visible: wasted
+    mask[0, 5, :4] = True  # ordinary cells: not wasted
+    mask[1, 7, 0] = True  # a padded cell: wasted
+    wasted = wasted_cells(x, mask)
+    assert wasted[0, 2].all() and not wasted[0, 5].any() and wasted[1, 7, 0]
+    assert int(wasted.sum()) == 25 + 1
+    mask[0, 3] = True  # both copies masked: the pair's content is hidden, nothing wasted
+    assert not wasted_cells(x, mask)[0, 2:4].any()
 
 
 def test_motion_percentile_ranks_frames_by_eq4():
