@@ -136,7 +136,12 @@ class DistillConfig(_Strict):
     teacher: Literal["linear", "finetune"] = "linear"
     tau: float = Field(8.0, gt=0)
     tau_squared: bool = Field(
-        True, description="multiply the KL by τ² (Hinton et al.); false: eq. 14 as printed"
+        True, description="multiply the KL by τ² (Hinton et al.); false: no τ² (eq. 14 has none)"
+    )
+    kl_direction: Literal["teacher_student", "student_teacher"] = Field(
+        "teacher_student",
+        description="teacher_student: KL(p_T ‖ p_S) (Hinton et al.); student_teacher: "
+        "KL(ŷ^S ‖ ŷ^T) as eq. 14 prints it",
     )
     kind: Literal["logit", "feature"] = Field(
         "logit",

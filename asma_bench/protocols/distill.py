@@ -95,7 +95,9 @@ def distill_student(
     def loss_fn(logits: torch.Tensor, _y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target = teacher(x)
-        return distillation_loss(logits, target, tau, cfg.distill.tau_squared)
+        return distillation_loss(
+            logits, target, tau, cfg.distill.tau_squared, cfg.distill.kl_direction
+        )
 
     d = cfg.distill
     last = fit_classifier(

@@ -20,8 +20,20 @@ def test_distillation_loss_matches_explicit_kl():
     )
     assert abs(float(distillation_loss(s, t, tau)) - manual) < 1e-5
     assert float(distillation_loss(t, t, tau)) < 1e-6
-    # eq. 14 as printed: the KL alone, without Hinton's τ² factor
+    # without Hinton's τ² factor (eq. 14 has none)
     assert abs(float(distillation_loss(s, t, tau, scale_tau_squared=False)) - manual / 9) < 1e-6
+    # eq. 14's direction, KL(student ‖ teacher): the reverse divergence, a different number
+    reverse = (
+        sum(
+            float(p_s[i, j] * (torch.log(p_s[i, j]) - torch.log(p_t[i, j])))
+            for i in range(4)
+            for j in range(6)
+        )
+        / 4
+        * tau**2
+    )
+    got = float(distillation_loss(s, t, tau, direction="student_teacher"))
+    assert abs(got - reverse) < 1e-5 and abs(reverse - manual) > 1e-3
 
 
 def _attend(mha: nn.MultiheadAttention, q, kv):
