@@ -64,8 +64,9 @@ def linear_probe(
     training-split statistics (``linear.standardize``) and the head is fitted to
     convergence: full-batch L-BFGS for a linear head, Adam over ``linear.epochs`` for the
     alignment module (``linear.solver``). With several ``linear.weight_decay`` values the
-    one with the lowest validation cross-entropy is kept. k-NN accuracy on the same standardised
-    features is reported beside it (``test_knn_top1``; ``linear.knn_k=0`` turns it off).
+    one with the lowest validation cross-entropy is kept. k-NN accuracy on the same
+    standardised features is reported beside it (``test_knn_top1``; ``linear.knn_k=0``
+    turns it off).
     """
     for name, enc in encoders.items():
         freeze(enc)
@@ -90,7 +91,7 @@ def linear_probe(
             return apply_head(head, f, mode)
 
         if solver == "lbfgs":
-            loss, curve = fit_lbfgs(head, forward, x_train, y_train, decay, p.max_iter, stage)
+            curve = fit_lbfgs(head, forward, x_train, y_train, decay, p.max_iter, stage)
         else:
             curve: list[float] = []
 
@@ -104,11 +105,9 @@ def linear_probe(
                 on_epoch=record,
                 progress=ctx.stage_progress(f"{stage} (weight decay {decay:g})"),
             )  # fmt: skip
-            with torch.no_grad():
-                loss = float(nn.functional.cross_entropy(forward(x_train), y_train))
         val, val_loss = _evaluate(forward, feats["val"], data.val.y, ctx.device)
-        train_top1, _ = _evaluate(forward, feats["train"], data.train.y, ctx.device)
-        fits.append((head, ProbeFit(decay, loss, train_top1, val, val_loss, len(curve), curve)))
+        train_top1, train_loss = _evaluate(forward, feats["train"], data.train.y, ctx.device)
+        fits.append((head, ProbeFit(decay, train_loss, train_top1, val, val_loss, curve)))
     for name, enc in encoders.items():
         assert_frozen(enc, name)  # still frozen after training the head
     head, best = fits[choose([f for _, f in fits])]

@@ -65,21 +65,14 @@ def build_encoder(cfg: RunConfig, layout: SkeletonLayout) -> nn.Module:
 
 def masking_overrides(cfg: RunConfig, pairing) -> dict:  # noqa: ANN001 - MaskingPairing
     """The run's n, k and LDSM law, sent to the strategies of ``pairing`` that take them."""
-    from asma_bench.strategies import MASKINGS
-    from asma_bench.strategies.base import accepted_params
+    from asma_bench.strategies.base import size_params
 
     m = cfg.masking
-    spatial_ok = accepted_params(MASKINGS.get(pairing.spatial))
-    temporal_ok = accepted_params(MASKINGS.get(pairing.temporal))
-    spatial = {"n": _count(m.n)} if "n" in spatial_ok else {}
-    temporal = {"k": _count(m.k)} if "k" in temporal_ok else {}
+    spatial = size_params(pairing.spatial, n=m.n)
+    temporal = size_params(pairing.temporal, k=m.k)
     if pairing.spatial == "ldsm":
         spatial["law"] = m.ldsm_law
     return {"spatial": spatial, "temporal": temporal}
-
-
-def _count(v: float) -> float | int:
-    return int(v) if v >= 1 and float(v).is_integer() else v
 
 
 def build_masks(cfg: RunConfig, pairing_name: str, layout: SkeletonLayout) -> tuple:

@@ -97,15 +97,16 @@ class ProbeFit:
     train_top1: float
     val_top1: float
     val_loss: float
-    iterations: int
     curve: list[float]  # the training objective per iteration (L-BFGS) or epoch (Adam)
+
+    @property
+    def iterations(self) -> int:
+        return len(self.curve)
 
 
 def _l2(head: nn.Module) -> torch.Tensor:
     """½‖W‖² over weight matrices (biases and standardisation buffers are not penalised)."""
-    return 0.5 * sum(
-        (p**2).sum() for n, p in head.named_parameters() if p.requires_grad and p.ndim > 1
-    )
+    return 0.5 * sum((p**2).sum() for p in head.parameters() if p.requires_grad and p.ndim > 1)
 
 
 def fit_lbfgs(
@@ -116,12 +117,11 @@ def fit_lbfgs(
     weight_decay: float,
     max_iter: int,
     stage: str = "linear",
-) -> tuple[float, list[float]]:
+) -> list[float]:
     """Full-batch L-BFGS (strong Wolfe line search) on cross-entropy + weight_decay·½‖W‖².
 
     Stops when the gradient's largest entry is below 1e-6 or after ``max_iter`` iterations.
-    Returns the final cross-entropy (without the penalty) and the objective after each
-    iteration (its length is the number of iterations used).
+    Returns the objective after each iteration (its length is the number of iterations).
     """
     params = [p for p in head.parameters() if p.requires_grad]
     opt = torch.optim.LBFGS(
@@ -143,9 +143,7 @@ def fit_lbfgs(
     if params:
         opt.step(closure)
     head.eval()
-    with torch.no_grad():
-        loss = float(nn.functional.cross_entropy(forward(x), y))
-    return loss, [by_iteration[i] for i in sorted(by_iteration)]
+    return [by_iteration[i] for i in sorted(by_iteration)]
 
 
 def choose(fits: Sequence[ProbeFit]) -> int:

@@ -129,7 +129,6 @@ def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> G
     for col in STAT_COLUMNS:
         if col not in table:
             table[col] = math.nan if col not in ("discordant", "sig", "sig_samples") else ""
-    table["p_seeds_na"] = False  # no p-value the seeds can support (reason in the notes)
     if len(seeds) and not seeds["value"].notna().any():  # a typo, not a failed grid
         known = sorted(c.removeprefix("metrics.") for c in runs.runs if c.startswith("metrics."))
         raise ConfigError(
@@ -207,7 +206,6 @@ def _compare(
         )
         table.loc[cell, ["ci_low", "ci_high", "p_seeds"]] = [lo, hi, seed_res.p_value]
         if seed_res.note:  # no p-value the data can support: 'n/a' and the reason
-            table.loc[cell, "p_seeds_na"] = True
             _warn(warnings, f"p (seeds) n/a: {seed_res.note}", cell)
         else:
             _warn(warnings, stats.power_warning(seed_res, opts.alpha), cell)
@@ -288,6 +286,12 @@ def _compare(
     return notes
 
 
+def seed_test_na(table: pd.DataFrame) -> pd.Series:
+    """Cells compared with the baseline over seeds that got no p-value: too few paired
+    seeds or differences of zero spread (the reason is in the notes)."""
+    return (table["pairs"].fillna(0) > 0) & table["p_seeds"].isna()
+
+
 def _power_note(table: pd.DataFrame, alpha: float) -> str:
     """What these seeds can detect: the minimum detectable difference of the paired t-test
     (two-sided, ``alpha`` before correction, 80% power) and the seeds the observed Δ needs."""
@@ -296,12 +300,12 @@ def _power_note(table: pd.DataFrame, alpha: float) -> str:
         return ""
     lo, hi = np.nanmin(mdd), np.nanmax(mdd)
     span = f"{lo:.2f}" if math.isclose(lo, hi, rel_tol=1e-3) else f"{lo:.2f}–{hi:.2f}"
+    tested = ~seed_test_na(table)
     needs = [
         f"{cell} {int(n)}"
-        for cell, n, p_na in zip(table.index, table["seeds_needed"], table["p_seeds_na"],
-                                 strict=True)
-        if np.isfinite(n) and not p_na
-    ]  # fmt: skip
+        for cell, n in table.loc[tested, "seeds_needed"].items()
+        if np.isfinite(n)
+    ]
     tail = f"; seeds the observed Δ would need at that power: {', '.join(needs)}" if needs else ""
     return (
         f"Power: with these seeds and the spread of their paired differences, the paired "
@@ -472,7 +476,7 @@ def display_rows(report: GridReport) -> pd.DataFrame:
         ]
         out["p (seeds)"] = [
             "n/a" if na else _fmt_p(p)
-            for p, na in zip(t["p_seeds_adj"], t["p_seeds_na"], strict=True)
+            for p, na in zip(t["p_seeds_adj"], seed_test_na(t), strict=True)
         ]
         out["p (samples)"] = [_fmt_p(p) for p in t["p_samples_adj"]]
         out["sig. (seeds)"] = t["sig"]

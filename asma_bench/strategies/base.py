@@ -111,6 +111,18 @@ def create_masking(
     return factory(layout=layout, **params)
 
 
+def size_params(name: str, **sizes: float | None) -> dict[str, int | float]:
+    """Of the config's mask sizes (``n`` joints, ``k`` frames: a count, or a fraction when
+    below 1), those the registered masking ``name`` takes, whole counts as ``int`` (a float
+    count such as 9.0 would otherwise read as a fraction of V)."""
+    accepted = accepted_params(MASKINGS.get(name))
+    return {
+        key: int(v) if v >= 1 and float(v).is_integer() else v
+        for key, v in sizes.items()
+        if v is not None and key in accepted
+    }
+
+
 def list_maskings(pattern: str = "*") -> list[str]:
     """Registered masking names matching an fnmatch ``pattern``."""
     return MASKINGS.list(pattern)

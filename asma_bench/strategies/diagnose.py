@@ -28,7 +28,12 @@ import torch
 from torch import Tensor
 
 from asma_bench.data.layouts import SkeletonLayout
-from asma_bench.strategies.base import MaskingStrategy
+from asma_bench.strategies.base import (
+    MaskingStrategy,
+    create_masking,
+    list_maskings,
+    size_params,
+)
 from asma_bench.strategies.motion import frame_motion
 
 
@@ -41,16 +46,21 @@ class Diagnosis:
     duplicate_frames: float  # share of frames that repeat their predecessor (or pad)
 
 
-def wasted_cells(x: Tensor, mask: Tensor) -> Tensor:
-    """(N, T, V) True where a masked cell removes no information: it is padding (zero for
-    every channel and body) or an exact copy of it stays visible in another frame of the
-    clip (mirror padding repeats frames; masking one of two equal frames hides nothing)."""
+def cell_copies(x: Tensor) -> tuple[Tensor, Tensor]:
+    """For clips x (N, C, T, V, M): ``same`` (N, T, T, V), True where joint v holds exactly
+    the same values (every channel and body) in frames t and s ≠ t, and ``zero`` (N, T, V),
+    True where a cell is padding (all zero)."""
     cells = x.permute(0, 2, 3, 1, 4).flatten(3)  # (N, T, V, C·M)
-    same = (cells[:, :, None] == cells[:, None, :]).all(dim=-1)  # (N, T, T, V)
-    t = x.shape[2]
-    same &= ~torch.eye(t, dtype=torch.bool, device=x.device)[None, :, :, None]
-    copy_visible = (same & ~mask[:, None, :, :]).any(dim=2)  # a copy in a visible frame
-    zero = (cells == 0).all(dim=-1)
+    same = (cells[:, :, None] == cells[:, None, :]).all(dim=-1)
+    same &= ~torch.eye(x.shape[2], dtype=torch.bool, device=x.device)[None, :, :, None]
+    return same, (cells == 0).all(dim=-1)
+
+
+def wasted_cells(mask: Tensor, same: Tensor, zero: Tensor) -> Tensor:
+    """(N, T, V) True where a masked cell removes no information: it is padding, or an exact
+    copy of it stays visible in another frame (mirror padding repeats frames; masking one of
+    two equal frames hides nothing). ``same`` and ``zero`` come from :func:`cell_copies`."""
+    copy_visible = (same & ~mask[:, None, :, :]).any(dim=2)
     return mask & (copy_visible | zero)
 
 
@@ -105,6 +115,7 @@ def diagnose(
         if augment is not None:
             x = augment(x, generator=gen)
         repeats = repeated_frames(x)  # (B, T)
+        copies = cell_copies(x)  # once per batch, shared by every strategy
         pct = motion_percentile(x)  # (B, T)
         dup_frames += float(repeats.sum())
         all_frames += repeats.numel()
@@ -114,7 +125,7 @@ def diagnose(
             share[s] += mf.mean(dim=1).sum(dim=0)
             cells[s] += float(mf.sum())
             degree_sum[s] += float((mf * degrees).sum())
-            wasted[s] += float(wasted_cells(x, m.to(x.device)).sum())
+            wasted[s] += float(wasted_cells(m.to(x.device), *copies).sum())
             frames = m.any(dim=2)
             pct_sum[s] += float(pct[frames].sum())
             pct_count[s] += float(frames.sum())
@@ -159,19 +170,13 @@ def strategies_for(
 ) -> dict[str, MaskingStrategy]:
     """Every registered masking for ``layout``, with the run's n and k where a strategy takes
     them, plus LDSM under the inverse-degree law (``ldsm:inverse_degree``)."""
-    from asma_bench.strategies.base import MASKINGS, accepted_params, create_masking, list_maskings
-
-    def count(value: float) -> float | int:
-        return int(value) if value >= 1 and float(value).is_integer() else value
-
-    out: dict[str, MaskingStrategy] = {}
-    for name in list_maskings():
-        ok = accepted_params(MASKINGS.get(name))
-        params = {key: count(val) for key, val in (("n", n), ("k", k)) if key in ok}
-        out[name] = create_masking(name, layout, **params)
+    out: dict[str, MaskingStrategy] = {
+        name: create_masking(name, layout, **size_params(name, n=n, k=k))
+        for name in list_maskings()
+    }
     if extra_ldsm_law and "ldsm" in out:
         out["ldsm:inverse_degree"] = create_masking(
-            "ldsm", layout, n=count(n), law="inverse_degree"
+            "ldsm", layout, **size_params("ldsm", n=n), law="inverse_degree"
         )
     return out
 

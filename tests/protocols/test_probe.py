@@ -95,13 +95,15 @@ def test_lbfgs_fits_logistic_regression_to_its_optimum():
     x = torch.randn(200, 5, generator=g)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
     head = nn.Linear(5, 2)
-    loss, curve = fit_lbfgs(head, head, x, y, weight_decay=1e-2, max_iter=500)
-    objective = nn.functional.cross_entropy(head(x), y) + 1e-2 * 0.5 * (head.weight**2).sum()
+    curve = fit_lbfgs(head, head, x, y, weight_decay=1e-2, max_iter=500)
+    loss = nn.functional.cross_entropy(head(x), y)
+    objective = loss + 1e-2 * 0.5 * (head.weight**2).sum()
     grads = torch.autograd.grad(objective, list(head.parameters()))
     assert max(float(gr.abs().max()) for gr in grads) < 1e-4
     assert 0 < len(curve) < 500
-    assert curve[-1] < curve[0]  # the objective went down
-    assert loss < 0.35  # a good fit of nearly separable data
+    assert curve[-1] < curve[0]  # the objective went down...
+    assert curve[-1] == pytest.approx(float(objective.detach()), rel=1e-5)  # ...to where it ends
+    assert float(loss.detach()) < 0.35  # a good fit of nearly separable data
 
 
 def test_standardizer_uses_training_statistics_and_a_relative_floor():

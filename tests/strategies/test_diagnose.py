@@ -7,6 +7,7 @@ import torch
 
 from asma_bench.data.layouts import get_layout
 from asma_bench.strategies.diagnose import (
+    cell_copies,
     diagnose,
     motion_percentile,
     repeated_frames,
@@ -33,11 +34,12 @@ def test_masked_cells_that_hide_nothing_are_found():
     mask[0, 2] = True  # frame 2 masked while its copy (frame 3) stays visible: wasted
     mask[0, 5, :4] = True  # ordinary cells: not wasted
     mask[1, 7, 0] = True  # a padded cell: wasted
-    wasted = wasted_cells(x, mask)
+    copies = cell_copies(x)
+    wasted = wasted_cells(mask, *copies)
     assert wasted[0, 2].all() and not wasted[0, 5].any() and wasted[1, 7, 0]
     assert int(wasted.sum()) == 25 + 1
     mask[0, 3] = True  # both copies masked: the pair's content is hidden, nothing wasted
-    assert not wasted_cells(x, mask)[0, 2:4].any()
+    assert not wasted_cells(mask, *copies)[0, 2:4].any()
 
 
 def test_motion_percentile_ranks_frames_by_eq4():
