@@ -85,6 +85,12 @@ class PretrainConfig(_Strict):
     projector_dim: int = Field(6144, ge=8)
     lambd: float = Field(2e-4, ge=0)
     params: dict[str, Any] = Field(default_factory=dict, description="objective extras")
+    bn_stats: Literal["data", "init"] = Field(
+        "data",
+        description="BatchNorm statistics of an encoder that is not pretrained (epochs=0): "
+        "data = averaged over the un-augmented training clips (no weight changes), as a "
+        "pretrained encoder's come from data; init = left at their initial (0, 1)",
+    )
 
 
 class ProbeConfig(_Strict):
@@ -93,9 +99,16 @@ class ProbeConfig(_Strict):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float | list[float] = Field(
         default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1],
-        description="L2 penalty; a list: each is fitted, the one with the lowest validation "
+        description="L2 penalty; a list: each is fitted, the one with the lowest held-out "
         "loss kept (0 has no optimum on separable features: L-BFGS would stop at its cap)",
     )
+    selection: Literal["auto", "cv", "val"] = Field(
+        "auto",
+        description="how the penalty is chosen: cv = stratified k-fold cross-validation on "
+        "the training split, val = the validation split; auto = cv for L-BFGS heads, val "
+        "for the Adam-trained alignment module",
+    )
+    cv_folds: int = Field(5, ge=2, description="folds of selection=cv")
     standardize: bool = Field(
         True, description="standardise features with training-split mean and std"
     )

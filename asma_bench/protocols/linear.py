@@ -9,6 +9,7 @@ and the head trains on them, which makes probing cheap.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -27,7 +28,13 @@ from asma_bench.protocols.classifier import (
 from asma_bench.protocols.data import PreparedData, TensorSet, prepare_data
 from asma_bench.protocols.metrics import summarize
 from asma_bench.protocols.pretrain import encoder_names, pretrain_for_unit
-from asma_bench.protocols.probe import ProbeFit, choose, fit_lbfgs, knn_predictions
+from asma_bench.protocols.probe import (
+    ProbeFit,
+    choose,
+    fit_lbfgs,
+    knn_predictions,
+    stratified_folds,
+)
 from asma_bench.protocols.training import (
     assert_frozen,
     fit_classifier,
@@ -64,7 +71,9 @@ def linear_probe(
     training-split statistics (``linear.standardize``) and the head is fitted to
     convergence: full-batch L-BFGS for a linear head, Adam over ``linear.epochs`` for the
     alignment module (``linear.solver``). With several ``linear.weight_decay`` values the
-    one with the lowest validation cross-entropy is kept. k-NN accuracy on the same
+    one with the lowest held-out cross-entropy is kept: k-fold cross-validation on the
+    training split for L-BFGS heads, the validation split for the alignment module
+    (``linear.selection``). k-NN accuracy on the same
     standardised features is reported beside it (``test_knn_top1``; ``linear.knn_k=0``
     turns it off).
     """
@@ -78,39 +87,63 @@ def linear_probe(
     dim = next(iter(encoders.values())).out_dim
     p = cfg.linear
     solver = p.solver if p.solver != "auto" else ("adam" if mode == "aligned" else "lbfgs")
+    selection = p.selection if p.selection != "auto" else ("val" if solver == "adam" else "cv")
     decays = p.weight_decay if isinstance(p.weight_decay, list) else [p.weight_decay]
-    x_train, y_train = feats["train"].to(ctx.device), data.train.y.to(ctx.device)
-    fits: list[tuple[nn.Module, ProbeFit]] = []
-    for decay in decays:
+    y_train = data.train.y
+
+    def fit(decay: float, rows: torch.Tensor | None, label: str) -> tuple[nn.Module, list[float]]:
+        """A head with penalty ``decay`` fitted on the training rows ``rows`` (None: all)."""
+        x, y = (feats["train"], y_train) if rows is None else (feats["train"][rows], y_train[rows])
         gen = seed_everything(cfg.seed + 1, cfg.deterministic)  # every candidate starts alike
         head = make_head(mode, dim, data.num_classes, p.heads, p.standardize).to(ctx.device)
         if p.standardize:
-            head.norm.fit(*_inputs(feats["train"], mode))
+            head.norm.fit(*_inputs(x, mode))
 
         def forward(f: torch.Tensor, head: nn.Module = head) -> torch.Tensor:
             return apply_head(head, f, mode)
 
         if solver == "lbfgs":
-            curve = fit_lbfgs(head, forward, x_train, y_train, decay, p.max_iter, stage)
+            curve = fit_lbfgs(
+                head, forward, x.to(ctx.device), y.to(ctx.device), decay, p.max_iter, stage
+            )
         else:
-            curve: list[float] = []
+            curve = []
 
             def record(_epoch: int, m: dict[str, float], curve: list[float] = curve) -> None:
                 curve.append(m[f"{stage}_loss"])
 
             fit_classifier(
-                head, forward, (feats["train"], data.train.y), None,
+                head, forward, (x, y), None,
                 epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, weight_decay=decay,
                 generator=gen, device=ctx.device, stage=stage, frozen=encoders,
-                on_epoch=record,
-                progress=ctx.stage_progress(f"{stage} (weight decay {decay:g})"),
+                on_epoch=record, progress=ctx.stage_progress(f"{stage} ({label})"),
             )  # fmt: skip
-        val, val_loss = _evaluate(forward, feats["val"], data.val.y, ctx.device)
-        train_top1, train_loss = _evaluate(forward, feats["train"], data.train.y, ctx.device)
-        fits.append((head, ProbeFit(decay, train_loss, train_top1, val, val_loss, curve)))
+        return head, curve
+
+    def scored(head: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda f: apply_head(head, f, mode)
+
+    folds: list[torch.Tensor] = []
+    if selection == "cv" and len(decays) > 1:
+        folds = stratified_folds(y_train, p.cv_folds, torch.Generator().manual_seed(cfg.seed))
+    fits: list[tuple[nn.Module, ProbeFit]] = []
+    for decay in decays:
+        cv_loss = math.nan
+        if len(folds) > 1:  # mean held-out cross-entropy, each fold's share weighted by size
+            total = 0.0
+            for i, held in enumerate(folds):
+                rest = torch.cat([f for j, f in enumerate(folds) if j != i])
+                head, _ = fit(decay, rest, f"weight decay {decay:g}, fold {i + 1}")
+                _, loss = _evaluate(scored(head), feats["train"][held], y_train[held], ctx.device)
+                total += loss * len(held)
+            cv_loss = total / len(y_train)
+        head, curve = fit(decay, None, f"weight decay {decay:g}")
+        val, val_loss = _evaluate(scored(head), feats["val"], data.val.y, ctx.device)
+        train_top1, train_loss = _evaluate(scored(head), feats["train"], y_train, ctx.device)
+        fits.append((head, ProbeFit(decay, train_loss, train_top1, val, val_loss, curve, cv_loss)))
     for name, enc in encoders.items():
         assert_frozen(enc, name)  # still frozen after training the head
-    head, best = fits[choose([f for _, f in fits])]
+    head, best = fits[choose([f for _, f in fits], by=selection)]
     if ctx.on_epoch:  # the chosen head's training curve (at most ~50 points), then val
         every = max(1, -(-len(best.curve) // 50))
         for step, value in enumerate(best.curve):
@@ -135,6 +168,8 @@ def linear_probe(
         f"{stage}_weight_decay": best.weight_decay,
         f"{stage}_iterations": float(best.iterations),
     }
+    if not math.isnan(best.cv_loss):
+        metrics[f"{stage}_cv_loss"] = best.cv_loss
     predictions = {"test": pred}
     if p.knn_k > 0:
         norm = head.norm if p.standardize else None

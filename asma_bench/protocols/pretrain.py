@@ -36,6 +36,7 @@ from asma_bench.protocols.training import (
     EpochCallback,
     batches,
     check_finite,
+    estimate_bn_stats,
     make_optimizer,
     seed_everything,
     warmup_cosine,
@@ -221,6 +222,9 @@ def pretrain(
                 on_epoch(epoch, metrics)
             if progress:
                 progress(epoch + 1, p.epochs)
+    if p.epochs == 0 and p.bn_stats == "data":
+        for enc in encoders.values():
+            estimate_bn_stats(enc, data.train.x, p.batch_size, device)
     state = {
         "encoders": {name: enc.state_dict() for name, enc in encoders.items()},
         "metrics": metrics,

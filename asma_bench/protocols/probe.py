@@ -14,8 +14,14 @@ probes make the number depend on the optimiser rather than the features:
   regression with an L2 penalty); the alignment module (eqs. 10–12, not convex) trains
   with Adam for many epochs. The final training loss is logged so under-fitting shows.
 
-The L2 penalty is chosen from a small list by the cross-entropy on the validation split
-carved from the training data, never on the test split.
+The L2 penalty is chosen from a small list, never on the test split. For the convex linear
+head the choice is by stratified k-fold cross-validation on the training split (mean
+held-out cross-entropy; the chosen penalty is then refitted on the whole training split),
+as scikit-learn's ``LogisticRegressionCV`` does: the validation split carved from a small
+dataset holds about a hundred clips, and a choice made on it alone moved NW-UCLA's probe
+by up to 7 points between seeds of the same checkpoint quality. The alignment module,
+trained by Adam for many epochs, is chosen by the validation split's cross-entropy
+(``linear.selection``).
 
 k-NN accuracy (Wu et al. 2018, InstDisc; Caron et al. 2021, DINO) is a second number with
 no head to train: each test clip's k = 20 nearest training clips by cosine similarity vote
@@ -98,6 +104,7 @@ class ProbeFit:
     val_top1: float
     val_loss: float
     curve: list[float]  # the training objective per iteration (L-BFGS) or epoch (Adam)
+    cv_loss: float = math.nan  # mean held-out cross-entropy over the folds (selection=cv)
 
     @property
     def iterations(self) -> int:
@@ -146,22 +153,42 @@ def fit_lbfgs(
     return [by_iteration[i] for i in sorted(by_iteration)]
 
 
-def choose(fits: Sequence[ProbeFit]) -> int:
-    """Index of the fit with the lowest validation cross-entropy; ties go to the stronger
-    penalty (the simpler model). Without validation data (every loss NaN) the first fit is
-    kept: the first value of ``linear.weight_decay``.
+def choose(fits: Sequence[ProbeFit], by: str = "val") -> int:
+    """Index of the fit with the lowest held-out cross-entropy (``by`` = ``"val"``: the
+    validation split's; ``"cv"``: the folds' mean); ties go to the stronger penalty (the
+    simpler model). Without held-out data (every loss NaN) the first fit is kept: the first
+    value of ``linear.weight_decay``.
 
     Cross-entropy rather than accuracy: it is a proper scoring rule and continuous, where
     the accuracy of a validation split of a hundred clips moves in steps of 1% and ties
     often, so that the pick would follow the tie-break more than the data.
     """
-    if all(math.isnan(f.val_loss) for f in fits):
+    losses = [f.cv_loss if by == "cv" else f.val_loss for f in fits]
+    if all(math.isnan(v) for v in losses):
         return 0
     return min(
         range(len(fits)),
-        key=lambda i: (math.inf if math.isnan(fits[i].val_loss) else fits[i].val_loss,
-                       -fits[i].weight_decay),
-    )  # fmt: skip
+        key=lambda i: (math.inf if math.isnan(losses[i]) else losses[i], -fits[i].weight_decay),
+    )
+
+
+def stratified_folds(y: torch.Tensor, k: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """``k`` disjoint index sets covering ``range(len(y))``, each class spread evenly.
+
+    Each class's samples are shuffled with ``generator`` and dealt to the folds in turn,
+    continuing where the previous class stopped, so fold sizes differ by at most one and a
+    class of c samples has ⌊c/k⌋ or ⌈c/k⌉ in every fold. Empty folds are dropped (k is
+    capped at the number of samples).
+    """
+    y = y.cpu().long()
+    k = max(1, min(k, len(y)))
+    order = []
+    for c in torch.unique(y).tolist():
+        members = torch.nonzero(y == c).flatten()
+        order.append(members[torch.randperm(len(members), generator=generator)])
+    dealt = torch.cat(order) if order else torch.zeros(0, dtype=torch.long)
+    folds = [dealt[i::k].sort().values for i in range(k)]
+    return [f for f in folds if len(f)]
 
 
 @torch.no_grad()

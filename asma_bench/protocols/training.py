@@ -96,6 +96,40 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
+@torch.no_grad()
+def estimate_bn_stats(
+    module: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device | str = "cpu"
+) -> int:
+    """Replace every BatchNorm's running mean and variance by their averages over ``x``.
+
+    One forward pass over ``x`` in near-equal batches of at most ``batch_size``, no
+    gradient, with only the BatchNorm layers in training mode and cumulative averaging
+    (``momentum=None``), so dropout stays off and no weight changes. Returns the number of
+    BatchNorm layers updated; the module is left in eval mode.
+
+    Used for encoders that are never trained (``random_init``): their statistics would
+    otherwise stay at the initial (0, 1), i.e. no normalisation at all, while every
+    pretrained encoder's come from the training data.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    module.eval()
+    if not norms or not len(x):
+        return 0
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:  # near-equal batches: cumulative averaging weighs every batch alike
+        for part in torch.tensor_split(x, -(-len(x) // batch_size)):
+            module(part.to(device))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        module.eval()
+    return len(norms)
+
+
 def assert_frozen(module: nn.Module, name: str = "encoder") -> None:
     """Refuse to run a linear probe on an encoder that is not really frozen.
 

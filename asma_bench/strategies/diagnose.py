@@ -34,7 +34,7 @@ from asma_bench.strategies.base import (
     list_maskings,
     size_params,
 )
-from asma_bench.strategies.motion import frame_motion
+from asma_bench.strategies.motion import frame_motion, repeated_poses
 
 
 @dataclass
@@ -67,9 +67,7 @@ def wasted_cells(mask: Tensor, same: Tensor, zero: Tensor) -> Tensor:
 def repeated_frames(x: Tensor) -> Tensor:
     """(N, T) True where frame t is padding or equals another frame of the clip exactly."""
     frames = x.permute(0, 2, 1, 3, 4).flatten(2)  # (N, T, C·V·M)
-    same = (frames[:, :, None] == frames[:, None, :]).all(dim=-1)
-    same &= ~torch.eye(x.shape[2], dtype=torch.bool, device=x.device)[None]
-    return same.any(dim=2) | (frames == 0).all(dim=-1)
+    return repeated_poses(x) | (frames == 0).all(dim=-1)
 
 
 def motion_percentile(x: Tensor) -> Tensor:

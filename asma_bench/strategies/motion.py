@@ -3,7 +3,9 @@ HA-CM's attention masking, plus the motion helpers they share (ASMa eqs. 3–4).
 
 Every strategy here masks ``k`` frames per sample (the same frames for every joint).
 Frames at or beyond a sample's ``lengths`` are zero padding: they carry no motion and are
-never selected.
+never selected. The motion-ranked strategies also skip frames that repeat an earlier pose
+exactly (``copies="skip"``): masking one copy of a pose whose other copy stays visible
+removes nothing.
 """
 
 from __future__ import annotations
@@ -27,52 +29,151 @@ from asma_bench.strategies.base import (
 )
 
 LAST_FRAME = ("backward", "zero", "exclude")
+COPIES = ("skip", "keep")
+DIFFERENCES = ("forward", "central")
 
 
-def joint_motion(x: Tensor, lengths: Tensor | None = None, last: str = "backward") -> Tensor:
+def repeated_poses(x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    """(N, T) True where real frame t's pose occurs exactly in another real frame of its
+    clip.
+
+    The SSL lineage's temporal crop pads by mirroring (``[c b a | a b c d …]``, edge frame
+    repeated), so an augmented view can hold the same pose twice: masking one copy while
+    the other stays visible removes nothing. Frames are compared through an exact
+    per-frame checksum first (identical frames always collide), and every candidate pair
+    is then confirmed element by element, so the answer is exact.
+    """
+    n, _, t, _, _ = x.shape
+    valid = frames_valid(_lengths_or_full(x, lengths), t)
+    frames = x.permute(0, 2, 1, 3, 4).reshape(n, t, -1)
+    weights = torch.linspace(1.0, 2.0, frames.shape[-1], dtype=torch.float64, device=x.device)
+    checksum = (frames.double() * weights).sum(dim=-1)  # (N, T)
+    earlier = torch.ones(t, t, dtype=torch.bool, device=x.device).tril(-1)  # s < t at [t, s]
+    both = valid[:, :, None] & valid[:, None, :] & earlier[None]
+    cand = (checksum[:, :, None] == checksum[:, None, :]) & both
+    out = torch.zeros(n, t, dtype=torch.bool, device=x.device)
+    b, later, first = torch.nonzero(cand, as_tuple=True)
+    if len(b):
+        same = (frames[b, later] == frames[b, first]).all(dim=-1)
+        out[b[same], later[same]] = True
+        out[b[same], first[same]] = True
+    return out
+
+
+def _lengths_or_full(x: Tensor, lengths: Tensor | None) -> Tensor:
+    if lengths is None:
+        return torch.full((x.shape[0],), x.shape[2], dtype=torch.long, device=x.device)
+    return lengths.to(x.device).long()
+
+
+def _neighbours(x: Tensor, lengths: Tensor, copies: str) -> tuple[Tensor, Tensor]:
+    """(next, previous) frame indices (N, T), −1 where there is none among real frames.
+
+    ``copies="keep"``: t + 1 and t − 1. ``copies="skip"``: the nearest frame after (before)
+    t whose pose differs from frame t, skipping runs of repeats such as the doubled edge
+    frame of a mirror-padded crop, whose difference to t is exactly zero.
+    """
+    n, _, t, _, _ = x.shape
+    idx = torch.arange(t, device=x.device).expand(n, t)
+    nxt, prv = idx + 1, idx - 1
+    if copies == "skip" and t >= 2:
+        repeat = (x[:, :, 1:] == x[:, :, :-1]).flatten(3).all(dim=3).all(dim=1)  # (N, T−1)
+        nxt, prv = nxt.clone(), prv.clone()
+        for i in range(t - 2, -1, -1):  # a repeat of frame i+1 has i+1's next
+            nxt[:, i] = torch.where(repeat[:, i], nxt[:, i + 1], nxt[:, i])
+        for i in range(1, t):
+            prv[:, i] = torch.where(repeat[:, i - 1], prv[:, i - 1], prv[:, i])
+    nxt = torch.where(nxt < lengths[:, None], nxt, -1)
+    return nxt, prv
+
+
+def joint_motion(
+    x: Tensor,
+    lengths: Tensor | None = None,
+    last: str = "backward",
+    *,
+    copies: str = "keep",
+    difference: str = "forward",
+    power: int = 1,
+) -> Tensor:
     """Per-joint motion (N, T, V): ASMa eq. 3, m(t) = |x_{t+1} − x_t|, averaged over the
-    C channels and the M bodies.
+    C channels and the M bodies (``power=2``: PSTL's squared differences).
 
-    The last real frame of a sample (t = length − 1) has no x_{t+1}: ``last="backward"``
-    gives it |x_t − x_{t−1}|; ``"zero"`` gives it 0 (PSTL's code); ``"exclude"`` also gives
-    it 0 and frame selectors then never choose it. Padded frames get 0. Absent bodies
-    (all-zero) add no motion; they scale a sample's scores uniformly and do not change its
-    ranking.
+    A frame with no successor (the last real frame, t = length − 1) has no eq. 3 value:
+    ``last="backward"`` scores it by its own backward difference |x_t − x_{t−1}| (the
+    same number as frame t − 1's eq. 3 score); ``"zero"`` gives it 0 (PSTL's code);
+    ``"exclude"`` also gives it 0 and frame selectors then never choose it.
+    ``difference="central"`` scores every frame by the mean of its backward and forward
+    differences (one-sided at the ends), so no two frames share a difference.
+    ``copies="skip"`` differences each frame against the nearest *different* pose (see
+    :func:`repeated_poses`), so a pose repeated by mirror padding does not look still.
+    Padded frames get 0. Absent bodies (all-zero) add no motion; they scale a sample's
+    scores uniformly and do not change its ranking.
     """
     check_choice(last, LAST_FRAME, "last", "motion")
+    check_choice(copies, COPIES, "copies", "motion")
+    check_choice(difference, DIFFERENCES, "difference", "motion")
     n, _, t, v, _ = x.shape
-    if lengths is None:
-        lengths = torch.full((n,), t, dtype=torch.long, device=x.device)
+    lengths = _lengths_or_full(x, lengths)
     out = torch.zeros(n, t, v, dtype=torch.float32, device=x.device)
     if t >= 2:
         xf = x.float()
-        forward = (xf[:, :, 1:] - xf[:, :, :-1]).abs().mean(dim=(1, 4))  # (N, T-1, V)
-        out[:, :-1] = forward
-        last_idx = lengths - 1
-        is_last = torch.arange(t, device=x.device)[None, :] == last_idx[:, None]
-        if last == "backward":
-            prev = (last_idx - 1).clamp(min=0)
-            back = forward.gather(1, prev[:, None, None].expand(n, 1, v))
-            back = back * (last_idx >= 1)[:, None, None]
-            out = torch.where(is_last[:, :, None], back, out)
+        nxt, prv = _neighbours(x, lengths, copies)
+
+        def diff(other: Tensor) -> Tensor:  # |x_other − x_t|^p per joint, 0 where none
+            g = other.clamp(min=0)[:, None, :, None, None].expand_as(xf)
+            d = (xf.gather(2, g) - xf).abs() ** power
+            return d.mean(dim=(1, 4)) * (other >= 0)[:, :, None]
+
+        fwd, bwd = diff(nxt), diff(prv)
+        has_next, has_prev = (nxt >= 0)[:, :, None], (prv >= 0)[:, :, None]
+        if difference == "central":
+            count = has_next.float() + has_prev.float()
+            out = (fwd + bwd) / count.clamp(min=1)
         else:
-            out = out.masked_fill(is_last[:, :, None], 0.0)
+            end = bwd if last == "backward" else torch.zeros_like(bwd)
+            out = torch.where(has_next, fwd, end)
     return out.masked_fill(~frames_valid(lengths, t)[:, :, None], 0.0)
 
 
-def frame_motion(x: Tensor, lengths: Tensor | None = None, last: str = "backward") -> Tensor:
+def frame_motion(
+    x: Tensor,
+    lengths: Tensor | None = None,
+    last: str = "backward",
+    *,
+    copies: str = "keep",
+    difference: str = "forward",
+    power: int = 1,
+) -> Tensor:
     """Frame motion a_t (N, T): ASMa eq. 4, the mean of eq. 3 over channels C and joints V
-    (and bodies M). See :func:`joint_motion` for the last frame and padding."""
-    return joint_motion(x, lengths, last).mean(dim=2)
+    (and bodies M). See :func:`joint_motion` for the last frame, copies and padding."""
+    return joint_motion(x, lengths, last, copies=copies, difference=difference, power=power).mean(
+        dim=2
+    )
 
 
-def motion_selectable(lengths: Tensor, num_frames: int, last: str) -> Tensor:
-    """(N, T) frames a motion ranking may choose: real frames, minus the last one when
-    ``last="exclude"``."""
+def motion_selectable(
+    lengths: Tensor,
+    num_frames: int,
+    last: str,
+    x: Tensor | None = None,
+    copies: str = "keep",
+    difference: str = "forward",
+) -> Tensor:
+    """(N, T) frames a motion ranking may choose: real frames; minus the frames with no
+    successor when ``last="exclude"`` (forward differences); minus every frame whose pose
+    is repeated elsewhere in the clip when ``copies="skip"`` (needs the clips ``x``): such
+    a pose cannot be hidden by masking one frame, so k masked frames always hide k poses."""
     valid = frames_valid(lengths, num_frames)
-    if last == "exclude":
-        is_last = torch.arange(num_frames, device=lengths.device)[None, :] == (lengths - 1)[:, None]
-        valid &= ~is_last
+    if copies == "skip" and x is not None:
+        valid &= ~repeated_poses(x, lengths)
+    if last == "exclude" and difference == "forward":
+        if copies == "skip" and x is not None:
+            no_next = _neighbours(x, lengths.to(x.device).long(), copies)[0] < 0
+        else:
+            t = torch.arange(num_frames, device=lengths.device)[None, :]
+            no_next = t == (lengths - 1)[:, None]
+        valid &= ~no_next
     return valid
 
 
@@ -83,17 +184,33 @@ class _MotionRanked(FrameSelectingStrategy):
         *,
         k: int | float = 10,
         last: str = "backward",
+        copies: str = "skip",
+        difference: str = "forward",
         short: str = "clamp",
     ):
         super().__init__(layout, k=k, short=short)
         self.last = check_choice(last, LAST_FRAME, "last", self.name)
-        self.params["last"] = self.last
+        self.copies = check_choice(copies, COPIES, "copies", self.name)
+        self.difference = check_choice(difference, DIFFERENCES, "difference", self.name)
+        self.params.update(last=self.last, copies=self.copies, difference=self.difference)
+
+    def motion(self, x: Tensor, lengths: Tensor, power: int = 1) -> tuple[Tensor, Tensor]:
+        """(a_t (N, T), selectable (N, T)) under this strategy's motion settings."""
+        opts = {"copies": self.copies, "difference": self.difference}
+        a = frame_motion(x, lengths, self.last, power=power, **opts)
+        return a, motion_selectable(lengths, x.shape[2], self.last, x, **opts)
 
 
 @MASKINGS.register("hmtm")
 class HMTM(_MotionRanked):
     """High-Motion Temporal Masking (ASMa, Section 3.2, eqs. 3–4): mask the k frames with
-    the largest a_t (TopK)."""
+    the largest a_t (TopK).
+
+    Only poses that occur once in the clip are ranked (``copies="skip"``, default): a pose
+    repeated by the mirror padding of the temporal crop is never masked (one masked copy
+    would leave the other visible), and motion is differenced against the nearest
+    different pose. ``copies="keep"`` ranks every frame
+    on eq. 3 as printed. ``last`` and ``difference``: see :func:`joint_motion`."""
 
     name = "hmtm"
     stochastic = False
@@ -101,15 +218,16 @@ class HMTM(_MotionRanked):
     def frame_scores(
         self, x: Tensor, generator: torch.Generator | None, lengths: Tensor, valid: Tensor
     ) -> tuple[Tensor, Tensor]:
-        a = frame_motion(x, lengths, self.last)
-        return a, motion_selectable(lengths, x.shape[2], self.last)
+        return self.motion(x, lengths)
 
 
 @MASKINGS.register("lmtm")
 class LMTM(_MotionRanked):
     """Low-Motion Temporal Masking (ASMa, Section 3.2, eqs. 3–4): mask the k frames with
     the smallest a_t (BottomK). Padded frames (zero motion) are never taken for still ones
-    when ``lengths`` is given."""
+    when ``lengths`` is given, and neither are repeated poses (``copies="skip"``, default;
+    see :class:`HMTM`): with ``copies="keep"`` the doubled edge frame of a mirror-padded
+    crop has a_t = 0 exactly and LMTM spends one of its k frames on it in most views."""
 
     name = "lmtm"
     stochastic = False
@@ -117,8 +235,8 @@ class LMTM(_MotionRanked):
     def frame_scores(
         self, x: Tensor, generator: torch.Generator | None, lengths: Tensor, valid: Tensor
     ) -> tuple[Tensor, Tensor]:
-        a = frame_motion(x, lengths, self.last)
-        return -a, motion_selectable(lengths, x.shape[2], self.last)
+        a, selectable = self.motion(x, lengths)
+        return -a, selectable
 
 
 @MASKINGS.register("matm")
@@ -147,9 +265,11 @@ class MATM(_MotionRanked):
         squared: bool = False,
         random_extra: int = 0,
         last: str = "backward",
+        copies: str = "skip",
+        difference: str = "forward",
         short: str = "clamp",
     ):
-        super().__init__(layout, k=k, last=last, short=short)
+        super().__init__(layout, k=k, last=last, copies=copies, difference=difference, short=short)
         self.temperature = check_positive(temperature, "temperature", self.name)
         for param, value in (("deterministic", deterministic), ("squared", squared)):
             if not isinstance(value, bool):
@@ -180,11 +300,7 @@ class MATM(_MotionRanked):
     def frame_scores(
         self, x: Tensor, generator: torch.Generator | None, lengths: Tensor, valid: Tensor
     ) -> tuple[Tensor, Tensor]:
-        if self.squared:
-            a = _squared_frame_motion(x, lengths, self.last)
-        else:
-            a = frame_motion(x, lengths, self.last)
-        selectable = motion_selectable(lengths, x.shape[2], self.last)
+        a, selectable = self.motion(x, lengths, power=2 if self.squared else 1)
         if self.deterministic:
             return a, selectable
         peak = a.masked_fill(~selectable, 0.0).amax(dim=1, keepdim=True).clamp(min=1e-12)
@@ -212,26 +328,6 @@ class MATM(_MotionRanked):
             noise, self.random_extra, allowed=selectable & ~by_motion, counts=extra
         )
         return temporal_to_mask(by_motion | at_random, x.shape[3])
-
-
-def _squared_frame_motion(x: Tensor, lengths: Tensor, last: str) -> Tensor:
-    """PSTL's motion score: mean over C, V, M of (x_{t+1} − x_t)², last frame as in eq. 3."""
-    n, _, t, _, _ = x.shape
-    xf = x.float()
-    out = torch.zeros(n, t, dtype=torch.float32, device=x.device)
-    if t >= 2:
-        forward = ((xf[:, :, 1:] - xf[:, :, :-1]) ** 2).mean(dim=(1, 3, 4))
-        out[:, :-1] = forward
-        last_idx = lengths - 1
-        is_last = torch.arange(t, device=x.device)[None, :] == last_idx[:, None]
-        if last == "backward":
-            back = (
-                forward.gather(1, (last_idx - 1).clamp(min=0)[:, None]) * (last_idx >= 1)[:, None]
-            )
-            out = torch.where(is_last, back, out)
-        else:
-            out = out.masked_fill(is_last, 0.0)
-    return out.masked_fill(~frames_valid(lengths, t), 0.0)
 
 
 @MASKINGS.register("attention")

@@ -17,7 +17,15 @@ from asma_bench.data.layouts import get_layout
 from asma_bench.protocols import UnitContext
 from asma_bench.protocols.data import PreparedData, TensorSet
 from asma_bench.protocols.linear import linear_probe
-from asma_bench.protocols.probe import FeatureStandardizer, fit_lbfgs, knn_predict
+from asma_bench.protocols.probe import (
+    FeatureStandardizer,
+    ProbeFit,
+    choose,
+    fit_lbfgs,
+    knn_predict,
+    stratified_folds,
+)
+from asma_bench.protocols.training import estimate_bn_stats
 
 UCLA_ARCHIVE = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nw-ucla.tar.xz"
 
@@ -173,3 +181,64 @@ def test_random_init_probe_is_far_above_chance_on_real_ucla(ucla_dir, tmp_path):
     assert res.metrics["test_top1"] > 25.0  # chance is 10%
     assert res.metrics["test_knn_top1"] > 20.0
     assert len(set(res.predictions["test"].predicted.tolist())) > 3  # not one class for all
+
+
+def test_stratified_folds_cover_every_sample_once_and_spread_each_class():
+    y = torch.tensor([0] * 11 + [1] * 7 + [2] * 3)
+    folds = stratified_folds(y, 5, torch.Generator().manual_seed(0))
+    assert len(folds) == 5
+    joined = torch.cat(folds).sort().values
+    assert torch.equal(joined, torch.arange(len(y)))  # a partition
+    sizes = [len(f) for f in folds]
+    assert max(sizes) - min(sizes) <= 1
+    for c, count in ((0, 11), (1, 7), (2, 3)):
+        per_fold = [int((y[f] == c).sum()) for f in folds]
+        assert set(per_fold) <= {count // 5, -(-count // 5)}
+    assert len(stratified_folds(y[:3], 5, torch.Generator().manual_seed(0))) == 3
+
+
+def test_cross_validation_picks_the_penalty_with_the_lowest_held_out_loss():
+    fits = [
+        ProbeFit(1e-3, 0.1, 99.0, 80.0, 0.9, [], cv_loss=0.7),
+        ProbeFit(1e-2, 0.2, 95.0, 78.0, 0.8, [], cv_loss=0.5),
+        ProbeFit(1e-1, 0.5, 90.0, 70.0, 0.6, [], cv_loss=0.5),
+    ]
+    assert choose(fits, by="val") == 2
+    assert choose(fits, by="cv") == 2  # the tie goes to the stronger penalty
+    fits[2].cv_loss = 0.51
+    assert choose(fits, by="cv") == 1
+
+
+def test_probe_chooses_by_cross_validation_and_logs_it(smoke, tmp_path):
+    data = _toy_data()
+    ctx = UnitContext(data_root=tmp_path, ckpt_dir=tmp_path / "ckpt")
+    encoders = {"encoder": ScaledEncoder(3 * 4 * 25, 24, 1.0)}
+    cfg = smoke("linear.weight_decay=[1e-4, 1.0, 100.0]", "linear.cv_folds=4")
+    _, res = linear_probe(cfg, encoders, data, ctx, "single")
+    assert res.metrics["linear_weight_decay"] < 100.0  # a crushing penalty loses held out
+    assert 0 < res.metrics["linear_cv_loss"] < math.log(data.num_classes)
+    by_val_cfg = smoke("linear.weight_decay=[1e-4, 1.0, 100.0]", "linear.selection=val")
+    _, by_val = linear_probe(by_val_cfg, encoders, data, ctx, "single")
+    assert "linear_cv_loss" not in by_val.metrics
+
+
+def test_untrained_encoder_batchnorm_statistics_are_averaged_over_the_data():
+    """random_init's BatchNorm layers normalise with the training clips' statistics (as a
+    pretrained encoder's do), computed without touching a weight or drawing dropout."""
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.9), nn.BatchNorm1d(4))
+    weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k}
+    x = torch.randn(50, 3) * 5 + 2
+    assert estimate_bn_stats(net, x, batch_size=16) == 2
+    with torch.no_grad():
+        h = net[0](x)
+    # 50 clips in batches of 16 go as 4 batches of 12-13: the average of their statistics
+    torch.testing.assert_close(net[1].running_mean, h.mean(0), rtol=0.02, atol=0.02)
+    torch.testing.assert_close(net[1].running_var, h.var(0), rtol=0.15, atol=0.02)
+    assert net[1].momentum == 0.1 and not net.training  # restored, eval mode
+    for k, v in weights.items():
+        if "num_batches" not in k:
+            torch.testing.assert_close(net.state_dict()[k], v)
+    with torch.no_grad():  # dropout was off: the second BN saw the first one's output
+        z = (h - net[1].running_mean) / (net[1].running_var + 1e-5).sqrt()
+        z = z * net[1].weight + net[1].bias
+    assert float(net[3].running_mean.sub(z.mean(0)).abs().max()) < 0.05

@@ -11,7 +11,7 @@ import torch
 
 from asma_bench.errors import ConfigError
 from asma_bench.strategies import create_masking, frame_motion
-from asma_bench.strategies.motion import global_attention
+from asma_bench.strategies.motion import global_attention, repeated_poses
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -102,11 +102,65 @@ def test_padded_frames_are_never_selected(name: str) -> None:
             assert torch.equal(mask[i, :length], alone[0])
 
 
-def test_without_lengths_lmtm_would_take_the_padding() -> None:
+def test_without_lengths_only_skipping_copies_keeps_lmtm_off_the_padding() -> None:
     x = random_walk(1, 30)
-    x[:, :, 20:] = 0
-    assert create_masking("lmtm", k=5)(x)[0, 20:].any()
+    x[:, :, 20:] = 0  # zero padding of a 20-frame clip, lengths not given
+    assert create_masking("lmtm", k=5, copies="keep")(x)[0, 20:].any()
+    # frames 21-29 repeat frame 20; frame 20 differs from frame 19: a large motion
+    assert not create_masking("lmtm", k=5)(x)[0, 20:].any()
     assert not create_masking("lmtm", k=5)(x, lengths=[20])[0, 20:].any()
+
+
+def mirror_padded_view(seed: int = 0) -> torch.Tensor:
+    """A 12-frame crop of a clip as the lineage's mirror padding makes it: real frames
+    0..8 preceded by the mirrored frames 2, 1, 0 (frame 0 doubled: ``symmetric``)."""
+    clip = random_walk(1, 9, seed=seed)
+    order = [2, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+    return clip[:, :, order]
+
+
+def test_repeated_poses_finds_the_repeated_poses_of_a_mirror_padded_crop() -> None:
+    x = mirror_padded_view()
+    assert torch.nonzero(repeated_poses(x)[0]).flatten().tolist() == [0, 1, 2, 3, 4, 5]
+    short = repeated_poses(x, lengths=torch.tensor([4]))[0]  # frames 4.. are padding
+    assert torch.nonzero(short).flatten().tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("name", ["lmtm", "hmtm", "matm"])
+def test_motion_masks_never_take_a_repeated_pose(name: str) -> None:
+    x = mirror_padded_view().expand(500, -1, -1, -1, -1)
+    strategy = create_masking(name, k=4)
+    mask = strategy(x, generator=seeded(1))[:, :, 0]
+    assert not mask[:, :6].any()  # frames 2, 1, 0 and their copies
+    assert bool((mask.sum(dim=1) == 4).all())
+    if name == "lmtm":  # the old rule spends a frame on the doubled edge (a_t = 0 exactly)
+        old = create_masking(name, k=4, copies="keep")(x[:1])[0, :, 0]
+        assert bool(old[2])
+
+
+def test_skipping_copies_differences_against_the_next_distinct_pose() -> None:
+    steps = np.array([[0.1, 0.0, 0.2, 0.0, 0.0, 0.3]])  # frames 2 and 4, 5 repeat
+    x = profile_batch(steps)
+    a = frame_motion(x, copies="skip")[0].numpy()
+    # 0→1: .1; 1→(2 is a copy)→3: .2; 3→(4, 5 copies)→6: .3; last: backward to 5's pose
+    assert np.allclose(a[[0, 1, 3, 6]], [0.1, 0.2, 0.3, 0.3], atol=1e-5)
+    assert np.allclose(frame_motion(x, copies="keep")[0].numpy()[[1, 3, 4]], 0.0)
+
+
+def test_central_difference_gives_the_last_frame_a_score_of_its_own() -> None:
+    steps = np.array([[0.1, 0.2, 0.3, 0.9]])
+    x = profile_batch(steps)
+    a = frame_motion(x, difference="central")[0].numpy()
+    assert np.allclose(a, [0.1, 0.15, 0.25, 0.6, 0.9], atol=1e-5)
+    assert masked_frames(create_masking("hmtm", k=1, difference="central")(x)) == [{4}]
+    assert masked_frames(create_masking("lmtm", k=1, difference="central")(x)) == [{0}]
+
+
+def test_motion_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match="copies"):
+        create_masking("hmtm", copies="drop")
+    with pytest.raises(ConfigError, match="difference"):
+        create_masking("lmtm", difference="backward")
 
 
 def test_samples_shorter_than_k_keep_a_visible_frame() -> None:
