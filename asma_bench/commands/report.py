@@ -63,11 +63,19 @@ def report(
     classes: Annotated[
         str | None, typer.Option(help="Classes for the t-SNE, e.g. 0,3,7 (default: 0-7).")  # noqa: UP007
     ] = None,
+    masking_draws: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Draws per masking strategy for the diagnostics section (0: none)."
+        ),
+    ] = 10_000,
 ) -> None:
     """Tables (Markdown, LaTeX, CSV) with Δ and significance, figures and an HTML page.
 
-    Cells or seeds missing from the store are named in a warning block and under the
-    table; a store where no unit of the grid finished is an error.
+    A grid whose cells cross two label axes also gets a two-way analysis of variance (seed
+    as block), and a grid that pretrains with masks a section on what each of its masking
+    strategies hides. Cells or seeds missing from the store are named in a warning block
+    and under the table; a store where no unit of the grid finished is an error.
     """
     from asma_bench.reports.build import FigureOptions, write_report
     from asma_bench.reports.results import resolve_tracking_uri
@@ -85,7 +93,8 @@ def report(
     result = write_report(
         grid, uri, out, runs_dir=runs, options=options, baseline=baseline, where=list(where or []),
         figure_options=FigureOptions(
-            embeddings=embeddings, embedding_method=embedding_method, classes=_classes(classes)
+            embeddings=embeddings, embedding_method=embedding_method, classes=_classes(classes),
+            masking_draws=masking_draws,
         ),
         progress=(lambda step: typer.echo(f"  drawing {step}…", err=True)) if show else None,
     )  # fmt: skip

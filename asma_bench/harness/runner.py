@@ -25,6 +25,7 @@ import pandas as pd
 from asma_bench.config import RunConfig, build_config
 from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import CellSpec, GridSpec
+from asma_bench.harness.locks import unit_lock
 from asma_bench.harness.tracking import (
     TAG_CELL,
     TAG_FAILURE,
@@ -224,9 +225,17 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
 
         unit_start = time.monotonic()
         try:
-            result = run_unit(
-                unit, tracker, parent, out, progress=stage_progress if opts.progress else None
-            )
+            with unit_lock(out, unit.id) as mine:
+                if not mine or unit.id in tracker.finished_units(grid.name):
+                    why = "running in another process" if not mine else "finished meanwhile"
+                    outcome.skipped.append(unit.name)
+                    log.info("%s skipped: %s", unit.name, why)
+                    if not opts.progress:
+                        print(f"[-] {grid.name} {unit.name}: {why}", file=sys.stderr, flush=True)
+                    continue
+                result = run_unit(
+                    unit, tracker, parent, out, progress=stage_progress if opts.progress else None
+                )
             outcome.ran.append(unit.name)
             status = _metric_text(result.metrics, grid.metric)
         except DivergenceError as exc:
@@ -317,9 +326,16 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
     }
     tracker.log_params(run_id, params)
     tracker.log_dict(run_id, unit.config.model_dump(mode="json"), "config.json")
+    last_step: dict[str, int] = {}  # a metric with a curve gets its final value as its last point
+
+    def on_epoch(epoch: int, m: dict[str, float]) -> None:
+        tracker.log_metrics(run_id, m, step=epoch)
+        for key in m:
+            last_step[key] = max(last_step.get(key, epoch), epoch)
+
     ctx = UnitContext(
         data_root=out / "data", ckpt_dir=out / "checkpoints", device=unit.config.device,
-        on_epoch=lambda epoch, m: tracker.log_metrics(run_id, m, step=epoch), progress=progress,
+        on_epoch=on_epoch, progress=progress,
     )  # fmt: skip
     t0 = time.monotonic()
     try:
@@ -333,7 +349,10 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
         tracker.finish(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     metrics = {**result.metrics, "unit_seconds": time.monotonic() - t0}
-    tracker.log_metrics(run_id, metrics, step=0)
+    final = {k: v for k, v in metrics.items() if k not in last_step}
+    tracker.log_metrics(run_id, final, step=0)
+    for key in sorted(set(metrics) & set(last_step)):  # never a step back to 0 on a curve
+        tracker.log_metrics(run_id, {key: metrics[key]}, step=last_step[key])
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "predictions.npz"
         arrays: dict[str, np.ndarray] = {}
@@ -357,25 +376,29 @@ def grid_results(
     metric: str = "test_top1",
     unit_ids: Iterable[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per FINISHED unit: cell, seed, and its final metrics.
+    """One row per FINISHED unit (its latest FINISHED run): cell, seed, final metrics.
 
     ``unit_ids`` keeps only those units (a plan's): a store may also hold runs of the same
     cells under other settings, which must not be averaged together.
     """
     keep = None if unit_ids is None else set(unit_ids)
-    rows = []
+    latest: dict[str, Any] = {}  # a unit counts once, whatever the store holds
     for r in tracker.unit_runs(grid):
         if r.info.status != "FINISHED":
             continue
-        if keep is not None and r.data.tags.get(TAG_UNIT) not in keep:
+        unit = r.data.tags.get(TAG_UNIT)
+        if keep is not None and unit not in keep:
             continue
-        rows.append(
-            {
-                "cell": r.data.tags.get(TAG_CELL),
-                "seed": int(r.data.tags.get(TAG_SEED, -1)),
-                **r.data.metrics,
-            }
-        )
+        if unit not in latest or r.info.start_time > latest[unit].info.start_time:
+            latest[unit] = r
+    rows = [
+        {
+            "cell": r.data.tags.get(TAG_CELL),
+            "seed": int(r.data.tags.get(TAG_SEED, -1)),
+            **r.data.metrics,
+        }
+        for r in latest.values()
+    ]
     return pd.DataFrame(rows)
 
 

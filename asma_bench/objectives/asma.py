@@ -1,7 +1,8 @@
 """ASMa pre-training: two encoders on complementary masks (ASMa Sec. 3.3, eq. 9).
 
-f_θ learns from HDSM + LMTM and f_ϕ from LDSM + HMTM (the abstract's and Algorithm 1's
-assignment), each through its own :class:`TripletBarlowTwins` (own projector);
+By default f_θ learns from HDSM + LMTM and f_ϕ from LDSM + HMTM (the abstract's two
+complementary pairs in Algorithm 1's order; see :mod:`asma_bench.strategies.pairs` for the
+readings of Section 3.2), each through its own :class:`TripletBarlowTwins` (own projector);
 ``L_ASMa = L^θ + L^ϕ``.
 """
 
@@ -17,7 +18,7 @@ from asma_bench.errors import ConfigError
 from asma_bench.objectives.barlow_twins import TripletBarlowTwins
 from asma_bench.strategies import create_pairing
 
-VIEW_SHARING = ("separate", "shared")
+VIEW_SHARING = ("separate", "shared", "algorithm1")
 
 
 class ASMaObjective(nn.Module):
@@ -29,12 +30,18 @@ class ASMaObjective(nn.Module):
     ``(spatial, temporal)`` pair of strategies. Other parameters as for
     :class:`TripletBarlowTwins`.
 
-    ``view_sharing``: the paper gives each encoder three streams, "each after its own random
-    augmentation"; whether the two encoders share those augmented clips is not stated.
-    ``separate`` (default; the two encoders trained as two runs of the PSTL recipe, as the
-    method describes them) asks the training step for six views, the first three for f_θ
-    and the last three for f_ϕ; ``shared`` asks for three that both encoders see, each
-    encoder still drawing its own masks.
+    ``view_sharing`` — how the training step's augmented clips reach the two encoders. The
+    method's prose gives each encoder three streams, "each after its own random
+    augmentation"; Algorithm 1 (lines 6–8 and 11) computes the augmented clips x′ and x̂
+    once and feeds them, with the un-augmented clip x as the anchor, to both encoders:
+
+    * ``separate`` (default; two runs of the PSTL recipe): six augmented views, the first
+      three for f_θ (anchor, spatial, temporal) and the last three for f_ϕ;
+    * ``shared``: three augmented views that both encoders see;
+    * ``algorithm1``: Algorithm 1 — the anchor is the clip itself (not augmented) and the
+      spatial and temporal streams are two augmented views x′, x̂ shared by both encoders.
+
+    In every mode each encoder draws its own masks.
     """
 
     def __init__(
@@ -59,7 +66,9 @@ class ASMaObjective(nn.Module):
                 f"asma: view_sharing={view_sharing!r} is not one of {', '.join(VIEW_SHARING)}"
             )
         self.view_sharing = view_sharing
-        self.num_views = 6 if view_sharing == "separate" else 3
+        self.num_views = {"separate": 6, "shared": 3, "algorithm1": 2}[view_sharing]
+        # the training step puts the un-augmented clip before the augmented views
+        self.raw_anchor = view_sharing == "algorithm1"
         params = dict(masking_params or {})
         common = dict(
             projector_dims=projector_dims,

@@ -112,8 +112,8 @@ def build_objective(
     if p.objective in TWO_ENCODER_OBJECTIVES:
         from asma_bench.strategies import ASMA_ENCODERS
 
-        pairs = {
-            name: build_masks(cfg, pairing, layout)
+        pairs = {  # pretrain.params={theta_masks: NAME, phi_masks: NAME} pick other pairings
+            name: build_masks(cfg, common.pop(f"{name}_masks", pairing), layout)
             for name, pairing in zip(("theta", "phi"), ASMA_ENCODERS, strict=True)
         }
         return create_objective(
@@ -266,7 +266,8 @@ def pretrain_step(
 ) -> torch.Tensor:
     """One optimisation step on clips ``x`` (N, C, T, V, M) already on the device.
 
-    Draws ``num_views`` augmented views, computes the objective's loss (its masks are drawn
+    Draws ``num_views`` augmented views (after the clip itself when the objective's
+    ``raw_anchor`` is set), computes the objective's loss (its masks are drawn
     inside), back-propagates and steps the optimizer, the scheduler and the objective's
     ``after_step`` hook; returns the detached loss. ``objective`` may be wrapped in
     DistributedDataParallel. ``amp`` is the autocast dtype (None: fp32); ``scaler`` scales
@@ -275,6 +276,8 @@ def pretrain_step(
     """
     core = unwrap(objective)
     views = [augment(x, generator=generator) for _ in range(core.num_views)]
+    if getattr(core, "raw_anchor", False):  # an un-augmented anchor (ASMa's Algorithm 1)
+        views.insert(0, x)
     if clock:
         clock("augment")
     with autocast(amp, x.device):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from asma_bench.errors import AsmaBenchError, ConfigError
-from asma_bench.reports import figures, html, tables
+from asma_bench.reports import factorial, figures, html, tables
 from asma_bench.reports.results import (
     GridRuns,
     load_artifact_json,
@@ -41,6 +42,7 @@ class FigureOptions:
     classes: Sequence[int] | None = None  # classes shown in the embedding map (default 0-7)
     dataset: bool = True
     curves: bool = True
+    masking_draws: int = 10_000  # draws per strategy of the masking diagnostics (0: off)
 
     def __post_init__(self) -> None:
         if self.embedding_method not in ("tsne", "pca"):
@@ -105,6 +107,18 @@ def write_report(
             log.info("figure %s skipped: %s", name, exc)
             continue
         out.figures.extend(made)
+    extra_tables = []
+    if progress:
+        progress("masking diagnostics")
+    try:
+        made, diag_table = _masking_diagnostics(
+            runs, folder, Path(runs_dir), fig_opts.masking_draws
+        )
+        out.figures.extend(made)
+        if diag_table is not None:
+            extra_tables.append(diag_table)
+    except AsmaBenchError as exc:
+        out.skipped.append(f"masking diagnostics: {exc}")
     manifest = {
         "title": f"Grid {grid}" + (f" — {runs.table}" if runs.table else ""),
         "kind": "grid",
@@ -114,7 +128,7 @@ def write_report(
             "files": {"Markdown": files["markdown"].name, "LaTeX": files["latex"].name,
                       "CSV (per cell)": files["csv"].name,
                       "CSV (per seed)": files["seeds"].name},
-        }],
+        }, *extra_tables],
         "notes": report.notes + [f"figure not drawn — {s}" for s in out.skipped],
         "figures": [{**f, "png": str(Path(f["png"]).relative_to(folder)),
                      "svg": str(Path(f["svg"]).relative_to(folder))} for f in out.figures],
@@ -130,6 +144,13 @@ def _table_html(report: tables.GridReport) -> str:
     if matrix is not None:
         parts.append(matrix.to_html(index=False, escape=True, border=0))
     parts.append(tables.display_rows(report).to_html(index=False, escape=True, border=0))
+    if report.factorial is not None:
+        a, b = report.factorial.factors
+        parts.append(
+            f"<h3>Two-way analysis of variance: {escape(a)} × {escape(b)}, seed as block</h3>"
+        )
+        parts.append(factorial.effects_table(report.factorial).to_html(index=False, border=0))
+        parts.append(factorial.marginal_table(report.factorial).to_html(index=False, border=0))
     return "\n".join(parts)
 
 
@@ -365,3 +386,85 @@ def _dataset(
         f"joint, and the mean ± std per degree."
     )
     return [_figure(fig, folder, "dataset_degree_motion", caption)]
+
+
+def _masking_diagnostics(
+    runs: GridRuns, folder: Path, runs_dir: Path, draws: int
+) -> tuple[list[dict], dict[str, Any] | None]:
+    """What each masking strategy of the grid's cells does to the grid's training clips
+    (``asma-bench maskings --diagnose`` restricted to the strategies the cells use, with
+    their settings): a table and two figures. ([], None) unless the grid compares
+    maskings (its pretrained cells do not all mask alike)."""
+    from asma_bench.config import validate_config
+    from asma_bench.data.transforms import Augment
+    from asma_bench.protocols.data import prepare_data
+    from asma_bench.protocols.pretrain import TWO_ENCODER_OBJECTIVES, build_masks
+    from asma_bench.strategies import ASMA_ENCODERS
+    from asma_bench.strategies.diagnose import diagnose, example_clip, mean_pose, to_markdown
+
+    done = runs.finished.drop_duplicates("cell")
+    configs = [
+        validate_config(load_artifact_json(runs.uri, r["run_id"], "config.json"))
+        for _, r in done.iterrows()
+    ]
+    configs = [c for c in configs if c.pretrain.epochs > 0]
+    if draws <= 0 or not configs:
+        return [], None
+    first = configs[0]
+    if first.data.source != "synthetic" and not Path(first.data.source).exists():
+        raise ConfigError(f"dataset {first.data.source} not found")
+    data = prepare_data(first.data, first.seed, runs_dir / "data")
+    strategies: dict[str, Any] = {}
+    per_cell: list[frozenset[str]] = []
+    for cfg in configs:
+        two = cfg.pretrain.objective in TWO_ENCODER_OBJECTIVES
+        keys = set()
+        for pairing in ASMA_ENCODERS if two else (cfg.pretrain.pairing,):
+            for s in build_masks(cfg, pairing, data.layout):
+                if s.name == "none":
+                    continue
+                law = s.params.get("law", "eq2")
+                key = s.name + (f":{law}" if law != "eq2" else "")
+                same = strategies.get(key)
+                if same is not None and same.params != s.params:
+                    key = f"{key} ({cfg.masking.n:g}, {cfg.masking.k:g})"
+                strategies.setdefault(key, s)
+                keys.add(key)
+        per_cell.append(frozenset(keys))
+    if not strategies or len(set(per_cell)) < 2:  # not a grid that compares maskings
+        return [], None
+    result = diagnose(data.train.x, data.layout, strategies, draws, augment=Augment(data.layout))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "maskings.md").write_text(to_markdown(result), encoding="utf-8")
+    result.summary.to_csv(folder / "maskings.csv")
+    result.joints.to_csv(folder / "maskings_joints.csv")
+    made = []
+    spatial = [n for n, s in strategies.items() if s.kind in ("spatial", "spatiotemporal")]
+    if spatial:
+        fig = figures.masking_skeletons(
+            result.joints, mean_pose(data.train.x), data.layout.edges, spatial,
+            title=f"per-joint masked share ({result.draws} draws)",
+        )  # fmt: skip
+        made.append(_figure(fig, folder / "figures", "maskings_joints",
+                            "Each joint coloured by how often the grid's spatial maskings "
+                            "hide it (share of its cells masked)."))  # fmt: skip
+    motion, frames = example_clip(data.train.x, strategies)
+    if frames:
+        made.append(_figure(figures.masking_motion_curve(motion, frames), folder / "figures",
+                            "maskings_motion",
+                            "A training clip's frame motion a_t (eq. 4) and the frames each "
+                            "temporal masking of the grid hides."))  # fmt: skip
+    summary = result.summary.copy()
+    table = {
+        "caption": f"What each masking strategy of the grid masks: {result.draws} draws per "
+        f"strategy on augmented training clips of {describe_data_name(first)}",
+        "html": summary.to_html(float_format=lambda v: f"{v:.3f}", border=0),
+        "files": {"Markdown": "maskings.md", "CSV": "maskings.csv",
+                  "CSV (per joint)": "maskings_joints.csv"},
+    }  # fmt: skip
+    return made, table
+
+
+def describe_data_name(cfg: Any) -> str:  # noqa: ANN401 - a RunConfig
+    source = cfg.data.source
+    return f"the synthetic '{cfg.data.preset}' set" if source == "synthetic" else Path(source).name

@@ -21,6 +21,13 @@ import pandas as pd
 from asma_bench.errors import ConfigError
 from asma_bench.protocols.metrics import knn_metric
 from asma_bench.reports import stats
+from asma_bench.reports.factorial import (
+    Factorial,
+    analyse_grid,
+    describe,
+    effects_table,
+    marginal_table,
+)
 from asma_bench.reports.results import (
     GridRuns,
     load_predictions,
@@ -101,6 +108,8 @@ class GridReport:
     # the k-NN accuracy shown beside the metric (table columns knn_mean, knn_std,
     # knn_seeds); None when no finished run logged it (older stores, other protocols)
     knn: str | None = None
+    # two-way ANOVA (seed as block) when the grid's cells cross two label axes
+    factorial: Factorial | None = None
 
 
 def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> GridReport:
@@ -142,6 +151,10 @@ def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> G
     if runs.baseline:
         notes += _compare(runs, seeds, table, metric, opts)
     notes += _failure_notes(failures)
+    factorial, factorial_notes = analyse_grid(seeds, runs.labels, runs.cells, axes)
+    notes += factorial_notes
+    if factorial is not None:
+        notes += describe(factorial, metric_label(metric), opts.alpha)
     per_seed = _per_seed_table(runs, seeds, failures)
     if knn_seeds is not None:
         knn_of = dict(zip(knn_seeds["run_id"], knn_seeds["value"], strict=True))
@@ -157,6 +170,7 @@ def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> G
         notes,
         _matrix_axes(runs, axes),
         knn,
+        factorial,
     )
 
 
@@ -533,6 +547,11 @@ def to_markdown(report: GridReport) -> str:
     if matrix is not None:
         lines += [markdown_table(matrix), "", f"† baseline; {MATRIX_MARKS}", ""]
     lines += [markdown_table(display_rows(report)), ""]
+    if report.factorial is not None:
+        a, b = report.factorial.factors
+        lines += [f"**Two-way analysis of variance: {a} × {b}, seed as block.**", ""]
+        lines += [markdown_table(effects_table(report.factorial)), ""]
+        lines += [markdown_table(marginal_table(report.factorial)), ""]
     lines += [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"
 
@@ -616,6 +635,15 @@ def to_latex(report: GridReport) -> str:
             )
         )
     parts.append(_latex_table(display_rows(report), report.caption, f"tab:{report.grid}"))
+    if report.factorial is not None:
+        a, b = report.factorial.factors
+        caption = f"Two-way analysis of variance of {report.grid}: {a} × {b}, seed as block"
+        parts.append(
+            _latex_table(effects_table(report.factorial), caption, f"tab:{report.grid}-anova")
+        )
+        parts.append(_latex_table(marginal_table(report.factorial),
+                                  f"Marginal means of {report.grid} with 95% intervals",
+                                  f"tab:{report.grid}-marginal"))  # fmt: skip
     notes = "\n".join(f"% {n}" for n in report.notes)
     return "\n\n".join(parts) + ("\n\n" + notes if notes else "") + "\n"
 

@@ -1,8 +1,10 @@
 """Named pairings of a spatial and a temporal masking, as first-class objects.
 
-ASMa pretrains two encoders, each on one spatial and one temporal mask (Algorithm 1):
-f_θ on HDSM + LMTM and f_ϕ on LDSM + HMTM. That is the assignment of the abstract and
-Algorithm 1; the prose of Section 3.2 names the two views the other way round.
+ASMa pretrains two encoders, each on one spatial and one temporal mask: by default f_θ on
+HDSM + LMTM and f_ϕ on LDSM + HMTM, the abstract's two complementary pairs in Algorithm 1's
+order. The prose of Section 3.2 has been read as swapping the encoders and as giving the
+symmetric pairs (f_ϕ = HDSM + HMTM, f_θ = LDSM + LMTM); either is one setting away:
+``pretrain.params={theta_masks: ldsm_lmtm, phi_masks: hdsm_hmtm}``.
 
 >>> theta, phi = (create_pairing(name) for name in ASMA_ENCODERS)
 >>> spatial, temporal = theta.build("ntu25")
@@ -91,7 +93,7 @@ for _pairing in (
         "hdsm",
         "lmtm",
         description="ASMa encoder f_θ: high-degree joints + low-motion frames "
-        "(abstract, Algorithm 1; Section 3.2's prose swaps the two encoders)",
+        "(the abstract's pair, Algorithm 1's order)",
         aliases=("asma_theta",),
     ),
     MaskingPairing(
@@ -99,7 +101,7 @@ for _pairing in (
         "ldsm",
         "hmtm",
         description="ASMa encoder f_ϕ: low-degree joints + high-motion frames "
-        "(abstract, Algorithm 1; Section 3.2's prose swaps the two encoders)",
+        "(the abstract's pair, Algorithm 1's order)",
         aliases=("asma_phi",),
     ),
     MaskingPairing(
@@ -113,6 +115,18 @@ for _pairing in (
         "random_joint",
         "random_frame",
         description="uniform joints + uniform frames",
+    ),
+    MaskingPairing(
+        "random_hmtm", "random_joint", "hmtm", description="factorial: uniform joints + HMTM"
+    ),
+    MaskingPairing(
+        "random_lmtm", "random_joint", "lmtm", description="factorial: uniform joints + LMTM"
+    ),
+    MaskingPairing(
+        "hdsm_random", "hdsm", "random_frame", description="factorial: HDSM + uniform frames"
+    ),
+    MaskingPairing(
+        "ldsm_random", "ldsm", "random_frame", description="factorial: LDSM + uniform frames"
     ),
     MaskingPairing(
         "pstl",

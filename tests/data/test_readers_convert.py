@@ -86,3 +86,39 @@ def test_overwrite_and_progress(ntu_fixture_dir, tmp_path, capsys):
         convert(src, out, overwrite=True)
     assert np.array_equal(SkeletonDataset(out).data, ds.data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "quiet", "src"]
+
+
+@pytest.mark.parametrize("where", ["same", "parent", "labels_inside"])
+def test_an_output_folder_holding_the_input_is_refused_and_nothing_is_lost(
+    ntu_fixture_dir, tmp_path, where
+):
+    src = tmp_path / "raw" / "ntu"
+    src.mkdir(parents=True)
+    shutil.copy(ntu_fixture_dir / "S001C001P001R001A005.skeleton", src)
+    before = sorted(p.name for p in src.iterdir())
+    out = {"same": src, "parent": tmp_path / "raw", "labels_inside": tmp_path / "out"}[where]
+    missing = None
+    if where == "labels_inside":
+        out.mkdir()
+        missing = out / "missing.txt"
+        missing.write_text("S001C001P001R001A001\n")
+    with pytest.raises(ConfigError, match=r"^output folder .* (is|contains) the "):
+        convert(src, out, "ntu-raw", missing=missing, overwrite=True)
+    assert sorted(p.name for p in src.iterdir()) == before  # the raw files are all there
+    if missing is not None:
+        assert missing.read_text() == "S001C001P001R001A001\n"
+
+
+def test_cli_refuses_converting_a_folder_onto_itself_with_one_line(
+    ntu_fixture_dir, tmp_path, capsys
+):
+    from asma_bench.cli import main
+
+    src = tmp_path / "ntu"
+    src.mkdir()
+    shutil.copy(ntu_fixture_dir / "S001C001P001R001A005.skeleton", src)
+    code = main(["data", "convert", str(src), str(src), "--format", "ntu-raw", "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "is the source" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert (src / "S001C001P001R001A005.skeleton").is_file()

@@ -6,7 +6,15 @@ import pytest
 
 from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import list_grids, load_grid
-from asma_bench.harness.runner import RunOptions, grid_results, plan_units, run_grid, summary_table
+from asma_bench.harness.locks import unit_lock
+from asma_bench.harness.runner import (
+    RunOptions,
+    grid_results,
+    plan_units,
+    run_grid,
+    run_unit,
+    summary_table,
+)
 from asma_bench.harness.tracking import TAG_UNIT, Tracker
 
 
@@ -159,3 +167,42 @@ def test_a_grid_without_cells_is_refused_naming_the_file_and_field(tmp_path):
     path.write_text("name: empty\nprotocol: linear\ncells: []\n")
     with pytest.raises(ConfigError, match=rf"{re.escape(str(path))}: grid field 'cells'"):
         load_grid(path)
+
+
+def test_unit_lock_is_exclusive_and_leaves_nothing(tmp_path):
+    with unit_lock(tmp_path, "u1") as first:
+        with unit_lock(tmp_path, "u1") as second, unit_lock(tmp_path, "u2") as other:
+            assert first and not second and other
+    assert list((tmp_path / ".locks").iterdir()) == []
+
+
+def test_a_unit_another_process_holds_is_skipped_and_counted_once(tmp_path):
+    """Two runs on one folder: the unit the other process is training is not trained twice,
+    and the end-of-run table counts each (cell, seed) once even when the store holds two
+    FINISHED runs of it."""
+    grid = load_grid("masking_pairs").model_copy(deep=True)
+    grid.cells, grid.baseline, grid.references = grid.cells[:1], None, []
+    opts = RunOptions(profile="smoke", seeds=[0, 1], out=tmp_path, progress=False)
+    busy = plan_units(grid, opts)[0]
+    with unit_lock(tmp_path, busy.id):  # the other terminal is training it right now
+        first = run_grid(grid, opts)
+    assert first.skipped == [busy.name] and len(first.ran) == 1
+    second = run_grid(grid, opts)
+    assert second.ran == [busy.name]
+    tracker = Tracker(first.tracking_uri, experiment="asma-bench")
+    # a store that already holds a duplicate (written by an older version) counts it once
+    run_unit(busy, tracker, tracker.parent_run(grid.name, {}), tmp_path)
+    assert len(tracker.unit_runs(grid.name)) == 3
+    table = summary_table(grid_results(tracker, grid.name), [c.name for c in grid.all_cells()])
+    assert table["seeds"].tolist() == [2]
+
+
+def test_a_curve_never_steps_back_to_zero(tmp_path):
+    grid = load_grid("masking_pairs").model_copy(deep=True)
+    grid.cells, grid.baseline, grid.references = grid.cells[:1], None, []
+    out = run_grid(grid, RunOptions(profile="smoke", seeds=[0], out=tmp_path, progress=False))
+    tracker = Tracker(out.tracking_uri, experiment="asma-bench")
+    (run,) = tracker.unit_runs(grid.name)
+    for key in ("pretrain_loss", "linear_objective", "linear_val_top1"):
+        steps = [m.step for m in tracker.client.get_metric_history(run.info.run_id, key)]
+        assert steps and steps == sorted(steps), (key, steps)

@@ -286,6 +286,30 @@ def test_asma_loss_is_the_sum_of_both_encoders_losses():
         obj(anchor, s_view)
 
 
+def test_algorithm1_views_are_the_clip_itself_and_two_augmented_clips_both_encoders_share():
+    from asma_bench.protocols.pretrain import pretrain_step
+
+    obj = ASMaObjective(encoder(0), encoder(1), projector_dims=(8, 16), view_sharing="algorithm1")
+    assert obj.num_views == 2 and obj.raw_anchor
+    seen = []
+    original = obj.forward
+
+    def spy(*v, **kw):
+        seen.append(v)
+        return original(*v, **kw)
+
+    obj.forward = spy
+    x = views()[0]
+    augmented = iter([x + 1.0, x - 1.0])
+    opt = torch.optim.SGD(obj.parameters(), lr=0.0)
+    pretrain_step(obj, x, lambda clip, generator=None: next(augmented), opt, None)
+    (got,) = seen
+    assert len(got) == 3  # three views: one set for both encoders
+    torch.testing.assert_close(got[0], x)  # the anchor is not augmented
+    torch.testing.assert_close(got[1], x + 1.0)
+    torch.testing.assert_close(got[2], x - 1.0)
+
+
 def test_asma_builds_the_complementary_pairings_by_name():
     pytest.importorskip("asma_bench.strategies")
     obj = ASMaObjective(

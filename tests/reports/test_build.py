@@ -1,6 +1,7 @@
 """Which figures a grid gets follows its labels; all reports of a folder share one page."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from asma_bench.harness.grids import load_grid
@@ -8,7 +9,7 @@ from asma_bench.reports import figures
 from asma_bench.reports.build import FigureOptions, write_report
 from asma_bench.reports.tables import ReportOptions
 
-from .conftest import NUM_CLASSES
+from .conftest import NUM_CLASSES, NUM_TEST, FakeCell, fabricate
 
 FAST = ReportOptions(bootstrap_resamples=999)
 
@@ -73,10 +74,30 @@ def test_missing_checkpoints_skip_a_figure_with_the_reason(fake_store, tmp_path)
         FAST,
         figure_options=FigureOptions(dataset=False, curves=False),
     )
-    assert names(out) == ["masking_pairs_heatmap"]
+    assert names(out) == ["masking_pairs_heatmap"]  # its cells all mask alike: no section
     assert len(out.skipped) == 1 and "pretraining checkpoint not found" in out.skipped[0]
     page = out.index.read_text()
     assert "figure not drawn — embeddings" in page
+
+
+def test_a_grid_that_compares_maskings_shows_what_each_one_hides(tmp_path):
+    rng = np.random.default_rng(0)
+    cells = [
+        FakeCell(pairing, {"spatial": pairing[:4], "temporal": pairing[5:]},
+                 {0: rng.random(NUM_TEST) < 0.5}, overrides={"pretrain": {"pairing": pairing}})
+        for pairing in ("ldsm_hmtm", "hdsm_lmtm")
+    ]  # fmt: skip
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    fabricate(uri, tmp_path, "masking_pairs", cells)
+    opts = FigureOptions(embeddings=False, dataset=False, curves=False, masking_draws=300)
+    out = write_report("masking_pairs", uri, tmp_path / "rep", tmp_path, FAST, figure_options=opts)
+    assert {"maskings_joints", "maskings_motion"} <= set(names(out))
+    page = out.index.read_text()
+    assert "What each masking strategy of the grid masks: 300 draws" in page
+    diag = pd.read_csv(out.folder / "maskings.csv", index_col=0)
+    assert set(diag.index) == {"ldsm", "hmtm", "hdsm", "lmtm"}
+    assert diag.loc["hmtm", "motion percentile"] > 70 > 30 > diag.loc["lmtm", "motion percentile"]
+    assert diag.loc["hdsm", "mean degree"] > diag.loc["ldsm", "mean degree"]
 
 
 def test_one_page_gathers_the_folder(fake_store, tmp_path):

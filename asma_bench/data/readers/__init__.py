@@ -106,6 +106,8 @@ def convert(
     Returns ``out``.
     """
     source, out = Path(source), Path(out)
+    _refuse_overlap(out, {"source": source, "--labels": labels, "--missing": missing,
+                          "--split-file": split_file})  # fmt: skip
     if fmt == "auto":
         fmt = detect_format(source)
     if fmt not in FORMATS:
@@ -132,6 +134,26 @@ def convert(
         progress=progress,
         **options,
     )
+
+
+def _refuse_overlap(out: Path, inputs: dict[str, str | os.PathLike[str] | None]) -> None:
+    """Refuse an output folder that is, or contains, one of the inputs.
+
+    Writing the dataset replaces ``out`` as a whole (``--overwrite``) or creates it: an
+    input inside it would be deleted with the old folder, so ``convert SRC SRC`` or an OUT
+    above SRC must never start.
+    """
+    target = out.resolve()
+    for what, path in inputs.items():
+        if path is None:
+            continue
+        p = Path(path).resolve()
+        if p == target or target in p.parents:
+            where = "is" if p == target else "contains"
+            raise ConfigError(
+                f"output folder {out} {where} the {what} {path}: the conversion would "
+                "replace it; choose an output folder outside the input"
+            )
 
 
 __all__ = ["FORMATS", "convert", "detect_format"]
