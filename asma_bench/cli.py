@@ -232,7 +232,7 @@ def data_info(
     from asma_bench.data.info import check_samples, summarize
     from asma_bench.data.store import SkeletonDataset
 
-    ds = SkeletonDataset(path)
+    ds = SkeletonDataset(path, check_meta=not check)
     if check:
         problems = check_samples(ds)
         if len(problems):

@@ -305,14 +305,29 @@ def list_profiles() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
 
 
+#: A profile, grid or search space is a few KB. Larger text, or a document whose aliases
+#: expand to more values than this (a "billion laughs" bomb that stays small on disk and
+#: explodes when a config is hashed or printed), is refused before anything uses it.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_VALUES = 100_000
+
+
 def load_yaml(path: str | Path | Any, what: str = "file") -> dict[str, Any]:
     """Safe-load a YAML mapping; errors name the file and line."""
+    try:
+        size = path.stat().st_size if isinstance(path, Path) else None
+    except OSError:
+        size = None
+    if size is not None and size > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: {size} bytes is too large for a {what} (at most 1 MiB)")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: {len(text)} characters is too large for a {what}")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -324,7 +339,28 @@ def load_yaml(path: str | Path | Any, what: str = "file") -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a {what} must be a YAML mapping, got {type(data).__name__}")
+    _check_expansion(data, path, what)
     return data
+
+
+def _check_expansion(data: Any, path: object, what: str) -> None:  # noqa: ANN401
+    """Refuse a document that expands to more than MAX_YAML_VALUES values. YAML aliases
+    share objects, so the loaded value is small in memory; the count walks it as if it
+    were copied (as hashing or printing it would), stopping at the budget."""
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_YAML_VALUES:
+            raise ConfigError(
+                f"{path}: the {what} expands to more than {MAX_YAML_VALUES} values "
+                "(nested YAML aliases?)"
+            )
+        if isinstance(node, dict):
+            stack.extend(node.values())
+            stack.extend(node.keys())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
 
 
 def is_profile_file(name: str) -> bool:

@@ -8,11 +8,24 @@ from __future__ import annotations
 
 from os import PathLike
 
+#: The longest message an error carries: a message that quotes a hostile file (a 20 MB
+#: line of zero bytes) must not become a 20 MB line on the terminal.
+MAX_MESSAGE = 400
+
+
+def clip_message(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` on one line (newlines and control characters as spaces), cut at ``limit``."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
 
 class AsmaBenchError(Exception):
     """Base class of errors caused by user input; the message is one clear line."""
 
     exit_code = 2
+
+    def __str__(self) -> str:
+        return clip_message(super().__str__())
 
 
 class ConfigError(AsmaBenchError, ValueError):

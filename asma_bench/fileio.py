@@ -47,6 +47,55 @@ def _sweep_stale(path: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def temp_dir_beside(dest: Path) -> Path:
+    """A new empty folder ``.NAME.tmp-PID-XXXX`` beside ``dest`` (for building ``dest``
+    whole and renaming it into place); stale ones of dead writers are swept first."""
+    sweep_stale_beside(dest)
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
+
+
+def backup_name(dest: Path) -> Path:
+    """Where ``dest`` waits while its replacement is renamed into place."""
+    return dest.with_name(f".{dest.name}.old-{os.getpid()}")
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or a folder tree (whatever ``path`` is), ignoring a missing one."""
+    if path.is_dir() and not path.is_symlink():
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def sweep_stale_beside(dest: Path) -> None:
+    """Clean up after writers of ``dest`` that were killed (SIGKILL, power loss): their
+    ``.NAME.tmp-PID-*`` folders and ``.NAME.PID.tmp`` files are removed, and a backup
+    ``.NAME.old-PID`` goes back to ``NAME`` when the writer died between moving the old
+    ``dest`` aside and moving the new one in (else it is removed). Live writers' files are
+    left alone."""
+    parent, name = dest.parent, dest.name
+    if not parent.is_dir():
+        return
+    stem = glob.escape(f".{name}.")
+    for path in parent.glob(f"{stem}tmp-*"):
+        pid = path.name[len(f".{name}.tmp-") :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            remove_path(path)
+    for path in parent.glob(f"{stem}*.tmp"):
+        pid = path.name[len(f".{name}.") :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            remove_path(path)
+    for path in parent.glob(f"{stem}old-*"):
+        pid = path.name[len(f".{name}.old-") :]
+        if pid.isdigit() and not _alive(int(pid)):
+            if not dest.exists() and not dest.is_symlink():
+                os.rename(path, dest)  # the old data was never replaced: put it back
+            else:
+                remove_path(path)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -89,3 +89,29 @@ def test_negative_seeds_are_refused():
         build_config("smoke", ["seed=-1"])
     with pytest.raises(ConfigError, match=r"config field 'data\.synth_seed'.*got -2"):
         build_config("smoke", ["data.synth_seed=-2"])
+
+
+def test_a_yaml_bomb_is_refused_in_one_line_before_anything_expands_it(tmp_path):
+    import time
+
+    from asma_bench.harness.grids import load_grid
+
+    lines = ["name: bomb", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    lines.append("cells: [{name: c, overrides: {pretrain: {params: {junk: *a8}}}}]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"bomb.yaml: the grid expands to more than 100000"):
+        load_grid(path)
+    assert time.monotonic() - start < 5
+
+
+def test_an_oversized_yaml_file_is_refused(tmp_path):
+    from asma_bench.config import load_yaml
+
+    path = tmp_path / "big.yaml"
+    path.write_text("a: " + "x" * (2 << 20) + "\n")
+    with pytest.raises(ConfigError, match=r"big.yaml: \d+ bytes is too large for a profile"):
+        load_yaml(path, "profile")

@@ -44,3 +44,34 @@ def test_the_temporary_of_a_killed_writer_is_swept_by_the_next_write(tmp_path):
     atomic_write_text(path, "new")
     assert path.read_text() == "new"
     assert not stale.exists() and live.exists() and other.exists()
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_a_killed_conversion_leaves_nothing_and_its_backup_comes_back(tmp_path):
+    from asma_bench.fileio import sweep_stale_beside, temp_dir_beside
+
+    dead, live = _dead_pid(), os.getpid()
+    dest = tmp_path / "canon"
+    half = tmp_path / f".canon.tmp-{dead}-x1"  # killed while writing
+    half.mkdir()
+    (half / "data.npy").write_bytes(b"half")
+    backup = tmp_path / f".canon.old-{dead}"  # killed between the two renames: the user's data
+    backup.mkdir()
+    (backup / "data.npy").write_bytes(b"precious")
+    store_tmp = tmp_path / f".canon.{dead}.tmp"
+    store_tmp.write_text("x")
+    busy = tmp_path / f".canon.tmp-{live}-y2"  # a live writer's: left alone
+    busy.mkdir()
+    sweep_stale_beside(dest)
+    assert (dest / "data.npy").read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [busy.name, "canon"]
+    # with the destination in place, a dead writer's backup is only a leftover
+    other = tmp_path / f".canon.old-{dead}"
+    other.write_text("old file")
+    fresh = temp_dir_beside(dest)
+    assert not other.exists() and fresh.name.startswith(f".canon.tmp-{live}-")

@@ -15,11 +15,11 @@ is written, so a failure never leaves a half-written dataset behind.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -31,6 +31,7 @@ import pandas as pd
 
 from asma_bench.data.layouts import SkeletonLayout, get_layout
 from asma_bench.errors import DataFormatError
+from asma_bench.fileio import backup_name, remove_path, temp_dir_beside
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +76,44 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _reserve(path: Path, dest: Path) -> None:
+    """Allocate every block of the (sparse) memory-mapped file ``path`` now.
+
+    A memory-mapped write into a sparse file on a full disk does not fail with an error:
+    the process dies of SIGBUS, with no message and no cleanup. Reserving the blocks first
+    turns a full disk into an ordinary ENOSPC here, which the writer reports in one line
+    after removing its temporary folder."""
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows: no reservation available
+        return
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # file systems without it
+                return
+            raise
+        raise DataFormatError(
+            dest, f"no space left on the device for the dataset ({size / 2**30:.2f} GiB needed)"
+        ) from None
+    finally:
+        os.close(fd)
+
+
 def atomic_replace_dir(tmp: Path, dest: Path, overwrite: bool) -> None:
     """Move a fully written folder ``tmp`` to ``dest``; the old ``dest`` survives any failure."""
     if dest.exists():
         if not overwrite:
             raise DataFormatError(dest, "output already exists (use --overwrite to replace it)")
-        backup = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        backup = backup_name(dest)
         os.rename(dest, backup)
         try:
             os.rename(tmp, dest)
         except BaseException:
             os.rename(backup, dest)
             raise
-        shutil.rmtree(backup, ignore_errors=True)
+        remove_path(backup)  # a folder or, with --overwrite over a file, a file
     else:
         os.rename(tmp, dest)
     _fsync_dir(dest.parent)
@@ -127,7 +153,7 @@ class DatasetWriter:
         if self.out.exists() and not overwrite:
             raise DataFormatError(self.out, "output already exists (use --overwrite to replace it)")
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self._tmp = temp_dir_beside(self.out)
         self._raw = open(self._tmp / "samples.raw", "wb")
         self._lengths: list[int] = []
         self._meta: list[SampleMeta] = []
@@ -155,8 +181,13 @@ class DatasetWriter:
         return len(self._meta)
 
     def add(self, x: np.ndarray, meta: SampleMeta) -> None:
-        """Append one sample of shape (C, T, V, M) (float, finite)."""
-        x = np.asarray(x, dtype=np.float32)
+        """Append one sample of shape (C, T, V, M) (real numbers, finite) and its label
+        (an integer in [0, MAX_CLASSES), below the number of class names when given)."""
+        _check_label(meta.label, meta.name, self.class_names)
+        raw = np.asarray(x)
+        if raw.dtype.kind not in "fiub":  # complex, strings, objects: not coordinates
+            raise DataFormatError(meta.name, f"sample values are {raw.dtype}, not real numbers")
+        x = raw.astype(np.float32, copy=False)
         expect = (self.channels, self.layout.num_joints, self.bodies)
         if x.ndim != 4 or (x.shape[0], x.shape[2], x.shape[3]) != expect:
             raise DataFormatError(
@@ -213,6 +244,7 @@ class DatasetWriter:
         data = np.lib.format.open_memmap(
             self._tmp / DATA_FILE, mode="w+", dtype=np.float32, shape=(n, c, t_max, v, m)
         )
+        _reserve(self._tmp / DATA_FILE, self.out)
         offset = 0
         for i, t in enumerate(self._lengths):
             size = t * c * v * m
@@ -261,10 +293,26 @@ class DatasetWriter:
             self.abort()
 
 
+#: No skeleton benchmark has more classes; a label above it is a corrupt field, and taken
+#: at face value it would size every per-class array (10^9 labels: a MemoryError).
+MAX_CLASSES = 10_000
+
+
+def _check_label(label: object, where: object, class_names: Sequence[str] | None) -> None:
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+        raise DataFormatError(where, f"label {label!r} is not an integer")
+    top = len(class_names) if class_names else MAX_CLASSES
+    if not 0 <= int(label) < top:
+        what = f"{len(class_names)} class names" if class_names else f"{MAX_CLASSES} classes"
+        raise DataFormatError(where, f"label {int(label)} is outside 0..{top - 1} ({what})")
+
+
 class SkeletonDataset:
     """A canonical dataset folder opened for reading (the array is memory-mapped)."""
 
-    def __init__(self, root: str | os.PathLike[str], mmap: bool = True):
+    def __init__(self, root: str | os.PathLike[str], mmap: bool = True, check_meta: bool = True):
+        """Open ``root``; ``check_meta=False`` skips the per-row label and length checks
+        (for ``data info --check``, which lists every bad row instead of the first)."""
         self.root = Path(root)
         for name in (DATA_FILE, META_FILE, INFO_FILE):
             if not (self.root / name).is_file():
@@ -277,6 +325,11 @@ class SkeletonDataset:
             self.info: dict[str, Any] = json.loads((self.root / INFO_FILE).read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DataFormatError(self.root / INFO_FILE, f"invalid JSON: {exc}") from None
+        except (RecursionError, ValueError) as exc:  # nesting or a 10,000-digit number
+            kind = "nested too deeply" if isinstance(exc, RecursionError) else "a value too large"
+            raise DataFormatError(self.root / INFO_FILE, f"invalid JSON: {kind}") from None
+        if not isinstance(self.info, dict):
+            raise DataFormatError(self.root / INFO_FILE, "must hold a JSON object")
         if self.info.get("format_version") != FORMAT_VERSION:
             raise DataFormatError(
                 self.root / INFO_FILE,
@@ -297,6 +350,34 @@ class SkeletonDataset:
                 f"array shape {self.data.shape} does not match {len(self.meta)} samples "
                 f"of layout {self.layout.name}",
             )
+        if check_meta:
+            self._check_meta()
+
+    def _check_meta(self) -> None:
+        """Integer labels in [0, num_classes) and lengths in [1, T]: a bad row is named by its
+        line in meta.csv, not found at training time as an IndexError."""
+        classes = self.info.get("num_classes")
+        if (
+            isinstance(classes, bool)
+            or not isinstance(classes, int)
+            or not 0 < classes <= MAX_CLASSES
+        ):
+            raise DataFormatError(
+                self.root / INFO_FILE,
+                f"num_classes {classes!r} is not an integer in 1..{MAX_CLASSES}",
+            )
+        t = self.data.shape[2]
+        for column, low, high in (("label", 0, classes - 1), ("length", 1, t)):
+            values = pd.to_numeric(self.meta[column], errors="coerce")
+            bad = values.isna() | (values != values.round()) | (values < low) | (values > high)
+            if bool(bad.any()):
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataFormatError(
+                    self.root / META_FILE,
+                    f"line {row + 2}: {column} {str(self.meta[column].iloc[row])[:40]!r} is not "
+                    f"an integer in {low}..{high}",
+                )
+            self.meta[column] = values.astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.meta)
@@ -307,7 +388,9 @@ class SkeletonDataset:
 
     @property
     def labels(self) -> np.ndarray:
-        return self.meta["label"].to_numpy(dtype=np.int64)
+        """Labels (N,); a non-numeric one (only unchecked metadata has them) reads as −1."""
+        values = pd.to_numeric(self.meta["label"], errors="coerce").fillna(-1)
+        return values.to_numpy().astype(np.int64)
 
     @property
     def lengths(self) -> np.ndarray:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from asma_bench.errors import AsmaBenchError, ConfigError
+from asma_bench.fileio import sweep_stale_beside
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,7 @@ def _create_sqlite_store_atomically(uri: str) -> None:
     from mlflow.tracking import MlflowClient
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_beside(path)  # a store creation killed earlier left its temporary file
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:

@@ -11,7 +11,12 @@ from asma_bench.config import RunConfig
 from asma_bench.errors import ConfigError
 from asma_bench.objectives.distillation import distillation_loss
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
-from asma_bench.protocols.checkpoints import load_checkpoint, save_checkpoint
+from asma_bench.protocols.checkpoints import (
+    checkpoint_part,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from asma_bench.protocols.classifier import EncoderClassifier, make_head
 from asma_bench.protocols.data import PreparedData, prepare_data
 from asma_bench.protocols.finetune import finetuned_classifier
@@ -83,7 +88,7 @@ def distill_student(
     student = build_student(cfg, data).to(ctx.device)
     if path.is_file():
         state = load_checkpoint(path)
-        student.load_state_dict(state["student"])
+        load_weights(student, checkpoint_part(state, path, "student"), path, "student")
         return student.eval(), dict(state.get("metrics", {}))
     assert_frozen(teacher, "teacher")
     if cfg.distill.kind == "feature":

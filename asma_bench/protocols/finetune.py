@@ -15,7 +15,12 @@ from torch import nn
 from asma_bench.config import RunConfig
 from asma_bench.errors import ConfigError
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
-from asma_bench.protocols.checkpoints import load_checkpoint, save_checkpoint
+from asma_bench.protocols.checkpoints import (
+    checkpoint_part,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from asma_bench.protocols.classifier import EncoderClassifier, make_head
 from asma_bench.protocols.data import PreparedData, class_balanced_subset, prepare_data
 from asma_bench.protocols.linear import linear_probe
@@ -103,7 +108,7 @@ def finetuned_classifier(
     pre = pretrain_for_unit(cfg, data, ctx)
     if path.is_file():
         state = load_checkpoint(path)
-        mode = state["mode"]
+        mode = checkpoint_part(state, path, "mode")
         dim = next(iter(pre.encoders.values())).out_dim
         model = EncoderClassifier(
             pre.encoders,
@@ -117,7 +122,7 @@ def finetuned_classifier(
             ),
             mode,
         )
-        model.load_state_dict(state["model"])
+        load_weights(model, checkpoint_part(state, path, "model"), path, "model")
         # the metrics of the run that trained it (validation accuracy, each encoder's own
         # test accuracy); the caller re-predicts the test split for per-sample predictions
         metrics = {k: float(v) for k, v in state.get("metrics", {}).items()}

@@ -17,7 +17,12 @@ from torch import nn
 
 from asma_bench.config import RunConfig
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
-from asma_bench.protocols.checkpoints import load_checkpoint, save_checkpoint
+from asma_bench.protocols.checkpoints import (
+    checkpoint_part,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from asma_bench.protocols.classifier import (
     EncoderClassifier,
     apply_head,
@@ -233,7 +238,8 @@ def cached_linear_teacher(
     if path.is_file():
         dim = next(iter(pre.encoders.values())).out_dim
         head = make_head(mode, dim, data.num_classes, cfg.linear.heads, cfg.linear.standardize)
-        head.load_state_dict(load_checkpoint(path)["head"])
+        state = load_checkpoint(path)
+        load_weights(head, checkpoint_part(state, path, "head"), path, "probe head")
         model = EncoderClassifier(pre.encoders, head.to(ctx.device), mode)
     else:
         model, _ = linear_probe(cfg, pre.encoders, data, ctx, mode)

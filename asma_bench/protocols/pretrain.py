@@ -18,8 +18,15 @@ from torch import nn
 
 from asma_bench.config import RunConfig
 from asma_bench.data.layouts import SkeletonLayout
+from asma_bench.errors import DataFormatError
 from asma_bench.protocols.base import UnitContext
-from asma_bench.protocols.checkpoints import load_checkpoint, save_checkpoint
+from asma_bench.protocols.checkpoints import (
+    checkpoint_part,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    set_aside,
+)
 from asma_bench.protocols.data import PreparedData
 from asma_bench.protocols.distributed import (
     amp_dtype,
@@ -162,7 +169,7 @@ def pretrain(
     if final.is_file():
         state = load_checkpoint(final)
         for name, enc in encoders.items():
-            enc.load_state_dict(state["encoders"][name])
+            load_weights(enc, checkpoint_part(state, final, "encoders", name), final, name)
             enc.eval()
         return PretrainResult(encoders, final, dict(state.get("metrics", {})), 0)
 
@@ -179,16 +186,24 @@ def pretrain(
         steps_per_epoch = max(1, len(data.train) // p.batch_size)
         sched = warmup_cosine(opt, p.warmup_epochs * steps_per_epoch, p.epochs * steps_per_epoch)
         if partial.is_file():
-            state = load_checkpoint(partial)
-            objective.load_state_dict(state["objective"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
-            if "torch_rng" in state:  # dropout draws from torch's global generator
-                torch.set_rng_state(state["torch_rng"])
-            start = int(state["epoch"])
-            metrics = dict(state.get("metrics", {}))
-            log.info("resuming pretraining %s at epoch %d", digest, start)
+            try:
+                state = load_checkpoint(partial)
+                load_weights(objective, checkpoint_part(state, partial, "objective"), partial,
+                             "objective")  # fmt: skip
+                opt.load_state_dict(checkpoint_part(state, partial, "optimizer"))
+                sched.load_state_dict(checkpoint_part(state, partial, "scheduler"))
+                gen.set_state(checkpoint_part(state, partial, "generator"))
+                if "torch_rng" in state:  # dropout draws from torch's global generator
+                    torch.set_rng_state(state["torch_rng"])
+                start = int(checkpoint_part(state, partial, "epoch"))
+                metrics = dict(state.get("metrics", {}))
+                log.info("resuming pretraining %s at epoch %d", digest, start)
+            except (DataFormatError, ValueError, TypeError, RuntimeError, KeyError) as exc:
+                # a partial checkpoint is a cache: set it aside and start this unit afresh
+                # (a fresh call re-seeds and rebuilds everything it may have half-loaded)
+                aside = set_aside(partial)
+                log.warning("%s; moved to %s, pretraining restarts", exc, aside.name)
+                return pretrain(cfg, data, ckpt_dir, device, on_epoch, progress, augment)
         on_gpu = torch.device(device).type == "cuda"
         amp = amp_dtype(cfg.amp, device)
         scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None

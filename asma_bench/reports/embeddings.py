@@ -16,7 +16,7 @@ import torch
 
 from asma_bench.config import validate_config
 from asma_bench.errors import ConfigError, DataFormatError
-from asma_bench.protocols.checkpoints import load_checkpoint
+from asma_bench.protocols.checkpoints import checkpoint_part, load_checkpoint, load_weights
 from asma_bench.protocols.data import prepare_data, resolve_dataset
 from asma_bench.protocols.pretrain import build_encoder, encoder_names, pretrain_digest
 
@@ -69,12 +69,7 @@ def encoder_embeddings(
     out = {}
     for name in encoder_names(cfg):
         enc = build_encoder(cfg, data.layout)
-        try:
-            enc.load_state_dict(state["encoders"][name])
-        except (KeyError, RuntimeError) as exc:
-            raise DataFormatError(
-                ckpt, f"encoder {name!r} does not fit the config: {str(exc).splitlines()[0]}"
-            ) from None
+        load_weights(enc, checkpoint_part(state, ckpt, "encoders", name), ckpt, name)
         enc.eval()
         feats = torch.cat([enc(x[i : i + 256]) for i in range(0, len(x), 256)])
         out[name] = (feats.numpy(), y[rows])

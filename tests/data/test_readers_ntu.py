@@ -262,3 +262,26 @@ def test_denoising_validates_arguments():
                 dict(spread_ratio=0.0), dict(motion_range=(2.0, 1.0))):  # fmt: skip
         with pytest.raises(ConfigError):
             Denoising(**bad)
+
+
+def test_hostile_files_are_one_line_within_seconds(tmp_path):
+    """A FIFO named .skeleton would block a reader forever; a 2 GB sparse file read whole
+    would take 10 GB; a 20 MB line of zero bytes must not become a 20 MB message."""
+    import os
+
+    from asma_bench.data.readers.ntu_raw import read_skeleton
+
+    fifo = tmp_path / "S001C001P001R001A001.skeleton"
+    os.mkfifo(fifo)
+    with pytest.raises(DataFormatError, match="not a regular file"):
+        read_skeleton(fifo)
+    sparse = tmp_path / "S001C001P001R001A002.skeleton"
+    with open(sparse, "wb") as fh:
+        fh.truncate(2 * 2**30)
+    with pytest.raises(DataFormatError, match=r"2048 MiB is too large"):
+        read_skeleton(sparse)
+    zeros = tmp_path / "S001C001P001R001A003.skeleton"
+    zeros.write_bytes(b"\0" * (20 * 2**20))
+    with pytest.raises(DataFormatError) as err:
+        read_skeleton(zeros)
+    assert len(str(err.value)) <= 400 and "\0" not in str(err.value)

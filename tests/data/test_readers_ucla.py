@@ -128,3 +128,19 @@ def test_ucla_bad_file_name(tmp_path):
     path.write_text("{}")
     with pytest.raises(DataFormatError, match=r"sample\.json: file name does not follow"):
         convert(path, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"skeletons": [], "label": ' + "9" * 10_000 + "}", "invalid JSON value"),
+    ],
+)
+def test_ucla_hostile_json_is_one_line(text, message, tmp_path):
+    path = tmp_path / "a01_s01_e00_v01.json"
+    path.write_text(text)
+    with pytest.raises(DataFormatError) as err:
+        convert(path, tmp_path / "out")
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+    assert len(str(err.value)) < 300

@@ -112,6 +112,74 @@ def test_check_samples_reports_each_bad_sample(tmp_path):
     meta.loc[3, "length"] = 3  # frame 4 of sample 3 now lies in the padding, and is not zero
     meta.loc[4, "label"] = 7
     meta.to_csv(out / "meta.csv", index=False)
-    problems = check_samples(SkeletonDataset(out))
+    problems = check_samples(SkeletonDataset(out, check_meta=False))
     got = {(r.name, r.problem.split()[0]) for r in problems.itertuples()}
     assert got == {("s1", "contains"), ("s2", "all"), ("s3", "non-zero"), ("s4", "label")}
+
+
+@pytest.mark.parametrize(
+    ("label", "values", "names", "message"),
+    [
+        (10**9, None, None, r"s0: label 1000000000 is outside 0\.\.9999"),
+        (-1, None, None, "label -1 is outside"),
+        (2, None, ["a", "b"], r"label 2 is outside 0\.\.1 \(2 class names\)"),
+        ("3", None, None, "label '3' is not an integer"),
+        (0, np.ones((3, 4, 25, 2), dtype=np.complex64), None, "complex64, not real numbers"),
+        (0, np.full((3, 4, 25, 2), "1.0"), None, "not real numbers"),
+    ],
+)
+def test_labels_and_values_are_checked_when_written(tmp_path, label, values, names, message):
+    x = _sample(4, 1.0) if values is None else values
+    with pytest.raises(DataFormatError, match=message):
+        with DatasetWriter(tmp_path / "ds", layout="ntu25", source="t", class_names=names) as w:
+            w.add(x, SampleMeta("s0", label))
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("label", "7", r"line 3: label '7' is not an integer in 0\.\.1"),
+        ("label", "abc", "line 3: label 'abc'"),
+        ("length", "2.5", r"line 3: length '2.5' is not an integer in 1\.\.7"),
+        ("length", "99", "line 3: length '99'"),
+    ],
+)
+def test_a_bad_meta_row_is_named_by_its_line_when_read(tmp_path, column, value, message):
+    out = tmp_path / "ds"
+    with DatasetWriter(out, layout="ntu25", source="test", class_names=["a", "b"]) as w:
+        w.add(_sample(4, 1.0), SampleMeta("s0", 0))
+        w.add(_sample(7, 2.0), SampleMeta("s1", 1))
+    meta = (out / "meta.csv").read_text().splitlines()
+    header = meta[0].split(",")
+    row = meta[2].split(",")
+    row[header.index(column)] = value
+    meta[2] = ",".join(row)
+    (out / "meta.csv").write_text("\n".join(meta) + "\n")
+    with pytest.raises(DataFormatError, match=f"meta.csv: {message}"):
+        SkeletonDataset(out)
+
+
+def test_overwrite_over_a_file_leaves_only_the_dataset(tmp_path):
+    out = tmp_path / "ds"
+    out.write_text("an old file in the way")
+    with DatasetWriter(out, layout="ntu25", source="t", overwrite=True) as w:
+        w.add(_sample(4, 1.0), SampleMeta("s0", 0))
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"] and out.is_dir()
+
+
+def test_a_full_disk_while_writing_the_array_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    """Faked ENOSPC where the memory-mapped array is reserved (a real full disk would kill
+    the writer with SIGBUS at the first page written)."""
+    import errno
+    import os
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    out = tmp_path / "ds"
+    with pytest.raises(DataFormatError, match=r"ds: no space left on the device .* GiB needed"):
+        with DatasetWriter(out, layout="ntu25", source="t") as w:
+            w.add(_sample(4, 1.0), SampleMeta("s0", 0))
+    assert list(tmp_path.iterdir()) == []

@@ -6,7 +6,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from tqdm.auto import tqdm
 
 from asma_bench.data.store import atomic_replace_dir
 from asma_bench.errors import ConfigError, DataFormatError
+from asma_bench.fileio import temp_dir_beside
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,24 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def check_regular_file(path: str | os.PathLike[str], limit: int | None = None) -> None:
+    """DataFormatError unless ``path`` is a regular file (after symlinks) of at most
+    ``limit`` bytes."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise DataFormatError(path, f"cannot read: {exc.strerror or exc}") from None
+    import stat
+
+    if not stat.S_ISREG(st.st_mode):
+        raise DataFormatError(path, "not a regular file (a FIFO, device or folder)")
+    if limit is not None and st.st_size > limit:
+        raise DataFormatError(
+            path, f"{st.st_size / 2**20:.0f} MiB is too large for this format "
+            f"(at most {limit / 2**20:.0f} MiB)"
+        )  # fmt: skip
+
+
 def reject_options(fmt: str, **given: Any) -> None:
     """ConfigError for an option that was given but means nothing to ``fmt``."""
     for name, value in given.items():
@@ -55,8 +73,18 @@ def progress_bar(
     return iter(tqdm(items, desc=desc, total=total, unit=unit, disable=not progress))
 
 
-def read_text_lines(path: str | os.PathLike[str]) -> list[str]:
-    """Lines of a text file (CRLF, CR or LF), trailing blank lines dropped; empty → error."""
+#: The largest text file a reader opens. The biggest real skeleton text files (PKU-MMD
+#: sequences, NTU's 300-frame two-body clips) are a few MB; a larger one is not a skeleton
+#: file, and reading it whole could exhaust memory (a 2 GB sparse file: 10 GB of lines).
+MAX_TEXT_BYTES = 256 * 2**20
+
+
+def read_text_lines(path: str | os.PathLike[str], limit: int = MAX_TEXT_BYTES) -> list[str]:
+    """Lines of a text file (CRLF, CR or LF), trailing blank lines dropped; empty → error.
+
+    Only regular files are opened (a FIFO named ``.skeleton`` would block forever) and only
+    up to ``limit`` bytes."""
+    check_regular_file(path, limit)
     try:
         # universal newlines: "\r\n" and "\n" files give the same lines; latin-1 never fails
         # to decode, so garbage surfaces as a bad number with its line number
@@ -162,7 +190,7 @@ def staging_dir(out: Path, overwrite: bool) -> Iterator[Path]:
     if out.exists() and not overwrite:
         raise DataFormatError(out, "output already exists (use --overwrite to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = temp_dir_beside(out)
     try:
         yield tmp
         atomic_replace_dir(tmp, out, overwrite)

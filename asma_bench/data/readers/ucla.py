@@ -17,7 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from asma_bench.data.readers._common import one_line, progress_bar, reject_options, require_exists
+from asma_bench.data.readers._common import (
+    MAX_TEXT_BYTES,
+    check_regular_file,
+    one_line,
+    progress_bar,
+    reject_options,
+    require_exists,
+)
 from asma_bench.data.splits import ucla_splits
 from asma_bench.data.store import DatasetWriter, SampleMeta
 from asma_bench.errors import DataFormatError
@@ -55,6 +62,7 @@ def read_sample(path: str | os.PathLike[str]) -> tuple[np.ndarray, SampleMeta]:
     if m is None:
         raise DataFormatError(path, "file name does not follow aAA_sSS_eEE_vVV.json")
     _, subject, replication, view = (int(g) for g in m.groups())
+    check_regular_file(path, MAX_TEXT_BYTES)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -69,6 +77,10 @@ def read_sample(path: str | os.PathLike[str]) -> tuple[np.ndarray, SampleMeta]:
         raise DataFormatError(path, f"{token} is not a finite number", line=line) from None
     except json.JSONDecodeError as exc:
         raise DataFormatError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+    except RecursionError:
+        raise DataFormatError(path, "JSON nested too deeply for a skeleton file") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise DataFormatError(path, f"invalid JSON value: {one_line(exc)[:120]}") from None
     if not isinstance(obj, dict) or "skeletons" not in obj or "label" not in obj:
         raise DataFormatError(path, 'expected {"file_name", "skeletons", "label"}')
     label = obj["label"]
