@@ -323,6 +323,10 @@ def run(
             "silent for twice this goes back in the queue."
         ),
     ] = 60,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the units and what sets them apart; train nothing."),
+    ] = False,
 ) -> None:
     """Run every (cell, seed) of a grid that is not finished yet, logging to MLflow."""
     from asma_bench.harness.grids import load_grid
@@ -360,6 +364,9 @@ def run(
         worker=worker,
         heartbeat=heartbeat,
     )
+    if dry_run:
+        _print_plan(spec.name, plan_units(spec, opts))
+        return
     outcome = run_grid(spec, opts)
     typer.echo(
         f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
@@ -377,6 +384,13 @@ def run(
     if not table.empty:
         knn = f"; knn_*: {knn_metric(spec.metric)}" if "knn_mean" in table else ""
         _print_table(f"{spec.name}: {spec.metric} (%), mean and std over seeds{knn}", table)
+        if "vs_random_init" in table:
+            typer.echo(
+                "vs_random_init: 'better' when a cell's mean exceeds random_init's by more "
+                "than the larger of the two seed stds (a screen, not a test); "
+                f"`asma-bench report --grid {spec.name}` tests each cell against the grid's "
+                f"baseline ({spec.baseline or 'none set'})."
+            )
     typer.echo(
         f"\nMLflow store: {outcome.tracking_uri}  (browse: mlflow ui --backend-store-uri "
         f"{outcome.tracking_uri})"
@@ -519,9 +533,39 @@ def models(
 
 
 # --------------------------------------------------------------------------- entry
+def _print_plan(grid: str, units: list) -> None:
+    """The units a run would train: name, id, protocol and the settings that differ."""
+    import pandas as pd
+
+    flat = [u.config.flat() for u in units]
+    keys = sorted({k for f in flat for k in f})
+    varying = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1 and k != "seed"]
+    rows = [
+        {"unit": u.name, "id": u.id, "protocol": u.protocol,
+         **{k: f.get(k) for k in varying}}
+        for u, f in zip(units, flat, strict=True)
+    ]  # fmt: skip
+    _print_table(f"{grid}: {len(units)} units (dry run: nothing trained)",
+                 pd.DataFrame(rows).set_index("unit"))  # fmt: skip
+    typer.echo("every other setting is shared; `--set key=value` changes it for all units")
+
+
+GLOBAL_FLAGS = ("--debug", "--verbose", "-v")
+
+
+def _global_flags_first(args: list[str]) -> list[str]:
+    """``--debug`` and ``-v`` where users put them (``asma-bench run … --debug``): moved
+    before the command, where click expects them. Values of options are never taken for
+    flags: only whole arguments before a ``--`` separator count."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for i, a in enumerate(args) if i >= end or a not in GLOBAL_FLAGS]
+    return flags + rest
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
-    args = sys.argv[1:] if argv is None else argv
+    args = _global_flags_first(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
         from asma_bench import commands

@@ -363,9 +363,14 @@ def _check_expansion(data: Any, path: object, what: str) -> None:  # noqa: ANN40
             stack.extend(node)
 
 
+#: File names a profile, grid or search space may have (JSON is YAML: ``config.json`` of a
+#: run is a profile as it stands).
+CATALOG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
 def is_profile_file(name: str) -> bool:
-    """Whether ``name`` is a profile YAML file's path (not a built-in profile's name)."""
-    return name.endswith((".yaml", ".yml"))
+    """Whether ``name`` is a profile file's path (not a built-in profile's name)."""
+    return str(name).endswith(CATALOG_SUFFIXES)
 
 
 def profile_dict(name: str) -> dict[str, Any]:

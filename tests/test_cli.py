@@ -99,7 +99,7 @@ def one_line(err: str, *names: str) -> bool:
         (["run"], "--grid"),
         (["run", "--grid", "x", "--seeds", "abc"], "--seeds"),
         (["nosuchcmd"], "nosuchcmd"),
-        (["run", "--verbose"], "--verbose"),
+        (["run", "--verboze"], "--verboze"),  # (--verbose is global, accepted anywhere)
         (["data", "nosuch"], "nosuch"),
     ],
 )

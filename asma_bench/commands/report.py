@@ -115,3 +115,40 @@ def report(
         f"\nwrote {len(result.files)} tables and {len(result.figures)} figures to "
         f"{result.folder}; page: {result.index}"
     )
+
+
+@app.command("results")
+def results(
+    grid: Annotated[str, typer.Option(help="Grid name or YAML file.")],
+    runs: Annotated[Path, typer.Option(help="Folder of `asma-bench run`.")] = Path("runs"),
+    store: Annotated[
+        str | None,  # noqa: UP007
+        typer.Option("--store", "--tracking-uri", help="MLflow tracking URI (default: in --runs)."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Also units that failed or were killed.")
+    ] = False,
+) -> None:
+    """One row per unit (cell, seed): status, run id, metrics; csv and json add every
+    configuration value (the same frame as ``asma_bench.api.load_results``)."""
+    from asma_bench.api import load_results
+    from asma_bench.errors import ConfigError
+
+    if fmt not in ("table", "csv", "json"):
+        raise ConfigError(f"--format must be table, csv or json, got {fmt!r}")
+    df = load_results(grid, runs, store=store, finished_only=not all_runs)
+    if fmt == "csv":
+        typer.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        typer.echo(df.to_json(orient="records", indent=1))
+    else:
+        shown = [c for c in ("cell", "seed", "status", "test_top1", "test_knn_top1",
+                             "unit_seconds", "run_id") if c in df]  # fmt: skip
+        from asma_bench.harness.grids import load_grid
+
+        try:
+            name = load_grid(grid).name
+        except ConfigError:
+            name = grid
+        _print_table(f"{name}: {len(df)} units", df[shown].set_index(["cell", "seed"]))

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from asma_bench.config import RunConfig, build_config, list_profiles
+from asma_bench.config import CATALOG_SUFFIXES, RunConfig, build_config, list_profiles
 from asma_bench.data.layouts import get_layout
 from asma_bench.data.transforms import Augment
 from asma_bench.errors import ConfigError
@@ -579,7 +579,7 @@ def parse_shapes(value: str) -> tuple[str, ...]:
     """The CLI's ``--shapes``: ``paper``, ``quick``, ``both``, or another profile's name."""
     if value == "both":
         return SHAPES
-    if value not in list_profiles() and not value.endswith((".yaml", ".yml")):
+    if value not in list_profiles() and not value.endswith(CATALOG_SUFFIXES):
         raise ConfigError(
             f"--shapes {value!r} is not one of both, {', '.join(list_profiles())} "
             "(or a profile .yaml file)"

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from asma_bench.config import deep_merge, load_yaml
+from asma_bench.config import CATALOG_SUFFIXES, deep_merge, load_yaml
 from asma_bench.errors import ConfigError
 
 REFERENCE_CELLS = ("random_init", "supervised")
@@ -125,7 +125,7 @@ def list_grids() -> list[str]:
 def load_grid(name_or_path: str | Path) -> GridSpec:
     """A built-in grid by name, or a grid YAML file by path."""
     path = Path(name_or_path)
-    if str(name_or_path).endswith((".yaml", ".yml")):
+    if str(name_or_path).endswith(CATALOG_SUFFIXES):
         if not path.is_file():
             raise ConfigError(f"{path}: grid file not found")
         source: Any = path

@@ -28,6 +28,7 @@ from asma_bench.harness.grids import CellSpec, GridSpec
 from asma_bench.harness.locks import unit_lock
 from asma_bench.harness.tracking import (
     TAG_CELL,
+    TAG_CHECKPOINT,
     TAG_FAILURE,
     TAG_PROFILE,
     TAG_SEED,
@@ -38,6 +39,7 @@ from asma_bench.harness.tracking import (
     environment_tags,
 )
 from asma_bench.protocols import ProtocolResult, UnitContext, run_protocol
+from asma_bench.protocols.checkpoints import unit_checkpoints
 from asma_bench.protocols.data import resolve_splits
 from asma_bench.protocols.metrics import knn_metric, per_class_accuracy
 from asma_bench.protocols.training import DivergenceError
@@ -349,6 +351,8 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
         tracker.finish(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     metrics = {**result.metrics, "unit_seconds": time.monotonic() - t0}
+    ckpts = unit_checkpoints(unit.config, ctx.ckpt_dir)
+    tracker.set_tags(run_id, {f"{TAG_CHECKPOINT}.{k}": str(p.resolve()) for k, p in ckpts.items()})
     final = {k: v for k, v in metrics.items() if k not in last_step}
     tracker.log_metrics(run_id, final, step=0)
     for key in sorted(set(metrics) & set(last_step)):  # never a step back to 0 on a curve

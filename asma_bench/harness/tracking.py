@@ -27,6 +27,7 @@ TAG_GRID, TAG_UNIT, TAG_CELL, TAG_SEED = "asma.grid", "asma.unit", "asma.cell", 
 TAG_KIND, TAG_FAILURE, TAG_PARENT = "asma.kind", "asma.failure", "mlflow.parentRunId"
 # on a grid's parent run: every seed requested so far (a JSON list) and the latest profile
 TAG_SEEDS, TAG_PROFILE = "asma.seeds", "asma.profile"
+TAG_CHECKPOINT = "asma.checkpoint"  # asma.checkpoint.<kind> = the file a unit used
 MAX_PARAM_LEN = 6000
 
 

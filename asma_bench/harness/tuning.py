@@ -49,6 +49,7 @@ from pydantic import (
 )
 
 from asma_bench.config import (
+    CATALOG_SUFFIXES,
     RunConfig,
     build_config,
     deep_merge,
@@ -188,7 +189,7 @@ def list_spaces() -> list[str]:
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """A built-in search space by name, or a space YAML file by path."""
     text = str(name_or_path)
-    if text.endswith((".yaml", ".yml")):
+    if text.endswith(CATALOG_SUFFIXES):
         path = Path(text)
         if not path.is_file():
             raise ConfigError(f"{path}: search space file not found")

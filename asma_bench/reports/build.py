@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from asma_bench.config import CATALOG_SUFFIXES
 from asma_bench.errors import AsmaBenchError, ConfigError
 from asma_bench.reports import factorial, figures, html, tables
 from asma_bench.reports.results import (
@@ -77,7 +78,7 @@ def write_report(
 
     fig_opts = figure_options or FigureOptions()
     spec = None
-    if grid in list_grids() or grid.endswith((".yaml", ".yml")):
+    if grid in list_grids() or grid.endswith(CATALOG_SUFFIXES):
         spec = load_grid(grid)
         grid = spec.name
     runs = load_grid_runs(uri, grid, spec, baseline=baseline, where=where)

@@ -43,21 +43,38 @@ def repeated_poses(x: Tensor, lengths: Tensor | None = None) -> Tensor:
     per-frame checksum first (identical frames always collide), and every candidate pair
     is then confirmed element by element, so the answer is exact.
     """
-    n, _, t, _, _ = x.shape
+    n, t = x.shape[0], x.shape[2]
     valid = frames_valid(_lengths_or_full(x, lengths), t)
-    frames = x.permute(0, 2, 1, 3, 4).reshape(n, t, -1)
-    weights = torch.linspace(1.0, 2.0, frames.shape[-1], dtype=torch.float64, device=x.device)
-    checksum = (frames.double() * weights).sum(dim=-1)  # (N, T)
+    checksum = _frame_checksum(x)
     earlier = torch.ones(t, t, dtype=torch.bool, device=x.device).tril(-1)  # s < t at [t, s]
     both = valid[:, :, None] & valid[:, None, :] & earlier[None]
     cand = (checksum[:, :, None] == checksum[:, None, :]) & both
     out = torch.zeros(n, t, dtype=torch.bool, device=x.device)
     b, later, first = torch.nonzero(cand, as_tuple=True)
     if len(b):
-        same = (frames[b, later] == frames[b, first]).all(dim=-1)
+        same = (x[b, :, later] == x[b, :, first]).flatten(1).all(dim=1)
         out[b[same], later[same]] = True
         out[b[same], first[same]] = True
     return out
+
+
+def _frame_checksum(x: Tensor) -> Tensor:
+    """(N, T) a weighted sum of each frame's values: identical frames give identical sums
+    (the same reduction over the same numbers), different frames almost never do; callers
+    confirm candidate pairs element by element."""
+    _, c, _, v, m = x.shape
+    weights = torch.linspace(1.0, 2.0, c * v * m, device=x.device).reshape(c, 1, v, m)
+    return (x.float() * weights).sum(dim=(1, 3, 4))
+
+
+def _consecutive_repeats(x: Tensor) -> Tensor:
+    """(N, T − 1) True where frame t + 1 equals frame t exactly."""
+    checksum = _frame_checksum(x)
+    repeat = checksum[:, 1:] == checksum[:, :-1]
+    b, i = torch.nonzero(repeat, as_tuple=True)
+    if len(b):
+        repeat[b, i] = (x[b, :, i + 1] == x[b, :, i]).flatten(1).all(dim=1)
+    return repeat
 
 
 def _lengths_or_full(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -77,14 +94,18 @@ def _neighbours(x: Tensor, lengths: Tensor, copies: str) -> tuple[Tensor, Tensor
     idx = torch.arange(t, device=x.device).expand(n, t)
     nxt, prv = idx + 1, idx - 1
     if copies == "skip" and t >= 2:
-        repeat = (x[:, :, 1:] == x[:, :, :-1]).flatten(3).all(dim=3).all(dim=1)  # (N, T−1)
-        nxt, prv = nxt.clone(), prv.clone()
-        for i in range(t - 2, -1, -1):  # a repeat of frame i+1 has i+1's next
-            nxt[:, i] = torch.where(repeat[:, i], nxt[:, i + 1], nxt[:, i])
-        for i in range(1, t):
-            prv[:, i] = torch.where(repeat[:, i - 1], prv[:, i - 1], prv[:, i])
+        # runs of equal consecutive frames; a frame's neighbours are the frames just
+        # outside its run (vectorised: run starts by cummax, run ends by a reversed cummin)
+        repeat = _consecutive_repeats(x)  # (N, T−1)
+        starts_run = torch.ones(n, t, dtype=torch.bool, device=x.device)
+        starts_run[:, 1:] = ~repeat
+        ends_run = torch.ones(n, t, dtype=torch.bool, device=x.device)
+        ends_run[:, :-1] = ~repeat
+        run_start = torch.where(starts_run, idx, 0).cummax(dim=1).values
+        run_end = torch.where(ends_run, idx, t - 1).flip(1).cummin(dim=1).values.flip(1)
+        nxt, prv = run_end + 1, run_start - 1
     nxt = torch.where(nxt < lengths[:, None], nxt, -1)
-    return nxt, prv
+    return nxt, prv.clamp(min=-1)
 
 
 def joint_motion(
@@ -118,14 +139,15 @@ def joint_motion(
     out = torch.zeros(n, t, v, dtype=torch.float32, device=x.device)
     if t >= 2:
         xf = x.float()
+        step = (xf[:, :, 1:] - xf[:, :, :-1]).abs()
+        step = (step if power == 1 else step**power).mean(dim=(1, 4))  # (N, T−1, V)
+        # with skipped copies a frame's difference to the nearest different pose is the
+        # step out of its run of equal frames (forward) or into it (backward)
         nxt, prv = _neighbours(x, lengths, copies)
-
-        def diff(other: Tensor) -> Tensor:  # |x_other − x_t|^p per joint, 0 where none
-            g = other.clamp(min=0)[:, None, :, None, None].expand_as(xf)
-            d = (xf.gather(2, g) - xf).abs() ** power
-            return d.mean(dim=(1, 4)) * (other >= 0)[:, :, None]
-
-        fwd, bwd = diff(nxt), diff(prv)
+        index = (nxt - 1).clamp(min=0)[:, :, None].expand(n, t, v)
+        fwd = step.gather(1, index.clamp(max=t - 2)) * (nxt >= 0)[:, :, None]
+        bwd_index = prv.clamp(min=0)[:, :, None].expand(n, t, v).clamp(max=t - 2)
+        bwd = step.gather(1, bwd_index) * (prv >= 0)[:, :, None]
         has_next, has_prev = (nxt >= 0)[:, :, None], (prv >= 0)[:, :, None]
         if difference == "central":
             count = has_next.float() + has_prev.float()

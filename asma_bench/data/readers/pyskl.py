@@ -178,8 +178,8 @@ def _check(path: Path, i: int, ann: Any) -> tuple[str, int, np.ndarray]:
     name = str(ann["frame_dir"])
     where = f"annotations[{i}] ({name})"
     kp = ann["keypoint"]
-    if not isinstance(kp, np.ndarray) or kp.ndim != 4 or not np.issubdtype(kp.dtype, np.number):
-        raise DataFormatError(path, f"{where}: keypoint must be a numeric (M, T, V, C) array")
+    if not isinstance(kp, np.ndarray) or kp.ndim != 4 or kp.dtype.kind not in "fiu":
+        raise DataFormatError(path, f"{where}: keypoint must be a real (M, T, V, C) array")
     if kp.shape[3] != 3:
         raise DataFormatError(
             path, f"{where}: keypoint has C={kp.shape[3]}; only 3D (C=3) skeletons are supported"
@@ -190,12 +190,18 @@ def _check(path: Path, i: int, ann: Any) -> tuple[str, int, np.ndarray]:
         raise DataFormatError(path, f"{where}: keypoint contains NaN or inf")
     try:
         label = int(ann["label"])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataFormatError(path, f"{where}: label {ann['label']!r} is not an integer") from None
     if label < 0:
         raise DataFormatError(path, f"{where}: negative label {label}")
     total = ann.get("total_frames")
-    if total is not None and int(total) != kp.shape[1]:
+    try:
+        total = None if total is None else int(total)
+    except (TypeError, ValueError, OverflowError):
+        raise DataFormatError(
+            path, f"{where}: total_frames {str(total)[:40]!r} is not an integer"
+        ) from None
+    if total is not None and total != kp.shape[1]:
         log.debug(
             "%s: %s total_frames %s but keypoint has %d frames", path, where, total, kp.shape[1]
         )

@@ -1,0 +1,81 @@
+"""The Python API: run a grid, and read its results as a DataFrame, from a notebook.
+
+>>> from asma_bench.api import run_grid, load_results          # doctest: +SKIP
+>>> outcome = run_grid("masking_pairs", profile="smoke", seeds=[0, 1], out="runs")
+>>> df = load_results("masking_pairs", runs="runs")
+>>> df.groupby("cell")["test_top1"].agg(["mean", "std"])
+
+``load_results`` gives one row per unit (cell, seed), its latest FINISHED run: ``cell``,
+``seed``, ``status``, ``run_id``, every resolved configuration value under its dotted name
+(``pretrain.pairing``, ``masking.k`` …) and every final metric (``test_top1``,
+``test_knn_top1``, ``linear_loss`` …). Units that failed are left out unless
+``finished_only=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from asma_bench.errors import ConfigError
+from asma_bench.harness.grids import load_grid
+from asma_bench.harness.runner import GridOutcome, RunOptions
+from asma_bench.harness.runner import run_grid as _run_grid
+from asma_bench.reports.results import load_grid_runs, resolve_tracking_uri
+
+__all__ = ["load_results", "run_grid"]
+
+
+def run_grid(
+    grid: str | Path,
+    *,
+    profile: str = "quick",
+    seeds: Sequence[int] = (0, 1, 2),
+    data: str | None = None,
+    out: str | Path = "runs",
+    overrides: Sequence[str] = (),
+    device: str | None = None,
+    progress: bool = False,
+) -> GridOutcome:
+    """Run every unfinished (cell, seed) of ``grid`` (a name or a YAML/JSON file) into the
+    MLflow store under ``out``: what ``asma-bench run`` does, without the printing."""
+    spec = load_grid(str(grid))
+    opts = RunOptions(
+        profile=profile, seeds=list(seeds), out=Path(out), data=data, device=device,
+        overrides=list(overrides), progress=progress,
+    )  # fmt: skip
+    return _run_grid(spec, opts)
+
+
+def load_results(
+    grid: str,
+    runs: str | Path = "runs",
+    *,
+    store: str | None = None,
+    finished_only: bool = True,
+) -> pd.DataFrame:
+    """One row per unit of ``grid`` in the store of ``runs`` (or the tracking URI
+    ``store``): cell, seed, status, run_id, configuration values and final metrics."""
+    try:
+        spec = load_grid(grid)
+    except ConfigError:  # a grid run from a file no longer at hand: its runs still read
+        spec = None
+    uri = resolve_tracking_uri(store, Path(runs))
+    gr = load_grid_runs(uri, spec.name if spec else grid, spec)
+    df = gr.finished if finished_only else gr.runs
+    params = {c: c.removeprefix("params.") for c in df.columns if c.startswith("params.")}
+    metrics = {c: c.removeprefix("metrics.") for c in df.columns if c.startswith("metrics.")}
+    out = df[["cell", "seed", "status", "run_id", *params, *metrics]].rename(
+        columns={**params, **metrics}
+    )
+    out = out.loc[:, ~out.columns.duplicated()]  # 'cell' is also a logged parameter
+    for col in params.values():  # MLflow keeps parameters as text: numbers back to numbers
+        if col in out and col not in ("cell", "seed"):
+            numbers = pd.to_numeric(out[col], errors="coerce")
+            if numbers.notna().sum() == out[col].notna().sum():
+                out[col] = numbers
+    order = {c: i for i, c in enumerate(gr.cells)}
+    out = out.assign(_order=out["cell"].map(order)).sort_values(["_order", "seed"])
+    return out.drop(columns="_order").reset_index(drop=True)

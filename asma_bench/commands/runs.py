@@ -1,0 +1,102 @@
+"""``asma-bench show RUN`` and ``asma-bench rerun RUN``: one unit's record, and that unit
+run again exactly (same resolved configuration, same protocol, same seed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from asma_bench.cli import app
+
+RunsOption = Annotated[Path, typer.Option(help="Folder of `asma-bench run`.")]
+StoreOption = Annotated[
+    str | None,  # noqa: UP007
+    typer.Option("--store", "--tracking-uri", help="MLflow tracking URI (default: in --runs)."),
+]
+
+
+def _unit_run(run_id: str, runs: Path, store: str | None) -> tuple[Any, Any, dict]:
+    """(tracker, MLflow run, resolved config dict) of a unit run, or one line saying why not."""
+    from asma_bench.errors import ConfigError
+    from asma_bench.harness.tracking import TAG_KIND, Tracker
+    from asma_bench.reports.results import check_sqlite_store, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(store, runs)
+    check_sqlite_store(uri)
+    tracker = Tracker(uri, experiment="asma-bench")
+    try:
+        run = tracker.client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - MLflow raises several types for an unknown id
+        raise ConfigError(f"run {run_id!r} is not in the store {uri}") from None
+    if run.data.tags.get(TAG_KIND) != "unit":
+        raise ConfigError(f"run {run_id!r} is not a unit run of a grid (kind: "
+                          f"{run.data.tags.get(TAG_KIND, 'none')})")  # fmt: skip
+    path = tracker.client.download_artifacts(run_id, "config.json")
+    return tracker, run, json.loads(Path(path).read_text())
+
+
+@app.command("show")
+def show(
+    run_id: Annotated[str, typer.Argument(help="MLflow run id of a unit (see `results`).")],
+    runs: RunsOption = Path("runs"),
+    store: StoreOption = None,
+) -> None:
+    """A unit's grid, cell, seed, status, final metrics, checkpoints and resolved config."""
+    from asma_bench.config import flatten
+    from asma_bench.harness.tracking import TAG_CELL, TAG_CHECKPOINT, TAG_GRID, TAG_SEED
+
+    _, run, config = _unit_run(run_id, runs, store)
+    tags = run.data.tags
+    typer.echo(f"run {run_id}: grid {tags.get(TAG_GRID)}, cell {tags.get(TAG_CELL)}, "
+               f"seed {tags.get(TAG_SEED)}, protocol {tags.get('asma.protocol')}, "
+               f"{run.info.status}")  # fmt: skip
+    typer.echo("metrics:")
+    for key, value in sorted(run.data.metrics.items()):
+        typer.echo(f"  {key} = {value:.6g}")
+    ckpts = {k.removeprefix(f"{TAG_CHECKPOINT}."): v for k, v in tags.items()
+             if k.startswith(f"{TAG_CHECKPOINT}.")}  # fmt: skip
+    typer.echo("checkpoints:" + ("" if ckpts else " none recorded"))
+    for kind, path in sorted(ckpts.items()):
+        exists = "" if Path(path).is_file() else "  (missing)"
+        typer.echo(f"  {kind}: {path}{exists}")
+    typer.echo("config:")
+    for key, value in flatten(config).items():
+        typer.echo(f"  {key} = {json.dumps(value)}")
+
+
+@app.command("rerun")
+def rerun(
+    run_id: Annotated[str, typer.Argument(help="MLflow run id of a unit (see `results`).")],
+    runs: RunsOption = Path("runs"),
+    store: StoreOption = None,
+) -> None:
+    """Run exactly that unit again (its resolved config, protocol and seed; nothing else)
+    into the same store, and compare its metric with the original run's."""
+    from asma_bench.config import validate_config
+    from asma_bench.harness.grids import CellSpec
+    from asma_bench.harness.runner import Unit, run_unit
+    from asma_bench.harness.tracking import TAG_CELL, TAG_GRID, TAG_SEED
+
+    tracker, run, config = _unit_run(run_id, runs, store)
+    tags = run.data.tags
+    cfg = validate_config(config)
+    labels = {k.removeprefix("label."): v for k, v in run.data.params.items()
+              if k.startswith("label.")}  # fmt: skip
+    protocol = tags.get("asma.protocol", run.data.params.get("protocol", "linear"))
+    cell = CellSpec(name=tags[TAG_CELL], protocol=protocol, labels=labels)
+    unit = Unit(tags[TAG_GRID], cell, int(tags[TAG_SEED]), protocol, cfg)
+    parent_id = tags.get("mlflow.parentRunId")
+    before = tracker.client.get_run(parent_id).info.status if parent_id else None
+    parent = parent_id or tracker.parent_run(unit.grid, {})
+    result = run_unit(unit, tracker, parent, Path(runs))
+    if before and before != "RUNNING":
+        tracker.finish(parent, before)  # the grid's own status is not this rerun's business
+    typer.echo(f"reran {unit.name} of grid {unit.grid} ({protocol}):")
+    for key in ("test_top1", "test_knn_top1"):
+        if key in result.metrics:
+            old = run.data.metrics.get(key)
+            was = f" (was {old:.4f})" if old is not None else ""
+            typer.echo(f"  {key} = {result.metrics[key]:.4f}{was}")

@@ -1,0 +1,109 @@
+"""The notebook path: run a grid and read its units as a DataFrame; the CLI around it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from asma_bench.api import load_results, run_grid
+from asma_bench.cli import main
+from asma_bench.config import build_config
+from asma_bench.errors import AsmaBenchError
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("api")
+    grid = folder / "two.yaml"
+    grid.write_text(
+        "name: two\nprotocol: linear\nreferences: []\n"
+        "cells:\n"
+        "  - {name: ld_hm, labels: {spatial: LDSM}, overrides: {pretrain: {pairing: ldsm_hmtm}}}\n"
+        "  - {name: hd_lm, labels: {spatial: HDSM}, overrides: {pretrain: {pairing: hdsm_lmtm}}}\n"
+    )
+    outcome = run_grid(grid, profile="smoke", seeds=[0, 1], out=folder / "runs")
+    return folder, grid, outcome
+
+
+def test_load_results_is_one_row_per_unit_with_config_and_metrics(tiny_grid):
+    folder, grid, outcome = tiny_grid
+    assert len(outcome.ran) == 4
+    df = load_results(str(grid), folder / "runs")
+    assert list(zip(df["cell"], df["seed"], strict=True)) == [
+        ("ld_hm", 0), ("ld_hm", 1), ("hd_lm", 0), ("hd_lm", 1)
+    ]  # fmt: skip
+    assert set(df["pretrain.pairing"]) == {"ldsm_hmtm", "hdsm_lmtm"}
+    assert df["masking.k"].dtype.kind == "f" and df["pretrain.epochs"].dtype.kind == "i"
+    assert df["test_top1"].between(0, 100).all() and (df["status"] == "FINISHED").all()
+    by_cell = df.groupby("cell")["test_top1"].mean()  # what a notebook does next
+    assert set(by_cell.index) == {"ld_hm", "hd_lm"}
+
+
+def test_results_command_prints_table_csv_and_json(tiny_grid, capsys):
+    folder, grid, _ = tiny_grid
+    runs = str(folder / "runs")
+    assert main(["results", "--grid", str(grid), "--runs", runs]) == 0
+    assert "two: 4 units" in capsys.readouterr().out
+    assert main(["results", "--grid", str(grid), "--runs", runs, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 4 and {"cell", "seed", "test_top1", "pretrain.pairing"} <= set(rows[0])
+    assert main(["results", "--grid", str(grid), "--runs", runs, "--format", "xml"]) == 2
+
+
+def test_dry_run_lists_units_and_trains_nothing(tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = main(["run", "--grid", "masking_pairs", "--profile", "smoke", "--seeds", "2",
+                 "--out", str(out), "--dry-run"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0 and "14 units (dry run: nothing trained)" in text
+    assert "pretrain.pairing" in text and "random_init/seed1" in text
+    assert not out.exists()
+
+
+def test_debug_after_the_command_shows_the_traceback(tmp_path):
+    with pytest.raises(AsmaBenchError):
+        main(["data", "info", str(tmp_path / "nowhere"), "--debug"])
+    assert main(["data", "info", str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_json_profile_is_a_profile(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"pretrain": {"epochs": 3}, "data": {"frames": 20}}))
+    cfg = build_config(str(path))
+    assert cfg.pretrain.epochs == 3 and cfg.data.frames == 20
+
+
+def test_the_readme_notebook_example_runs(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"this block runs in the test suite:\n\n```python\n(.*?)```", readme, re.S)
+    assert block, "the README's Python example is gone"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)  # noqa: S102
+    summary = namespace["summary"]
+    assert len(summary) == 7 and "test_top1" in summary.columns.get_level_values(0)
+    assert "ldsm_hmtm" in capsys.readouterr().out
+
+
+def test_show_and_rerun_reproduce_a_unit_exactly(tiny_grid, capsys):
+    import shutil
+
+    folder, grid, _ = tiny_grid
+    runs = folder / "runs"
+    df = load_results(str(grid), runs)
+    row = df[(df["cell"] == "hd_lm") & (df["seed"] == 1)].iloc[0]
+    assert main(["show", row["run_id"], "--runs", str(runs)]) == 0
+    shown = capsys.readouterr().out
+    assert "cell hd_lm, seed 1" in shown and "pretrain: " in shown
+    assert 'pretrain.pairing = "hdsm_lmtm"' in shown
+    shutil.rmtree(runs / "checkpoints")  # retrained from scratch, not reloaded
+    assert main(["rerun", row["run_id"], "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert f"test_top1 = {row['test_top1']:.4f} (was {row['test_top1']:.4f})" in out
+    again = load_results(str(grid), runs)
+    assert len(again) == 4  # the unit still counts once
+    assert main(["show", "no-such-run", "--runs", str(runs)]) == 2
