@@ -6,6 +6,7 @@ found rather than only the early "bad header" exits.
 """
 
 import json
+import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,8 +16,12 @@ from asma_bench.data.readers import ntu_raw, pku, ucla
 from asma_bench.errors import AsmaBenchError
 from asma_bench.harness.grids import load_grid
 
+#: examples per reader; the README's long run sets ASMA_FUZZ_EXAMPLES=1500 (7 × 1500)
+EXAMPLES = int(os.environ.get("ASMA_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
