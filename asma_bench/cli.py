@@ -401,24 +401,53 @@ def run(
 
 @app.command("grids")
 def grids() -> None:
-    """List the named grids."""
+    """List the named grids: cells (reference rows included), protocol, the paper's table,
+    and the whole description."""
+    import shutil
+    import textwrap
+
     from asma_bench.harness.grids import list_grids, load_grid
 
-    for name in list_grids():
-        spec = load_grid(name)
-        cells = spec.all_cells()
-        typer.echo(
-            f"{name:15s} {len(cells):3d} cells  {spec.protocol:10s} {spec.table:22s} "
-            f"{spec.description.strip()[:70]}"
-        )
+    specs = [load_grid(name) for name in list_grids()]
+    rows = [(s.name, str(len(s.all_cells())), s.protocol, s.table) for s in specs]
+    head = ("grid", "cells", "protocol", "paper")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    width = min(shutil.get_terminal_size((100, 20)).columns, 100)
+
+    def line(cols: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
+
+    typer.echo(line(head))
+    for spec, row in zip(specs, rows, strict=True):
+        typer.echo(line(row))
+        text = " ".join(spec.description.split())
+        typer.echo(textwrap.fill(text, width, initial_indent="    ", subsequent_indent="    "))
+
+
+def _profile_summary(name: str) -> str:
+    """The first comment line of a built-in profile's YAML (its one-line description)."""
+    from importlib import resources
+
+    path = resources.files("asma_bench") / "profiles" / f"{name}.yaml"
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        text = raw.strip()
+        if text.startswith("#"):
+            return text.lstrip("# ").rstrip()
+        if text:
+            break
+    return ""
 
 
 @app.command("profiles")
 def profiles() -> None:
-    """List the configuration profiles."""
+    """List the configuration profiles, each with its one-line description."""
     from asma_bench.config import list_profiles
 
-    typer.echo("\n".join(list_profiles()))
+    names = list_profiles()
+    width = max(len(n) for n in names)
+    typer.echo(f"{'profile'.ljust(width)}  description")
+    for name in names:
+        typer.echo(f"{name.ljust(width)}  {_profile_summary(name)}")
 
 
 @app.command("maskings")

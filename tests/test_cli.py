@@ -62,6 +62,12 @@ def test_listings(capsys):
     for cmd in (["grids"], ["profiles"], ["maskings"]):
         code, out, _ = run(capsys, *cmd)
         assert code == 0 and out.strip()
+    _, grids, _ = run(capsys, "grids")
+    assert grids.splitlines()[0].split() == ["grid", "cells", "protocol", "paper"]
+    flat = " ".join(grids.split())  # every description whole, never cut mid-word
+    assert "marginal means with 95% intervals and the smallest difference the seeds can" in flat
+    _, profiles, _ = run(capsys, "profiles")
+    assert "smoke  For tests: everything runs in seconds" in profiles
     code, out, _ = run(capsys, "models", "--frames", "8")
     assert code == 0 and "stgcn" in out and "student" in out
 
