@@ -25,7 +25,7 @@ from asma_bench.harness.runner import GridOutcome, RunOptions
 from asma_bench.harness.runner import run_grid as _run_grid
 from asma_bench.reports.results import load_grid_runs, resolve_tracking_uri
 
-__all__ = ["load_results", "run_grid"]
+__all__ = ["load_model", "load_results", "run_grid", "unit_run"]
 
 
 def run_grid(
@@ -79,3 +79,57 @@ def load_results(
     order = {c: i for i, c in enumerate(gr.cells)}
     out = out.assign(_order=out["cell"].map(order)).sort_values(["_order", "seed"])
     return out.drop(columns="_order").reset_index(drop=True)
+
+
+def unit_run(run_id: str, runs: str | Path = "runs", store: str | None = None) -> tuple:
+    """(tracker, MLflow run, resolved config dict) of a unit run, or one line saying why not."""
+    import json
+
+    from asma_bench.harness.tracking import TAG_KIND, Tracker
+    from asma_bench.reports.results import check_sqlite_store
+
+    uri = resolve_tracking_uri(store, Path(runs))
+    check_sqlite_store(uri)
+    tracker = Tracker(uri, experiment="asma-bench")
+    try:
+        run = tracker.client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - MLflow raises several types for an unknown id
+        raise ConfigError(f"run {run_id!r} is not in the store {uri}") from None
+    if run.data.tags.get(TAG_KIND) != "unit":
+        raise ConfigError(f"run {run_id!r} is not a unit run of a grid (kind: "
+                          f"{run.data.tags.get(TAG_KIND, 'none')})")  # fmt: skip
+    path = tracker.client.download_artifacts(run_id, "config.json")
+    return tracker, run, json.loads(Path(path).read_text())
+
+
+def load_model(run_id: str, runs: str | Path = "runs", store: str | None = None):  # noqa: ANN201
+    """The trained classifier of a unit run (frozen, eval mode): the pretrained encoders
+    and the probe head of a ``linear`` unit, or the fine-tuned model of a ``finetune`` /
+    ``semi`` / ``supervised`` unit, loaded from the checkpoints under ``runs``. Calling it
+    on a batch (N, C, T, V, M) of pre-processed clips gives class logits. Nothing is
+    trained: a missing checkpoint is an error that names ``asma-bench rerun``."""
+    from asma_bench.config import validate_config
+    from asma_bench.protocols import UnitContext
+    from asma_bench.protocols.checkpoints import unit_checkpoints
+    from asma_bench.protocols.data import prepare_data
+    from asma_bench.protocols.finetune import finetuned_classifier
+    from asma_bench.protocols.linear import cached_linear_teacher
+
+    _, run, config = unit_run(run_id, runs, store)
+    cfg = validate_config(config)
+    protocol = run.data.tags.get("asma.protocol", "")
+    needed = {"linear": "linear", "finetune": "finetune", "semi": "finetune",
+              "supervised": "finetune"}.get(protocol)  # fmt: skip
+    if needed is None:
+        raise ConfigError(f"run {run_id}: load_model reads linear, finetune, semi and "
+                          f"supervised units, not {protocol or 'this'} ones")  # fmt: skip
+    runs = Path(runs)
+    have = unit_checkpoints(cfg, runs / "checkpoints")
+    if needed not in have or (cfg.pretrain.epochs > 0 and "pretrain" not in have):
+        raise ConfigError(f"run {run_id}: its {needed} checkpoint is not under {runs} "
+                          f"(`asma-bench rerun {run_id}` recreates it)")  # fmt: skip
+    ctx = UnitContext(data_root=runs / "data", ckpt_dir=runs / "checkpoints", device="cpu")
+    data = prepare_data(cfg.data, cfg.seed, ctx.data_root)
+    if needed == "linear":
+        return cached_linear_teacher(cfg, data, ctx)
+    return finetuned_classifier(cfg, data, ctx)[0]

@@ -87,6 +87,27 @@ def test_the_readme_notebook_example_runs(tmp_path, monkeypatch, capsys):
     summary = namespace["summary"]
     assert len(summary) == 7 and "test_top1" in summary.columns.get_level_values(0)
     assert "ldsm_hmtm" in capsys.readouterr().out
+    assert namespace["model"].mode == "single"  # the linear unit's classifier
+
+
+def test_load_model_gives_the_classifier_that_scored_the_run(tiny_grid):
+    import torch
+
+    from asma_bench.api import load_model
+    from asma_bench.protocols.data import prepare_data
+
+    folder, grid, _ = tiny_grid
+    runs = folder / "runs"
+    row = load_results(str(grid), runs).iloc[0]
+    model = load_model(row["run_id"], runs)
+    cfg = build_config("smoke", [f"seed={int(row['seed'])}"])  # the unit's data and split
+    data = prepare_data(cfg.data, cfg.seed, runs / "data")
+    with torch.no_grad():
+        predicted = model(data.test.x).argmax(dim=1)
+    accuracy = 100.0 * float((predicted == data.test.y).float().mean())
+    assert accuracy == pytest.approx(row["test_top1"], abs=1e-4)
+    with pytest.raises(AsmaBenchError, match="not in the store"):
+        load_model("no-such-run", runs)
 
 
 def test_show_and_rerun_reproduce_a_unit_exactly(tiny_grid, capsys):

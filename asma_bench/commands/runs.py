@@ -19,23 +19,9 @@ StoreOption = Annotated[
 
 
 def _unit_run(run_id: str, runs: Path, store: str | None) -> tuple[Any, Any, dict]:
-    """(tracker, MLflow run, resolved config dict) of a unit run, or one line saying why not."""
-    from asma_bench.errors import ConfigError
-    from asma_bench.harness.tracking import TAG_KIND, Tracker
-    from asma_bench.reports.results import check_sqlite_store, resolve_tracking_uri
+    from asma_bench.api import unit_run
 
-    uri = resolve_tracking_uri(store, runs)
-    check_sqlite_store(uri)
-    tracker = Tracker(uri, experiment="asma-bench")
-    try:
-        run = tracker.client.get_run(run_id)
-    except Exception:  # noqa: BLE001 - MLflow raises several types for an unknown id
-        raise ConfigError(f"run {run_id!r} is not in the store {uri}") from None
-    if run.data.tags.get(TAG_KIND) != "unit":
-        raise ConfigError(f"run {run_id!r} is not a unit run of a grid (kind: "
-                          f"{run.data.tags.get(TAG_KIND, 'none')})")  # fmt: skip
-    path = tracker.client.download_artifacts(run_id, "config.json")
-    return tracker, run, json.loads(Path(path).read_text())
+    return unit_run(run_id, runs, store)
 
 
 @app.command("show")

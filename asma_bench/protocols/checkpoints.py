@@ -83,7 +83,7 @@ def unit_checkpoints(cfg: Any, ckpt_dir: Path) -> dict[str, Path]:  # noqa: ANN4
     each unit's MLflow tags name."""
     from asma_bench.config import RunConfig
     from asma_bench.protocols.finetune import FINETUNE_SECTIONS
-    from asma_bench.protocols.linear import LINEAR_SECTIONS
+    from asma_bench.protocols.linear import linear_head_path
     from asma_bench.protocols.pretrain import pretrain_digest
 
     def outside(sections: tuple[str, ...]) -> list[str]:
@@ -91,7 +91,7 @@ def unit_checkpoints(cfg: Any, ckpt_dir: Path) -> dict[str, Path]:  # noqa: ANN4
 
     names = {
         "pretrain": f"pretrain-{pretrain_digest(cfg)}.pt",
-        "linear": f"linear-{cfg.digest(exclude=outside(LINEAR_SECTIONS))}.pt",
+        "linear": linear_head_path(cfg, ckpt_dir).name,
         "finetune": f"finetune-{cfg.digest(exclude=outside(FINETUNE_SECTIONS))}.pt",
         "student": f"student-{cfg.digest(exclude=['device'])}.pt",
     }

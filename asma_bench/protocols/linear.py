@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -227,12 +228,17 @@ def linear_classifier(
     return model, result, pre.metrics
 
 
+def linear_head_path(cfg: RunConfig, ckpt_dir: Path) -> Path:
+    """Where the probe head of ``cfg`` is kept (its digest covers what shapes the head)."""
+    excluded = [k for k in RunConfig.model_fields if k not in LINEAR_SECTIONS]
+    return ckpt_dir / f"linear-{cfg.digest(exclude=excluded)}.pt"
+
+
 def cached_linear_teacher(
     cfg: RunConfig, data: PreparedData, ctx: UnitContext
 ) -> EncoderClassifier:
     """The linear-probed classifier of ``cfg`` (trained once, then loaded)."""
-    excluded = [k for k in RunConfig.model_fields if k not in LINEAR_SECTIONS]
-    path = ctx.ckpt_dir / f"linear-{cfg.digest(exclude=excluded)}.pt"
+    path = linear_head_path(cfg, ctx.ckpt_dir)
     pre = pretrain_for_unit(cfg, data, ctx)
     mode = resolve_features(cfg.linear.features, encoder_names(cfg))
     if path.is_file():
@@ -257,6 +263,9 @@ def linear(cfg: RunConfig, ctx: UnitContext) -> ProtocolResult:
     """
     data = prepare_data(cfg.data, cfg.seed, ctx.data_root)
     model, result, pre_metrics = linear_classifier(cfg, data, ctx)
+    head_path = linear_head_path(cfg, ctx.ckpt_dir)
+    if not head_path.is_file():  # the trained head, for `load_model` and the distillation
+        save_checkpoint({"head": model.head.state_dict()}, head_path)
     result.metrics.update({f"final_{k}": v for k, v in pre_metrics.items()})
     if model.mode in ("aligned", "concat"):
         for name in ("theta", "phi"):
