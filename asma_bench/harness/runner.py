@@ -111,6 +111,7 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
             )
             try:  # the split each unit really uses is the one recorded and hashed
                 cfg = resolve_splits(cfg)
+                _refuse_unused_pairing(cfg)
             except ConfigError as exc:
                 raise ConfigError(f"grid {grid.name!r}, cell {cell.name!r}: {exc}") from None
             units.append(Unit(grid.name, cell, int(seed), cell.protocol or grid.protocol, cfg))
@@ -126,6 +127,23 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
     _check_names(grid, units)
     _refuse_equal_masks(grid, units)
     return units
+
+
+def _refuse_unused_pairing(cfg: RunConfig) -> None:
+    """A two-encoder objective takes each encoder's pairing from ``pretrain.params``
+    (``theta_masks``/``phi_masks``); a ``pretrain.pairing`` it would ignore is refused
+    rather than silently entering the unit's id."""
+    from asma_bench.config import PretrainConfig
+    from asma_bench.protocols.pretrain import TWO_ENCODER_OBJECTIVES
+
+    default = PretrainConfig.model_fields["pairing"].default
+    p = cfg.pretrain
+    if p.objective in TWO_ENCODER_OBJECTIVES and p.pairing != default:
+        raise ConfigError(
+            f"pretrain.pairing={p.pairing!r} does not apply to objective {p.objective!r}, "
+            "which pretrains two encoders; choose their pairings with "
+            "pretrain.params={theta_masks: NAME, phi_masks: NAME}"
+        )
 
 
 def _check_names(grid: GridSpec, units: Sequence[Unit]) -> None:

@@ -206,3 +206,13 @@ def test_a_curve_never_steps_back_to_zero(tmp_path):
     for key in ("pretrain_loss", "linear_objective", "linear_val_top1"):
         steps = [m.step for m in tracker.client.get_metric_history(run.info.run_id, key)]
         assert steps and steps == sorted(steps), (key, steps)
+
+
+def test_a_pairing_the_objective_ignores_is_refused_not_hashed():
+    grid = load_grid("encoders")  # objective asma: two encoders with their own pairings
+    with pytest.raises(ConfigError, match=r"pretrain.pairing='hdsm_hmtm' does not apply to "
+                       r"objective 'asma'.*theta_masks"):  # fmt: skip
+        plan_units(grid, RunOptions(profile="smoke", seeds=[0],
+                                    overrides=["pretrain.pairing=hdsm_hmtm"]))  # fmt: skip
+    other = ["pretrain.params={theta_masks: ldsm_lmtm}"]  # the way to choose them
+    plan_units(grid, RunOptions(profile="smoke", seeds=[0], overrides=other))
