@@ -38,13 +38,14 @@ def run_grid(
     overrides: Sequence[str] = (),
     device: str | None = None,
     progress: bool = False,
+    experiment: str = "asma-bench",
 ) -> GridOutcome:
     """Run every unfinished (cell, seed) of ``grid`` (a name or a YAML/JSON file) into the
     MLflow store under ``out``: what ``asma-bench run`` does, without the printing."""
     spec = load_grid(str(grid))
     opts = RunOptions(
         profile=profile, seeds=list(seeds), out=Path(out), data=data, device=device,
-        overrides=list(overrides), progress=progress,
+        overrides=list(overrides), progress=progress, experiment=experiment,
     )  # fmt: skip
     return _run_grid(spec, opts)
 
@@ -55,6 +56,7 @@ def load_results(
     *,
     store: str | None = None,
     finished_only: bool = True,
+    experiment: str = "asma-bench",
 ) -> pd.DataFrame:
     """One row per unit of ``grid`` in the store of ``runs`` (or the tracking URI
     ``store``): cell, seed, status, run_id, configuration values and final metrics."""
@@ -63,7 +65,7 @@ def load_results(
     except ConfigError:  # a grid run from a file no longer at hand: its runs still read
         spec = None
     uri = resolve_tracking_uri(store, Path(runs))
-    gr = load_grid_runs(uri, spec.name if spec else grid, spec)
+    gr = load_grid_runs(uri, spec.name if spec else grid, spec, experiment=experiment)
     df = gr.finished if finished_only else gr.runs
     params = {c: c.removeprefix("params.") for c in df.columns if c.startswith("params.")}
     metrics = {c: c.removeprefix("metrics.") for c in df.columns if c.startswith("metrics.")}
@@ -81,7 +83,9 @@ def load_results(
     return out.drop(columns="_order").reset_index(drop=True)
 
 
-def unit_run(run_id: str, runs: str | Path = "runs", store: str | None = None) -> tuple:
+def unit_run(
+    run_id: str, runs: str | Path = "runs", store: str | None = None, experiment: str = "asma-bench"
+) -> tuple:
     """(tracker, MLflow run, resolved config dict) of a unit run, or one line saying why not."""
     import json
 
@@ -90,11 +94,12 @@ def unit_run(run_id: str, runs: str | Path = "runs", store: str | None = None) -
 
     uri = resolve_tracking_uri(store, Path(runs))
     check_sqlite_store(uri)
-    tracker = Tracker(uri, experiment="asma-bench")
+    tracker = Tracker(uri, experiment=experiment)  # the run's own experiment is used below
     try:
         run = tracker.client.get_run(run_id)
     except Exception:  # noqa: BLE001 - MLflow raises several types for an unknown id
         raise ConfigError(f"run {run_id!r} is not in the store {uri}") from None
+    tracker.experiment_id = run.info.experiment_id  # a rerun goes where the run is
     if run.data.tags.get(TAG_KIND) != "unit":
         raise ConfigError(f"run {run_id!r} is not a unit run of a grid (kind: "
                           f"{run.data.tags.get(TAG_KIND, 'none')})")  # fmt: skip

@@ -323,6 +323,9 @@ def run(
             "silent for twice this goes back in the queue."
         ),
     ] = 60,
+    experiment: Annotated[
+        str, typer.Option(help="MLflow experiment the runs are logged to.")
+    ] = "asma-bench",
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the units and what sets them apart; train nothing."),
@@ -363,6 +366,7 @@ def run(
         storage=storage,
         worker=worker,
         heartbeat=heartbeat,
+        experiment=experiment,
     )
     if dry_run:
         _print_plan(spec.name, plan_units(spec, opts))
@@ -376,7 +380,7 @@ def run(
         typer.echo(f"  FAILED {name}: {reason}")
     if worker:
         raise typer.Exit(1 if outcome.failed else 0)
-    tracker = Tracker(outcome.tracking_uri, experiment="asma-bench")
+    tracker = Tracker(outcome.tracking_uri, experiment=experiment)
     planned = [u.id for u in plan_units(spec, opts)]  # this run's settings only
     results = grid_results(tracker, spec.name, unit_ids=planned)
     cells = [c.name for c in spec.all_cells()]

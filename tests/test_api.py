@@ -128,3 +128,16 @@ def test_show_and_rerun_reproduce_a_unit_exactly(tiny_grid, capsys):
     again = load_results(str(grid), runs)
     assert len(again) == 4  # the unit still counts once
     assert main(["show", "no-such-run", "--runs", str(runs)]) == 2
+
+
+def test_runs_go_to_the_experiment_named(tmp_path, capsys):
+    grid = tmp_path / "one.yaml"
+    cells = "cells: [{name: a, overrides: {pretrain: {pairing: ldsm_hmtm}}}]\n"
+    grid.write_text("name: one\nprotocol: linear\nreferences: []\n" + cells)
+    runs = tmp_path / "runs"
+    run_grid(grid, profile="smoke", seeds=[0], out=runs, experiment="ablation-7")
+    assert len(load_results(str(grid), runs, experiment="ablation-7")) == 1
+    with pytest.raises(AsmaBenchError, match="no 'asma-bench' experiment"):
+        load_results(str(grid), runs)
+    code = main(["results", "--grid", str(grid), "--runs", str(runs), "--experiment", "ablation-7"])
+    assert code == 0 and "one: 1 units" in capsys.readouterr().out

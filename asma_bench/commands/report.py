@@ -63,6 +63,7 @@ def report(
     classes: Annotated[
         str | None, typer.Option(help="Classes for the t-SNE, e.g. 0,3,7 (default: 0-7).")  # noqa: UP007
     ] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment of the runs.")] = "asma-bench",
     masking_draws: Annotated[
         int,
         typer.Option(
@@ -96,6 +97,7 @@ def report(
             embeddings=embeddings, embedding_method=embedding_method, classes=_classes(classes),
             masking_draws=masking_draws,
         ),
+        experiment=experiment,
         progress=(lambda step: typer.echo(f"  drawing {step}…", err=True)) if show else None,
     )  # fmt: skip
     rep = result.report
@@ -129,6 +131,7 @@ def results(
     all_runs: Annotated[
         bool, typer.Option("--all", help="Also units that failed or were killed.")
     ] = False,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment of the runs.")] = "asma-bench",
 ) -> None:
     """One row per unit (cell, seed): status, run id, metrics; csv and json add every
     configuration value (the same frame as ``asma_bench.api.load_results``)."""
@@ -137,7 +140,7 @@ def results(
 
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"--format must be table, csv or json, got {fmt!r}")
-    df = load_results(grid, runs, store=store, finished_only=not all_runs)
+    df = load_results(grid, runs, store=store, finished_only=not all_runs, experiment=experiment)
     if fmt == "csv":
         typer.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":

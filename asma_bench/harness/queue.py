@@ -445,7 +445,7 @@ def run_grid_queued(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     with storage_lock(opts.storage, name):
         storage = open_storage(opts.storage, settings)
         queue = GridQueue.open(storage, name, units)
-        tracker = Tracker(uri, experiment="asma-bench", artifact_root=out / "artifacts")
+        tracker = Tracker(uri, experiment=opts.experiment, artifact_root=out / "artifacts")
         parent = open_grid_run(tracker, grid, opts, {"asma.study": name})
         finished = tracker.finished_units(grid.name)
         added = queue.enqueue(finished)

@@ -83,6 +83,7 @@ class RunOptions:
     worker: bool = False  # with storage: stop when no unit is waiting (don't wait for others)
     heartbeat: int = 60  # seconds; a unit whose worker is silent for twice this is retried
     max_retry: int = 3
+    experiment: str = "asma-bench"  # the MLflow experiment the grid's runs go to
 
 
 @dataclass
@@ -229,7 +230,7 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     units = plan_units(grid, opts)  # a bad grid or config fails before anything is created
     out = ensure_writable(opts.out)
     uri = opts.tracking_uri or default_tracking_uri(out)
-    tracker = Tracker(uri, experiment="asma-bench", artifact_root=out / "artifacts")
+    tracker = Tracker(uri, experiment=opts.experiment, artifact_root=out / "artifacts")
     parent = open_grid_run(tracker, grid, opts)
     done = tracker.finished_units(grid.name)
     outcome = GridOutcome(grid.name, tracking_uri=uri)

@@ -72,6 +72,7 @@ def write_report(
     where: Sequence[str] = (),
     figure_options: FigureOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    experiment: str = "asma-bench",
 ) -> ReportOutput:
     """Write ``out_dir/<grid>/`` (tables, figures, manifest) and ``out_dir/index.html``."""
     from asma_bench.harness.grids import list_grids, load_grid
@@ -81,7 +82,7 @@ def write_report(
     if grid in list_grids() or grid.endswith(CATALOG_SUFFIXES):
         spec = load_grid(grid)
         grid = spec.name
-    runs = load_grid_runs(uri, grid, spec, baseline=baseline, where=where)
+    runs = load_grid_runs(uri, grid, spec, baseline=baseline, where=where, experiment=experiment)
     report = tables.build_grid_report(runs, options)
     folder = Path(out_dir) / grid
     files = tables.write_grid_report(report, folder)
