@@ -7,6 +7,7 @@ only runs with status FINISHED count as done, so a killed run never counts in re
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -14,7 +15,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,32 @@ MAX_PARAM_LEN = 6000
 
 class TrackingError(AsmaBenchError):
     """The tracking store cannot be reached or written."""
+
+
+def _store_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn an MLflow/SQLAlchemy failure of a store write or read (a full disk, a lost
+    server) into one :class:`TrackingError` line naming the store."""
+
+    @functools.wraps(method)
+    def wrapper(self: Tracker, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        try:
+            return method(self, *args, **kwargs)
+        except (AsmaBenchError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - MLflow raises many types
+            raise TrackingError(f"tracking store {self.uri}: {_store_reason(exc)}") from None
+
+    return wrapper
+
+
+def _store_reason(exc: BaseException) -> str:
+    """The useful line of a store failure: SQLite's own words where there are some."""
+    text = str(exc)
+    for known in ("database or disk is full", "disk I/O error", "database is locked",
+                  "No space left on device", "readonly database"):  # fmt: skip
+        if known in text:
+            return known
+    return _one_line(exc)
 
 
 def with_installed_driver(url: str) -> str:
@@ -99,6 +126,11 @@ class Tracker:
         quiet = logging.getLogger().getEffectiveLevel() > logging.DEBUG
         for name in ("mlflow", "alembic", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.DEBUG)
+        # MLflow logs every failed statement with its SQL before raising; the error it
+        # raises becomes one line here, so its log stays quiet unless debugging
+        logging.getLogger("mlflow.store.db.utils").setLevel(
+            logging.CRITICAL if quiet else logging.DEBUG
+        )
         _probe_server(tracking_uri)
         try:
             _create_sqlite_store_atomically(tracking_uri)
@@ -116,6 +148,7 @@ class Tracker:
             raise TrackingError(f"tracking store {tracking_uri}: {_one_line(exc)}") from None
 
     # ------------------------------------------------------------------ runs
+    @_store_errors
     def parent_run(self, grid: str, tags: Mapping[str, str]) -> str:
         """The grid's parent run (reused across reruns of the same grid)."""
         runs = self.client.search_runs(
@@ -135,6 +168,7 @@ class Tracker:
         )  # fmt: skip
         return run.info.run_id
 
+    @_store_errors
     def unit_runs(self, grid: str) -> list[Any]:
         return self.client.search_runs(
             [self.experiment_id],
@@ -142,6 +176,7 @@ class Tracker:
             max_results=50000,
         )
 
+    @_store_errors
     def finished_units(self, grid: str) -> dict[str, str]:
         """unit id → run id of FINISHED unit runs of ``grid``."""
         return {
@@ -150,12 +185,14 @@ class Tracker:
             if r.info.status == "FINISHED" and TAG_UNIT in r.data.tags
         }
 
+    @_store_errors
     def close_stale(self, grid: str, unit: str) -> None:
         """Mark earlier unfinished runs of a unit KILLED (a crashed or killed worker)."""
         for r in self.unit_runs(grid):
             if r.data.tags.get(TAG_UNIT) == unit and r.info.status == "RUNNING":
                 self.client.set_terminated(r.info.run_id, status="KILLED")
 
+    @_store_errors
     def start_unit(self, parent_id: str, grid: str, name: str, tags: Mapping[str, Any]) -> str:
         run = self.client.create_run(
             self.experiment_id, run_name=name,
@@ -164,10 +201,12 @@ class Tracker:
         )  # fmt: skip
         return run.info.run_id
 
+    @_store_errors
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
     # --------------------------------------------------------------- logging
+    @_store_errors
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -175,6 +214,7 @@ class Tracker:
         for i in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[i : i + 100])
 
+    @_store_errors
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
@@ -187,13 +227,16 @@ class Tracker:
         for i in range(0, len(items), 500):
             self.client.log_batch(run_id, metrics=items[i : i + 500])
 
+    @_store_errors
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         for k, v in tags.items():
             self.client.set_tag(run_id, k, str(v)[:5000])
 
+    @_store_errors
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), artifact_path)
 
+    @_store_errors
     def log_dict(self, run_id: str, data: Any, name: str) -> None:
         self.client.log_text(run_id, json.dumps(data, indent=1, default=str), name)
 

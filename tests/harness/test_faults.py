@@ -52,3 +52,39 @@ def test_unreachable_tracking_server_fails_fast_in_one_line(tmp_path):
     with pytest.raises(TrackingError, match=r"^tracking server http://127.0.0.1:9 is unreachable"):
         run_grid(_grid(), opts)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_full_tracking_database_is_one_line_and_a_rerun_completes(tmp_path, monkeypatch, capsys):
+    """SQLite out of space: MLflow logs every failed statement with its SQL (hundreds of
+    lines) before raising; the user sees one line naming the store."""
+    import sqlalchemy.exc
+
+    from asma_bench.cli import main
+
+    real = Tracker.log_metrics.__wrapped__
+
+    def full(self, run_id, metrics, step=0):
+        raise sqlalchemy.exc.OperationalError(
+            "INSERT INTO metrics ...", {}, Exception("database or disk is full")
+        )
+
+    monkeypatch.setattr(Tracker, "log_metrics", _wrapped(full))
+    with pytest.raises(TrackingError, match=r"mlflow.db: database or disk is full$"):
+        run_grid(_grid(), RunOptions(profile="smoke", seeds=[0], out=tmp_path, progress=False))
+    monkeypatch.setattr(Tracker, "log_metrics", _wrapped(real))
+    outcome = run_grid(_grid(), RunOptions(profile="smoke", seeds=[0], out=tmp_path,
+                                           progress=False))  # fmt: skip
+    assert sorted(outcome.ran) == ["ldsm_hmtm/seed0", "random_init/seed0"]
+    monkeypatch.setattr(Tracker, "log_metrics", _wrapped(full))
+    args = ["run", "--grid", "masking_pairs", "--profile", "smoke", "--seeds", "1",
+            "--out", str(tmp_path / "other")]  # fmt: skip
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "database or disk is full" in err and "INSERT" not in err
+
+
+def _wrapped(fn):
+    from asma_bench.harness.tracking import _store_errors
+
+    return _store_errors(fn)
