@@ -507,27 +507,10 @@ def _diagnose_maskings(
     typer.echo(result.overlap.to_string(float_format=lambda v: f"{v:.2f}"))
     if out is not None:
         from asma_bench.fileio import atomic_write_text
+        from asma_bench.reports.build import write_masking_diagnostics
 
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "maskings.md", text)
-        atomic_write_text(out / "maskings.csv", result.summary.to_csv())
-        atomic_write_text(out / "maskings_joints.csv", result.joints.to_csv())
+        write_masking_diagnostics(result, strategies, prepared.train.x, layout, out, out)
         atomic_write_text(out / "maskings_overlap.csv", result.overlap.to_csv())
-        from asma_bench.reports.figures import (
-            masking_motion_curve,
-            masking_skeletons,
-            save_figure,
-        )
-        from asma_bench.strategies.diagnose import example_clip, mean_pose
-
-        spatial = [n for n, s in strategies.items() if s.kind in ("spatial", "spatiotemporal")]
-        fig = masking_skeletons(
-            result.joints, mean_pose(prepared.train.x), layout.edges, spatial,
-            title=f"per-joint masked share ({result.draws} draws)",
-        )  # fmt: skip
-        save_figure(fig, out, "maskings_joints")
-        motion, frames = example_clip(prepared.train.x, strategies)
-        save_figure(masking_motion_curve(motion, frames), out, "maskings_motion")
         typer.echo(f"wrote tables (maskings.md, .csv) and figures (maskings_joints, "
                    f"maskings_motion: .png, .svg) to {out}")  # fmt: skip
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -18,12 +18,6 @@ StoreOption = Annotated[
 ]
 
 
-def _unit_run(run_id: str, runs: Path, store: str | None) -> tuple[Any, Any, dict]:
-    from asma_bench.api import unit_run
-
-    return unit_run(run_id, runs, store)
-
-
 @app.command("show")
 def show(
     run_id: Annotated[str, typer.Argument(help="MLflow run id of a unit (see `results`).")],
@@ -31,10 +25,11 @@ def show(
     store: StoreOption = None,
 ) -> None:
     """A unit's grid, cell, seed, status, final metrics, checkpoints and resolved config."""
+    from asma_bench.api import unit_run
     from asma_bench.config import flatten
     from asma_bench.harness.tracking import TAG_CELL, TAG_CHECKPOINT, TAG_GRID, TAG_SEED
 
-    _, run, config = _unit_run(run_id, runs, store)
+    _, run, config = unit_run(run_id, runs, store)
     tags = run.data.tags
     typer.echo(f"run {run_id}: grid {tags.get(TAG_GRID)}, cell {tags.get(TAG_CELL)}, "
                f"seed {tags.get(TAG_SEED)}, protocol {tags.get('asma.protocol')}, "
@@ -61,12 +56,13 @@ def rerun(
 ) -> None:
     """Run exactly that unit again (its resolved config, protocol and seed; nothing else)
     into the same store, and compare its metric with the original run's."""
+    from asma_bench.api import unit_run
     from asma_bench.config import validate_config
     from asma_bench.harness.grids import CellSpec
     from asma_bench.harness.runner import Unit, run_unit
     from asma_bench.harness.tracking import TAG_CELL, TAG_GRID, TAG_SEED
 
-    tracker, run, config = _unit_run(run_id, runs, store)
+    tracker, run, config = unit_run(run_id, runs, store)
     tags = run.data.tags
     cfg = validate_config(config)
     labels = {k.removeprefix("label."): v for k, v in run.data.params.items()

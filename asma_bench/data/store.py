@@ -90,9 +90,9 @@ def _reserve(path: Path, dest: Path) -> None:
     try:
         os.posix_fallocate(fd, 0, size)
     except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # file systems without it
+            return
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # file systems without it
-                return
             raise
         raise DataFormatError(
             dest, f"no space left on the device for the dataset ({size / 2**30:.2f} GiB needed)"

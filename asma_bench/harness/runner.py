@@ -372,10 +372,11 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
     metrics = {**result.metrics, "unit_seconds": time.monotonic() - t0}
     ckpts = unit_checkpoints(unit.config, ctx.ckpt_dir)
     tracker.set_tags(run_id, {f"{TAG_CHECKPOINT}.{k}": str(p.resolve()) for k, p in ckpts.items()})
-    final = {k: v for k, v in metrics.items() if k not in last_step}
-    tracker.log_metrics(run_id, final, step=0)
-    for key in sorted(set(metrics) & set(last_step)):  # never a step back to 0 on a curve
-        tracker.log_metrics(run_id, {key: metrics[key]}, step=last_step[key])
+    by_step: dict[int, dict[str, float]] = {}  # never a step back to 0 on a curve
+    for key, value in metrics.items():
+        by_step.setdefault(last_step.get(key, 0), {})[key] = value
+    for step, values in sorted(by_step.items()):
+        tracker.log_metrics(run_id, values, step=step)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "predictions.npz"
         arrays: dict[str, np.ndarray] = {}

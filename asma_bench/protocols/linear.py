@@ -97,6 +97,9 @@ def linear_probe(
     decays = p.weight_decay if isinstance(p.weight_decay, list) else [p.weight_decay]
     y_train = data.train.y
 
+    def scored(head: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda f: apply_head(head, f, mode)
+
     def fit(decay: float, rows: torch.Tensor | None, label: str) -> tuple[nn.Module, list[float]]:
         """A head with penalty ``decay`` fitted on the training rows ``rows`` (None: all)."""
         x, y = (feats["train"], y_train) if rows is None else (feats["train"][rows], y_train[rows])
@@ -105,9 +108,7 @@ def linear_probe(
         if p.standardize:
             head.norm.fit(*_inputs(x, mode))
 
-        def forward(f: torch.Tensor, head: nn.Module = head) -> torch.Tensor:
-            return apply_head(head, f, mode)
-
+        forward = scored(head)
         if solver == "lbfgs":
             curve = fit_lbfgs(
                 head, forward, x.to(ctx.device), y.to(ctx.device), decay, p.max_iter, stage
@@ -125,9 +126,6 @@ def linear_probe(
                 on_epoch=record, progress=ctx.stage_progress(f"{stage} ({label})"),
             )  # fmt: skip
         return head, curve
-
-    def scored(head: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        return lambda f: apply_head(head, f, mode)
 
     folds: list[torch.Tensor] = []
     if selection == "cv" and len(decays) > 1:
@@ -161,10 +159,7 @@ def linear_probe(
              f"{stage}_val_top1": best.val_top1},
         )  # fmt: skip
 
-    def forward(f: torch.Tensor) -> torch.Tensor:
-        return apply_head(head, f, mode)
-
-    pred = predict(forward, feats["test"], data.test.y, data.test.index, 512, ctx.device)
+    pred = predict(scored(head), feats["test"], data.test.y, data.test.index, 512, ctx.device)
     metrics = {
         **summarize(pred, data.num_classes, "test_"),
         "val_top1": best.val_top1,

@@ -402,7 +402,7 @@ def _masking_diagnostics(
     from asma_bench.protocols.data import prepare_data
     from asma_bench.protocols.pretrain import TWO_ENCODER_OBJECTIVES, build_masks
     from asma_bench.strategies import ASMA_ENCODERS
-    from asma_bench.strategies.diagnose import diagnose, example_clip, mean_pose, to_markdown
+    from asma_bench.strategies.diagnose import diagnose
 
     done = runs.finished.drop_duplicates("cell")
     configs = [
@@ -436,37 +436,52 @@ def _masking_diagnostics(
     if not strategies or len(set(per_cell)) < 2:  # not a grid that compares maskings
         return [], None
     result = diagnose(data.train.x, data.layout, strategies, draws, augment=Augment(data.layout))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "maskings.md").write_text(to_markdown(result), encoding="utf-8")
-    result.summary.to_csv(folder / "maskings.csv")
-    result.joints.to_csv(folder / "maskings_joints.csv")
-    made = []
-    spatial = [n for n, s in strategies.items() if s.kind in ("spatial", "spatiotemporal")]
-    if spatial:
-        fig = figures.masking_skeletons(
-            result.joints, mean_pose(data.train.x), data.layout.edges, spatial,
-            title=f"per-joint masked share ({result.draws} draws)",
-        )  # fmt: skip
-        made.append(_figure(fig, folder / "figures", "maskings_joints",
-                            "Each joint coloured by how often the grid's spatial maskings "
-                            "hide it (share of its cells masked)."))  # fmt: skip
-    motion, frames = example_clip(data.train.x, strategies)
-    if frames:
-        made.append(_figure(figures.masking_motion_curve(motion, frames), folder / "figures",
-                            "maskings_motion",
-                            "A training clip's frame motion a_t (eq. 4) and the frames each "
-                            "temporal masking of the grid hides."))  # fmt: skip
-    summary = result.summary.copy()
+    made = write_masking_diagnostics(result, strategies, data.train.x, data.layout, folder)
     table = {
         "caption": f"What each masking strategy of the grid masks: {result.draws} draws per "
-        f"strategy on augmented training clips of {describe_data_name(first)}",
-        "html": summary.to_html(float_format=lambda v: f"{v:.3f}", border=0),
+        f"strategy on augmented training clips of {tables.describe_data(runs)}",
+        "html": result.summary.to_html(float_format=lambda v: f"{v:.3f}", border=0),
         "files": {"Markdown": "maskings.md", "CSV": "maskings.csv",
                   "CSV (per joint)": "maskings_joints.csv"},
     }  # fmt: skip
     return made, table
 
 
-def describe_data_name(cfg: Any) -> str:  # noqa: ANN401 - a RunConfig
-    source = cfg.data.source
-    return f"the synthetic '{cfg.data.preset}' set" if source == "synthetic" else Path(source).name
+def write_masking_diagnostics(
+    result: Any,  # noqa: ANN401 - a strategies.diagnose.Diagnosis
+    strategies: dict[str, Any],
+    clips: Any,  # noqa: ANN401 - (N, C, T, V, M) tensor
+    layout: Any,  # noqa: ANN401 - a SkeletonLayout
+    folder: Path,
+    figure_folder: Path | None = None,
+) -> list[dict]:
+    """``maskings.md``, ``maskings.csv``, ``maskings_joints.csv`` in ``folder`` and the two
+    figures (joints coloured by masked share; a clip's motion curve with each temporal
+    strategy's frames) in ``figure_folder`` (default ``folder/figures``); returns the
+    figures' entries. Shared by
+    ``maskings --diagnose --out`` and the report of a grid that compares maskings."""
+    from asma_bench.fileio import atomic_write_text
+    from asma_bench.strategies.diagnose import example_clip, mean_pose, to_markdown
+
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "maskings.md", to_markdown(result))
+    atomic_write_text(folder / "maskings.csv", result.summary.to_csv())
+    atomic_write_text(folder / "maskings_joints.csv", result.joints.to_csv())
+    fig_dir = figure_folder or folder / "figures"
+    made = []
+    spatial = [n for n, s in strategies.items() if s.kind in ("spatial", "spatiotemporal")]
+    if spatial:
+        fig = figures.masking_skeletons(
+            result.joints, mean_pose(clips), layout.edges, spatial,
+            title=f"per-joint masked share ({result.draws} draws)",
+        )  # fmt: skip
+        made.append(_figure(fig, fig_dir, "maskings_joints",
+                            "Each joint coloured by how often each spatial masking hides it "
+                            "(share of its cells masked)."))  # fmt: skip
+    motion, frames = example_clip(clips, strategies)
+    if frames:
+        made.append(_figure(figures.masking_motion_curve(motion, frames), fig_dir,
+                            "maskings_motion",
+                            "A training clip's frame motion a_t (eq. 4) and the frames each "
+                            "temporal masking hides."))  # fmt: skip
+    return made

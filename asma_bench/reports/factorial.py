@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from asma_bench.errors import ConfigError
+from asma_bench.reports.stats import detectable_shift
 
 #: Fewer common seeds than this give no analysis (the error term has (ab − 1)(s − 1) df).
 MIN_BLOCKS = 2
@@ -130,28 +131,11 @@ def two_way_anova(
                 {"factor": factor, "level": level, "mean": float(m),
                  "low": float(m) - half, "high": float(m) + half, "n": n}
             )  # fmt: skip
-        mdd[factor] = _detectable(math.sqrt(2 * ms_error / n), df_error, alpha, power)
+        mdd[factor] = detectable_shift(math.sqrt(2 * ms_error / n), df_error, alpha, power)
     notes = []
     if ms_error == 0:
         notes.append("The residual variation is zero: no F test is possible.")
     return Factorial((a, b), effects, pd.DataFrame(marginal_rows), mdd, ns, notes)
-
-
-def _detectable(se: float, df: int, alpha: float, power: float) -> float:
-    """The difference δ a two-sided t-test with standard error ``se`` and ``df`` degrees of
-    freedom detects with probability ``power``: P(|T| > t_{1−α/2}) = power, T ~ nct(δ/se)."""
-    from scipy.optimize import brentq
-
-    if not se > 0:
-        return math.nan
-    crit = stats.t.ppf(1 - alpha / 2, df)
-
-    def shortfall(d: float) -> float:
-        nc = d / se
-        reach = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
-        return (1.0 if not np.isfinite(reach) else reach) - power  # far tail: 1
-
-    return float(brentq(shortfall, 1e-12 * se, 50.0 * se, xtol=1e-10 * se))
 
 
 def describe(result: Factorial, metric: str, alpha: float = 0.05) -> list[str]:

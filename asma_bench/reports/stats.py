@@ -134,18 +134,26 @@ def seeds_needed(
 
 def _effect_size(n: int, alpha: float, power: float) -> float:
     """Standardised effect d = δ / sd that the paired t-test with ``n`` pairs detects with
-    ``power`` (solved on the noncentral t distribution)."""
+    ``power`` (the mean of n differences has standard error sd / √n, n − 1 df)."""
+    return detectable_shift(1.0 / math.sqrt(n), n - 1, alpha, power)
+
+
+def detectable_shift(se: float, df: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The shift δ that a two-sided t-test of an estimate with standard error ``se`` and
+    ``df`` degrees of freedom detects with probability ``power`` at level ``alpha``:
+    P(|T| > t_{1−α/2, df}) = power with T ~ noncentral t(df, δ / se). NaN without spread."""
     from scipy.optimize import brentq
 
-    df = n - 1
+    if not se > 0:
+        return math.nan
     crit = stats.t.ppf(1 - alpha / 2, df)
 
     def shortfall(d: float) -> float:
-        nc = d * math.sqrt(n)
+        nc = d / se
         reach = stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc)
         return (1.0 if not np.isfinite(reach) else float(reach)) - power  # far tail: 1
 
-    return float(brentq(shortfall, 1e-9, 100.0, xtol=1e-10))
+    return float(brentq(shortfall, 1e-9 * se, 100.0 * se, xtol=1e-10 * se))
 
 
 def paired_bootstrap_ci(

@@ -11,6 +11,7 @@ removes nothing.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -144,11 +145,10 @@ def joint_motion(
         # with skipped copies a frame's difference to the nearest different pose is the
         # step out of its run of equal frames (forward) or into it (backward)
         nxt, prv = _neighbours(x, lengths, copies)
-        index = (nxt - 1).clamp(min=0)[:, :, None].expand(n, t, v)
-        fwd = step.gather(1, index.clamp(max=t - 2)) * (nxt >= 0)[:, :, None]
-        bwd_index = prv.clamp(min=0)[:, :, None].expand(n, t, v).clamp(max=t - 2)
-        bwd = step.gather(1, bwd_index) * (prv >= 0)[:, :, None]
         has_next, has_prev = (nxt >= 0)[:, :, None], (prv >= 0)[:, :, None]
+        # frame t's forward step is step[nxt − 1], its backward one step[prv]
+        fwd = step.gather(1, (nxt - 1).clamp(0, t - 2)[:, :, None].expand(n, t, v)) * has_next
+        bwd = step.gather(1, prv.clamp(0, t - 2)[:, :, None].expand(n, t, v)) * has_prev
         if difference == "central":
             count = has_next.float() + has_prev.float()
             out = (fwd + bwd) / count.clamp(min=1)
@@ -159,19 +159,12 @@ def joint_motion(
 
 
 def frame_motion(
-    x: Tensor,
-    lengths: Tensor | None = None,
-    last: str = "backward",
-    *,
-    copies: str = "keep",
-    difference: str = "forward",
-    power: int = 1,
+    x: Tensor, lengths: Tensor | None = None, last: str = "backward", **options: Any
 ) -> Tensor:
     """Frame motion a_t (N, T): ASMa eq. 4, the mean of eq. 3 over channels C and joints V
-    (and bodies M). See :func:`joint_motion` for the last frame, copies and padding."""
-    return joint_motion(x, lengths, last, copies=copies, difference=difference, power=power).mean(
-        dim=2
-    )
+    (and bodies M). ``options`` (``copies``, ``difference``, ``power``) and the last frame,
+    copies and padding: see :func:`joint_motion`."""
+    return joint_motion(x, lengths, last, **options).mean(dim=2)
 
 
 def motion_selectable(
