@@ -11,12 +11,17 @@
 * :func:`degree_motion` — joint degree against motion intensity of a dataset (Fig. 1);
 * :func:`training_curves` — per-epoch metrics, mean ± std over seeds per cell.
 
-Every function returns a matplotlib Figure; :func:`save_figure` writes PNG and SVG.
+Every function returns a matplotlib Figure; :func:`save_figure` writes PNG and SVG. Every
+visible axis is labelled, with its unit where it has one ("top-1 accuracy (%)", "epoch"),
+metric keys and grid label axes get readable names (:func:`metric_title`,
+:func:`axis_label`), and no text is smaller than :data:`MIN_FONT_SIZE` points at the saved
+size.
 """
 
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -35,6 +40,82 @@ from asma_bench.protocols.metrics import Predictions, per_class_accuracy  # noqa
 
 log = logging.getLogger(__name__)
 
+MIN_FONT_SIZE = 7  # points; the smallest text any figure draws (legible in print)
+ACCURACY_LABEL = "top-1 accuracy (%)"
+
+# what the grids' label axes mean, for axis titles; other axes keep their own name
+AXIS_LABELS = {
+    "spatial": "spatial masking",
+    "temporal": "temporal masking",
+    "n": "n: joints masked",
+    "k": "k: frames masked",
+    "tau": "distillation temperature τ",
+    "layers": "student depth (layers)",
+}
+
+# metric keys are <stage>_<quantity> (protocols/training.py, pretrain.py, linear.py)
+_STAGES = {
+    "pretrain": "Pretraining",
+    "linear": "Linear probe",
+    "finetune": "Fine-tuning",
+    "distill": "Distillation",
+    "align": "Alignment probe",
+    "theta": "Linear probe of f_θ",
+    "phi": "Linear probe of f_ϕ",
+    "train": "Training",
+    "test": "Test set",
+}
+_QUANTITIES = {  # suffix -> (what it is, y-axis label)
+    "val_top1": ("validation top-1 accuracy", ACCURACY_LABEL),
+    "train_top1": ("training top-1 accuracy", ACCURACY_LABEL),
+    "test_top1": ("test top-1 accuracy", ACCURACY_LABEL),
+    "knn_top1": ("k-NN top-1 accuracy", ACCURACY_LABEL),
+    "val_top5": ("validation top-5 accuracy", "top-5 accuracy (%)"),
+    "test_top5": ("test top-5 accuracy", "top-5 accuracy (%)"),
+    "val_loss": ("validation loss", "loss"),
+    "cv_loss": ("cross-validation loss", "loss"),
+    "loss": ("training loss", "loss"),
+    "lr": ("learning rate", "learning rate"),
+}
+
+
+def axis_label(name: str) -> str:
+    """A readable title for a grid's label axis (``tau`` → "distillation temperature τ")."""
+    return AXIS_LABELS.get(name, name)
+
+
+def metric_title(key: str) -> str:
+    """A panel title for a logged metric (``linear_loss`` → "Linear probe: training loss");
+    an unknown key is returned as it is."""
+    stage, quantity = _split_metric(key)
+    if quantity is None:
+        return key
+    what = _QUANTITIES[quantity][0]
+    return f"{stage}: {what}" if stage else what[:1].upper() + what[1:]
+
+
+def metric_axis_label(key: str) -> str:
+    """The y-axis label of a logged metric, with its unit ("top-1 accuracy (%)", "loss");
+    an unknown key is returned as it is."""
+    _, quantity = _split_metric(key)
+    return key if quantity is None else _QUANTITIES[quantity][1]
+
+
+def _split_metric(key: str) -> tuple[str, str | None]:
+    """(readable stage or "", known quantity suffix or None)."""
+    for quantity in sorted(_QUANTITIES, key=len, reverse=True):
+        if key == quantity:
+            return "", quantity
+        if key.endswith("_" + quantity):
+            prefix = key.removesuffix("_" + quantity)
+            if prefix in _STAGES:
+                return _STAGES[prefix], quantity
+            head, _, rest = prefix.partition("_")
+            if head in _STAGES and rest:
+                return f"{_STAGES[head]} ({rest})", quantity
+            return prefix, quantity
+    return "", None
+
 
 def save_figure(fig: Figure, out_dir: Path, name: str, dpi: int = 150) -> dict[str, Path]:
     """Write ``name.png`` and ``name.svg`` to ``out_dir`` and close the figure."""
@@ -51,7 +132,7 @@ def label_heatmap(
     cells: pd.DataFrame,
     row_axis: str,
     col_axis: str,
-    value_label: str = "top-1 (%)",
+    value_label: str = ACCURACY_LABEL,
     title: str = "",
     order: Mapping[str, Sequence[str]] | None = None,
 ) -> Figure:
@@ -93,8 +174,8 @@ def label_heatmap(
         cbar_kws={"label": value_label},
         mask=~np.isfinite(mean.to_numpy(float)),
     )
-    ax.set_xlabel(col_axis)
-    ax.set_ylabel(row_axis)
+    ax.set_xlabel(axis_label(col_axis))
+    ax.set_ylabel(axis_label(row_axis))
     ax.set_title(title or f"{value_label} by {row_axis} × {col_axis}")
     fig.tight_layout()
     return fig
@@ -114,7 +195,7 @@ def _axis_order(values: pd.Series, preferred: Sequence[str] | None) -> list[str]
 def sensitivity_curve(
     per_seed: pd.DataFrame,
     x_label: str,
-    y_label: str = "top-1 (%)",
+    y_label: str = ACCURACY_LABEL,
     title: str = "",
     highlight: float | None = None,
 ) -> Figure:
@@ -147,7 +228,7 @@ def sensitivity_curve(
     ax.set_xticks(summary.index)
     n = int(summary["n"].max())
     ax.set_title(title or f"{y_label} against {x_label} ({n} seeds)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=MIN_FONT_SIZE)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -183,11 +264,12 @@ def per_class_difference(
     order = np.argsort(diff[keep])
     names = np.asarray(class_names, dtype=object)[keep][order]
     values = diff[keep][order]
-    fig, ax = plt.subplots(figsize=(5.5, 0.6 + 0.22 * len(values)))
+    # a row per class; at least room for the two-line title and the axis labels
+    fig, ax = plt.subplots(figsize=(5.5, max(2.4, 1.3 + 0.22 * len(values))))
     colors = ["C0" if v > 0 else "C3" if v < 0 else "0.6" for v in values]
     ax.barh(np.arange(len(values)), values, color=colors)
     ax.set_yticks(np.arange(len(values)))
-    ax.set_yticklabels(names, fontsize=7)
+    ax.set_yticklabels(names, fontsize=MIN_FONT_SIZE)
     ax.axvline(0, color="k", lw=0.8)
     if len(values) <= 40:  # print each value: a zero difference has no visible bar
         span = max(float(np.abs(values).max()), 1.0)
@@ -198,10 +280,11 @@ def per_class_difference(
                 f"{v:+.1f}",
                 va="center",
                 ha="left" if v >= 0 else "right",
-                fontsize=6,
+                fontsize=MIN_FONT_SIZE,
             )
         ax.set_xlim(min(0.0, values.min()) - 0.15 * span, max(0.0, values.max()) + 0.15 * span)
-    ax.set_xlabel(f"accuracy of {first} − {second} (points)")
+    ax.set_xlabel(f"accuracy of {first} − {second} (percentage points)")
+    ax.set_ylabel("action class")
     ax.set_title(
         f"Per-class accuracy difference, mean over {seeds} seed(s)\n"
         f"blue: {first} better, red: {second} better",
@@ -280,7 +363,7 @@ def embedding_scatter(
         ax.set_ylabel(f"{used_method} 2")
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes[0, -1].legend(fontsize=MIN_FONT_SIZE, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(
         f"{' / '.join(sorted(used))} of test-set features, {len(classes)} classes", fontsize=10
     )
@@ -289,21 +372,41 @@ def embedding_scatter(
 
 
 # --------------------------------------------------------------------------- Fig. 1
+_JITTER = 0.1  # degree units: dots of one degree spread sideways so they do not hide each other
+_LABEL_X = 0.2  # degree units right of a degree where its column of joint names starts
+_LABEL_ROOM = 0.65  # degree units a column of names may take before the next degree's dots
+
+
 def degree_motion(motion_joints: pd.DataFrame, title: str = "") -> Figure:
     """Mean per-frame displacement of each joint against its degree in the skeleton graph.
 
     ``motion_joints`` is ``asma_bench.data.info.summarize(ds)["motion_joints"]`` (columns
-    joint, degree, motion). Joints are dots (named), the per-degree mean ± std a line.
+    joint, degree, motion). Joints are dots, the per-degree mean ± std a line. Each joint's
+    name sits in a column to the right of its degree, as close to its dot's height as the
+    names above and below allow, with a thin line to the dot: names never overlap, at
+    :data:`MIN_FONT_SIZE` points, and the figure grows with the longest name and the most
+    joints of one degree.
     """
     need = {"joint", "degree", "motion"}
     if not need <= set(motion_joints.columns):
         raise ConfigError(f"degree/motion figure needs columns {sorted(need)}")
-    df = motion_joints
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(df))
-    ax.scatter(df["degree"] + jitter, df["motion"], s=18, color="C0", zorder=3, label="joints")
-    for x, y, name in zip(df["degree"] + jitter, df["motion"], df["joint"], strict=True):
-        ax.annotate(str(name), (x, y), fontsize=5, xytext=(3, 1), textcoords="offset points")
+    df = motion_joints.reset_index(drop=True)
+    if df.empty:
+        raise ConfigError("degree/motion figure: no joints")
+    names = [str(n) for n in df["joint"]]
+    degree = df["degree"].to_numpy(float)
+    motion = df["motion"].to_numpy(float)
+    x = degree + np.random.default_rng(0).uniform(-_JITTER, _JITTER, len(df))
+
+    fig, ax = plt.subplots()
+    name_w, name_h = _text_size(fig, names, MIN_FONT_SIZE)
+    step = max(1.0, (name_w + 0.1) / _LABEL_ROOM)  # inches per degree
+    crowd = int(df.groupby("degree").size().max())
+    lo, hi = float(degree.min()), float(degree.max())
+    axes_w, axes_h = (hi - lo + 1.3) * step, max(2.6, 1.3 * name_h * crowd + 0.4)
+    fig.set_size_inches(axes_w + 3.2, axes_h + 1.2)  # room for the labels and the legend
+
+    ax.scatter(x, motion, s=18, color="C0", zorder=3, label="joints")
     g = df.groupby("degree")["motion"].agg(["mean", "std"]).fillna(0.0)
     ax.errorbar(
         g.index.to_numpy(float),
@@ -315,12 +418,36 @@ def degree_motion(motion_joints: pd.DataFrame, title: str = "") -> Figure:
         label="mean ± std per degree",
     )
     ax.set_xticks(g.index)
+    ax.set_xlim(lo - 0.4, hi + _LABEL_X + _LABEL_ROOM + 0.05)
+    ax.set_ylim(ax.get_ylim())  # fixed: name positions are computed in these coordinates
     ax.set_xlabel("joint degree (neighbours in the skeleton graph)")
-    ax.set_ylabel("motion: mean displacement per frame")
+    ax.set_ylabel("mean displacement per frame\n(dataset coordinate units)")
     ax.set_title(title or "Joint degree vs motion intensity")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=MIN_FONT_SIZE, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
+
+    to_px = ax.transData
+    box = ax.get_window_extent()
+    gap = 1.2 * name_h * fig.dpi
+    label_y = np.empty(len(df))
+    for d in np.unique(degree):
+        idx = np.flatnonzero(degree == d)
+        idx = idx[np.argsort(motion[idx], kind="stable")]
+        wanted = to_px.transform(np.c_[x[idx], motion[idx]])[:, 1]
+        placed = _spread(wanted, gap, box.y0 + gap / 2, box.y1 - gap / 2)
+        label_y[idx] = to_px.inverted().transform(np.c_[x[idx], placed])[:, 1]
+    for i, name in enumerate(names):
+        ax.annotate(
+            name,
+            (x[i], motion[i]),
+            xytext=(degree[i] + _LABEL_X, label_y[i]),
+            textcoords="data",
+            fontsize=MIN_FONT_SIZE,
+            ha="left",
+            va="center",
+            arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 1, "shrinkB": 2},
+        )
     return fig
 
 
@@ -330,7 +457,8 @@ def training_curves(
 ) -> Figure:
     """Per-epoch metrics: one panel per key, one line per cell (mean over seeds, ±std band).
 
-    ``history`` has columns cell, seed, key, step, value.
+    ``history`` has columns cell, seed, key, step, value. Panels are titled by
+    :func:`metric_title` and their y axes by :func:`metric_axis_label`.
     """
     if history.empty:
         raise ConfigError("training curves: no metric history")
@@ -346,11 +474,12 @@ def training_curves(
             mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
             ax.plot(mean.index + 1, mean, color=f"C{k % 10}", label=cell, lw=1.2)
             ax.fill_between(mean.index + 1, mean - std, mean + std, color=f"C{k % 10}", alpha=0.15)
-        ax.set_title(key, fontsize=9)
+        ax.set_title(textwrap.fill(metric_title(key), 48), fontsize=9)
         ax.set_xlabel("epoch")
+        ax.set_ylabel(metric_axis_label(key))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axes[0, -1].legend(fontsize=MIN_FONT_SIZE, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title or "training curves (mean ± std over seeds)", fontsize=10)
     fig.tight_layout()
     return fig
@@ -411,3 +540,37 @@ def masking_motion_curve(motion: np.ndarray, frames: Mapping[str, np.ndarray]) -
     ax.set_title("one clip's motion and the frames each temporal strategy masks")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
+
+
+# --------------------------------------------------------------------------- helpers
+def _text_size(fig: Figure, texts: Sequence[str], fontsize: float) -> tuple[float, float]:
+    """The widest and the tallest of ``texts`` at ``fontsize``, in inches."""
+    renderer = fig.canvas.get_renderer()
+    width = height = 0.0
+    for text in texts:
+        probe = fig.text(0, 0, text, fontsize=fontsize)
+        box = probe.get_window_extent(renderer)
+        probe.remove()
+        width, height = max(width, box.width), max(height, box.height)
+    return width / fig.dpi, height / fig.dpi
+
+
+def _spread(wanted: np.ndarray, gap: float, lo: float, hi: float) -> np.ndarray:
+    """Ascending positions at least ``gap`` apart, as close to ``wanted`` (ascending) as
+    possible in least squares, kept within [lo, hi] where they fit.
+
+    Shifting the i-th position down by i·gap turns the spacing constraint into a monotone
+    one, solved exactly by pooling adjacent violators (isotonic regression); clipping that
+    solution to the bounds keeps it optimal.
+    """
+    n = len(wanted)
+    shift = gap * np.arange(n)
+    blocks: list[list[float]] = []  # [sum, count] of pooled values, ascending means
+    for v in np.asarray(wanted, float) - shift:
+        blocks.append([v, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            total, count = blocks.pop()
+            blocks[-1][0] += total
+            blocks[-1][1] += count
+    fit = np.concatenate([np.full(int(c), t / c) for t, c in blocks]) if blocks else np.array([])
+    return np.clip(fit, lo, max(lo, hi - gap * (n - 1))) + shift

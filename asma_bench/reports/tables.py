@@ -1,4 +1,4 @@
-"""Result tables of a grid: one row per cell, mean ± std over seeds, Δ against the baseline
+r"""Result tables of a grid: one row per cell, mean ± std over seeds, Δ against the baseline
 cell with its significance, written as Markdown, LaTeX and CSV.
 
 Layouts follow the cells' ``labels``: the label axes become the leading columns (masking
@@ -6,12 +6,27 @@ pairs as spatial | temporal, Table 3's encoders, …). A grid whose cells form a
 two numeric axes (Table 7's n × k) is also shown as a matrix. Failed units are counted and
 explained, never shown as numbers; a cell without any finished run keeps its row ("no
 result" / "failed (N units)") and the seeds column reads finished/expected when short.
+
+The LaTeX tables need ``\usepackage{booktabs}`` and ``\usepackage{siunitx}``: booktabs
+rules (``\toprule``, ``\midrule``, ``\bottomrule``); text columns ``l``; numeric
+columns ``r`` with every number in ``\num{}``, so the document's siunitx settings
+(decimal marker, digit grouping) apply. Not ``S`` columns: their cells mix numbers with
+text (``75.80 ± 0.12``, ``(1 seed)``, ``[+0.5, +2.1]``, ``n/a``), which an ``S`` column
+would need braced cell by cell. A column is numeric when each of its cells holds a
+number with nothing but signs, brackets, ±, ``<``, ``/``, marks or "seed(s)" around it,
+or a placeholder (``–``, ``n/a``, ``(baseline)``, ``no result``, ``failed (N units)``).
+The grid's notes close the caption of its main table (the short caption in brackets is
+what a list of tables shows), and the output is plain ASCII: symbols become LaTeX
+commands (``±`` → ``$\pm$``, ``η`` → ``$\eta$``, ``ȳ`` → ``\={y}``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -579,6 +594,9 @@ _LATEX_SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "<": r"$<$",  # OT1 text fonts print ¡ ¿ and — for < > |
+    ">": r"$>$",
+    "|": r"$|$",
 }
 _LATEX_SYMBOLS = {
     "±": r"$\pm$",
@@ -586,29 +604,117 @@ _LATEX_SYMBOLS = {
     "−": "$-$",
     "†": r"$^\dagger$",
     "–": "--",
-    "<": r"$<$",
+    "—": "---",
     "×": r"$\times$",
+    "·": r"$\cdot$",
     "…": r"\dots{}",
     "ϕ": r"$\phi$",
-    "θ": r"$\theta$",
     "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "≈": r"$\approx$",
+    "≠": r"$\neq$",
+    "→": r"$\to$",
+    "√": r"$\surd$",
+    "‘": "`",
+    "’": "'",
+    "“": "``",
+    "”": "''",
+    "\u00a0": "~",
 }
+# Greek capitals that LaTeX writes as Latin letters
+_GREEK_AS_LATIN = {"alpha": "A", "beta": "B", "epsilon": "E", "zeta": "Z", "eta": "H",
+                   "iota": "I", "kappa": "K", "mu": "M", "nu": "N", "omicron": "O", "rho": "P",
+                   "tau": "T", "chi": "X"}  # fmt: skip
+_ACCENTS = {"\u0300": "`", "\u0301": "'", "\u0302": "^", "\u0303": "~", "\u0304": "=",
+            "\u0306": "u", "\u0307": ".", "\u0308": '"', "\u030a": "r", "\u030c": "v",
+            "\u0327": "c"}  # fmt: skip
 
 
 def latex_escape(text: object) -> str:
-    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-    for k, v in _LATEX_SYMBOLS.items():
-        out = out.replace(k, v)
+    """``text`` as LaTeX source: specials escaped, symbols as commands, opening quotes as
+    LaTeX's, line breaks as spaces (a blank line would end a caption or a cell); plain
+    ASCII wherever the character is a known symbol, a Greek letter or an accented Latin
+    letter."""
+    text = re.sub(r"\s*\n\s*", " ", str(text))
+    text = re.sub(r"(?<![\w'])'(?=\S)", "`", text)  # 'sig. (seeds)' -> `sig. (seeds)'
+    text = re.sub(r'(?<![\w"])"(?=\S)', "``", text).replace('"', "''")
+    return "".join(_latex_char(ch) for ch in text)
+
+
+def _latex_char(ch: str) -> str:
+    if ch in _LATEX_SPECIAL:
+        return _LATEX_SPECIAL[ch]
+    if ch.isascii():
+        return ch
+    if ch in _LATEX_SYMBOLS:
+        return _LATEX_SYMBOLS[ch]
+    name = unicodedata.name(ch, "")
+    greek = re.fullmatch(r"GREEK (SMALL|CAPITAL) LETTER ([A-Z]+)", name)
+    if greek:
+        letter = greek.group(2).lower()
+        if greek.group(1) == "SMALL":
+            return "o" if letter == "omicron" else rf"$\{letter}$"
+        latin = _GREEK_AS_LATIN.get(letter)
+        return latin if latin else rf"$\{letter.capitalize()}$"
+    decomposition = unicodedata.decomposition(ch)
+    plain = unicodedata.normalize("NFKD", ch)
+    if decomposition.startswith(("<super>", "<sub>")) and plain.isascii():
+        return f"$^{{{plain}}}$" if decomposition.startswith("<super>") else f"$_{{{plain}}}$"
+    base, marks = plain[:1], plain[1:]
+    if base.isascii() and marks in _ACCENTS:
+        return rf"\{_ACCENTS[marks]}{{{base}}}"
+    return plain if plain.isascii() else ch  # left for a Unicode-aware engine
+
+
+# a number in a cell: optional sign, digits, decimals, exponent; not part of a word
+_NUMBER = re.compile(r"(?<![\w.])([+-]?)(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?![\w.])")
+_PLACEHOLDER = re.compile(r"(–|n/a|\(baseline\)|no result|failed( \(\d+ units?\))?)?")
+_AROUND_NUMBERS = set(" ±[],()<>/*†+-−")
+
+
+def _numeric_cell(text: str) -> bool:
+    """A number (or numbers) with nothing but signs, brackets, marks or "seed(s)" around."""
+    if not _NUMBER.search(text):
+        return False
+    rest = re.sub(r"\bseeds?\b", "", _NUMBER.sub("", text))
+    return set(rest) <= _AROUND_NUMBERS
+
+
+def _numeric_columns(df: pd.DataFrame) -> list[bool]:
+    """Per column: whether it is numeric (right-aligned, numbers in ``\\num{}``): no cell
+    holds text other than a placeholder, and not every cell is empty."""
+    out = []
+    for col in df.columns:
+        cells = [str(v).strip() for v in df[col]]
+        real = [c for c in cells if not _PLACEHOLDER.fullmatch(c)]
+        out.append(any(cells) and all(_numeric_cell(c) for c in real))
     return out
 
 
-def _latex_table(df: pd.DataFrame, caption: str, label: str) -> str:
-    cols = "l" * len(df.columns)
+def _latex_cell(value: object, numeric: bool) -> str:
+    text = str(value)
+    if not numeric or _PLACEHOLDER.fullmatch(text.strip()):
+        return latex_escape(text)
+    parts, pos = [], 0
+    for m in _NUMBER.finditer(text):
+        sign, number = m.groups()
+        parts.append(latex_escape(text[pos : m.start()]))
+        # siunitx drops an explicit plus by default: a Δ's sign stays outside \num
+        parts.append(("+" if sign == "+" else "") + rf"\num{{{sign.strip('+')}{number}}}")
+        pos = m.end()
+    parts.append(latex_escape(text[pos:]))
+    return "".join(parts)
+
+
+def _latex_table(df: pd.DataFrame, caption: str, label: str, notes: Sequence[str] = ()) -> str:
+    numeric = _numeric_columns(df)
+    cols = "".join("r" if n else "l" for n in numeric)
+    full = caption + ("" if not notes else " Notes: " + " ".join(_sentence(n) for n in notes))
     lines = [
         r"\begin{table}[t]",
         r"\centering",
         r"\small",
-        rf"\caption{{{latex_escape(caption)}}}",
+        rf"\caption[{{{latex_escape(caption)}}}]{{{latex_escape(full)}}}",
         rf"\label{{{label}}}",
         rf"\begin{{tabular}}{{{cols}}}",
         r"\toprule",
@@ -616,14 +722,21 @@ def _latex_table(df: pd.DataFrame, caption: str, label: str) -> str:
         r"\midrule",
     ]
     lines += [
-        " & ".join(latex_escape(v) for v in row) + r" \\" for row in df.itertuples(index=False)
+        " & ".join(_latex_cell(v, n) for v, n in zip(row, numeric, strict=True)) + r" \\"
+        for row in df.itertuples(index=False)
     ]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines)
 
 
+def _sentence(note: str) -> str:
+    note = note.strip()
+    return note if note.endswith((".", "!", "?")) else note + "."
+
+
 def to_latex(report: GridReport) -> str:
-    """booktabs tables (needs ``\\usepackage{booktabs}``); notes as a comment block."""
+    """booktabs tables with siunitx numbers (needs ``\\usepackage{booktabs,siunitx}``);
+    the notes close the main table's caption."""
     parts = []
     matrix = matrix_rows(report)
     if matrix is not None:
@@ -634,7 +747,9 @@ def to_latex(report: GridReport) -> str:
                 f"tab:{report.grid}-matrix",
             )
         )
-    parts.append(_latex_table(display_rows(report), report.caption, f"tab:{report.grid}"))
+    parts.append(
+        _latex_table(display_rows(report), report.caption, f"tab:{report.grid}", report.notes)
+    )
     if report.factorial is not None:
         a, b = report.factorial.factors
         caption = f"Two-way analysis of variance of {report.grid}: {a} × {b}, seed as block"
@@ -644,8 +759,7 @@ def to_latex(report: GridReport) -> str:
         parts.append(_latex_table(marginal_table(report.factorial),
                                   f"Marginal means of {report.grid} with 95% intervals",
                                   f"tab:{report.grid}-marginal"))  # fmt: skip
-    notes = "\n".join(f"% {n}" for n in report.notes)
-    return "\n\n".join(parts) + ("\n\n" + notes if notes else "") + "\n"
+    return "\n\n".join(parts) + "\n"
 
 
 def write_grid_report(report: GridReport, out_dir: Path) -> dict[str, Path]:

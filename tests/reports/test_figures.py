@@ -129,4 +129,122 @@ def test_training_curves_average_over_seeds():
     np.testing.assert_allclose(lines["a"].get_xdata(), [1, 2])  # epochs count from 1
     np.testing.assert_allclose(lines["a"].get_ydata(), [2.5, 1.5])
     np.testing.assert_allclose(lines["b"].get_ydata(), [5.0, 4.0])
-    assert ax.get_title() == "linear_loss"
+    assert ax.get_title() == "Linear probe: training loss"
+    assert ax.get_ylabel() == "loss" and ax.get_xlabel() == "epoch"
+
+
+def test_training_curves_name_metrics_for_readers():
+    keys = ["pretrain_loss", "linear_val_top1", "finetune_encoder_val_top1", "mystery_metric"]
+    hist = pd.DataFrame(
+        [(c, 0, k, e, 1.0 + e) for c in ("a", "b") for k in keys for e in range(3)],
+        columns=["cell", "seed", "key", "step", "value"],
+    )
+    fig = figures.training_curves(hist)
+    titles = [ax.get_title().replace("\n", " ") for ax in fig.axes]
+    assert titles == [
+        "Pretraining: training loss",
+        "Linear probe: validation top-1 accuracy",
+        "Fine-tuning (encoder): validation top-1 accuracy",
+        "mystery_metric",  # an unknown key keeps its own name
+    ]
+    assert [ax.get_ylabel() for ax in fig.axes] == [
+        "loss",
+        "top-1 accuracy (%)",
+        "top-1 accuracy (%)",
+        "mystery_metric",
+    ]
+
+
+def _crowded_joints(layout_name: str) -> pd.DataFrame:
+    """A layout's joints with motions so close that names at their dots would collide."""
+    from asma_bench.data.layouts import LAYOUTS
+
+    layout = LAYOUTS[layout_name]
+    rng = np.random.default_rng(1)
+    motion = 0.020 + 0.002 * rng.random(len(layout.joint_names))
+    return pd.DataFrame({"joint": layout.joint_names, "degree": layout.degrees, "motion": motion})
+
+
+def _pose_figure_inputs():
+    pose = np.array([[0.0, 0.0], [0.0, 1.0], [-0.5, 1.5], [0.5, 1.5]])
+    shares = pd.DataFrame({"ldsm": [0.1, 0.2, 0.6, 0.5], "hdsm": [0.7, 0.5, 0.1, 0.2]})
+    return shares, pose, [(0, 1), (1, 2), (1, 3)], ["ldsm", "hdsm"]
+
+
+FIGURES = {
+    "heatmap": lambda: figures.label_heatmap(
+        pd.DataFrame({"spatial": ["LDSM", "HDSM"], "temporal": ["HMTM", "LMTM"],
+                      "mean": [75.8, 74.4], "std": [0.1, 0.2]}), "spatial", "temporal"),
+    "sensitivity": lambda: figures.sensitivity_curve(
+        pd.DataFrame({"x": ["1", "4", "4"], "value": [60.0, 66.0, 65.0]}), "tau"),
+    "per_class": lambda: figures.per_class_difference(np.array([5.0, -3.0, 0.0]), list("abc")),
+    "embedding": lambda: figures.embedding_scatter(
+        {"f_theta": (np.random.default_rng(0).normal(size=(12, 4)), np.arange(12) % 3)},
+        ["sit", "stand", "wave"], "pca"),
+    "degree_motion": lambda: figures.degree_motion(_crowded_joints("ntu25")),
+    "curves": lambda: figures.training_curves(pd.DataFrame({
+        "cell": ["a"] * 4, "seed": [0] * 4, "key": ["linear_loss"] * 2 + ["linear_val_top1"] * 2,
+        "step": [0, 1, 0, 1], "value": [2.0, 1.0, 40.0, 50.0]})),
+    "masking_skeletons": lambda: figures.masking_skeletons(*_pose_figure_inputs()),
+    "masking_motion": lambda: figures.masking_motion_curve(
+        np.linspace(0, 1, 20), {"hmtm": np.arange(20) > 14, "lmtm": np.arange(20) < 5}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_every_figure_labels_its_axes_legibly(name):
+    from matplotlib.text import Text
+
+    fig = FIGURES[name]()
+    fig.canvas.draw()  # lay out ticks and labels as they will be saved
+    shown = [ax for ax in fig.axes if ax.axison]
+    assert shown, "a figure with no labelled axis"
+    for ax in shown:
+        if ax.get_label() == "<colorbar>":
+            assert (ax.get_ylabel() or ax.get_xlabel()).strip(), f"{name}: unlabelled colorbar"
+            continue
+        assert ax.get_xlabel().strip() and ax.get_ylabel().strip(), f"{name}: unlabelled axis"
+        assert ax.get_title().strip() or fig._suptitle is not None, f"{name}: untitled panel"
+    small = [
+        (t.get_text(), t.get_fontsize())
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and t.get_fontsize() < 7
+    ]
+    assert not small, f"{name}: text under 7 pt: {small[:5]}"
+    renderer = fig.canvas.get_renderer()
+    for ax in shown:
+        for axis in (ax.xaxis, ax.yaxis):
+            boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_text()]
+            clash = any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+            assert not clash, f"{name}: tick labels overlap"
+
+
+@pytest.mark.parametrize("layout", ["ntu25", "coco17"])
+def test_joint_names_are_legible_and_never_overlap(layout):
+    from matplotlib.text import Text
+
+    df = _crowded_joints(layout)
+    fig = figures.degree_motion(df)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    names = {t.get_text(): t for t in ax.texts}
+    assert sorted(names) == sorted(df["joint"])
+    # the text's own box: an Annotation's window extent also covers its leader line
+    boxes = {n: Text.get_window_extent(t, renderer) for n, t in names.items()}
+    frame = ax.get_window_extent(renderer)
+    for n, t in names.items():
+        assert t.get_fontsize() >= 7, n
+        box = boxes[n]
+        assert frame.y0 - 1 <= box.y0 and box.y1 <= frame.y1 + 1, f"{n} outside the axes"
+    items = list(boxes.items())
+    clashes = [
+        (a, b) for i, (a, ba) in enumerate(items) for b, bb in items[i + 1 :] if ba.overlaps(bb)
+    ]
+    assert not clashes, clashes
+    # each name points at its own joint's dot
+    dots = ax.collections[0].get_offsets()
+    for row in df.itertuples():
+        x, y = names[row.joint].xy
+        assert y == row.motion and abs(x - row.degree) <= 0.1
+        assert np.isclose(dots[:, 0], x).any()

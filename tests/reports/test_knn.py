@@ -107,7 +107,7 @@ def test_knn_column_in_every_file(knn_report, knn_store, tmp_path):
     uri, root, _, _ = knn_store
     assert "| test_top1 | test_knn_top1 | seeds |" in to_markdown(knn_report)
     assert r"test\_top1 & test\_knn\_top1 & seeds" in to_latex(knn_report)
-    assert r"43.00 $\pm$" in to_latex(knn_report)
+    assert r"\num{43.00} $\pm$" in to_latex(knn_report)
     paths = write_grid_report(knn_report, tmp_path / "tables")
     csv = pd.read_csv(paths["csv"], index_col="cell")
     assert csv.loc["base", "knn_mean"] == pytest.approx(43.0)

@@ -1,5 +1,9 @@
 """Grid tables from an MLflow store: numbers, comparisons, failures, layouts, files."""
 
+import re
+import shutil
+import subprocess
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +19,7 @@ from asma_bench.reports.tables import (
     latex_escape,
     matrix_rows,
     seed_test_na,
+    to_latex,
     to_markdown,
     write_grid_report,
 )
@@ -119,7 +124,9 @@ def test_files_written(report, tmp_path):
     assert "| HDSM | LMTM |" in md and "(baseline)" in md
     tex = paths["latex"].read_text()
     assert r"\begin{tabular}" in tex and r"masking\_pairs" in tex and r"$\pm$" in tex
-    assert r"\toprule" in tex and "%" in tex
+    assert r"\toprule" in tex and r"\bottomrule" in tex
+    assert not re.search(r"^%", tex, re.M)  # the notes are in the caption, not comments
+    assert "Holm correction over" in tex.split(r"\label{tab:masking_pairs}")[0]
     csv = pd.read_csv(paths["csv"], index_col="cell")
     assert csv.loc["hdsm_lmtm", "mean"] == pytest.approx(report.table.loc["hdsm_lmtm", "mean"])
     seeds = pd.read_csv(paths["seeds"])
@@ -194,6 +201,110 @@ def test_mixed_configurations_are_refused(fake_store):
 
 def test_latex_escape():
     assert latex_escape("a_b & 50% ± Δ") == r"a\_b \& 50\% $\pm$ $\Delta$"
+    assert latex_escape("partial η², ȳ → x") == r"partial $\eta$$^{2}$, \={y} $\to$ x"
+    assert latex_escape("column 'sig.'\n\nnext") == r"column `sig.' next"  # no blank line
+
+
+@pytest.fixture(scope="module")
+def matrix_report(fake_store):
+    runs = load_grid_runs(fake_store.uri, "mine", baseline="n9_k10")
+    return build_grid_report(runs, ReportOptions(bootstrap_resamples=999))
+
+
+def _cells(row: str) -> list[str]:
+    assert row.endswith(r" \\"), row
+    return [c.strip() for c in re.split(r"(?<!\\)&", row.removesuffix(r" \\"))]
+
+
+def _tables(tex: str) -> list[dict]:
+    """Each table's column spec, caption, header and body rows."""
+    out = []
+    for block in tex.split(r"\begin{table}")[1:]:
+        assert block.index(r"\toprule") < block.index(r"\midrule") < block.index(r"\bottomrule")
+        caption = re.search(r"^\\caption\[\{(.*)\}\]\{(.*)\}$", block, re.M)
+        head = block.split(r"\toprule")[1].split(r"\midrule")[0].strip()
+        body = block.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().split("\n")
+        spec = re.search(r"\\begin\{tabular\}\{(\w+)\}", block).group(1)
+        out.append({"spec": spec, "short": caption.group(1), "caption": caption.group(2),
+                    "head": _cells(head), "rows": [_cells(r) for r in body]})  # fmt: skip
+    return out
+
+
+def _without_escapes(tex: str) -> str:
+    return re.sub(r"\\.", "", tex)  # \%, \{, \\ ... and the first letter of commands
+
+
+@pytest.mark.parametrize("which", ["report", "matrix_report"])
+def test_latex_tables_are_booktabs_with_siunitx_numbers(which, request):
+    rep = request.getfixturevalue(which)
+    tex = to_latex(rep)
+    assert tex.isascii()  # every symbol as a LaTeX command: any engine, any encoding
+    plain = _without_escapes(re.sub(r"\\label\{[^}]*\}", "", tex))
+    assert plain.count("{") == plain.count("}") and plain.count("$") % 2 == 0
+    depth = 0
+    for ch in plain:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        assert depth >= 0
+    for special in ("%", "_", "#"):  # comments, subscripts outside math, parameters
+        assert special not in re.sub(r"\$[^$]*\$", "", plain), special
+    tables = _tables(tex)
+    # the matrix report: the n x k matrix, the table, the ANOVA and the marginal means
+    assert len(tables) == tex.count(r"\begin{tabular}") == (4 if which == "matrix_report" else 1)
+    for t in tables:
+        assert set(t["spec"]) <= {"l", "r"}
+        assert len(t["head"]) == len(t["spec"]) and t["rows"]
+        assert all(len(r) == len(t["spec"]) for r in t["rows"]), t["spec"]
+        assert "&" not in _without_escapes(t["caption"])
+        for k, align in enumerate(t["spec"]):
+            column = [r[k] for r in t["rows"]]
+            if align == "l":
+                assert not any(r"\num" in c for c in column)
+                continue
+            for c in column:  # a number outside \num{} only in a placeholder
+                rest = re.sub(r"\\num\{[^}]*\}", "", c)
+                assert not re.search(r"\d", rest) or rest.startswith("failed ("), c
+    main = next(t for t in tables if "Notes: " in t["caption"])
+    assert main["short"] == latex_escape(rep.caption)
+    for note in rep.notes:  # every note, escaped, in the caption
+        assert latex_escape(note).rstrip(".") in main["caption"]
+    shown = display_rows(rep)
+    numeric = {c: a for c, a in zip(shown.columns, main["spec"], strict=True)}
+    text_axes = set() if which == "matrix_report" else set(rep.axes)  # n, k are numbers
+    assert {c for c, a in numeric.items() if a == "l"} == text_axes | {
+        "sig. (seeds)",
+        "sig. (samples)",
+    }
+    assert numeric[rep.metric] == "r" and numeric["seeds"] == "r" and numeric["CI"] == "r"
+
+
+def test_latex_compiles(report, matrix_report, tmp_path):
+    """The tables in a minimal document, through pdflatex (skipped without it)."""
+    pdflatex, kpsewhich = shutil.which("pdflatex"), shutil.which("kpsewhich")
+    if pdflatex is None:
+        pytest.skip("pdflatex not installed")
+    for package in ("booktabs.sty", "siunitx.sty"):
+        if kpsewhich is None:
+            break
+        found = subprocess.run([kpsewhich, package], capture_output=True, text=True, timeout=30)
+        if not found.stdout.strip():
+            pytest.skip(f"LaTeX package {package} not installed")
+    (tmp_path / "tables.tex").write_text(to_latex(report) + "\n" + to_latex(matrix_report))
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{siunitx}\n"
+        "\\begin{document}\n\\listoftables\n\\input{tables}\n\\end{document}\n"
+    )
+    done = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    errors = [line for line in log.splitlines() if line.startswith("!")]
+    assert done.returncode == 0 and not errors, errors or done.stdout[-2000:]
+    assert "Missing character" not in log  # a glyph the fonts lack
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000
 
 
 def test_no_significance_from_too_few_seeds_or_zero_spread(fake_store, tmp_path):
