@@ -115,10 +115,10 @@ def load_model(run_id: str, runs: str | Path = "runs", store: str | None = None)
     trained: a missing checkpoint is an error that names ``asma-bench rerun``."""
     from asma_bench.config import validate_config
     from asma_bench.protocols import UnitContext
-    from asma_bench.protocols.checkpoints import unit_checkpoints
     from asma_bench.protocols.data import prepare_data
     from asma_bench.protocols.finetune import finetuned_classifier
     from asma_bench.protocols.linear import cached_linear_teacher
+    from asma_bench.protocols.unit_files import unit_checkpoints
 
     _, run, config = unit_run(run_id, runs, store)
     cfg = validate_config(config)

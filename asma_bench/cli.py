@@ -6,14 +6,18 @@ the traceback. Library code logs; only this module prints.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import re
 import sys
+import typing
 from pathlib import Path
 from typing import Annotated, Optional
 
 import click
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from asma_bench import __version__
 from asma_bench.errors import AsmaBenchError, ConfigError
@@ -43,14 +47,123 @@ _NO_ARGS_HELP = _click_classes("NoArgsIsHelpError")
 _USAGE_ERROR = _click_classes("UsageError")
 _CLICK_ERROR = (*_click_classes("ClickException"), click.ClickException)
 
-app = typer.Typer(
+
+# --------------------------------------------------------------------------- help
+#: Placeholders of options whose value is more than a name, a number or a path.
+PLACEHOLDERS = {
+    "--set": "KEY=VALUE",
+    "--where": "KEY=VALUE",
+    "--format": "FORMAT",
+    "--data": "SOURCE",
+    "--device": "DEVICE",
+    "--storage": "URL",
+    "--store": "URI",
+    "--tracking-uri": "URI",
+    "--seed-list": "SEEDS",
+    "--threads": "COUNTS",
+    "--objectives": "NAMES",
+    "--classes": "CLASSES",
+    "--timeout": "SECONDS",
+}
+
+
+def placeholder(param: click.Parameter) -> str:
+    """What an option's help shows for its value: ``PLACEHOLDERS``, else ``N`` (integers),
+    ``NUMBER``, ``PATH`` or ``NAME``; nothing for a flag."""
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return ""
+    for opt in param.opts:
+        if opt in PLACEHOLDERS:
+            return PLACEHOLDERS[opt]
+    desc = getattr(param, "type_descriptor", None)  # typer >= 0.29 (its own click copy)
+    if desc is not None:
+        if desc.is_path:
+            return "PATH"
+        kind = desc.annotation
+        if desc.is_list and typing.get_args(kind):
+            kind = typing.get_args(kind)[0]
+        kind = getattr(kind, "__name__", "")
+    else:
+        kind = {"integer": "int", "float": "float", "path": "Path"}.get(
+            str(getattr(getattr(param, "type", None), "name", "")).split(" ")[0], ""
+        )
+    return {"int": "N", "float": "NUMBER", "Path": "PATH"}.get(kind, "NAME")
+
+
+def _plain_params(params: list[click.Parameter]) -> None:
+    """Plain placeholders (``--profile NAME``, ``--set KEY=VALUE``, nothing for flags)
+    instead of typer's ``<str>`` / ``<list[str]>`` / ``<bool>``; an explicit ``metavar=``
+    stays."""
+    for param in params:
+        if param.metavar is not None:
+            continue
+        if isinstance(param, (click.Argument, TyperArgument)):
+            param.metavar = (param.name or "").upper()
+            if type(param) is TyperArgument and hasattr(TyperArgument, "display_type_rich"):
+                param.__class__ = _PlainArgument
+        else:
+            param.metavar = placeholder(param)
+
+
+def _unwrap(text: str | None) -> str | None:
+    """Docstring paragraphs as one line each, so the help wraps them at the terminal's width
+    instead of breaking where the source did (``\\b`` paragraphs stay as written)."""
+    if not text:
+        return text
+    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(text))
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+
+
+class _PlainArgument(TyperArgument):
+    def display_type_rich(self, ctx: click.Context) -> str | None:  # noqa: ARG002
+        return None  # the argument's name (its metavar) already says what it is
+
+
+class _PlainHelp:
+    """Mixed into typer's command and group classes: plain placeholders, unwrapped help."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        for key in ("help", "short_help"):
+            if isinstance(kwargs.get(key), str):
+                kwargs[key] = _unwrap(kwargs[key])  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        _plain_params(self.params)  # type: ignore[attr-defined]
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            _plain_params([option])
+        return option
+
+
+class PlainCommand(_PlainHelp, TyperCommand):
+    """The class of every ``asma-bench`` command."""
+
+
+class PlainGroup(_PlainHelp, TyperGroup):
+    """The class of ``asma-bench`` and its command groups."""
+
+
+class _Typer(typer.Typer):
+    """A Typer app whose commands and groups show plain help (one place for all commands)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        kwargs["cls"] = kwargs.get("cls") or PlainGroup
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def command(self, name: str | None = None, **kwargs: object):  # noqa: ANN201
+        kwargs["cls"] = kwargs.get("cls") or PlainCommand
+        return super().command(name, **kwargs)  # type: ignore[arg-type]
+
+
+app = _Typer(
     name="asma-bench",
     help="Benchmark self-supervised skeleton action recognition: masking strategies compared.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-data_app = typer.Typer(help="Create, convert and inspect datasets.", no_args_is_help=True)
+data_app = _Typer(help="Create, convert and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 _state = {"debug": False}
@@ -83,6 +196,20 @@ def _root(
 def _interactive() -> bool:
     """Progress bars only on a terminal (logs and CI output stay clean)."""
     return sys.stderr.isatty()
+
+
+def _progress_mode(progress: bool | None) -> typing.Literal["bar", "lines", "off"]:
+    """What a long command shows while it works: ``--progress`` a bar, ``--no-progress``
+    nothing; by default a bar on a terminal, else one plain line per step on stderr (logs
+    and CI output, like ``asma-bench run``'s one line per unit)."""
+    if progress is None:
+        return "bar" if _interactive() else "lines"
+    return "bar" if progress else "off"
+
+
+def _progress_line(text: str) -> None:
+    """One progress line on stderr, flushed at once (stdout stays the command's result)."""
+    typer.echo(text, err=True)
 
 
 def _check_device(device: str | None, option: str = "--device") -> None:
@@ -139,12 +266,22 @@ def data_synth(
         int | None, typer.Option(min=0, help="Generator seed (preset's if unset).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            help="Write the clips on another skeleton: kinect20, coco17 or a layout .yaml "
+            "(default: ntu25)."
+        ),
+    ] = None,
 ) -> None:
-    """Generate the embedded synthetic NTU-25 action dataset."""
+    """Generate the embedded synthetic NTU-25 action dataset (or the same motions on
+    another skeleton layout)."""
     from asma_bench.data.store import SkeletonDataset
     from asma_bench.data.synthetic import generate
 
-    path = generate(out, preset, seed=seed, overwrite=overwrite, progress=_interactive())
+    path = generate(
+        out, preset, seed=seed, overwrite=overwrite, progress=_interactive(), layout=layout
+    )
     ds = SkeletonDataset(path)
     typer.echo(
         f"wrote {len(ds)} samples, {ds.num_classes} classes, splits "
@@ -158,8 +295,17 @@ def data_convert(
     out: Annotated[Path, typer.Argument(help="Output dataset folder (canonical format).")],
     fmt: Annotated[
         str,
-        typer.Option("--format", help="auto | ntu-raw | ssl-npy | ctrgcn-npz | pyskl | pku | ucla"),
+        typer.Option(
+            "--format", help="auto | ntu-raw | ssl-npy | ctrgcn-npz | pyskl | pku | ucla | generic"
+        ),
     ] = "auto",
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            help="Skeleton layout of generic data: ntu25, kinect_v2, kinect20, coco17 or a "
+            "layout .yaml file."
+        ),
+    ] = None,
     labels: Annotated[Path | None, typer.Option(help="Label file/folder (PKU-MMD).")] = None,
     missing: Annotated[
         Path | None,
@@ -176,13 +322,16 @@ def data_convert(
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
-    """Convert NTU / PKU-MMD / NW-UCLA data into the canonical format."""
+    """Convert NTU / PKU-MMD / NW-UCLA data, or any skeleton in the generic format, into
+    the canonical format."""
     from asma_bench.data.readers import convert
     from asma_bench.data.store import INFO_FILE, SkeletonDataset
 
     options: dict = {"whole_file": True} if whole_file else {}
     if skip_bad:
         options["skip_bad"] = True
+    if layout is not None:
+        options["layout"] = layout
     path = convert(
         source,
         out,
@@ -337,6 +486,7 @@ def run(
         RunOptions,
         grid_results,
         plan_units,
+        profile_conflicts,
         run_grid,
         summary_table,
     )
@@ -349,6 +499,13 @@ def run(
     if worker and not storage:
         raise ConfigError("--worker needs --storage (the shared queue to take units from)")
     spec = load_grid(grid)
+    overruled = profile_conflicts(spec, profile)
+    if overruled:  # the documented order: a cell's own settings win over the profile's
+        typer.echo(
+            f"note: grid {spec.name}'s cells set {', '.join(overruled)} themselves; the "
+            f"cells' values are used, not profile {profile}'s",
+            err=True,
+        )
     if device and device.startswith("cuda"):
         import torch
 
@@ -517,7 +674,9 @@ def _diagnose_maskings(
 
 @app.command("models")
 def models(
-    layout: Annotated[str, typer.Option(help="ntu25 | kinect20")] = "ntu25",
+    layout: Annotated[
+        str, typer.Option(help="ntu25 | kinect_v2 | kinect20 | coco17 | a layout .yaml file")
+    ] = "ntu25",
     frames: Annotated[int, typer.Option(min=4, help="Clip length for FLOPs.")] = 50,
     bodies: Annotated[int, typer.Option(min=1, help="Bodies per clip for FLOPs.")] = 2,
 ) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from asma_bench.errors import ConfigError
+from asma_bench.errors import ConfigError, validation_line
 
 DEVICES = "cpu, cuda, cuda:N or mps"
 
@@ -300,9 +301,57 @@ def parse_override(text: str) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """Named YAML documents shipped in a package folder, or any file by path: the one
+    loader behind profiles, grids and search spaces.
+
+    ``resolve(name)`` is the built-in ``<folder>/<name>.yaml`` or, for a name ending in
+    ``.yaml``/``.yml``/``.json``, that file; anything else is one error listing the
+    built-ins. ``load(name)`` reads it with :func:`load_yaml` (size, alias and syntax
+    checks, errors naming file and line).
+    """
+
+    what: str
+    folder: tuple[str, ...]
+
+    def _dir(self) -> Any:  # noqa: ANN401 - an importlib.resources Traversable
+        return resources.files("asma_bench").joinpath(*self.folder)
+
+    def names(self) -> list[str]:
+        return sorted(
+            p.name.removesuffix(".yaml") for p in self._dir().iterdir() if p.name.endswith(".yaml")
+        )
+
+    @staticmethod
+    def is_file(name: str | Path) -> bool:
+        return str(name).endswith(CATALOG_SUFFIXES)
+
+    def resolve(self, name: str | Path) -> Any:  # noqa: ANN401 - a Path or Traversable
+        text = str(name)
+        if self.is_file(text):
+            path = Path(text)
+            if not path.is_file():
+                raise ConfigError(f"{path}: {self.what} file not found")
+            return path
+        if text in self.names():
+            return self._dir() / f"{text}.yaml"
+        raise ConfigError(
+            f"unknown {self.what} {text!r}; available: {', '.join(self.names())} "
+            "(or a path to a .yaml file)"
+        )
+
+    def load(self, name: str | Path) -> tuple[Any, dict[str, Any]]:
+        """(where it was read from, its mapping)."""
+        source = self.resolve(name)
+        return source, load_yaml(source, self.what)
+
+
+PROFILES = Catalog("profile", ("profiles",))
+
+
 def list_profiles() -> list[str]:
-    files = resources.files("asma_bench") / "profiles"
-    return sorted(p.name.removesuffix(".yaml") for p in files.iterdir() if p.name.endswith(".yaml"))
+    return PROFILES.names()
 
 
 #: A profile, grid or search space is a few KB. Larger text, or a document whose aliases
@@ -370,22 +419,12 @@ CATALOG_SUFFIXES = (".yaml", ".yml", ".json")
 
 def is_profile_file(name: str) -> bool:
     """Whether ``name`` is a profile file's path (not a built-in profile's name)."""
-    return str(name).endswith(CATALOG_SUFFIXES)
+    return Catalog.is_file(name)
 
 
 def profile_dict(name: str) -> dict[str, Any]:
     """The overrides of a named profile, or of a YAML file given by path."""
-    path = Path(name)
-    if is_profile_file(name):
-        if not path.is_file():
-            raise ConfigError(f"profile file not found: {path}")
-        return load_yaml(path, "profile")
-    if name not in list_profiles():
-        raise ConfigError(
-            f"unknown profile {name!r}; available: {', '.join(list_profiles())} "
-            "(or a path to a .yaml file)"
-        )
-    return load_yaml(resources.files("asma_bench") / "profiles" / f"{name}.yaml", "profile")
+    return PROFILES.load(name)[1]
 
 
 def build_config(
@@ -410,9 +449,4 @@ def validate_config(d: Mapping[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(d)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        got = f", got {err['input']!r}" if err["type"] != "missing" else ""
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"config field {loc!r}: {msg}{got}{extra}") from None
+        raise ConfigError(validation_line(exc, "config")) from None

@@ -13,6 +13,7 @@ each entry point names a module (or callable) that, when loaded, registers its p
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
@@ -43,11 +44,44 @@ def load_plugins() -> None:
             log.warning("plug-in %s failed to load: %s", ep.name, exc)
 
 
+def check_params(
+    factory: Callable[..., Any],
+    params: dict[str, Any],
+    what: str,
+    context: tuple[str, ...] = (),
+) -> None:
+    """ConfigError unless ``factory`` accepts every key of ``params`` (or takes ``**kw``)
+    and ``params`` holds every parameter it requires. ``context`` names arguments the code
+    supplies (a layout, the input channels): a user's parameter of that name is unknown."""
+    signature = inspect.signature(factory)
+    fields = signature.parameters.values()
+    named = [p.name for p in fields if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in fields)
+    accepted = sorted(k for k in named if k not in context)
+    for key in params:
+        if key in context or (key not in accepted and not open_ended):
+            raise ConfigError(
+                f"{what}: unknown parameter {key!r}; accepted: {', '.join(accepted) or '(none)'}"
+            )
+    missing = [
+        p.name
+        for p in fields
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in params
+        and p.name not in context
+    ]
+    if missing:
+        raise ConfigError(f"{what}: missing parameter(s) {', '.join(missing)}")
+
+
 class Registry(Generic[T]):
     """Name → factory mapping with ``register``, ``create``, ``list`` and clear errors."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, context: tuple[str, ...] = ()):
         self.kind = kind
+        #: arguments the code passes to every entry (a masking's layout): not parameters
+        self.context = context
         self._entries: dict[str, T] = {}
 
     def register(self, name: str | None = None, *, override: bool = False) -> Callable[[T], T]:
@@ -68,8 +102,13 @@ class Registry(Generic[T]):
             available = ", ".join(sorted(self._entries)) or "(none)"
             raise ConfigError(f"unknown {self.kind} {name!r}; available: {available}") from None
 
-    def create(self, name: str, /, **kwargs: Any) -> Any:
-        return self.get(name)(**kwargs)
+    def create(self, name: str, /, context: dict[str, Any] | None = None, **params: Any) -> Any:
+        """Build ``name`` with ``params``, checked first against its signature: an unknown
+        or missing parameter is one ConfigError naming the entry and what it accepts.
+        ``context`` holds the registry's context arguments (see ``Registry(context=)``)."""
+        factory = self.get(name)
+        check_params(factory, params, f"{self.kind} {name!r}", self.context)
+        return factory(**(context or {}), **params)
 
     def list(self, pattern: str = "*") -> list[str]:
         load_plugins()

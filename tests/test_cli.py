@@ -203,3 +203,81 @@ def test_maskings_diagnose_prints_and_writes_the_tables(tmp_path, capsys, monkey
         "maskings_joints.svg", "maskings_motion.png", "maskings_motion.svg",
         "maskings_overlap.csv",
     ]  # fmt: skip
+
+
+def _command_paths(command, path=()):
+    """Every command and group of the CLI, as the words that run it."""
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _command_paths(sub, (*path, name))
+
+
+def test_every_help_shows_plain_placeholders():
+    import re
+
+    import typer
+    from typer.testing import CliRunner
+
+    from asma_bench import commands
+    from asma_bench.cli import app
+
+    commands.load_all()
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert {(), ("tune",), ("check",), ("latency",), ("data", "convert")} <= set(paths)
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "160"})
+        assert result.exit_code == 0, (path, result.output)
+        for typed in ("<bool>", "<str>", "<int", "<float", "<list", "<path>"):
+            assert typed not in result.output, (path, typed, result.output)
+    tune = CliRunner().invoke(app, ["tune", "--help"], env={"COLUMNS": "160"}).output
+    for option, shown in [("--set", "KEY=VALUE"), ("--trials", "N"), ("--out", "PATH"),
+                          ("--profile", "NAME"), ("--timeout", "SECONDS")]:  # fmt: skip
+        assert re.search(rf"{option}\s+{shown}\s", tune), (option, tune)
+    assert re.search(r"--progress\s+--no-progress\s+Progress bar", tune)  # a flag: no value
+    convert = CliRunner().invoke(app, ["data", "convert", "--help"], env={"COLUMNS": "160"})
+    assert re.search(r"SOURCE\s+File or folder", convert.output)
+
+
+def test_help_paragraphs_wrap_at_the_terminal_not_where_the_source_did():
+    from asma_bench.cli import _unwrap
+
+    text = "First line\n    goes on.\n\n    Second paragraph\n    ends here.\n\n\bkept\nas is"
+    assert _unwrap(text) == "First line goes on.\n\nSecond paragraph ends here.\n\n\bkept\nas is"
+
+
+def test_latency_prints_one_line_per_step_without_a_terminal(tmp_path, monkeypatch):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from asma_bench import commands
+    from asma_bench.cli import app
+    from asma_bench.reports import latency as latency_module
+
+    steps = [f"timing {m} on 1 thread(s)" for m in ("teacher (fp32)", "student (fp32)")]
+
+    def fake_run_latency(opts, out, work, progress=None):  # reports each step as it starts
+        for step in steps:
+            if progress is not None:
+                progress(step)
+        table = pd.DataFrame({"p50 (ms)": [2.0, 1.0]}, index=["teacher", "student"])
+        return latency_module.LatencyResult(models=[], table=table, files={}, caption="cap")
+
+    monkeypatch.setattr(latency_module, "run_latency", fake_run_latency)
+    commands.load_all()
+    args = ["latency", "--profile", "smoke", "--out", str(tmp_path / "r"), "--work", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert [line.rsplit(" (", 1)[0] for line in lines] == [f"latency: {s}" for s in steps]
+    assert all(line.endswith(" s)") for line in lines) and "cap" in result.stdout
+    quiet = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet.output
+
+
+def test_a_folder_that_is_no_dataset_is_refused_before_the_store_exists(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for data, words in [("empty", "not an asma-bench dataset folder"), ("nowhere", "no such")]:
+        args = ["--data", str(tmp_path / data), "--out", str(tmp_path / "r")]
+        code, _, err = run(capsys, "run", "--grid", "masking_pairs", "--profile", "smoke", *args)
+        assert code == 2 and one_line(err, words), err
+        assert not (tmp_path / "r").exists()  # no store, no FAILED runs

@@ -11,7 +11,6 @@ True
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -24,10 +23,9 @@ from asma_bench.backbones.graph import SkeletonBackbone, graph_adjacency, partit
 from asma_bench.backbones.stgcn import STGCN
 from asma_bench.backbones.student import Student
 from asma_bench.data.layouts import SkeletonLayout
-from asma_bench.errors import ConfigError
 from asma_bench.registry import Registry
 
-BACKBONES: Registry[Any] = Registry("backbone")
+BACKBONES: Registry[Any] = Registry("backbone", context=("layout", "in_channels"))
 BACKBONES.register("stgcn")(STGCN)
 BACKBONES.register("gin")(GIN)
 BACKBONES.register("dgcnn")(DGCNN)
@@ -38,18 +36,8 @@ def create_backbone(
     name: str, layout: str | SkeletonLayout = "ntu25", in_channels: int = 3, **params: Any
 ) -> nn.Module:
     """Build the registered backbone ``name``; unknown names or parameters raise ConfigError."""
-    factory = BACKBONES.get(name)
-    signature = inspect.signature(factory)
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    if not takes_any:
-        accepted = sorted(k for k in signature.parameters if k not in ("layout", "in_channels"))
-        for key in params:
-            if key not in signature.parameters or key in ("layout", "in_channels"):
-                raise ConfigError(
-                    f"backbone {name!r}: unknown parameter {key!r}; accepted: "
-                    f"{', '.join(accepted) or '(none)'}"
-                )
-    return factory(layout=layout, in_channels=in_channels, **params)
+    context = {"layout": layout, "in_channels": in_channels}
+    return BACKBONES.create(name, context=context, **params)
 
 
 def list_backbones(pattern: str = "*") -> list[str]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from asma_bench.cli import _interactive, _print_table, app
+from asma_bench.cli import _print_table, _progress_line, _progress_mode, app
 
 
 @app.command("check")
@@ -18,7 +19,10 @@ def check(
     update: Annotated[bool, typer.Option(help="Measure and rewrite the baseline.")] = False,
     progress: Annotated[
         bool | None,
-        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar; default: a bar on a terminal, else one line per check.",
+        ),
     ] = None,
 ) -> None:
     """Accuracy, latency ratios and model sizes against the baseline; exit 1 on regression."""
@@ -38,18 +42,23 @@ def check(
 
         settings = CheckSettings.model_validate(reference["settings"])
     assert settings is not None
-    show = _interactive() if progress is None else progress
+    mode = _progress_mode(progress)
     steps = len(settings.units) * len(settings.seeds) + 1
     bar = None
-    if show:
+    if mode == "bar":
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc="check", unit="step", dynamic_ncols=True)
+    start, done = time.monotonic(), 0
 
     def step(what: str) -> None:
+        nonlocal done
+        done += 1
         if bar is not None:
             bar.set_postfix_str(what)
             bar.update(1)
+        elif mode == "lines":  # as each check starts, with the time spent so far
+            _progress_line(f"[{done}/{steps}] check {what} ({time.monotonic() - start:.0f} s)")
 
     current = measure(settings, progress=step)
     if bar is not None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from asma_bench.cli import _interactive, _print_table, _refuse_seed_override, app
+from asma_bench.cli import (
+    _print_table,
+    _progress_line,
+    _progress_mode,
+    _refuse_seed_override,
+    app,
+)
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -48,6 +55,14 @@ def latency(
         list[str] | None,  # noqa: UP007
         typer.Option("--set", help="Config override key.sub=value (repeatable)."),
     ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Say what is being measured; default: on a terminal, and one line per step "
+            "with the time so far elsewhere.",
+        ),
+    ] = None,
 ) -> None:
     """Export the ASMa teacher and its student to ONNX, check them, quantise the student
     to int8 and time all three at batch 1 (paper Table 2)."""
@@ -64,10 +79,15 @@ def latency(
         exporter=exporter,
         train=train,
     )
-    show = _interactive()
-    result = run_latency(
-        opts, out, work, progress=(lambda m: typer.echo(f"  {m}…", err=True)) if show else None
-    )
+    mode, start = _progress_mode(progress), time.monotonic()
+
+    def say(message: str) -> None:
+        if mode == "bar":  # a terminal: what runs now
+            _progress_line(f"  {message}…")
+        else:  # logs: one plain line per step (a model exported or timed)
+            _progress_line(f"latency: {message} ({time.monotonic() - start:.0f} s)")
+
+    result = run_latency(opts, out, work, progress=None if mode == "off" else say)
     typer.echo(result.caption)
     _print_table("latency", result.table)
     from asma_bench.reports.latency import latency_notes

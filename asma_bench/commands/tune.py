@@ -10,8 +10,9 @@ import typer
 from asma_bench.cli import (
     _check_device,
     _check_writable,
-    _interactive,
     _print_table,
+    _progress_line,
+    _progress_mode,
     _refuse_seed_override,
     app,
 )
@@ -54,7 +55,8 @@ def tune(
     save_profile: Annotated[
         Path | None,
         typer.Option(
-            help="Write the best configuration as a full profile YAML (use it with --profile FILE)."
+            help="Write the base profile plus the tuned parameters at their best values as a "
+            "profile YAML (use it with --profile FILE; what the space fixes is left to the grid)."
         ),
     ] = None,
     timeout: Annotated[
@@ -62,7 +64,10 @@ def tune(
     ] = None,
     progress: Annotated[
         bool | None,
-        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar; default: a bar on a terminal, else one line per trial.",
+        ),
     ] = None,
 ) -> None:
     """Tune a search space with Optuna (TPE, median pruning on validation accuracy)."""
@@ -79,6 +84,7 @@ def tune(
             raise ConfigError(f"--save-profile {save_profile}: the file name must end in .yaml")
         _check_writable(save_profile, "--save-profile")
     spec = load_space(space)
+    mode = _progress_mode(progress)
     opts = TuneOptions(
         profile=profile,
         trials=trials,
@@ -91,7 +97,8 @@ def tune(
         tracking_uri=tracking_uri,
         overrides=list(set_ or []),
         timeout_s=timeout,
-        progress=_interactive() if progress is None else progress,
+        progress=mode == "bar",
+        progress_lines=_progress_line if mode == "lines" else None,
     )
     outcome = run_tuning(spec, opts)
     table = trials_table(outcome)
@@ -110,7 +117,9 @@ def tune(
     typer.echo(outcome.verdict())
     if save_profile is not None and outcome.best is not None:
         path = write_profile(outcome, save_profile)
-        typer.echo(f"saved the best configuration as a profile: {path}  (use --profile {path})")
+        typer.echo(
+            f"saved {profile} + the tuned parameters as a profile: {path}  (use --profile {path})"
+        )
     typer.echo(f"Optuna storage: {outcome.storage}  (browse: optuna-dashboard {outcome.storage})")
     typer.echo(f"MLflow store: {outcome.tracking_uri}  (experiment asma-bench-tuning)")
     if outcome.best is None:

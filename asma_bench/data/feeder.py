@@ -68,6 +68,8 @@ def normalize_sample(x: np.ndarray, layout: SkeletonLayout, mode: str) -> np.nda
         last = np.maximum.accumulate(np.where(has_center, frames, -1))
         last = np.where(last < 0, int(np.argmax(has_center)), last)
         origin = x[:, last, layout.center, 0]  # (C, T)
+    origin = origin.copy()
+    origin[layout.dims :] = 0  # only coordinates move; a confidence channel stays as it is
     x = np.where(present[None], x - origin[:, :, None, None], 0.0).astype(np.float32)
     if mode == "center_every_frame_rotate":
         x = _align_shoulders(x, layout, present)
@@ -76,6 +78,11 @@ def normalize_sample(x: np.ndarray, layout: SkeletonLayout, mode: str) -> np.nda
 
 def _align_shoulders(x: np.ndarray, layout: SkeletonLayout, present: np.ndarray) -> np.ndarray:
     left, right = _shoulders(layout)
+    if layout.dims != 3:
+        raise ConfigError(
+            f"normalize 'center_every_frame_rotate' turns 3-D skeletons; layout {layout.name!r} "
+            "is 2-D (use center_every_frame)"
+        )
     both = present[:, left, 0] & present[:, right, 0]
     if not both.any() or x.shape[0] < 3:
         return x

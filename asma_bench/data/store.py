@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asma_bench.data.layouts import SkeletonLayout, get_layout
+from asma_bench.data.layouts import SkeletonLayout, get_layout, layout_ref
 from asma_bench.errors import DataFormatError
 from asma_bench.fileio import backup_name, remove_path, temp_dir_beside
 
@@ -148,6 +148,12 @@ class DatasetWriter:
         self.source = source
         self.class_names = list(class_names) if class_names is not None else None
         self.channels, self.bodies = channels, bodies
+        if not self.layout.dims <= channels <= self.layout.dims + 1:
+            raise DataFormatError(
+                self.out,
+                f"{channels} channels for the {self.layout.dims}-D layout {self.layout.name!r}: "
+                f"expected {self.layout.dims} coordinates, optionally plus a confidence channel",
+            )
         self.overwrite = overwrite
         self.extra_info = dict(extra_info or {})
         if self.out.exists() and not overwrite:
@@ -260,7 +266,7 @@ class DatasetWriter:
         num_classes = len(self.class_names) if self.class_names else int(max(labels)) + 1
         info = {
             "format_version": FORMAT_VERSION,
-            "layout": self.layout.name,
+            "layout": layout_ref(self.layout),
             "source": self.source,
             "num_samples": n,
             "num_classes": num_classes,

@@ -7,6 +7,10 @@ of either shape; V is always the second-to-last axis and T the third-to-last.
 * bone: x[..., v, :] − x[..., parent(v), :] over the layout's bone pairs; the root bone
   (e.g. NTU joint 21 to itself) is zero, keeping V channels as the SSL lineage does.
 * motion: x[:, :, t+1] − x[:, :, t], with the last frame zero (lineage convention).
+
+Channels beyond the layout's ``dims`` coordinates (a detector's confidence) are not
+differenced: a bone's or a step's confidence is the mean of its two ends', as pyskl does
+for 2-D keypoints with scores.
 """
 
 from __future__ import annotations
@@ -48,15 +52,26 @@ def bone_stream(x: Array, layout: SkeletonLayout | str) -> Array:
         )
     parents = [p for _, p in layout.bone_pairs]
     if isinstance(x, torch.Tensor):
-        return x - x[..., torch.as_tensor(parents, device=x.device), :]
-    return x - x[..., parents, :]
+        other = x[..., torch.as_tensor(parents, device=x.device), :]
+    else:
+        other = x[..., parents, :]
+    return _combine(x, other, layout.dims)
 
 
-def motion_stream(x: Array) -> Array:
-    """Frame differences x_{t+1} − x_t; the last frame is zero."""
+def _combine(x: Array, other: Array, dims: int | None) -> Array:
+    """x − other on the coordinate channels, (x + other) / 2 on any channel after them."""
+    out = x - other
+    if dims is not None and x.shape[-4] > dims:
+        out[..., dims:, :, :, :] = (x[..., dims:, :, :, :] + other[..., dims:, :, :, :]) / 2
+    return out
+
+
+def motion_stream(x: Array, dims: int | None = None) -> Array:
+    """Frame differences x_{t+1} − x_t; the last frame is zero. With ``dims``, channels
+    after the first ``dims`` (confidence) are averaged over the two frames instead."""
     _check(x)
     out = torch.zeros_like(x) if isinstance(x, torch.Tensor) else np.zeros_like(x)
-    out[..., :-1, :, :] = x[..., 1:, :, :] - x[..., :-1, :, :]
+    out[..., :-1, :, :] = _combine(x[..., 1:, :, :], x[..., :-1, :, :], dims)
     return out
 
 
@@ -69,5 +84,5 @@ def to_stream(x: Array, name: str, layout: SkeletonLayout | str | None = None) -
             raise ConfigError("stream 'bone' needs a layout")
         return bone_stream(x, layout)
     if name == "motion":
-        return motion_stream(x)
+        return motion_stream(x, get_layout(layout).dims if layout is not None else None)
     raise ConfigError(f"unknown stream {name!r}; available: {', '.join(STREAMS)}")

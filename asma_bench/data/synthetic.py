@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from asma_bench.data.layouts import NTU25
+from asma_bench.data.layouts import NTU25, SkeletonLayout, get_layout, synthetic_sources
 from asma_bench.data.splits import NTU120_XSUB_TRAIN, by_mask
 from asma_bench.data.store import DatasetWriter, SampleMeta
-from asma_bench.errors import ConfigError
+from asma_bench.errors import ConfigError, validation_line
 
 log = logging.getLogger(__name__)
 
@@ -591,7 +591,7 @@ class SynthConfig(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ConfigError(_one_line(exc)) from None
+            raise ConfigError(validation_line(exc, "SynthConfig")) from None
 
     @model_validator(mode="after")
     def _check(self) -> SynthConfig:
@@ -643,15 +643,6 @@ class SynthConfig(BaseModel):
     @property
     def num_samples(self) -> int:
         return len(self.classes) * self.subjects * self.replications * 3
-
-
-def _one_line(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    where = f"SynthConfig.{loc}" if loc else "SynthConfig"
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{where}: {msg}{more}"
 
 
 SYNTH_PRESETS: dict[str, SynthConfig] = {
@@ -883,17 +874,25 @@ def generate(
     seed: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    layout: str | Path | SkeletonLayout | None = None,
 ) -> Path:
     """Write a synthetic NTU-25 action dataset to ``out`` (canonical format) and return it.
 
     ``config`` is a :class:`SynthConfig` or a preset name (``default``, ``noisy``,
     ``tiny``); ``seed`` overrides the config's. The output is byte-identical for the same
     config and seed.
+
+    ``layout`` (a name or layout file) writes the same performances on another skeleton:
+    each joint is read from its NTU-25 counterpart (:func:`~asma_bench.data.layouts.
+    synthetic_sources`) and a 2-D layout keeps the camera's x and y (an orthographic
+    projection). Same seed, same motions, whatever the layout.
     """
     cfg = resolve_config(config)
     seed = cfg.seed if seed is None else int(seed)
     if seed < 0:
         raise ConfigError(f"synthetic data seed must be >= 0, got {seed}")
+    target = NTU25 if layout is None else get_layout(layout)
+    sources = synthetic_sources(target)
     rng = np.random.default_rng(seed)
     subjects = _draw_subjects(rng, cfg)
     train_subjects = cfg.train_subjects()
@@ -906,6 +905,8 @@ def generate(
         return {name: by_mask(masks[name]) for name in SPLITS}
 
     extra = {"synthetic": {"config": cfg.model_dump(mode="json"), "seed": seed}}
+    if target is not NTU25:
+        extra["synthetic"]["retargeted_from"] = "ntu25"
     chunks = _performances(cfg)
     if progress:
         from tqdm import tqdm
@@ -918,9 +919,10 @@ def generate(
         )
     with DatasetWriter(
         out,
-        layout=NTU25,
+        layout=target,
         source=f"synthetic:{cfg.name}",
         class_names=cfg.classes,
+        channels=target.dims,
         bodies=2,
         overwrite=overwrite,
         extra_info=extra,
@@ -942,7 +944,10 @@ def generate(
                         length=int(length[i]),
                         bodies=action.persons,
                     )
-                    writer.add(x[i, : length[i]].transpose(3, 0, 2, 1), meta)
+                    clip = x[i, : length[i]].transpose(3, 0, 2, 1)  # (C, T, V, M)
+                    if target is not NTU25:
+                        clip = clip[: target.dims][:, :, sources]
+                    writer.add(clip, meta)
         writer.set_splits(splits)
     log.info(
         "synthetic:%s seed %d: %d samples, %d classes",

@@ -29,12 +29,16 @@ Lengths = torch.Tensor | Sequence[int] | int | None
 
 
 # ----------------------------------------------------------------------------- helpers
-def _check(x: torch.Tensor, what: str, channels: bool = False) -> None:
+def _check(x: torch.Tensor, what: str, dims: int = 0) -> None:
+    """A (N, C, T, V, M) tensor; with ``dims`` > 0, one whose first ``dims`` channels are
+    coordinates (2 or 3; channels after them, e.g. a confidence, are left alone)."""
     if not isinstance(x, torch.Tensor) or x.ndim != 5:
         shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
         raise ConfigError(f"{what}: expected a tensor (N, C, T, V, M), got {shape}")
-    if channels and x.shape[1] != 3:
-        raise ConfigError(f"{what}: needs C = 3 coordinates, got C = {x.shape[1]}")
+    if dims and dims not in (2, 3):
+        raise ConfigError(f"{what}: dims must be 2 or 3, got {dims!r}")
+    if dims and x.shape[1] < dims:
+        raise ConfigError(f"{what}: needs C >= {dims} coordinates, got C = {x.shape[1]}")
 
 
 def _rand(n: int, x: torch.Tensor, generator: torch.Generator | None, *shape: int) -> torch.Tensor:
@@ -190,21 +194,29 @@ def temporal_crop_resize(
 
 # ----------------------------------------------------------------------------- spatial
 def _apply_matrices(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """x'_c = Σ_k R[n, c, k] x_k for per-sample matrices R (N, 3, 3)."""
-    return torch.einsum("nck,nktvm->nctvm", rot.to(x.dtype), x)
+    """x'_c = Σ_k R[n, c, k] x_k for per-sample matrices R (N, d, d) acting on the first d
+    (coordinate) channels; any further channels pass through unchanged."""
+    d = rot.shape[-1]
+    out = torch.einsum("nck,nktvm->nctvm", rot.to(x.dtype), x[:, :d])
+    return out if x.shape[1] == d else torch.cat([out, x[:, d:]], dim=1)
 
 
 def shear(
-    x: torch.Tensor, amplitude: float = 0.5, *, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    amplitude: float = 0.5,
+    *,
+    dims: int = 3,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Random shear x' = R x with R = I plus off-diagonal entries ~ U(−a, a), per sample
-    (lineage ``shear``, a = 0.5; amplitude 0 is the identity)."""
-    _check(x, "shear", channels=True)
+    (lineage ``shear``, a = 0.5; amplitude 0 is the identity), on the ``dims`` coordinate
+    channels (a 2×2 shear of the image plane for 2-D skeletons)."""
+    _check(x, "shear", dims=dims)
     if amplitude < 0:
         raise ConfigError(f"shear amplitude must be >= 0, got {amplitude}")
     n = x.shape[0]
-    off = (2 * _rand(n, x, generator, 3, 3) - 1) * amplitude
-    eye = torch.eye(3, dtype=off.dtype, device=off.device)
+    off = (2 * _rand(n, x, generator, dims, dims) - 1) * amplitude
+    eye = torch.eye(dims, dtype=off.dtype, device=off.device)
     return _apply_matrices(x, eye + off * (1 - eye))
 
 
@@ -224,6 +236,7 @@ def rotate(
     max_degrees: float = 30.0,
     *,
     symmetric: bool = True,
+    dims: int = 3,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Rotate each sample about one random coordinate axis by a random angle.
@@ -231,16 +244,17 @@ def rotate(
     The lineage (AimCLR ``random_rotate``) draws the main-axis angle in [0, 30°] and adds
     ≤ 1° about the other two axes; here the angle is U(−max, max) by default (the sign of a
     view change is arbitrary) and ``symmetric=False`` gives U(0, max). Rotation preserves
-    bone lengths.
+    bone lengths. A 2-D skeleton (``dims=2``) turns in the image plane (about z).
     """
-    _check(x, "rotate", channels=True)
+    _check(x, "rotate", dims=dims)
     if max_degrees < 0:
         raise ConfigError(f"rotate max_degrees must be >= 0, got {max_degrees}")
     n = x.shape[0]
     u = _rand(n, x, generator, 2)
-    axis = torch.clamp((u[:, 0] * 3).long(), max=2)
+    axis = torch.clamp((u[:, 0] * 3).long(), max=2) if dims == 3 else torch.full_like(u[:, 0], 2)
     frac = 2 * u[:, 1] - 1 if symmetric else u[:, 1]
-    return _apply_matrices(x, rotation_matrices(axis, frac * math.radians(max_degrees)))
+    rot = rotation_matrices(axis.long(), frac * math.radians(max_degrees))
+    return _apply_matrices(x, rot[:, :dims, :dims])
 
 
 def flip(
@@ -358,10 +372,11 @@ class Augment(nn.Module):
                 crop_ratio=self.crop_ratio,
                 generator=generator,
             )
+        dims = self.layout.dims
         if self.shear > 0:
-            x = shear(x, self.shear, generator=generator)
+            x = shear(x, self.shear, dims=dims, generator=generator)
         if self.rotate > 0:
-            x = rotate(x, self.rotate, generator=generator)
+            x = rotate(x, self.rotate, dims=dims, generator=generator)
         if self.flip > 0:
             x = flip(x, self.layout, self.flip, generator=generator)
         if self.noise > 0:

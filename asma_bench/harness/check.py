@@ -40,7 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from asma_bench.errors import ConfigError, DataFormatError
+from asma_bench.errors import ConfigError, DataFormatError, validation_line
 from asma_bench.fileio import atomic_write_text
 
 BASELINE_FORMAT = 1
@@ -410,9 +410,7 @@ def settings_of(data: Mapping[str, Any], path: Path) -> CheckSettings:
     try:
         return CheckSettings.model_validate(data.get("settings", {}))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise DataFormatError(path, f"settings field {loc!r}: {err['msg']}") from None
+        raise DataFormatError(path, validation_line(exc, "settings")) from None
 
 
 def settings_for_update(path: Path) -> CheckSettings:

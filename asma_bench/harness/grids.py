@@ -21,14 +21,13 @@ Grid YAML::
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from asma_bench.config import CATALOG_SUFFIXES, deep_merge, load_yaml
-from asma_bench.errors import ConfigError
+from asma_bench.config import Catalog, deep_merge
+from asma_bench.errors import ConfigError, validation_line
 
 REFERENCE_CELLS = ("random_init", "supervised")
 
@@ -112,34 +111,17 @@ class GridSpec(BaseModel):
         return cells
 
 
-def _builtin_dir() -> Any:
-    return resources.files("asma_bench") / "grids"
+GRIDS = Catalog("grid", ("grids",))
 
 
 def list_grids() -> list[str]:
-    return sorted(
-        p.name.removesuffix(".yaml") for p in _builtin_dir().iterdir() if p.name.endswith(".yaml")
-    )
+    return GRIDS.names()
 
 
 def load_grid(name_or_path: str | Path) -> GridSpec:
     """A built-in grid by name, or a grid YAML file by path."""
-    path = Path(name_or_path)
-    if str(name_or_path).endswith(CATALOG_SUFFIXES):
-        if not path.is_file():
-            raise ConfigError(f"{path}: grid file not found")
-        source: Any = path
-    elif str(name_or_path) in list_grids():
-        source = _builtin_dir() / f"{name_or_path}.yaml"
-    else:
-        raise ConfigError(
-            f"unknown grid {str(name_or_path)!r}; available: "
-            f"{', '.join(list_grids())} (or a path to a .yaml file)"
-        )
-    data = load_yaml(source, "grid")
+    source, data = GRIDS.load(name_or_path)
     try:
         return GridSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(f"{source}: grid field {loc!r}: {err['msg']}") from None
+        raise ConfigError(f"{source}: {validation_line(exc, 'grid')}") from None

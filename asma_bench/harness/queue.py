@@ -33,14 +33,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from asma_bench.errors import AsmaBenchError, ConfigError
-from asma_bench.harness.tracking import _one_line, with_installed_driver
+from asma_bench.errors import AsmaBenchError, ConfigError, library_error
+from asma_bench.harness.execute import run_unit
+from asma_bench.harness.plan import (
+    GridOutcome,
+    RunOptions,
+    Unit,
+    ensure_writable,
+    open_grid_run,
+    plan_units,
+)
+from asma_bench.harness.tracking import with_installed_driver
 
 if TYPE_CHECKING:
     import optuna
 
     from asma_bench.harness.grids import GridSpec
-    from asma_bench.harness.runner import GridOutcome, RunOptions, Unit
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +124,7 @@ def open_storage(url: str, settings: QueueSettings | None = None) -> optuna.stor
                 **callback,
             )  # fmt: skip
     except Exception as exc:  # SQLAlchemy raises many types for a bad or unreachable URL
-        raise StorageError(f"storage {redact(url)}: {_one_line(exc)}") from None
+        raise StorageError(f"storage {redact(url)}: {library_error(exc)}") from None
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -151,7 +159,7 @@ def storage_lock(url: str, name: str, timeout_s: float = 600.0) -> Iterator[None
     try:
         parsed = make_url(with_installed_driver(url))
     except Exception as exc:
-        raise ConfigError(f"--storage {redact(url)}: {_one_line(exc)}") from None
+        raise ConfigError(f"--storage {redact(url)}: {library_error(exc)}") from None
     backend = parsed.get_backend_name()
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     if backend == "sqlite":
@@ -173,7 +181,7 @@ def storage_lock(url: str, name: str, timeout_s: float = 600.0) -> Iterator[None
         engine = sqlalchemy.create_engine(parsed, poolclass=NullPool)
         conn = engine.connect()
     except Exception as exc:
-        raise StorageError(f"storage {redact(url)}: {_one_line(exc)}") from None
+        raise StorageError(f"storage {redact(url)}: {library_error(exc)}") from None
     try:
         if backend == "postgresql":
             conn.execute(sqlalchemy.text(f"SET lock_timeout = {int(timeout_s * 1000)}"))
@@ -264,7 +272,7 @@ class GridQueue:
                     sampler=optuna.samplers.RandomSampler(seed=0), load_if_exists=True,
                 )  # fmt: skip
         except Exception as exc:
-            raise StorageError(f"study {name!r}: {_one_line(exc)}") from None
+            raise StorageError(f"study {name!r}: {library_error(exc)}") from None
         return cls(study, units)
 
     # ------------------------------------------------------------------ state
@@ -419,13 +427,6 @@ def run_grid_queued(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     """:func:`~asma_bench.harness.runner.run_grid` through the shared queue at ``opts.storage``."""
     from tqdm.auto import tqdm
 
-    from asma_bench.harness.runner import (
-        GridOutcome,
-        ensure_writable,
-        open_grid_run,
-        plan_units,
-        run_unit,
-    )
     from asma_bench.harness.tracking import Tracker, default_tracking_uri
     from asma_bench.protocols.training import DivergenceError
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from asma_bench.errors import AsmaBenchError, ConfigError
+from asma_bench.errors import AsmaBenchError, ConfigError, library_error
 from asma_bench.fileio import sweep_stale_beside
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _store_reason(exc: BaseException) -> str:
                   "No space left on device", "readonly database"):  # fmt: skip
         if known in text:
             return known
-    return _one_line(exc)
+    return library_error(exc)
 
 
 def with_installed_driver(url: str) -> str:
@@ -145,7 +145,7 @@ class Tracker:
             else:
                 self.experiment_id = exp.experiment_id
         except Exception as exc:  # MLflow raises many types for an unreachable store
-            raise TrackingError(f"tracking store {tracking_uri}: {_one_line(exc)}") from None
+            raise TrackingError(f"tracking store {tracking_uri}: {library_error(exc)}") from None
 
     # ------------------------------------------------------------------ runs
     @_store_errors
@@ -308,8 +308,3 @@ def _param_value(v: Any) -> str:
 
 def _metric_key(k: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in k)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -20,7 +20,13 @@ reported to the trial, and a trial whose curve falls below the median of earlier
 the same step is pruned. The first trial of a new study runs the profile's own values (when
 they lie in the space), so "improved" means better than the configuration you started from.
 Every trial is an MLflow run (experiment ``asma-bench-tuning``, tag ``asma.kind = trial``),
-which grid reports never read.
+which grid reports never read. The study names its objective after the metric
+(``study.metric_names``), so Optuna's plots and dashboard label the axis ``val_top1``.
+
+The best trial can be saved as a profile (:func:`save_profile`): the profile the tuning
+started from plus the tuned parameters at their best values, and nothing else. What the
+space's ``base`` or the command line fixed (e.g. ``pretrain.objective: asma``) stays out,
+so the profile can run any grid: a grid decides those settings for its cells.
 """
 
 from __future__ import annotations
@@ -32,9 +38,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,15 +54,15 @@ from pydantic import (
 )
 
 from asma_bench.config import (
-    CATALOG_SUFFIXES,
+    Catalog,
     RunConfig,
     build_config,
     deep_merge,
-    load_yaml,
+    flatten,
     parse_override,
     profile_dict,
 )
-from asma_bench.errors import ConfigError
+from asma_bench.errors import ConfigError, validation_line
 from asma_bench.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -66,6 +71,7 @@ TUNING_EXPERIMENT = "asma-bench-tuning"
 TAG_KIND, TAG_STUDY, TAG_TRIAL, TAG_SPACE = "asma.kind", "asma.study", "asma.trial", "asma.space"
 TAG_STATE = "asma.trial_state"
 ATTR_RUN = "asma.mlflow_run"
+ATTR_REASON = "asma.reason"  # why a trial was pruned or failed
 
 # per-epoch validation keys of each protocol's main stage (fnmatch patterns)
 PRUNE_KEYS: dict[str, tuple[str, ...]] = {
@@ -176,39 +182,20 @@ class SearchSpace(BaseModel):
         return tuple(self.prune_on) or PRUNE_KEYS[self.protocol]
 
 
-def _spaces_dir() -> Any:
-    return resources.files("asma_bench") / "grids" / "spaces"
+SPACES = Catalog("search space", ("grids", "spaces"))
 
 
 def list_spaces() -> list[str]:
-    return sorted(
-        p.name.removesuffix(".yaml") for p in _spaces_dir().iterdir() if p.name.endswith(".yaml")
-    )
+    return SPACES.names()
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """A built-in search space by name, or a space YAML file by path."""
-    text = str(name_or_path)
-    if text.endswith(CATALOG_SUFFIXES):
-        path = Path(text)
-        if not path.is_file():
-            raise ConfigError(f"{path}: search space file not found")
-        source: Any = path
-    elif text in list_spaces():
-        source = _spaces_dir() / f"{text}.yaml"
-    else:
-        raise ConfigError(
-            f"unknown search space {text!r}; available: "
-            f"{', '.join(list_spaces())} (or a path to a .yaml file)"
-        )
-    data = load_yaml(source, "search space")
+    source, data = SPACES.load(name_or_path)
     try:
         return SearchSpace.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        where = f"search space field {loc!r}: " if loc else ""
-        raise ConfigError(f"{source}: {where}{err['msg'].removeprefix('Value error, ')}") from None
+        raise ConfigError(f"{source}: {validation_line(exc, 'search space')}") from None
 
 
 def nested(params: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +236,8 @@ class TuneOptions:
     prune_startup_trials: int = 3  # trials that complete before pruning starts
     prune_warmup_steps: int = 1  # epochs of a trial never pruned
     timeout_s: float | None = None
-    progress: bool = False
+    progress: bool = False  # a progress bar (a terminal)
+    progress_lines: Callable[[str], None] | None = None  # one line per trial (logs, CI)
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -274,7 +262,11 @@ class TuneOutcome:
     trials: list[TrialRow] = field(default_factory=list)
     best: TrialRow | None = None
     first: TrialRow | None = None
-    profile: dict[str, Any] = field(default_factory=dict)  # full profile with the best params
+    # the base profile's own values with the best parameters merged in (see best_profile)
+    profile: dict[str, Any] = field(default_factory=dict)
+    base_profile: str = ""
+    # what the space's base and the command line set during tuning, which the profile omits
+    not_saved: dict[str, Any] = field(default_factory=dict)
     tracking_uri: str = ""
 
     @property
@@ -346,6 +338,7 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
             pruner=optuna.pruners.MedianPruner(n_startup_trials=opts.prune_startup_trials,
                                                n_warmup_steps=opts.prune_warmup_steps),
         )  # fmt: skip
+        study.set_metric_names([space.objective])  # plots say val_top1, not "Objective Value"
         if opts.start_from_profile and not study.trials:
             start = {k: _get_dotted(base.model_dump(mode="json"), k) for k in space.params}
             if all(space.params[k].contains(v) for k, v in start.items()):
@@ -361,12 +354,19 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
         bar = tqdm(total=opts.trials, desc=f"tune {space.name}", unit="trial", dynamic_ncols=True)
         objective.progress = bar
 
+    finished = 0
+
     def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal finished
+        finished += 1
+        best = _best(study)
         if bar is not None:
             bar.update(1)
-            best = _best(study)
             if best is not None:
                 bar.set_postfix_str(f"best {best.value:.2f}")
+        if opts.progress_lines is not None:
+            head = f"[{finished}/{opts.trials}] tune {space.name}"
+            opts.progress_lines(f"{head} {trial_line(trial, space.objective, best)}")
 
     from asma_bench.protocols.training import DivergenceError
 
@@ -386,6 +386,25 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
         tracker.log_metrics(parent, {f"best_{space.objective}": outcome.best.value})
         tracker.set_tags(parent, {"asma.best_trial": outcome.best.number})
     return outcome
+
+
+def trial_line(trial: Any, objective: str, best: Any = None) -> str:
+    """A finished trial in one line: ``trial 3: COMPLETE val_top1=41.25 (best 44.10,
+    trial 1) (12 s)``; a pruned or failed trial gives its reason."""
+    seconds = (
+        f" ({(trial.datetime_complete - trial.datetime_start).total_seconds():.0f} s)"
+        if trial.datetime_complete and trial.datetime_start
+        else ""
+    )
+    state = trial.state.name
+    if state == "COMPLETE" and trial.value is not None:
+        text = f"COMPLETE {objective}={trial.value:.2f}"
+    else:
+        reason = str(trial.user_attrs.get(ATTR_REASON, "")).splitlines()
+        text = f"{state}: {reason[0]}" if reason else state
+    if best is not None:
+        text += f" (best {best.value:.2f}, trial {best.number})"
+    return f"trial {trial.number}: {text}{seconds}"
 
 
 def _best(study: Any) -> Any:
@@ -411,35 +430,64 @@ def summarize(study: Any, space: SearchSpace, opts: TuneOptions, storage: str) -
         outcome.first = complete[0]
         outcome.best = max(complete, key=lambda r: (r.value, -r.number))
         outcome.profile = best_profile(space, opts, outcome.best.params)
+        outcome.base_profile = opts.profile
+        outcome.not_saved = {
+            k: v for k, v in fixed_settings(space, opts).items() if k not in outcome.best.params
+        }
     return outcome
 
 
 def best_profile(space: SearchSpace, opts: TuneOptions, params: dict[str, Any]) -> dict[str, Any]:
-    """A full profile (usable with ``--profile FILE``): base profile ← space base ←
-    command-line overrides ← the best parameters, validated."""
-    d = profile_dict(opts.profile)
-    for ov in [space.base, *_cli_overrides(opts), nested(params)]:
-        d = deep_merge(d, parse_override(ov) if isinstance(ov, str) else ov)
-    d.pop("seed", None)
+    """A profile for ``--profile FILE``: the base profile's own values (``opts.profile``,
+    as its file has them) with the tuned parameters at ``params`` merged in, validated.
+
+    What the space's ``base`` and the command line (``--set``, ``--data``, ``--device``)
+    fixed is left out: carried along, a space's setup (``pretrain.objective: asma``,
+    ``linear.features: aligned``) would be imposed on every grid run with the profile.
+    """
+    d = deep_merge(profile_dict(opts.profile), nested(params))
     build_config(None, [d])  # fails here, not when the file is used
     return d
 
 
+def fixed_settings(space: SearchSpace, opts: TuneOptions) -> dict[str, Any]:
+    """Dotted keys the trials ran with beyond the base profile and the tuned parameters:
+    the space's ``base`` and the command-line overrides (the seed aside)."""
+    d: dict[str, Any] = {}
+    for ov in [space.base, *_cli_overrides(opts)]:
+        d = deep_merge(d, parse_override(ov) if isinstance(ov, str) else ov)
+    return {k: v for k, v in flatten(d).items() if k not in space.params}
+
+
 def save_profile(outcome: TuneOutcome, path: Path) -> Path:
-    """Write the best configuration as a profile YAML file, atomically."""
+    """Write the best trial as a profile YAML file, atomically: the base profile's values
+    and the tuned parameters (see :func:`best_profile`), under a comment header naming the
+    space, the metric, the trial and its value."""
     if outcome.best is None:
         raise ConfigError(f"study {outcome.study!r} has no complete trial to save")
     path = Path(path)
     if path.suffix not in (".yaml", ".yml"):
         raise ConfigError(f"--save-profile {path}: the file name must end in .yaml")
-    header = (
-        f"# Profile found by `asma-bench tune --space {outcome.space}` (study "
-        f"{outcome.study}):\n# best {outcome.objective} {outcome.best.value:.4g} at trial "
-        f"{outcome.best.number}: {json.dumps(outcome.best.params)}\n"
-    )
+    lines = [
+        f"Profile {outcome.base_profile or '(defaults)'} + the parameters tuned by "
+        f"`asma-bench tune --space {outcome.space}`.",
+        f"space: {outcome.space}; study: {outcome.study}; metric: {outcome.objective}; "
+        f"trial: {outcome.best.number}; value: {outcome.best.value:.4g}",
+        f"tuned: {_settings(outcome.best.params)}",
+    ]
+    if outcome.not_saved:
+        lines.append(
+            "also set while tuning, not saved (the space's base and the command line): "
+            f"{_settings(outcome.not_saved)}"
+        )
+    header = "".join(f"# {' '.join(line.split())}\n" for line in lines)  # one line each
     text = header + yaml.safe_dump(outcome.profile, sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, text)
+
+
+def _settings(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
 
 
 class _BadValue(Exception):
@@ -547,27 +595,31 @@ class _Objective:
         try:
             result = run_protocol(self.space.protocol, cfg, ctx)
         except optuna.TrialPruned as exc:
-            self._finish(run_id, "KILLED", "PRUNED", str(exc))
+            self._finish(trial, run_id, "KILLED", "PRUNED", str(exc))
             raise
         except DivergenceError as exc:
-            self._finish(run_id, "FAILED", "FAIL", str(exc))
+            self._finish(trial, run_id, "FAILED", "FAIL", str(exc))
             raise
         except BaseException as exc:
-            self._finish(run_id, "FAILED", "FAIL", f"{type(exc).__name__}: {exc}")
+            self._finish(trial, run_id, "FAILED", "FAIL", f"{type(exc).__name__}: {exc}")
             raise
         value = result.metrics.get(self.space.objective)
         if value is None or not math.isfinite(float(value)):
-            self._finish(run_id, "FAILED", "FAIL", f"objective {self.space.objective} missing")
+            reason = f"objective {self.space.objective} missing"
+            self._finish(trial, run_id, "FAILED", "FAIL", reason)
             raise _BadValue(
                 f"protocol {self.space.protocol!r} gave no finite {self.space.objective!r}"
             )
         self.tracker.log_metrics(
             run_id, {**result.metrics, "trial_seconds": time.monotonic() - t0}, step=0
         )
-        self._finish(run_id, "FINISHED", "COMPLETE")
+        self._finish(trial, run_id, "FINISHED", "COMPLETE")
         return float(value)
 
-    def _finish(self, run_id: str, status: str, state: str, reason: str = "") -> None:
+    def _finish(self, trial: Any, run_id: str, status: str, state: str, reason: str = "") -> None:
+        if reason:  # for the progress line and the dashboard
+            with contextlib.suppress(Exception):
+                trial.set_user_attr(ATTR_REASON, reason)
         with contextlib.suppress(Exception):  # tracking must not hide the trial's outcome
             tags = {TAG_STATE: state, **({"asma.failure": reason} if reason else {})}
             self.tracker.set_tags(run_id, tags)

@@ -1,13 +1,13 @@
 """Self-supervised objectives by name: ``barlow_twins`` (ASMa's triplet Barlow Twins),
 ``asma`` (two encoders on complementary masks), ``moco`` and ``mae``.
 
-Each objective is an ``nn.Module`` built around encoder(s) and masking strategies; its
-``forward`` returns a dict with at least ``loss``. Any masking strategy fits any objective.
+Each objective is an :class:`~asma_bench.objectives.base.Objective` built around encoder(s)
+and masking strategies, declaring what it needs from a run's config; its ``forward``
+returns a dict with at least ``loss``. Any masking strategy fits any objective.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from torch import nn
@@ -23,6 +23,7 @@ from asma_bench.objectives.barlow_twins import (
     gather_batch,
     masked_view,
 )
+from asma_bench.objectives.base import Objective
 from asma_bench.objectives.mae import MaskedReconstruction, masked_mse, motion_target
 from asma_bench.objectives.moco import MoCo, info_nce
 from asma_bench.registry import Registry
@@ -37,26 +38,19 @@ OBJECTIVES.register("mae")(MaskedReconstruction)
 def create_objective(name: str, **params: Any) -> nn.Module:
     """Build the registered objective ``name``; unknown names or parameters, or missing
     required ones, raise ConfigError."""
+    return OBJECTIVES.create(name, **params)
+
+
+def objective_class(name: str) -> type[Objective]:
+    """The registered objective ``name``, which must subclass :class:`Objective` (its
+    class declares the encoders it trains and the settings it reads)."""
     factory = OBJECTIVES.get(name)
-    signature = inspect.signature(factory)
-    if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-        accepted = [k for k in signature.parameters if k != "self"]
-        for key in params:
-            if key not in signature.parameters:
-                raise ConfigError(
-                    f"objective {name!r}: unknown parameter {key!r}; accepted: "
-                    f"{', '.join(accepted)}"
-                )
-    missing = [
-        p.name
-        for p in signature.parameters.values()
-        if p.default is p.empty
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and p.name not in params
-    ]
-    if missing:
-        raise ConfigError(f"objective {name!r}: missing parameter(s) {', '.join(missing)}")
-    return factory(**params)
+    if not (isinstance(factory, type) and issubclass(factory, Objective)):
+        raise ConfigError(
+            f"objective {name!r} must be a subclass of asma_bench.objectives.Objective "
+            "(it declares encoder_roles, takes_pairing and uses_projector)"
+        )
+    return factory
 
 
 def list_objectives(pattern: str = "*") -> list[str]:
@@ -70,6 +64,7 @@ __all__ = [
     "BarlowTwinsLoss",
     "MaskedReconstruction",
     "MoCo",
+    "Objective",
     "Projector",
     "TripletBarlowTwins",
     "barlow_twins_loss",
@@ -78,6 +73,7 @@ __all__ = [
     "gather_batch",
     "info_nce",
     "list_objectives",
+    "objective_class",
     "masked_mse",
     "masked_view",
     "motion_target",

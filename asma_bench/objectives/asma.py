@@ -16,12 +16,14 @@ from torch import Tensor, nn
 
 from asma_bench.errors import ConfigError
 from asma_bench.objectives.barlow_twins import TripletBarlowTwins
-from asma_bench.strategies import create_pairing
+from asma_bench.objectives.base import Objective
+from asma_bench.strategies import ASMA_ENCODERS, create_pairing
+from asma_bench.strategies.pairs import pairing_masks
 
 VIEW_SHARING = ("separate", "shared", "algorithm1")
 
 
-class ASMaObjective(nn.Module):
+class ASMaObjective(Objective):
     """``L_ASMa = L^θ + L^ϕ`` (ASMa eq. 9), each term the triplet loss of eq. 8.
 
     ``theta``/``phi`` are the encoders f_θ and f_ϕ. ``theta_masks``/``phi_masks`` are each
@@ -42,7 +44,34 @@ class ASMaObjective(nn.Module):
       spatial and temporal streams are two augmented views x′, x̂ shared by both encoders.
 
     In every mode each encoder draws its own masks.
+
+    From a run's config (:meth:`config_params`) f_θ and f_ϕ take the pairings
+    ``pretrain.params.theta_masks`` / ``phi_masks`` (default HDSM+LMTM and LDSM+HMTM)
+    under the run's masking sizes; ``pretrain.pairing`` does not apply.
     """
+
+    encoder_roles = ("theta", "phi")
+    takes_pairing = False
+    uses_projector = True
+
+    @classmethod
+    def pairings(cls, cfg):  # noqa: ANN001, ANN206
+        params = cfg.pretrain.params
+        return tuple(
+            params.get(f"{role}_masks", default)
+            if isinstance(params.get(f"{role}_masks", default), str)
+            else default
+            for role, default in zip(("theta", "phi"), ASMA_ENCODERS, strict=True)
+        )
+
+    @classmethod
+    def config_params(cls, cfg, encoders, layout, train_size=None):  # noqa: ANN001, ANN206
+        params = super().config_params(cfg, encoders, layout, train_size)
+        for role, default in zip(("theta", "phi"), ASMA_ENCODERS, strict=True):
+            masks = params.get(f"{role}_masks", default)
+            if isinstance(masks, str):  # a pairing name: built with the run's n, k, law
+                params[f"{role}_masks"] = pairing_masks(cfg.masking, masks, layout)
+        return params
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from asma_bench.errors import ConfigError
+from asma_bench.objectives.base import Objective
 from asma_bench.strategies import create_masking
 from asma_bench.strategies.apply import apply_mask
 
@@ -185,7 +186,7 @@ class Projector(nn.Sequential):
         self.in_dim, self.out_dim = dims[0], dims[-1]
 
 
-class TripletBarlowTwins(nn.Module):
+class TripletBarlowTwins(Objective):
     """ASMa's per-encoder objective: ``L = L1 + L2`` (eq. 8), L1 = Barlow Twins(anchor,
     spatially masked view), L2 = Barlow Twins(anchor, temporally masked view), one shared
     projector.
@@ -197,6 +198,8 @@ class TripletBarlowTwins(nn.Module):
     ``kept_joints``) or frames, as PSTL does. ``projector_dims`` starts with the encoder's
     ``out_dim``; the default is ``(out_dim, 6144, 6144, 6144)``.
     """
+
+    uses_projector = True  # pretrain.projector_dim and pretrain.lambd size it
 
     num_views = 3
 

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from asma_bench.errors import ConfigError
 from asma_bench.objectives.barlow_twins import encoder_dim, resolve_strategy
+from asma_bench.objectives.base import Objective
 from asma_bench.strategies.apply import apply_mask
 
 TARGETS = ("coords", "motion")
@@ -79,7 +80,7 @@ class JointDecoder(nn.Module):
         return y.reshape(n, m, -1, num_frames, v).permute(0, 2, 3, 4, 1)
 
 
-class MaskedReconstruction(nn.Module):
+class MaskedReconstruction(Objective):
     """MAE-family objective (registered ``mae``): loss = MSE on masked positions only.
 
     ``spatial``/``temporal``: masking strategies (or names), either may be ``None``; the

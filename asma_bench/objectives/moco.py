@@ -9,6 +9,8 @@ augmentation, ASMa Table 10).
 from __future__ import annotations
 
 import copy
+import inspect
+import logging
 import math
 from typing import Any
 
@@ -24,6 +26,9 @@ from asma_bench.objectives.barlow_twins import (
     masked_view,
     resolve_strategy,
 )
+from asma_bench.objectives.base import Objective
+
+log = logging.getLogger(__name__)
 
 
 def info_nce(
@@ -41,7 +46,7 @@ def info_nce(
     return F.cross_entropy(logits, labels), logits
 
 
-class MoCo(nn.Module):
+class MoCo(Objective):
     """MoCo objective (registered ``moco``).
 
     ``spatial``/``temporal``: masking strategies (or names) applied together to the query
@@ -56,6 +61,18 @@ class MoCo(nn.Module):
     """
 
     num_views = 2
+
+    @classmethod
+    def config_params(cls, cfg, encoders, layout, train_size=None):  # noqa: ANN001, ANN206
+        """As :meth:`Objective.config_params`; a queue longer than the training set (MoCo's
+        32,768 negatives on NW-UCLA's 1,000 clips) would mostly hold its random initial
+        keys, so unless ``pretrain.params`` sets it the queue is capped at ``train_size``."""
+        params = super().config_params(cfg, encoders, layout, train_size)
+        default = inspect.signature(cls).parameters["queue_size"].default
+        if train_size and "queue_size" not in cfg.pretrain.params and train_size < default:
+            log.info("moco: queue of %d negatives (the training set's size)", train_size)
+            params["queue_size"] = int(train_size)
+        return params
 
     def __init__(
         self,

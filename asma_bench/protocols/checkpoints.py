@@ -75,24 +75,3 @@ def set_aside(path: Path) -> Path:
         n += 1
     path.rename(aside)
     return aside
-
-
-def unit_checkpoints(cfg: Any, ckpt_dir: Path) -> dict[str, Path]:  # noqa: ANN401 - RunConfig
-    """The checkpoints a unit of ``cfg`` uses that exist in ``ckpt_dir``, by kind
-    (pretrain, linear head, fine-tuned model, student): what ``asma-bench show`` lists and
-    each unit's MLflow tags name."""
-    from asma_bench.config import RunConfig
-    from asma_bench.protocols.finetune import FINETUNE_SECTIONS
-    from asma_bench.protocols.linear import linear_head_path
-    from asma_bench.protocols.pretrain import pretrain_digest
-
-    def outside(sections: tuple[str, ...]) -> list[str]:
-        return [k for k in RunConfig.model_fields if k not in sections]
-
-    names = {
-        "pretrain": f"pretrain-{pretrain_digest(cfg)}.pt",
-        "linear": linear_head_path(cfg, ckpt_dir).name,
-        "finetune": f"finetune-{cfg.digest(exclude=outside(FINETUNE_SECTIONS))}.pt",
-        "student": f"student-{cfg.digest(exclude=['device'])}.pt",
-    }
-    return {kind: ckpt_dir / n for kind, n in names.items() if (ckpt_dir / n).is_file()}

@@ -18,7 +18,7 @@ import torch
 
 from asma_bench.config import DataConfig, RunConfig
 from asma_bench.data.layouts import SkeletonLayout
-from asma_bench.data.store import INFO_FILE, SkeletonDataset
+from asma_bench.data.store import DATA_FILE, INFO_FILE, META_FILE, SkeletonDataset
 from asma_bench.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,11 @@ class PreparedData:
     train: TensorSet
     val: TensorSet
     test: TensorSet
+
+    @property
+    def channels(self) -> int:
+        """C of the clips: the layout's coordinates, plus a confidence channel if stored."""
+        return int(self.train.x.shape[1])
 
 
 def stratified_split(
@@ -137,12 +142,23 @@ def choose_split(
 
 def dataset_splits(cfg: DataConfig) -> list[str] | None:
     """The split names of the dataset ``cfg`` names, read without loading it; None when
-    they cannot be known yet (no such folder, unreadable info): ``prepare_data`` says why."""
+    they cannot be known yet (unreadable info: ``prepare_data`` says why). A folder that
+    is not a dataset at all is refused here, at planning, before a store is created."""
     if cfg.source == "synthetic":
         from asma_bench.data.synthetic import SPLITS
 
         return sorted(SPLITS)
-    path = Path(cfg.source).expanduser() / INFO_FILE
+    folder = Path(cfg.source).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"data.source {cfg.source!r}: no such dataset folder")
+    for name in (DATA_FILE, META_FILE, INFO_FILE):
+        if not (folder / name).is_file():
+            raise DataFormatError(
+                folder / name,
+                "missing: not an asma-bench dataset folder (create one with `asma-bench data "
+                "synth` or `data convert`)",
+            )
+    path = folder / INFO_FILE
     try:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)

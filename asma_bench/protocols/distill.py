@@ -66,7 +66,7 @@ def build_student(cfg: RunConfig, data: PreparedData) -> EncoderClassifier:
     from asma_bench.backbones import create_backbone
 
     params = {"num_blocks": cfg.distill.student_depth, **cfg.distill.student_params}
-    student = create_backbone("student", layout=data.layout, in_channels=3, **params)
+    student = create_backbone("student", layout=data.layout, in_channels=data.channels, **params)
     # a feature-distilled student is classified by the linear probe (standardised features)
     probe = cfg.distill.kind == "feature" and cfg.linear.standardize
     head = make_head("single", student.out_dim, data.num_classes, standardize=probe)

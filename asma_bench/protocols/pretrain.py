@@ -19,6 +19,7 @@ from torch import nn
 from asma_bench.config import RunConfig
 from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.errors import DataFormatError
+from asma_bench.objectives import objective_class
 from asma_bench.protocols.base import UnitContext
 from asma_bench.protocols.checkpoints import (
     checkpoint_part,
@@ -51,13 +52,12 @@ from asma_bench.protocols.training import (
 
 log = logging.getLogger(__name__)
 
-TWO_ENCODER_OBJECTIVES = frozenset({"asma"})
-BARLOW_TWINS_OBJECTIVES = frozenset({"asma", "barlow_twins"})
 PRETRAIN_SECTIONS = ("seed", "deterministic", "data", "masking", "backbone", "pretrain")
 
 
 def encoder_names(cfg: RunConfig) -> tuple[str, ...]:
-    return ("theta", "phi") if cfg.pretrain.objective in TWO_ENCODER_OBJECTIVES else ("encoder",)
+    """The encoders the run's objective trains, by role (its ``encoder_roles``)."""
+    return objective_class(cfg.pretrain.objective).encoder_roles
 
 
 def pretrain_digest(cfg: RunConfig) -> str:
@@ -65,29 +65,14 @@ def pretrain_digest(cfg: RunConfig) -> str:
     return cfg.digest(exclude=excluded)
 
 
-def build_encoder(cfg: RunConfig, layout: SkeletonLayout) -> nn.Module:
+def build_encoder(cfg: RunConfig, layout: SkeletonLayout, in_channels: int = 3) -> nn.Module:
+    """The run's backbone for ``layout``; ``in_channels`` is the data's C (coordinates, plus
+    a confidence channel where the dataset has one)."""
     from asma_bench.backbones import create_backbone
 
-    return create_backbone(cfg.backbone.name, layout=layout, in_channels=3, **cfg.backbone.params)
-
-
-def masking_overrides(cfg: RunConfig, pairing) -> dict:  # noqa: ANN001 - MaskingPairing
-    """The run's n, k and LDSM law, sent to the strategies of ``pairing`` that take them."""
-    from asma_bench.strategies.base import size_params
-
-    m = cfg.masking
-    spatial = size_params(pairing.spatial, n=m.n)
-    temporal = size_params(pairing.temporal, k=m.k)
-    if pairing.spatial == "ldsm":
-        spatial["law"] = m.ldsm_law
-    return {"spatial": spatial, "temporal": temporal}
-
-
-def build_masks(cfg: RunConfig, pairing_name: str, layout: SkeletonLayout) -> tuple:
-    from asma_bench.strategies import create_pairing
-
-    pairing = create_pairing(pairing_name)
-    return pairing.build(layout, **masking_overrides(cfg, pairing))
+    return create_backbone(
+        cfg.backbone.name, layout=layout, in_channels=in_channels, **cfg.backbone.params
+    )
 
 
 def build_objective(
@@ -96,50 +81,9 @@ def build_objective(
     layout: SkeletonLayout,
     train_size: int | None = None,
 ) -> nn.Module:
-    """The configured objective around ``encoders``, with its masking strategies.
-
-    A memory queue of negatives (MoCo's ``queue_size``, 32,768 for NTU) longer than the
-    training set would mostly hold its random initial keys; unless ``pretrain.params`` sets
-    it, the queue is capped at ``train_size`` samples.
-    """
-    import inspect
-
-    from asma_bench.objectives import OBJECTIVES, create_objective
-
-    p = cfg.pretrain
-    common: dict = {"mask_mode": cfg.masking.mode}
-    if p.objective in BARLOW_TWINS_OBJECTIVES:  # MoCo / MAE have their own heads
-        common.update(projector_dims=_projector(encoders, p.projector_dim), lambd=p.lambd)
-    queue = inspect.signature(OBJECTIVES.get(p.objective)).parameters.get("queue_size")
-    if queue is not None and train_size and "queue_size" not in p.params:
-        if train_size < queue.default:
-            log.info("%s: queue of %d negatives (the training set's size)", p.objective, train_size)
-            common["queue_size"] = int(train_size)
-    common.update(p.params)
-    if p.objective in TWO_ENCODER_OBJECTIVES:
-        from asma_bench.strategies import ASMA_ENCODERS
-
-        pairs = {  # pretrain.params={theta_masks: NAME, phi_masks: NAME} pick other pairings
-            name: build_masks(cfg, common.pop(f"{name}_masks", pairing), layout)
-            for name, pairing in zip(("theta", "phi"), ASMA_ENCODERS, strict=True)
-        }
-        return create_objective(
-            p.objective,
-            theta=encoders["theta"],
-            phi=encoders["phi"],
-            theta_masks=pairs["theta"],
-            phi_masks=pairs["phi"],
-            **common,
-        )
-    spatial, temporal = build_masks(cfg, p.pairing, layout)
-    return create_objective(
-        p.objective, encoder=encoders["encoder"], spatial=spatial, temporal=temporal, **common
-    )
-
-
-def _projector(encoders: dict[str, nn.Module], width: int) -> list[int]:
-    d = next(iter(encoders.values())).out_dim
-    return [d, width, width, width]
+    """The configured objective around ``encoders``: the objective builds itself from the
+    config (:meth:`~asma_bench.objectives.base.Objective.from_config`)."""
+    return objective_class(cfg.pretrain.objective).from_config(cfg, encoders, layout, train_size)
 
 
 @dataclass
@@ -164,7 +108,10 @@ def pretrain(
     final = ckpt_dir / f"pretrain-{digest}.pt"
     partial = ckpt_dir / f"pretrain-{digest}.partial.pt"
     gen = seed_everything(cfg.seed, cfg.deterministic)
-    encoders = {name: build_encoder(cfg, data.layout).to(device) for name in encoder_names(cfg)}
+    encoders = {
+        name: build_encoder(cfg, data.layout, data.channels).to(device)
+        for name in encoder_names(cfg)
+    }
 
     if final.is_file():
         state = load_checkpoint(final)

@@ -238,14 +238,14 @@ def _sensitivity(
     base = float(xs[runs.baseline]) if runs.baseline in xs else None
     fig = figures.sensitivity_curve(
         seeds,
-        axis,
+        figures.axis_label(axis),
         f"{label} (%)",
-        title=f"{runs.grid}: {label} (%) against {axis}",
+        title=f"{runs.grid}: {label} (%) against {figures.axis_label(axis)}",
         highlight=base,
     )
     caption = (
-        f"Sensitivity to {axis} (paper Fig. 4): mean {label} (%) over seeds with a ±1 "
-        f"std band, individual seeds as dots; {tables.describe_data(runs)}."
+        f"Sensitivity to {figures.axis_label(axis)} (paper Fig. 4): mean {label} (%) over "
+        f"seeds with a ±1 std band, individual seeds as dots; {tables.describe_data(runs)}."
     )
     return [_figure(fig, folder, f"{runs.grid}_{axis}_curve", caption)]
 
@@ -309,9 +309,10 @@ def _curves(
     fig = figures.training_curves(
         hist, keys, title=f"{runs.grid}: per-epoch metrics, mean ± std over seeds"
     )
+    shown = "; ".join(f"{figures.metric_title(k)} ({k})" for k in keys)
     caption = (
-        f"Training curves of {runs.grid}: {', '.join(keys)} per epoch (MLflow metric "
-        f"history), one line per cell, mean ± std over seeds."
+        f"Training curves of {runs.grid} per epoch: {shown} (MLflow metric history), one "
+        f"line per cell, mean ± std over seeds."
     )
     return [_figure(fig, folder, f"{runs.grid}_curves", caption)]
 
@@ -399,10 +400,10 @@ def _masking_diagnostics(
     maskings (its pretrained cells do not all mask alike)."""
     from asma_bench.config import validate_config
     from asma_bench.data.transforms import Augment
+    from asma_bench.objectives import objective_class
     from asma_bench.protocols.data import prepare_data
-    from asma_bench.protocols.pretrain import TWO_ENCODER_OBJECTIVES, build_masks
-    from asma_bench.strategies import ASMA_ENCODERS
     from asma_bench.strategies.diagnose import diagnose
+    from asma_bench.strategies.pairs import pairing_masks
 
     done = runs.finished.drop_duplicates("cell")
     configs = [
@@ -419,10 +420,9 @@ def _masking_diagnostics(
     strategies: dict[str, Any] = {}
     per_cell: list[frozenset[str]] = []
     for cfg in configs:
-        two = cfg.pretrain.objective in TWO_ENCODER_OBJECTIVES
         keys = set()
-        for pairing in ASMA_ENCODERS if two else (cfg.pretrain.pairing,):
-            for s in build_masks(cfg, pairing, data.layout):
+        for pairing in objective_class(cfg.pretrain.objective).pairings(cfg):
+            for s in pairing_masks(cfg.masking, pairing, data.layout):
                 if s.name == "none":
                     continue
                 law = s.params.get("law", "eq2")

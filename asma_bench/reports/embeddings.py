@@ -68,7 +68,7 @@ def encoder_embeddings(
     x = data.test.x[torch.as_tensor(rows)]
     out = {}
     for name in encoder_names(cfg):
-        enc = build_encoder(cfg, data.layout)
+        enc = build_encoder(cfg, data.layout, data.channels)
         load_weights(enc, checkpoint_part(state, ckpt, "encoders", name), ckpt, name)
         enc.eval()
         feats = torch.cat([enc(x[i : i + 256]) for i in range(0, len(x), 256)])

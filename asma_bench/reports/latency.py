@@ -133,7 +133,7 @@ def teacher_and_student(
         seed_everything(cfg.seed, cfg.deterministic)
         members = {}
         for stream in cfg.distill.teacher_streams:
-            encoders = {n: build_encoder(cfg, data.layout) for n in ("theta", "phi")}
+            encoders = {n: build_encoder(cfg, data.layout, data.channels) for n in ("theta", "phi")}
             dim = encoders["theta"].out_dim
             head = make_head("aligned", dim, data.num_classes, cfg.linear.heads)
             members[stream] = EncoderClassifier(encoders, head, "aligned")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asma_bench.errors import AsmaBenchError, ConfigError, DataFormatError
+from asma_bench.errors import AsmaBenchError, ConfigError, DataFormatError, library_error
 from asma_bench.harness.tracking import (
     TAG_CELL,
     TAG_FAILURE,
@@ -31,7 +31,6 @@ from asma_bench.harness.tracking import (
     TAG_SEEDS,
     TAG_UNIT,
     TrackingError,
-    _one_line,
     _probe_server,
 )
 from asma_bench.protocols.metrics import Predictions
@@ -206,7 +205,7 @@ def load_grid_runs(
     except AsmaBenchError:
         raise
     except Exception as exc:  # MLflow raises many types for an unreachable store
-        raise TrackingError(f"tracking store {uri}: {_one_line(exc)}") from None
+        raise TrackingError(f"tracking store {uri}: {library_error(exc)}") from None
     grid_col = f"tags.{TAG_GRID}"
     others = sorted(set(parents[grid_col].dropna().astype(str))) if grid_col in parents else []
     parents = parents[parents[grid_col] == grid] if grid_col in parents else parents.iloc[:0]

@@ -27,7 +27,7 @@ from asma_bench.data.layouts import SkeletonLayout, get_layout
 from asma_bench.errors import ConfigError
 from asma_bench.registry import Registry
 
-MASKINGS: Registry[Any] = Registry("masking")
+MASKINGS: Registry[Any] = Registry("masking", context=("layout",))
 
 KINDS = ("spatial", "temporal", "spatiotemporal", "none")
 
@@ -97,18 +97,7 @@ def create_masking(
 ) -> MaskingStrategy:
     """Build the registered masking ``name`` for ``layout``; unknown names or parameters
     raise ConfigError listing what is available."""
-    factory = MASKINGS.get(name)
-    accepted = accepted_params(factory)
-    open_ended = any(
-        p.kind == p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values()
-    )
-    for key in params:
-        if key not in accepted and not open_ended:
-            raise ConfigError(
-                f"masking {name!r}: unknown parameter {key!r}; accepted: "
-                f"{', '.join(sorted(accepted)) or '(none)'}"
-            )
-    return factory(layout=layout, **params)
+    return MASKINGS.create(name, context={"layout": layout}, **params)
 
 
 def size_params(name: str, **sizes: float | None) -> dict[str, int | float]:

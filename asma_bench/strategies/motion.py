@@ -212,6 +212,7 @@ class _MotionRanked(FrameSelectingStrategy):
     def motion(self, x: Tensor, lengths: Tensor, power: int = 1) -> tuple[Tensor, Tensor]:
         """(a_t (N, T), selectable (N, T)) under this strategy's motion settings."""
         opts = {"copies": self.copies, "difference": self.difference}
+        x = x[:, : self.layout.dims]  # coordinates only: a confidence channel is not motion
         a = frame_motion(x, lengths, self.last, power=power, **opts)
         return a, motion_selectable(lengths, x.shape[2], self.last, x, **opts)
 

@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from asma_bench.config import MaskingConfig
 from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.errors import ConfigError
 from asma_bench.registry import Registry
-from asma_bench.strategies.base import MASKINGS, accepted_params, create_masking
+from asma_bench.strategies.base import MASKINGS, accepted_params, create_masking, size_params
 
 PAIRINGS: Registry[Any] = Registry("masking pairing")
 
@@ -68,6 +69,19 @@ class MaskingPairing:
             create_masking(self.spatial, layout=layout, **spatial_params),
             create_masking(self.temporal, layout=layout, **temporal_params),
         )
+
+
+def pairing_masks(
+    masking: MaskingConfig, name: str, layout: str | SkeletonLayout
+) -> tuple[Any, Any]:
+    """(spatial, temporal) strategies of the pairing ``name`` under a run's ``masking``
+    section: its n and k go to the strategies that take a size, its ``ldsm_law`` to LDSM."""
+    pairing = create_pairing(name)
+    spatial = size_params(pairing.spatial, n=masking.n)
+    temporal = size_params(pairing.temporal, k=masking.k)
+    if pairing.spatial == "ldsm":
+        spatial["law"] = masking.ldsm_law
+    return pairing.build(layout, spatial=spatial, temporal=temporal)
 
 
 def register_pairing(pairing: MaskingPairing) -> MaskingPairing:

@@ -113,7 +113,7 @@ class TubeMasking(MaskingStrategy):
                 raise ConfigError(f"masking 'tube': ratio={self.ratio!r} masks every cell")
             return topk_mask(uniform((n, t * v), generator, x.device), cells).view(n, t, v)
         tubes = math.ceil(t / a)
-        motion = joint_motion(x, lengths)  # (N, T, V)
+        motion = joint_motion(x[:, : self.layout.dims], lengths)  # (N, T, V), coordinates
         padded = motion.new_zeros(n, tubes * a, v)
         padded[:, :t] = motion
         frames_in_tube = torch.full((tubes,), float(a), device=x.device)

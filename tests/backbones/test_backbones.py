@@ -65,7 +65,7 @@ def test_unknown_backbone_and_parameter_raise_config_error():
     with pytest.raises(ConfigError, match="unknown parameter 'widht'"):
         create_backbone("stgcn", widht=3)
     with pytest.raises(ConfigError, match="layout"):
-        create_backbone("gin", layout="coco17")
+        create_backbone("gin", layout="coco18")
     with pytest.raises(ConfigError, match="dropout"):
         create_backbone("stgcn", dropout=1.5)
     with pytest.raises(ConfigError, match="temporal_kernel"):

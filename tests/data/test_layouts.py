@@ -46,7 +46,9 @@ def test_depth_from_centre():
 
 
 def test_unknown_layout_and_bad_pairs():
-    with pytest.raises(ConfigError, match="unknown layout 'coco'.*kinect20, ntu25"):
+    with pytest.raises(
+        ConfigError, match="unknown layout 'coco'.*kinect20, kinect_v1, kinect_v2, ntu25"
+    ):
         get_layout("coco")
     with pytest.raises(ConfigError, match="bad joint pair"):
         SkeletonLayout("bad", ("a", "b"), ((0, 5),), 0)

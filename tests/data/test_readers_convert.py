@@ -9,10 +9,10 @@ from asma_bench.data.readers import FORMATS, convert, detect_format
 from asma_bench.data.store import SkeletonDataset
 from asma_bench.errors import ConfigError, DataFormatError
 
-KNOWN = ["ctrgcn-npz", "ntu-raw", "pku", "pyskl", "ssl-npy", "ucla"]
+KNOWN = ["ctrgcn-npz", "generic", "ntu-raw", "pku", "pyskl", "ssl-npy", "ucla"]
 
 
-def test_registry_lists_the_six_formats():
+def test_registry_lists_the_seven_formats():
     assert FORMATS.list() == KNOWN
     assert FORMATS.kind == "data format"
 

@@ -165,6 +165,39 @@ def test_cli_check_update_and_regression_table(measured, tmp_path, monkeypatch, 
     assert len(table) == 1 and "bt" in table[0]
 
 
+def test_check_prints_one_line_per_check_without_a_terminal(measured, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from asma_bench import commands
+    from asma_bench.cli import app
+
+    settings, current, _ = measured
+
+    def fake_measure(s, workdir=None, progress=None):  # the steps the real one reports
+        for name in s.units:
+            for seed in s.seeds:
+                progress(f"{name} seed {seed}")
+        progress("latency")
+        return current
+
+    monkeypatch.setattr(check_module, "measure", fake_measure)
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps({"settings": settings.model_dump(mode="json")}))
+    commands.load_all()
+    result = CliRunner().invoke(app, ["check", "--baseline", str(path), "--update"])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert [line.rsplit(" (", 1)[0] for line in lines] == [
+        "[1/3] check bt seed 0",
+        "[2/3] check bt seed 1",
+        "[3/3] check latency",
+    ]
+    assert all(line.endswith(" s)") for line in lines)
+    quiet = CliRunner().invoke(app, ["check", "--baseline", str(path), "--no-progress"])
+    assert quiet.exit_code == 0, quiet.output
+    assert "[1/3]" not in quiet.stderr and "checks within tolerance" in quiet.stdout
+
+
 def test_update_is_atomic_and_bad_files_give_one_line(measured, tmp_path, monkeypatch, capsys):
     settings, current, _ = measured
     path = write_baseline(tmp_path / "b.json", current, settings)

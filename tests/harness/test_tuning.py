@@ -8,10 +8,14 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from typer.testing import CliRunner
 
-from asma_bench.cli import main
-from asma_bench.config import build_config, profile_dict
+from asma_bench import commands
+from asma_bench.cli import app, main
+from asma_bench.config import build_config, deep_merge, profile_dict
 from asma_bench.errors import ConfigError
+from asma_bench.harness.grids import load_grid
+from asma_bench.harness.runner import RunOptions, plan_units, profile_conflicts, run_grid
 from asma_bench.harness.tracking import Tracker
 from asma_bench.harness.tuning import (
     TUNING_EXPERIMENT,
@@ -107,6 +111,7 @@ def curve_protocol(monkeypatch):
 
 
 def test_median_pruning_on_validation_curves(tmp_path, curve_protocol):
+    lines: list[str] = []
     opts = TuneOptions(
         profile="smoke",
         trials=14,
@@ -114,6 +119,7 @@ def test_median_pruning_on_validation_curves(tmp_path, curve_protocol):
         startup_trials=4,
         prune_startup_trials=3,
         prune_warmup_steps=1,
+        progress_lines=lines.append,
     )
     outcome = tune(curve_protocol, opts)
     study = optuna.load_study(study_name=outcome.study, storage=f"sqlite:///{tmp_path}/optuna.db")
@@ -146,14 +152,27 @@ def test_median_pruning_on_validation_curves(tmp_path, curve_protocol):
         run = by_trial[t.number]
         assert run.info.status == "KILLED" and run.data.tags["asma.trial_state"] == "PRUNED"
     assert by_trial[best.number].data.metrics["val_top1"] == pytest.approx(best.value)
+    # one progress line per trial, a pruned one with the reason
+    assert [line.split(":")[0] for line in lines] == [
+        f"[{i + 1}/14] tune curve trial {i}" for i in range(14)
+    ]
+    for t in pruned:
+        assert f"trial {t.number}: PRUNED: curve_val_top1 " in lines[t.number]
+        assert "below the median at step" in lines[t.number]
 
 
-def test_best_profile_is_a_full_profile(tmp_path, curve_protocol):
-    opts = TuneOptions(profile="smoke", overrides=["linear.epochs=3"])
-    profile = best_profile(curve_protocol, opts, {"linear.lr": 0.5})
-    expected = build_config("smoke", ["linear.epochs=3", {"linear": {"lr": 0.5}}])
-    assert build_config(None, [profile]) == expected
-    assert profile["data"] == profile_dict("smoke")["data"]
+def test_best_profile_is_the_base_profile_plus_only_the_tuned_keys(curve_protocol):
+    space = curve_protocol.model_copy(
+        update={"base": {"pretrain": {"objective": "asma"}, "linear": {"features": "aligned"}}}
+    )
+    opts = TuneOptions(profile="smoke", overrides=["linear.epochs=3"], data="synthetic")
+    profile = best_profile(space, opts, {"linear.lr": 0.5})
+    assert profile == deep_merge(profile_dict("smoke"), {"linear": {"lr": 0.5}})
+    # what the space and the command line fixed is not in it
+    assert "objective" not in profile["pretrain"] and "features" not in profile["linear"]
+    assert profile["linear"]["epochs"] == profile_dict("smoke")["linear"]["epochs"] != 3
+    assert "source" not in profile["data"]
+    assert build_config(None, [profile]) == build_config("smoke", ["linear.lr=0.5"])
 
 
 SPACE = textwrap.dedent("""
@@ -174,7 +193,7 @@ def test_tune_on_smoke_says_whether_it_beat_the_first_trial(tmp_path, capsys):
         "--space",
         str(tmp_path / "space.yaml"),
         "--trials",
-        "5",
+        "3",
         "--profile",
         "smoke",
         "--out",
@@ -184,10 +203,12 @@ def test_tune_on_smoke_says_whether_it_beat_the_first_trial(tmp_path, capsys):
         "--no-progress",
     ]
     assert main(args) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "trial 0" not in captured.err  # --no-progress: no progress lines either
     study = optuna.load_study(study_name=None, storage=f"sqlite:///{out}/optuna.db")
     trials = study.get_trials()
-    assert len(trials) == 5 and trials[0].params == {"linear.lr": 0.01}
+    assert len(trials) == 3 and trials[0].params == {"linear.lr": 0.01}
     first, best_value = trials[0].value, study.best_value
     if best_value > first:
         line = (
@@ -197,17 +218,28 @@ def test_tune_on_smoke_says_whether_it_beat_the_first_trial(tmp_path, capsys):
     else:
         line = f"did NOT improve: no trial beat the first trial's val_top1 {first:.2f}"
     assert line in printed
+    # the saved profile: smoke + the tuned key; the space's base stays out of it
     saved = yaml.safe_load(best.read_text())
-    assert saved["linear"]["lr"] == study.best_params["linear.lr"]
-    assert saved["pretrain"]["objective"] == "barlow_twins" and saved["linear"]["epochs"] == 4
+    assert saved == deep_merge(
+        profile_dict("smoke"), {"linear": {"lr": study.best_params["linear.lr"]}}
+    )
     assert build_config(str(best)).linear.lr == study.best_params["linear.lr"]
+    header = [line for line in best.read_text().splitlines() if line.startswith("#")]
+    assert header[0].startswith("# Profile smoke + the parameters tuned by")
+    assert header[1] == (
+        f"# space: probe_lr; study: {study.study_name}; metric: val_top1; "
+        f"trial: {study.best_trial.number}; value: {study.best_value:.4g}"
+    )
+    assert header[2] == f"# tuned: linear.lr={study.best_params['linear.lr']!r}"
+    fixed = 'pretrain.objective="barlow_twins", pretrain.pairing="ldsm_hmtm", linear.epochs=4'
+    assert header[3].endswith(f"(the space's base and the command line): {fixed}")
     # each trial is an MLflow run of its own kind: grids and reports never see it
     tracker = Tracker(f"sqlite:///{out}/mlflow.db", experiment=TUNING_EXPERIMENT)
     runs = tracker.client.search_runs([tracker.experiment_id], "tags.`asma.kind` = 'trial'")
-    assert len(runs) == 5 and not tracker.unit_runs("probe_lr")
+    assert len(runs) == 3 and not tracker.unit_runs("probe_lr")
     # resuming the study adds trials to it
     assert main([*args[:4], "1", *args[5:]]) == 0
-    assert len(optuna.load_study(study_name=None, storage=f"sqlite:///{out}/optuna.db").trials) == 6
+    assert len(optuna.load_study(study_name=None, storage=f"sqlite:///{out}/optuna.db").trials) == 4
 
 
 def test_save_profile_needs_a_complete_trial_and_a_yaml_name(tmp_path, curve_protocol):
@@ -219,3 +251,81 @@ def test_save_profile_needs_a_complete_trial_and_a_yaml_name(tmp_path, curve_pro
     outcome.best = None
     with pytest.raises(ConfigError, match="no complete trial"):
         save_profile(outcome, tmp_path / "other.yaml")
+
+
+def test_the_study_names_its_objective_after_the_metric(tmp_path, curve_protocol):
+    outcome = tune(curve_protocol, TuneOptions(profile="smoke", trials=1, out=tmp_path))
+    study = optuna.load_study(study_name=outcome.study, storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert study.metric_names == ["val_top1"]  # plots and the dashboard say val_top1
+
+
+ASMA_SETUP = {"pretrain": {"objective": "asma"}, "linear": {"features": "aligned"}}
+
+
+def test_a_saved_profile_runs_a_grid_its_space_does_not_fit(tmp_path, curve_protocol):
+    """Tuned with ASMa and the aligned probe (as the built-in spaces are), the profile still
+    runs masking_pairs (one-encoder Barlow Twins): the space's setup is not in it."""
+    space = curve_protocol.model_copy(update={"base": ASMA_SETUP})
+    outcome = tune(space, TuneOptions(profile="smoke", trials=2, out=tmp_path / "tune"))
+    path = save_profile(outcome, tmp_path / "best.yaml")
+    saved = yaml.safe_load(path.read_text())
+    assert "objective" not in saved["pretrain"] and "features" not in saved["linear"]
+    assert saved["linear"]["lr"] == outcome.best.params["linear.lr"]
+    header = path.read_text().splitlines()[3]
+    assert header.startswith("# also set while tuning, not saved")
+    assert header.endswith('pretrain.objective="asma", linear.features="aligned"')
+    grid = load_grid("masking_pairs").model_copy(deep=True)
+    grid.cells, grid.baseline, grid.references = grid.cells[:1], None, ["random_init"]
+    opts = RunOptions(profile=str(path), seeds=[0], out=tmp_path / "runs", progress=False)
+    assert {u.config.linear.lr for u in plan_units(grid, opts)} == {saved["linear"]["lr"]}
+    ran = run_grid(grid, opts)
+    assert sorted(ran.ran) == ["ldsm_hmtm/seed0", "random_init/seed0"] and not ran.failed
+    # a profile with the space's setup baked in (as it used to be saved) fails before any
+    # training, in one line naming the key and the fix
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump(deep_merge(saved, ASMA_SETUP)))
+    with pytest.raises(ConfigError, match=r"cell 'ldsm_hmtm': linear.features='aligned' does "
+                       r"not fit .*--set linear.features=auto$"):  # fmt: skip
+        plan_units(grid, RunOptions(profile=str(old), seeds=[0]))
+
+
+def test_a_key_both_profile_and_cells_set_takes_the_cells_value(tmp_path, capsys):
+    """defaults ← profile ← grid cell: a tuned pretrain.pairing does not erase the
+    masking_pairs cells' pairings, and `run` says which profile values it did not use."""
+    path = tmp_path / "tuned.yaml"
+    tuned = {"pretrain": {"pairing": "hdsm_hmtm"}, "linear": {"lr": 0.05}}
+    path.write_text(yaml.safe_dump(deep_merge(profile_dict("smoke"), tuned)))
+    grid = load_grid("masking_pairs")
+    units = plan_units(grid, RunOptions(profile=str(path), seeds=[0]))
+    pairing = {u.cell.name: u.config.pretrain.pairing for u in units}
+    assert pairing["ldsm_hmtm"] == "ldsm_hmtm" and pairing["random_random"] == "random_random"
+    assert {u.config.linear.lr for u in units} == {0.05}  # what no cell sets comes through
+    assert profile_conflicts(grid, str(path)) == ["pretrain.pairing"]
+    assert profile_conflicts(grid, "smoke") == []  # built-in profiles only size the runs
+    args = ["run", "--grid", "masking_pairs", "--profile", str(path), "--seeds", "1",
+            "--dry-run", "--out", str(tmp_path / "runs")]  # fmt: skip
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        "note: grid masking_pairs's cells set pretrain.pairing themselves; the cells' values "
+        f"are used, not profile {path}'s\n"
+    )
+
+
+def test_tune_prints_one_line_per_trial_without_a_terminal(tmp_path, curve_protocol):
+    space = tmp_path / "curve.yaml"
+    space.write_text(yaml.safe_dump(curve_protocol.model_dump(mode="json")))
+    commands.load_all()
+    args = ["tune", "--space", str(space), "--trials", "3", "--profile", "smoke"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert [line.split(":")[0] for line in lines] == [
+        f"[{i + 1}/3] tune curve trial {i}" for i in range(3)
+    ]
+    # the smoke profile's linear.lr = 0.01 runs first: val_top1 = 100 * lr
+    assert lines[0].startswith("[1/3] tune curve trial 0: COMPLETE val_top1=1.00 (best 1.00, ")
+    assert all(line.endswith(" s)") for line in lines)
+    quiet = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--no-progress"])
+    assert quiet.exit_code == 0, quiet.output
+    assert "tune curve" not in quiet.stderr

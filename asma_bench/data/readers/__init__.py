@@ -2,7 +2,8 @@
 
 ``ntu-raw`` (NTU ``.skeleton`` files), ``ssl-npy`` (SSL-lineage ``*_data.npy`` + label
 pickles), ``ctrgcn-npz`` (CTR-GCN ``NTU60_CS.npz`` ...), ``pyskl`` (PYSKL annotation
-pickles), ``pku`` (PKU-MMD skeleton + label text files) and ``ucla`` (NW-UCLA JSON). Every
+pickles), ``pku`` (PKU-MMD skeleton + label text files), ``ucla`` (NW-UCLA JSON) and
+``generic`` (arrays + a labels CSV, any skeleton layout: :mod:`.generic`). Every
 reader streams through :class:`~asma_bench.data.store.DatasetWriter`, so a failure leaves
 nothing at the output path.
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from asma_bench.data.readers import ctrgcn_npz, ntu_raw, pku, pyskl, ssl_npy, ucla
+from asma_bench.data.readers import ctrgcn_npz, generic, ntu_raw, pku, pyskl, ssl_npy, ucla
 from asma_bench.errors import ConfigError, DataFormatError
 from asma_bench.registry import Registry
 
@@ -31,6 +32,7 @@ FORMATS.register("ctrgcn-npz")(ctrgcn_npz.convert)
 FORMATS.register("pyskl")(pyskl.convert)
 FORMATS.register("pku")(pku.convert)
 FORMATS.register("ucla")(ucla.convert)
+FORMATS.register("generic")(generic.convert)
 
 _BY_SUFFIX = {
     ".skeleton": "ntu-raw",
@@ -64,7 +66,9 @@ def detect_format(source: str | os.PathLike[str]) -> str:
                 else:
                     suffixes.add(os.path.splitext(entry.name)[1].lower())
         fmt = None
-        if ".skeleton" in suffixes:
+        if (source / generic.LABELS_FILE).is_file():
+            fmt = "generic"
+        elif ".skeleton" in suffixes:
             fmt = "ntu-raw"
         elif ssl_npy.benchmark_folders(source):
             fmt = "ssl-npy"
@@ -101,7 +105,8 @@ def convert(
 
     ``labels`` (PKU-MMD label folder/file), ``missing`` (NTU names to skip) and
     ``split_file`` (PKU-MMD official split) apply to their formats only; ``options`` go to
-    the reader (``denoising=`` for ntu-raw, ``whole_file=`` / ``first_frame=`` for pku).
+    the reader (``denoising=`` for ntu-raw, ``whole_file=`` / ``first_frame=`` for pku,
+    ``layout=`` for generic).
     ``ssl-npy`` given a folder of several benchmarks writes ``out/<benchmark>/`` each.
     Returns ``out``.
     """

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from asma_bench.data.store import atomic_replace_dir
 from asma_bench.errors import ConfigError, DataFormatError
+from asma_bench.errors import one_line as one_line  # the readers' shared helper
 from asma_bench.fileio import temp_dir_beside
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,6 @@ def ntu_name_fields(name: str) -> dict[str, int] | None:
     return dict(
         setup=setup, camera=camera, subject=subject, replication=replication, label=action - 1
     )
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message with its whitespace (newlines included) collapsed."""
-    return " ".join(str(exc).split())
 
 
 def check_regular_file(path: str | os.PathLike[str], limit: int | None = None) -> None:

@@ -1,0 +1,95 @@
+"""Executing one unit inside its own MLflow run: the step the sequential runner and the
+queue's workers share."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from asma_bench.harness.plan import Unit
+from asma_bench.harness.tracking import (
+    TAG_CELL,
+    TAG_CHECKPOINT,
+    TAG_FAILURE,
+    TAG_SEED,
+    TAG_UNIT,
+    Tracker,
+    environment_tags,
+)
+from asma_bench.protocols import ProtocolResult, UnitContext, run_protocol
+from asma_bench.protocols.metrics import per_class_accuracy
+from asma_bench.protocols.training import DivergenceError
+from asma_bench.protocols.unit_files import unit_checkpoints
+
+log = logging.getLogger(__name__)
+
+
+def _metric_text(metrics: dict[str, float], name: str) -> str:
+    value = metrics.get(name)
+    return f"{name}={value:.2f}" if value is not None else "done"
+
+
+def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None) -> ProtocolResult:
+    """Run one (cell, seed) inside its own MLflow run; FINISHED only if it completed."""
+    tracker.close_stale(unit.grid, unit.id)
+    run_id = tracker.start_unit(parent, unit.grid, unit.name, {
+        TAG_UNIT: unit.id, TAG_CELL: unit.cell.name, TAG_SEED: unit.seed,
+        "asma.protocol": unit.protocol, **environment_tags(),
+    })  # fmt: skip
+    params = {
+        **unit.config.flat(),
+        "protocol": unit.protocol,
+        "cell": unit.cell.name,
+        **{f"label.{k}": v for k, v in unit.cell.labels.items()},
+    }
+    tracker.log_params(run_id, params)
+    tracker.log_dict(run_id, unit.config.model_dump(mode="json"), "config.json")
+    last_step: dict[str, int] = {}  # a metric with a curve gets its final value as its last point
+
+    def on_epoch(epoch: int, m: dict[str, float]) -> None:
+        tracker.log_metrics(run_id, m, step=epoch)
+        for key in m:
+            last_step[key] = max(last_step.get(key, epoch), epoch)
+
+    ctx = UnitContext(
+        data_root=out / "data", ckpt_dir=out / "checkpoints", device=unit.config.device,
+        on_epoch=on_epoch, progress=progress,
+    )  # fmt: skip
+    t0 = time.monotonic()
+    try:
+        result = run_protocol(unit.protocol, unit.config, ctx)
+    except DivergenceError as exc:
+        tracker.set_tags(run_id, {TAG_FAILURE: str(exc)})
+        tracker.finish(run_id, "FAILED")
+        raise
+    except BaseException as exc:
+        tracker.set_tags(run_id, {TAG_FAILURE: f"{type(exc).__name__}: {exc}"})
+        tracker.finish(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    metrics = {**result.metrics, "unit_seconds": time.monotonic() - t0}
+    ckpts = unit_checkpoints(unit.config, ctx.ckpt_dir)
+    tracker.set_tags(run_id, {f"{TAG_CHECKPOINT}.{k}": str(p.resolve()) for k, p in ckpts.items()})
+    by_step: dict[int, dict[str, float]] = {}  # never a step back to 0 on a curve
+    for key, value in metrics.items():
+        by_step.setdefault(last_step.get(key, 0), {})[key] = value
+    for step, values in sorted(by_step.items()):
+        tracker.log_metrics(run_id, values, step=step)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "predictions.npz"
+        arrays: dict[str, np.ndarray] = {}
+        per_class: dict[str, list] = {}
+        for name, pred in result.predictions.items():
+            arrays[f"{name}.logits"] = pred.logits.astype(np.float32)
+            arrays[f"{name}.labels"] = pred.labels
+            arrays[f"{name}.indices"] = pred.indices
+            num_classes = pred.logits.shape[1]
+            per_class[name] = per_class_accuracy(pred, num_classes).tolist()
+        np.savez_compressed(path, **arrays)
+        tracker.log_artifact(run_id, path)
+        tracker.log_dict(run_id, per_class, "per_class_accuracy.json")
+    tracker.finish(run_id, "FINISHED")
+    return result

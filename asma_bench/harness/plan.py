@@ -1,0 +1,322 @@
+"""Planning a grid run: units (cell × seed) with their resolved configs, the options of
+a run, and opening its store. The sequential runner and the shared queue both start here.
+
+A unit is identified by a hash of its protocol and fully resolved config; every check
+that can fail without training (a bad override, a split the dataset lacks, a folder that
+is no dataset, settings an objective would ignore) fails here, before a store exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asma_bench.config import RunConfig, build_config
+from asma_bench.errors import ConfigError
+from asma_bench.harness.grids import CellSpec, GridSpec
+from asma_bench.harness.tracking import (
+    TAG_PROFILE,
+    TAG_SEEDS,
+    Tracker,
+    environment_tags,
+)
+from asma_bench.objectives import objective_class
+from asma_bench.protocols.data import resolve_dataset, resolve_splits
+from asma_bench.protocols.pretrain import encoder_names
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Unit:
+    grid: str
+    cell: CellSpec
+    seed: int
+    protocol: str
+    config: RunConfig
+
+    @property
+    def id(self) -> str:
+        blob = json.dumps(
+            {"protocol": self.protocol, "config": self.config.model_dump(mode="json")},
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        return f"{self.cell.name}/seed{self.seed}"
+
+
+@dataclass
+class RunOptions:
+    profile: str = "quick"
+    seeds: Sequence[int] = (0, 1, 2)
+    out: Path = Path("runs")
+    data: str | None = None
+    device: str | None = None
+    tracking_uri: str | None = None
+    overrides: Sequence[str | dict] = ()
+    progress: bool = True
+    # shared Optuna storage URL: units become a queue that several workers share
+    storage: str | None = None
+    worker: bool = False  # with storage: stop when no unit is waiting (don't wait for others)
+    heartbeat: int = 60  # seconds; a unit whose worker is silent for twice this is retried
+    max_retry: int = 3
+    experiment: str = "asma-bench"  # the MLflow experiment the grid's runs go to
+
+
+@dataclass
+class GridOutcome:
+    grid: str
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    tracking_uri: str = ""
+
+
+def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
+    """Resolve every (cell, seed) config up front, so a bad override fails before training."""
+    cli: list[str | dict] = []
+    if opts.data:
+        cli.append({"data": {"source": opts.data}})
+    if opts.device:
+        cli.append({"device": opts.device})
+    cli.extend(opts.overrides)
+    units = []
+    for seed in opts.seeds:
+        for cell in grid.all_cells():
+            cfg = build_config(
+                opts.profile, [cell.overrides, *cli, cell.fixed, {"seed": int(seed)}]
+            )
+            try:  # the split each unit really uses is the one recorded and hashed
+                cfg = resolve_splits(cfg)
+                _refuse_unused_pairing(cfg)
+                cfg = reset_unused_settings(cfg)
+                _refuse_unfit_features(cfg, cell.protocol or grid.protocol)
+            except ConfigError as exc:
+                raise ConfigError(f"grid {grid.name!r}, cell {cell.name!r}: {exc}") from None
+            units.append(Unit(grid.name, cell, int(seed), cell.protocol or grid.protocol, cfg))
+    seen: dict[str, str] = {}
+    for u in units:
+        if u.id in seen:
+            raise ConfigError(
+                f"grid {grid.name!r}: cells {seen[u.id]!r} and {u.cell.name!r} "
+                "resolve to the same configuration (an override erased their "
+                "difference)"
+            )
+        seen[u.id] = u.cell.name
+    _check_names(grid, units)
+    _refuse_equal_masks(grid, units)
+    return units
+
+
+def reset_unused_settings(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with the ``pretrain`` settings its objective ignores (MoCo and MAE have no
+    Barlow Twins projector: ``projector_dim``, ``lambd``) at their defaults, so a profile's
+    value for them neither shows in the run's config nor sets two identical runs apart."""
+    from asma_bench.config import PretrainConfig
+
+    unused = [
+        k for k in objective_class(cfg.pretrain.objective).unused_settings() if k != "pairing"
+    ]
+    defaults = {k: PretrainConfig.model_fields[k].default for k in unused}
+    if all(getattr(cfg.pretrain, k) == v for k, v in defaults.items()):
+        return cfg
+    return cfg.model_copy(update={"pretrain": cfg.pretrain.model_copy(update=defaults)})
+
+
+def _refuse_unused_pairing(cfg: RunConfig) -> None:
+    """A two-encoder objective takes each encoder's pairing from ``pretrain.params``
+    (``theta_masks``/``phi_masks``); a ``pretrain.pairing`` it would ignore is refused
+    rather than silently entering the unit's id."""
+    from asma_bench.config import PretrainConfig
+
+    default = PretrainConfig.model_fields["pairing"].default
+    p = cfg.pretrain
+    if not objective_class(p.objective).takes_pairing and p.pairing != default:
+        roles = encoder_names(cfg)
+        how = (
+            "pretrain.params={" + ", ".join(f"{r}_masks: NAME" for r in roles) + "}"
+            if len(roles) > 1
+            else "pretrain.params"
+        )
+        raise ConfigError(
+            f"pretrain.pairing={p.pairing!r} does not apply to objective {p.objective!r}, "
+            f"which pretrains {len(roles)} encoder(s) ({', '.join(roles)}); choose their "
+            f"pairings with {how}"
+        )
+
+
+def _refuse_unfit_features(cfg: RunConfig, protocol: str) -> None:
+    """A linear probe on features the objective's encoders cannot give (``aligned`` after a
+    one-encoder objective, e.g. from a profile tuned on ASMa) fails at planning, not after
+    the pretraining."""
+    if protocol != "linear":
+        return
+    from asma_bench.protocols.classifier import resolve_features
+
+    try:
+        resolve_features(cfg.linear.features, encoder_names(cfg))
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc}; remove linear.features from the profile or use --set linear.features=auto"
+        ) from None
+
+
+def profile_conflicts(grid: GridSpec, profile: str) -> list[str]:
+    """Dotted keys that a profile file sets and some cell of ``grid`` sets to another value.
+
+    A cell's own settings win over the profile's (defaults ← profile ← grid base and cell
+    overrides ← command line ← a cell's fixed values), so those profile values are not
+    used; the CLI says so. Built-in profiles only size the runs and are not checked.
+    """
+    from asma_bench.config import flatten, is_profile_file, profile_dict
+
+    if not is_profile_file(profile):
+        return []
+    build_config(profile)  # a bad profile file is named here, before any note about it
+    mine = flatten(profile_dict(profile))
+    keys: set[str] = set()
+    for cell in grid.all_cells():  # (fixed values, e.g. random_init's 0 epochs, are by design)
+        for key, value in flatten(cell.overrides).items():
+            if key in mine and mine[key] != value:
+                keys.add(key)
+    return sorted(keys)
+
+
+def _check_names(grid: GridSpec, units: Sequence[Unit]) -> None:
+    """Every protocol, objective, pairing, backbone and synthetic preset a unit names is
+    registered: a typo fails before anything runs, naming the grid and the cell."""
+    from asma_bench.backbones import BACKBONES
+    from asma_bench.data.synthetic import resolve_config
+    from asma_bench.objectives import OBJECTIVES
+    from asma_bench.protocols.base import PROTOCOLS
+    from asma_bench.strategies.pairs import PAIRINGS
+
+    checked: set[tuple[str, str]] = set()
+    for u in units:
+        cfg = u.config
+        names = [
+            (PROTOCOLS.get, u.protocol),
+            (OBJECTIVES.get, cfg.pretrain.objective),
+            (PAIRINGS.get, cfg.pretrain.pairing),
+            (BACKBONES.get, cfg.backbone.name),
+        ]
+        data = [cfg.data] + ([cfg.transfer.target] if cfg.transfer.target else [])
+        names += [(resolve_config, d.preset) for d in data if d.source == "synthetic"]
+        for lookup, name in names:
+            if (lookup.__qualname__, name) in checked:
+                continue
+            try:
+                lookup(name)
+            except ConfigError as exc:
+                raise ConfigError(f"grid {grid.name!r}, cell {u.cell.name!r}: {exc}") from None
+            checked.add((lookup.__qualname__, name))
+
+
+def _joint_count(data: Any) -> int | None:  # noqa: ANN401 - a DataConfig
+    """V of the dataset a config names (without loading it), or None when unknown."""
+    from asma_bench.data.layouts import get_layout
+
+    if data.source == "synthetic":
+        return get_layout("ntu25").num_joints
+    try:
+        info = json.loads((Path(data.source) / "info.json").read_text())
+        return get_layout(info["layout"]).num_joints
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        return None
+
+
+def _refuse_equal_masks(grid: GridSpec, units: Sequence[Unit]) -> None:
+    """Cells that differ only in ``masking.n``/``masking.k`` must mask different counts.
+
+    Counts given as fractions of V and T are rounded at the run's sizes; at a small T (the
+    quick profile's 20 frames) several of the paper's k values round to the same count, and
+    such cells would be the same experiment under different names.
+    """
+    seen: dict[tuple, str] = {}
+    for u in units:
+        m, v, t = u.config.masking, _joint_count(u.config.data), u.config.data.frames
+        n = round(m.n * v) if (m.n < 1 and v) else m.n
+        k = round(m.k * t) if m.k < 1 else m.k
+        rest = u.config.model_dump(mode="json", exclude={"masking": {"n", "k"}})
+        key = (u.protocol, json.dumps(rest, sort_keys=True), n, k)
+        if seen.get(key, u.cell.name) != u.cell.name:
+            other = seen[key]
+            raise ConfigError(
+                f"grid {grid.name!r}: cells {other!r} and {u.cell.name!r} mask the same "
+                f"{n:g} joints and {k:g} of {t} frames (fractions of V and T round alike at "
+                "this size); run with more frames, e.g. --set data.frames=50"
+            )
+        seen[key] = u.cell.name
+
+
+def prepare_synthetic(units: list[Unit], data_root: Path, label: str) -> None:
+    """Generate the synthetic datasets ``units`` read (training data and transfer targets)
+    before the first unit starts: a step of its own, with a line saying so, so that the
+    units' progress and ETA measure units and not a one-off generation."""
+    needed: dict[tuple[str, int], Any] = {}
+    for unit in units:
+        for data in (unit.config.data, unit.config.transfer.target):
+            if data is not None and data.source == "synthetic":
+                needed.setdefault((data.preset, data.synth_seed), data)
+    for (preset, seed), data in sorted(needed.items()):
+        path = data_root / f"synthetic-{preset}-seed{seed}"
+        if (path / "info.json").is_file():
+            continue
+        print(f"{label}: generating the synthetic '{preset}' data (seed {seed}), once for "
+              "every unit", file=sys.stderr, flush=True)  # fmt: skip
+        t0 = time.monotonic()
+        resolve_dataset(data, data_root)
+        print(f"{label}: synthetic data ready ({time.monotonic() - t0:.0f} s)",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """``folder``, created if needed, after proving a file can be written in it: a read-only
+    or full output folder fails at once, not after MLflow's database retries."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {folder}: cannot write there ({exc.strerror or exc})") from None
+    return folder
+
+
+def open_grid_run(
+    tracker: Tracker, grid: GridSpec, opts: RunOptions, tags: dict[str, str] | None = None
+) -> str:
+    """The grid's parent MLflow run (created once, reused on reruns).
+
+    A rerun may add seeds or use another profile: what changes between runs is kept in tags
+    (``asma.seeds``: every seed requested so far, which reports check for completeness;
+    ``asma.profile``: the latest profile), since MLflow refuses to change a parameter. The
+    grid's name and table are parameters, logged once.
+    """
+    parent = tracker.parent_run(
+        grid.name, {TAG_PROFILE: opts.profile, **(tags or {}), **environment_tags()}
+    )
+    run = tracker.client.get_run(parent)
+    try:
+        earlier = json.loads(run.data.tags.get(TAG_SEEDS, "[]"))
+    except ValueError:
+        earlier = []
+    seeds = sorted({int(s) for s in [*earlier, *opts.seeds]})
+    tracker.set_tags(parent, {TAG_SEEDS: json.dumps(seeds), TAG_PROFILE: opts.profile})
+    fresh = {k: v for k, v in {"grid": grid.name, "table": grid.table}.items()
+             if k not in run.data.params}  # fmt: skip
+    if fresh:
+        tracker.log_params(parent, fresh)
+    return parent

@@ -1,0 +1,87 @@
+"""What an objective needs, declared by the objective: the pretraining protocol asks.
+
+Every registered objective is an ``nn.Module`` subclassing :class:`Objective`. Its class
+says which encoders it trains (``encoder_roles``: one ``("encoder",)``, or ASMa's
+``("theta", "phi")``), whether ``pretrain.pairing`` chooses its masks (``takes_pairing``)
+and whether it ends in the Barlow Twins projector sized by ``pretrain.projector_dim`` with
+weight ``pretrain.lambd`` (``uses_projector``). :meth:`Objective.from_config` builds it
+from a run's config; an objective with other needs overrides it (MoCo caps its queue,
+ASMa gives each encoder its own pairing). A plug-in objective declares the same three
+things and is trained by ``asma-bench run`` without any change to the protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from torch import nn
+
+from asma_bench.data.layouts import SkeletonLayout
+from asma_bench.errors import ConfigError
+from asma_bench.registry import check_params
+from asma_bench.strategies.pairs import pairing_masks
+
+if TYPE_CHECKING:  # the config layer is imported for types only
+    from asma_bench.config import RunConfig
+
+
+class Objective(nn.Module):
+    """Base class of self-supervised objectives (see the module docstring)."""
+
+    encoder_roles: ClassVar[tuple[str, ...]] = ("encoder",)
+    takes_pairing: ClassVar[bool] = True
+    uses_projector: ClassVar[bool] = False
+
+    @classmethod
+    def unused_settings(cls) -> tuple[str, ...]:
+        """``pretrain`` settings this objective ignores (reset to their defaults when a run
+        is planned, so that they never set two identical runs apart)."""
+        unused = () if cls.takes_pairing else ("pairing",)
+        return unused + (() if cls.uses_projector else ("projector_dim", "lambd"))
+
+    @classmethod
+    def pairings(cls, cfg: RunConfig) -> tuple[str, ...]:
+        """The masking pairings a run of this objective draws its masks from."""
+        return (cfg.pretrain.pairing,) if cls.takes_pairing else ()
+
+    @classmethod
+    def config_params(
+        cls,
+        cfg: RunConfig,
+        encoders: Mapping[str, nn.Module],
+        layout: SkeletonLayout,
+        train_size: int | None = None,
+    ) -> dict[str, Any]:
+        """Constructor arguments from a run's config: the encoders under their roles, the
+        pairing's masks, the masking mode, the projector and ``pretrain.params``."""
+        missing = [r for r in cls.encoder_roles if r not in encoders]
+        if missing:
+            raise ConfigError(f"objective {cls.__name__}: no encoder for role(s) {missing}")
+        p = cfg.pretrain
+        params: dict[str, Any] = {role: encoders[role] for role in cls.encoder_roles}
+        params["mask_mode"] = cfg.masking.mode
+        if cls.uses_projector:
+            width = p.projector_dim
+            params.update(projector_dims=[_out_dim(encoders), width, width, width], lambd=p.lambd)
+        if cls.takes_pairing:
+            params["spatial"], params["temporal"] = pairing_masks(cfg.masking, p.pairing, layout)
+        params.update(p.params)
+        return params
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: RunConfig,
+        encoders: Mapping[str, nn.Module],
+        layout: SkeletonLayout,
+        train_size: int | None = None,
+    ) -> Objective:
+        """The objective a run's config describes, around ``encoders``."""
+        params = cls.config_params(cfg, encoders, layout, train_size)
+        check_params(cls, params, f"objective {cfg.pretrain.objective!r}")
+        return cls(**params)
+
+
+def _out_dim(encoders: Mapping[str, nn.Module]) -> int:
+    return int(next(iter(encoders.values())).out_dim)

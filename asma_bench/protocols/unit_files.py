@@ -1,0 +1,31 @@
+"""Where a unit's files are: the checkpoints each protocol writes, found from its config.
+
+Sits above the protocols whose file names it derives (pretraining, linear probes,
+fine-tuning, distillation), so none of them imports it back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asma_bench.config import RunConfig
+from asma_bench.protocols.finetune import FINETUNE_SECTIONS
+from asma_bench.protocols.linear import linear_head_path
+from asma_bench.protocols.pretrain import pretrain_digest
+
+
+def unit_checkpoints(cfg: RunConfig, ckpt_dir: Path) -> dict[str, Path]:
+    """The checkpoints a unit of ``cfg`` uses that exist in ``ckpt_dir``, by kind
+    (pretrain, linear head, fine-tuned model, student): what ``asma-bench show`` lists and
+    each unit's MLflow tags name."""
+
+    def outside(sections: tuple[str, ...]) -> list[str]:
+        return [k for k in RunConfig.model_fields if k not in sections]
+
+    names = {
+        "pretrain": f"pretrain-{pretrain_digest(cfg)}.pt",
+        "linear": linear_head_path(cfg, ckpt_dir).name,
+        "finetune": f"finetune-{cfg.digest(exclude=outside(FINETUNE_SECTIONS))}.pt",
+        "student": f"student-{cfg.digest(exclude=['device'])}.pt",
+    }
+    return {kind: ckpt_dir / n for kind, n in names.items() if (ckpt_dir / n).is_file()}
