@@ -6,258 +6,29 @@ the traceback. Library code logs; only this module prints.
 
 from __future__ import annotations
 
-import inspect
-import logging
-import os
-import re
 import sys
-import typing
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
-from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from asma_bench import __version__
+from asma_bench.commands.app import (
+    _ABORT,
+    _CLICK_ERROR,
+    _EXIT,
+    _NO_ARGS_HELP,
+    _USAGE_ERROR,
+    _check_device,
+    _interactive,
+    _print_table,
+    _refuse_seed_override,
+    app,
+    data_app,
+    print_listing,
+)
 from asma_bench.errors import AsmaBenchError, ConfigError
 
 
-def _click_classes(name: str) -> tuple[type[BaseException], ...]:
-    """The exception class ``name`` of click and of the click copy typer bundles.
-
-    typer 0.29+ raises the exceptions of its own ``typer._click`` (not subclasses of
-    click's), older typer raises click's: catch both."""
-    import importlib
-
-    found: list[type[BaseException]] = []
-    for module in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
-        try:
-            cls = getattr(importlib.import_module(module), name, None)
-        except ImportError:  # pragma: no cover - depends on the typer version
-            continue
-        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
-            found.append(cls)
-    return tuple(found)
-
-
-_EXIT = (*_click_classes("Exit"), typer.Exit)
-_ABORT = (*_click_classes("Abort"), typer.Abort)
-_NO_ARGS_HELP = _click_classes("NoArgsIsHelpError")
-_USAGE_ERROR = _click_classes("UsageError")
-_CLICK_ERROR = (*_click_classes("ClickException"), click.ClickException)
-
-
-# --------------------------------------------------------------------------- help
-#: Placeholders of options whose value is more than a name, a number or a path.
-PLACEHOLDERS = {
-    "--set": "KEY=VALUE",
-    "--where": "KEY=VALUE",
-    "--format": "FORMAT",
-    "--data": "SOURCE",
-    "--device": "DEVICE",
-    "--storage": "URL",
-    "--store": "URI",
-    "--tracking-uri": "URI",
-    "--seed-list": "SEEDS",
-    "--threads": "COUNTS",
-    "--objectives": "NAMES",
-    "--classes": "CLASSES",
-    "--timeout": "SECONDS",
-}
-
-
-def placeholder(param: click.Parameter) -> str:
-    """What an option's help shows for its value: ``PLACEHOLDERS``, else ``N`` (integers),
-    ``NUMBER``, ``PATH`` or ``NAME``; nothing for a flag."""
-    if getattr(param, "is_flag", False) or getattr(param, "count", False):
-        return ""
-    for opt in param.opts:
-        if opt in PLACEHOLDERS:
-            return PLACEHOLDERS[opt]
-    desc = getattr(param, "type_descriptor", None)  # typer >= 0.29 (its own click copy)
-    if desc is not None:
-        if desc.is_path:
-            return "PATH"
-        kind = desc.annotation
-        if desc.is_list and typing.get_args(kind):
-            kind = typing.get_args(kind)[0]
-        kind = getattr(kind, "__name__", "")
-    else:
-        kind = {"integer": "int", "float": "float", "path": "Path"}.get(
-            str(getattr(getattr(param, "type", None), "name", "")).split(" ")[0], ""
-        )
-    return {"int": "N", "float": "NUMBER", "Path": "PATH"}.get(kind, "NAME")
-
-
-def _plain_params(params: list[click.Parameter]) -> None:
-    """Plain placeholders (``--profile NAME``, ``--set KEY=VALUE``, nothing for flags)
-    instead of typer's ``<str>`` / ``<list[str]>`` / ``<bool>``; an explicit ``metavar=``
-    stays."""
-    for param in params:
-        if param.metavar is not None:
-            continue
-        if isinstance(param, (click.Argument, TyperArgument)):
-            param.metavar = (param.name or "").upper()
-            if type(param) is TyperArgument and hasattr(TyperArgument, "display_type_rich"):
-                param.__class__ = _PlainArgument
-        else:
-            param.metavar = placeholder(param)
-
-
-def _unwrap(text: str | None) -> str | None:
-    """Docstring paragraphs as one line each, so the help wraps them at the terminal's width
-    instead of breaking where the source did (``\\b`` paragraphs stay as written)."""
-    if not text:
-        return text
-    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(text))
-    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
-
-
-class _PlainArgument(TyperArgument):
-    def display_type_rich(self, ctx: click.Context) -> str | None:  # noqa: ARG002
-        return None  # the argument's name (its metavar) already says what it is
-
-
-class _PlainHelp:
-    """Mixed into typer's command and group classes: plain placeholders, unwrapped help."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        for key in ("help", "short_help"):
-            if isinstance(kwargs.get(key), str):
-                kwargs[key] = _unwrap(kwargs[key])  # type: ignore[arg-type]
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
-        _plain_params(self.params)  # type: ignore[attr-defined]
-
-    def get_help_option(self, ctx: click.Context) -> click.Option | None:
-        option = super().get_help_option(ctx)  # type: ignore[misc]
-        if option is not None:
-            _plain_params([option])
-        return option
-
-
-class PlainCommand(_PlainHelp, TyperCommand):
-    """The class of every ``asma-bench`` command."""
-
-
-class PlainGroup(_PlainHelp, TyperGroup):
-    """The class of ``asma-bench`` and its command groups."""
-
-
-class _Typer(typer.Typer):
-    """A Typer app whose commands and groups show plain help (one place for all commands)."""
-
-    def __init__(self, **kwargs: object) -> None:
-        kwargs["cls"] = kwargs.get("cls") or PlainGroup
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-
-    def command(self, name: str | None = None, **kwargs: object):  # noqa: ANN201
-        kwargs["cls"] = kwargs.get("cls") or PlainCommand
-        return super().command(name, **kwargs)  # type: ignore[arg-type]
-
-
-app = _Typer(
-    name="asma-bench",
-    help="Benchmark self-supervised skeleton action recognition: masking strategies compared.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-data_app = _Typer(help="Create, convert and inspect datasets.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-
-_state = {"debug": False}
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"asma-bench {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
-    version: Annotated[
-        bool | None,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = None,
-) -> None:
-    _state["debug"] = debug
-    for noisy in ("mlflow", "alembic", "optuna"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-
-
-def _interactive() -> bool:
-    """Progress bars only on a terminal (logs and CI output stay clean)."""
-    return sys.stderr.isatty()
-
-
-def _progress_mode(progress: bool | None) -> typing.Literal["bar", "lines", "off"]:
-    """What a long command shows while it works: ``--progress`` a bar, ``--no-progress``
-    nothing; by default a bar on a terminal, else one plain line per step on stderr (logs
-    and CI output, like ``asma-bench run``'s one line per unit)."""
-    if progress is None:
-        return "bar" if _interactive() else "lines"
-    return "bar" if progress else "off"
-
-
-def _progress_line(text: str) -> None:
-    """One progress line on stderr, flushed at once (stdout stays the command's result)."""
-    typer.echo(text, err=True)
-
-
-def _check_device(device: str | None, option: str = "--device") -> None:
-    """Refuse a device name runs cannot use before any work starts."""
-    from asma_bench.config import check_device
-
-    if device is None:
-        return
-    try:
-        check_device(device)
-    except ValueError as exc:
-        raise ConfigError(f"{option} {device!r}: {exc}") from None
-
-
-def _refuse_seed_override(overrides: list[str] | None, use: str) -> None:
-    """``--set seed=N`` would be overwritten by the command's own seeds: say so instead."""
-    from asma_bench.config import parse_override
-
-    for text in overrides or []:
-        if "seed" in parse_override(text):
-            raise ConfigError(f"--set {text}: the seed is not a config override here; use {use}")
-
-
-def _check_writable(path: Path | None, option: str) -> None:
-    """Fail now, not after the work, when ``path`` (a file to write) cannot be written."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise ConfigError(f"{option} {path}: is a folder, not a file")
-    if path.exists():
-        if not os.access(path, os.W_OK):
-            raise ConfigError(f"{option} {path}: the file is not writable")
-        return
-    folder = path.parent
-    while not folder.exists():  # the first existing folder above must let us create the rest
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"{option} {path}: cannot create a folder under {folder} (a file)")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {path}: the folder {folder} is not writable")
-
-
-def _print_table(title: str, df) -> None:  # noqa: ANN001 - pandas DataFrame
-    typer.echo(f"\n{title}")
-    typer.echo(df.to_string(float_format=lambda v: f"{v:.4g}"))
-
-
-# --------------------------------------------------------------------------- data
 @data_app.command("synth")
 def data_synth(
     out: Annotated[Path, typer.Option(help="Output dataset folder.")] = Path("data/synthetic"),
@@ -564,25 +335,11 @@ def run(
 def grids() -> None:
     """List the named grids: cells (reference rows included), protocol, the paper's table,
     and the whole description."""
-    import shutil
-    import textwrap
-
     from asma_bench.harness.grids import list_grids, load_grid
 
     specs = [load_grid(name) for name in list_grids()]
     rows = [(s.name, str(len(s.all_cells())), s.protocol, s.table) for s in specs]
-    head = ("grid", "cells", "protocol", "paper")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    width = min(shutil.get_terminal_size((100, 20)).columns, 100)
-
-    def line(cols: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
-
-    typer.echo(line(head))
-    for spec, row in zip(specs, rows, strict=True):
-        typer.echo(line(row))
-        text = " ".join(spec.description.split())
-        typer.echo(textwrap.fill(text, width, initial_indent="    ", subsequent_indent="    "))
+    print_listing(("grid", "cells", "protocol", "paper"), rows, [s.description for s in specs])
 
 
 def _profile_summary(name: str) -> str:

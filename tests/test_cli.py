@@ -239,7 +239,7 @@ def test_every_help_shows_plain_placeholders():
 
 
 def test_help_paragraphs_wrap_at_the_terminal_not_where_the_source_did():
-    from asma_bench.cli import _unwrap
+    from asma_bench.commands.app import _unwrap
 
     text = "First line\n    goes on.\n\n    Second paragraph\n    ends here.\n\n\bkept\nas is"
     assert _unwrap(text) == "First line goes on.\n\nSecond paragraph ends here.\n\n\bkept\nas is"
@@ -281,3 +281,14 @@ def test_a_folder_that_is_no_dataset_is_refused_before_the_store_exists(tmp_path
         code, _, err = run(capsys, "run", "--grid", "masking_pairs", "--profile", "smoke", *args)
         assert code == 2 and one_line(err, words), err
         assert not (tmp_path / "r").exists()  # no store, no FAILED runs
+
+
+def test_spaces_listing_has_a_header_and_whole_descriptions(capsys):
+    from asma_bench.harness.tuning import list_spaces, load_space
+
+    code, out, _ = run(capsys, "spaces")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["space", "protocol", "tuned"]
+    flat = " ".join(out.split())
+    for name in list_spaces():  # every word of every description, none cut
+        assert " ".join(load_space(name).description.split()) in flat

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from asma_bench.cli import _check_device, _check_writable, _interactive, _print_table, app
+from asma_bench.commands.app import _check_device, _check_writable, _interactive, _print_table, app
 
 
 @app.command("bench")

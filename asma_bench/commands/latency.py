@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from asma_bench.cli import (
+from asma_bench.commands.app import (
     _print_table,
     _progress_line,
     _progress_mode,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from asma_bench.cli import _interactive, _print_table, app
+from asma_bench.commands.app import _interactive, _print_table, app
 
 
 def _classes(text: str | None) -> list[int] | None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from asma_bench.cli import app
+from asma_bench.commands.app import app
 
 RunsOption = Annotated[Path, typer.Option(help="Folder of `asma-bench run`.")]
 StoreOption = Annotated[

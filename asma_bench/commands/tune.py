@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from asma_bench.cli import (
+from asma_bench.commands.app import (
     _check_device,
     _check_writable,
     _print_table,
@@ -15,6 +15,7 @@ from asma_bench.cli import (
     _progress_mode,
     _refuse_seed_override,
     app,
+    print_listing,
 )
 from asma_bench.errors import ConfigError
 
@@ -131,12 +132,10 @@ def spaces() -> None:
     """List the search spaces of `asma-bench tune`."""
     from asma_bench.harness.tuning import list_spaces, load_space
 
-    for name in list_spaces():
-        spec = load_space(name)
-        typer.echo(
-            f"{name:15s} {spec.protocol:9s} {', '.join(spec.params):40s} "
-            f"{spec.description.strip()[:60]}"
-        )
+    names = list_spaces()
+    specs = [load_space(name) for name in names]
+    rows = [(n, s.protocol, ", ".join(s.params)) for n, s in zip(names, specs, strict=True)]
+    print_listing(("space", "protocol", "tuned"), rows, [s.description for s in specs])
 
 
 def _fmt(v: object) -> str:

@@ -14,7 +14,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,14 +84,23 @@ class GridOutcome:
     tracking_uri: str = ""
 
 
+def command_line_overrides(
+    data: str | None, device: str | None, overrides: Iterable[str | dict]
+) -> list[str | dict]:
+    """``--data``, ``--device`` and the ``--set`` overrides as config layers, in the order
+    they apply (``run`` and ``tune`` alike)."""
+    cli: list[str | dict] = []
+    if data:
+        cli.append({"data": {"source": data}})
+    if device:
+        cli.append({"device": device})
+    cli.extend(overrides)
+    return cli
+
+
 def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
     """Resolve every (cell, seed) config up front, so a bad override fails before training."""
-    cli: list[str | dict] = []
-    if opts.data:
-        cli.append({"data": {"source": opts.data}})
-    if opts.device:
-        cli.append({"device": opts.device})
-    cli.extend(opts.overrides)
+    cli = command_line_overrides(opts.data, opts.device, opts.overrides)
     units = []
     for seed in opts.seeds:
         for cell in grid.all_cells():

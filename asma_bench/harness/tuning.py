@@ -64,6 +64,7 @@ from asma_bench.config import (
 )
 from asma_bench.errors import ConfigError, validation_line
 from asma_bench.fileio import atomic_write_text
+from asma_bench.harness.plan import command_line_overrides
 
 log = logging.getLogger(__name__)
 
@@ -304,13 +305,7 @@ def study_digest(space: SearchSpace, base: RunConfig) -> str:
 
 
 def _cli_overrides(opts: TuneOptions) -> list[str | dict]:
-    cli: list[str | dict] = []
-    if opts.data:
-        cli.append({"data": {"source": opts.data}})
-    if opts.device:
-        cli.append({"device": opts.device})
-    cli.extend(opts.overrides)
-    return cli
+    return command_line_overrides(opts.data, opts.device, opts.overrides)
 
 
 def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:

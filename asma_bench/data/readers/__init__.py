@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from asma_bench.data.readers import ctrgcn_npz, generic, ntu_raw, pku, pyskl, ssl_npy, ucla
+from asma_bench.data.readers._common import ConvertOptions
 from asma_bench.errors import ConfigError, DataFormatError
 from asma_bench.registry import Registry
 
@@ -43,7 +44,7 @@ _BY_SUFFIX = {
     ".txt": "pku",
     ".json": "ucla",
 }
-_COMMON = ("source", "out", "labels", "missing", "split_file", "overwrite", "progress")
+_POSITIONAL = ("source", "out", "opts")
 
 
 def _known() -> str:
@@ -99,12 +100,14 @@ def convert(
     split_file: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    skip_bad: bool = False,
     **options: Any,
 ) -> Path:
     """Convert ``source`` in format ``fmt`` (``auto`` detects it) into a dataset at ``out``.
 
     ``labels`` (PKU-MMD label folder/file), ``missing`` (NTU names to skip) and
-    ``split_file`` (PKU-MMD official split) apply to their formats only; ``options`` go to
+    ``split_file`` (PKU-MMD official split) apply to their formats only; ``skip_bad`` lists
+    bad samples in the dataset's skipped.csv instead of stopping; ``options`` go to
     the reader (``denoising=`` for ntu-raw, ``whole_file=`` / ``first_frame=`` for pku,
     ``layout=`` for generic).
     ``ssl-npy`` given a folder of several benchmarks writes ``out/<benchmark>/`` each.
@@ -118,7 +121,7 @@ def convert(
     if fmt not in FORMATS:
         raise DataFormatError(source, f"unknown data format {fmt!r}; known formats: {_known()}")
     reader = FORMATS.get(fmt)
-    accepted = set(inspect.signature(reader).parameters) - set(_COMMON)
+    accepted = set(inspect.signature(reader).parameters) - set(_POSITIONAL)
     for name in options:
         if name not in accepted:
             raise ConfigError(
@@ -129,16 +132,15 @@ def convert(
     def as_path(p: str | os.PathLike[str] | None) -> Path | None:
         return None if p is None else Path(p)
 
-    return reader(
-        source,
-        out,
+    opts = ConvertOptions(
         labels=as_path(labels),
         missing=as_path(missing),
         split_file=as_path(split_file),
         overwrite=overwrite,
         progress=progress,
-        **options,
+        skip_bad=skip_bad,
     )
+    return reader(source, out, opts, **options)
 
 
 def _refuse_overlap(out: Path, inputs: dict[str, str | os.PathLike[str] | None]) -> None:

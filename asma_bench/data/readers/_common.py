@@ -8,8 +8,9 @@ import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -55,11 +56,27 @@ def check_regular_file(path: str | os.PathLike[str], limit: int | None = None) -
         )  # fmt: skip
 
 
-def reject_options(fmt: str, **given: Any) -> None:
-    """ConfigError for an option that was given but means nothing to ``fmt``."""
-    for name, value in given.items():
-        if value is not None and value is not False:
-            raise ConfigError(f"{name} does not apply to the {fmt} format")
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What every reader is given besides its source and output folder: the file options
+    some formats take, and how to write."""
+
+    labels: Path | None = None  # label file or folder (pku; the CSV for generic)
+    missing: Path | None = None  # sample names to skip (ntu-raw)
+    split_file: Path | None = None  # official split file (pku)
+    overwrite: bool = False  # replace an existing output folder
+    progress: bool = False  # a progress bar
+    skip_bad: bool = False  # list bad samples in skipped.csv instead of stopping
+
+    def refuse(self, fmt: str, *names: str) -> None:
+        """ConfigError for each file option in ``names`` that was given although it means
+        nothing to ``fmt``."""
+        for name in names:
+            if getattr(self, name) is not None:
+                raise ConfigError(f"{name} does not apply to the {fmt} format")
+
+
+DEFAULT_OPTIONS = ConvertOptions()
 
 
 def progress_bar(

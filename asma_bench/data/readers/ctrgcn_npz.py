@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from asma_bench.data.readers._common import (
+    DEFAULT_OPTIONS,
+    ConvertOptions,
     one_line,
     progress_bar,
-    reject_options,
     require_exists,
     valid_length,
 )
@@ -109,20 +110,14 @@ def open_member(path: Path, key: str) -> Iterator[tuple[tuple[int, ...], Iterato
 def convert(
     source: Path,
     out: Path,
-    *,
-    labels: Path | None = None,
-    missing: Path | None = None,
-    split_file: Path | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    skip_bad: bool = False,
+    opts: ConvertOptions = DEFAULT_OPTIONS,
 ) -> Path:
     """One CTR-GCN ``.npz`` → dataset with one split (train = x_train, test = x_test).
 
     With ``skip_bad`` a sample with NaN/inf values or no non-zero frame is listed in the
     dataset's ``skipped.csv`` instead of stopping the conversion.
     """
-    reject_options("ctrgcn-npz", labels=labels, missing=missing, split_file=split_file)
+    opts.refuse("ctrgcn-npz", "labels", "missing", "split_file")
     source, out = Path(source), Path(out)
     require_exists(source)
     if source.is_dir():
@@ -148,8 +143,8 @@ def convert(
         layout="ntu25",
         source=f"ctrgcn-npz:{source.name}",
         bodies=2,
-        overwrite=overwrite,
-        skip_bad=skip_bad,
+        overwrite=opts.overwrite,
+        skip_bad=opts.skip_bad,
     ) as writer:
         for part in ("train", "test"):
             before = len(writer)
@@ -162,7 +157,7 @@ def convert(
                 for i, row in enumerate(
                     progress_bar(
                         rows,
-                        progress=progress,
+                        progress=opts.progress,
                         total=shape[0],
                         desc=f"{split}/{part}",
                         unit="sample",

@@ -39,11 +39,12 @@ import numpy as np
 
 from asma_bench.data.layouts import SkeletonLayout, get_layout
 from asma_bench.data.readers._common import (
+    DEFAULT_OPTIONS,
+    ConvertOptions,
     check_regular_file,
     one_line,
     progress_bar,
     read_text_lines,
-    reject_options,
     require_exists,
     valid_length,
 )
@@ -135,18 +136,13 @@ def _load(path: Path, mmap: bool) -> np.ndarray:
 def convert(
     source: Path,
     out: Path,
+    opts: ConvertOptions = DEFAULT_OPTIONS,
     *,
-    labels: Path | None = None,
-    missing: Path | None = None,
-    split_file: Path | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    skip_bad: bool = False,
     layout: str | Path | SkeletonLayout | None = None,
 ) -> Path:
     """A ``generic`` folder (see the module docstring) → dataset at ``out``. ``labels`` is
     the CSV when it is not ``source/labels.csv``; ``layout`` is required."""
-    reject_options("generic", missing=missing, split_file=split_file)
+    opts.refuse("generic", "missing", "split_file")
     if layout is None:
         raise ConfigError(
             "the generic format needs --layout (ntu25, kinect_v2, kinect20, coco17 or a "
@@ -156,7 +152,7 @@ def convert(
     source, out = Path(source), Path(out)
     require_exists(source)
     folder = source if source.is_dir() else source.parent
-    csv_path = Path(labels) if labels is not None else folder / LABELS_FILE
+    csv_path = Path(opts.labels) if opts.labels is not None else folder / LABELS_FILE
     if not csv_path.is_file():
         raise DataFormatError(csv_path, "no labels CSV (one row per sample, see the format)")
     rows, splits = read_rows(csv_path)
@@ -189,11 +185,11 @@ def convert(
         class_names=class_names,
         channels=channels,
         bodies=bodies,
-        overwrite=overwrite,
-        skip_bad=skip_bad,
+        overwrite=opts.overwrite,
+        skip_bad=opts.skip_bad,
     ) as writer:
         kept: list[dict[str, str]] = []
-        for i, row in enumerate(progress_bar(rows, progress=progress, desc="generic")):
+        for i, row in enumerate(progress_bar(rows, progress=opts.progress, desc="generic")):
             where = base / row["file"] if per_file else csv_path
             name = row.get("name") or (Path(row["file"]).stem if per_file else str(i))
             with writer.guard(name):

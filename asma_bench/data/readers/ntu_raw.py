@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from asma_bench.data.readers._common import (
+    DEFAULT_OPTIONS,
+    ConvertOptions,
     ntu_name_fields,
     parse_number_rows,
     progress_bar,
     read_name_list,
     read_text_lines,
-    reject_options,
     require_exists,
 )
 from asma_bench.data.splits import ntu_splits
@@ -303,26 +304,22 @@ def read_sample(
 def convert(
     source: Path,
     out: Path,
+    opts: ConvertOptions = DEFAULT_OPTIONS,
     *,
-    labels: Path | None = None,
-    missing: Path | None = None,
-    split_file: Path | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    skip_bad: bool = False,
     denoising: Denoising | None = None,
 ) -> Path:
     """A folder of ``.skeleton`` files (or one file) → canonical dataset with NTU splits.
 
     ``missing`` is a text file of sample names (one a line, ``.skeleton`` optional) to skip.
     """
-    reject_options("ntu-raw", labels=labels, split_file=split_file)
+    opts.refuse("ntu-raw", "labels", "split_file")
     source, out = Path(source), Path(out)
     d = denoising or Denoising()
     require_exists(source)
     files = sorted(source.glob(f"*{SUFFIX}")) if source.is_dir() else [source]
     if not files:
         raise DataFormatError(source, f"no {SUFFIX} files")
+    missing = opts.missing
     skip = read_name_list(missing, SUFFIX) if missing is not None else set()
     todo = [f for f in files if f.name[: -len(SUFFIX)] not in skip]
     if skip:
@@ -334,10 +331,10 @@ def convert(
         layout="ntu25",
         source="ntu-raw",
         bodies=d.max_bodies,
-        overwrite=overwrite,
-        skip_bad=skip_bad,
+        overwrite=opts.overwrite,
+        skip_bad=opts.skip_bad,
     ) as writer:
-        for path in progress_bar(todo, progress=progress, desc="ntu-raw"):
+        for path in progress_bar(todo, progress=opts.progress, desc="ntu-raw"):
             with writer.guard(path.name):
                 x, meta = read_sample(path, d)
                 writer.add(x, meta)

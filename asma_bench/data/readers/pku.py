@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from asma_bench.data.readers._common import (
+    DEFAULT_OPTIONS,
+    ConvertOptions,
     parse_number_rows,
     progress_bar,
     read_text_lines,
-    reject_options,
     require_exists,
 )
 from asma_bench.data.splits import pku_splits
@@ -153,18 +154,14 @@ def locate(source: Path, labels: Path | None) -> tuple[list[Path], Path | None]:
 def convert(
     source: Path,
     out: Path,
+    opts: ConvertOptions = DEFAULT_OPTIONS,
     *,
-    labels: Path | None = None,
-    missing: Path | None = None,
-    split_file: Path | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    skip_bad: bool = False,
     whole_file: bool = False,
     first_frame: int = 0,
 ) -> Path:
     """PKU-MMD skeletons (+ labels) → dataset with xview (and xsub from ``split_file``)."""
-    reject_options("pku", missing=missing)
+    opts.refuse("pku", "missing")
+    labels, split_file = opts.labels, opts.split_file
     if whole_file and labels is not None:
         raise ConfigError("labels and whole_file=True exclude each other")
     if first_frame not in (0, 1):
@@ -198,9 +195,14 @@ def convert(
     if not jobs:
         raise DataFormatError(label_src or source, "no skeleton file has a label file")
     with DatasetWriter(
-        out, layout="ntu25", source="pku", bodies=BODIES, overwrite=overwrite, skip_bad=skip_bad
+        out,
+        layout="ntu25",
+        source="pku",
+        bodies=BODIES,
+        overwrite=opts.overwrite,
+        skip_bad=opts.skip_bad,
     ) as writer:
-        for skel, label_path in progress_bar(jobs, progress=progress, desc="pku"):
+        for skel, label_path in progress_bar(jobs, progress=opts.progress, desc="pku"):
             with writer.guard(skel.name):
                 _add_video(writer, skel, label_path, first_frame)
         if train_videos is not None:

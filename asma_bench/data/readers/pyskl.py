@@ -21,9 +21,10 @@ import numpy as np
 
 from asma_bench.data.layouts import LAYOUTS
 from asma_bench.data.readers._common import (
+    DEFAULT_OPTIONS,
+    ConvertOptions,
     ntu_name_fields,
     progress_bar,
-    reject_options,
     require_exists,
 )
 from asma_bench.data.readers.safe_pickle import load_pickle
@@ -84,13 +85,7 @@ def split_indices(
 def convert(
     source: Path,
     out: Path,
-    *,
-    labels: Path | None = None,
-    missing: Path | None = None,
-    split_file: Path | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    skip_bad: bool = False,
+    opts: ConvertOptions = DEFAULT_OPTIONS,
 ) -> Path:
     """A PYSKL pickle → dataset with the pickle's own splits.
 
@@ -98,7 +93,7 @@ def convert(
     count other than the first good annotation's, a bad label) is listed in the dataset's
     ``skipped.csv`` and left out of every split instead of stopping the conversion.
     """
-    reject_options("pyskl", labels=labels, missing=missing, split_file=split_file)
+    opts.refuse("pyskl", "labels", "missing", "split_file")
     source, out = Path(source), Path(out)
     require_exists(source)
     obj = load_pickle(source)
@@ -126,7 +121,7 @@ def convert(
                     f"annotations[{first[0]}] {first[1]}",
                 )
         except DataFormatError as exc:
-            if not skip_bad:
+            if not opts.skip_bad:
                 raise
             frame_dir = ann.get("frame_dir") if isinstance(ann, dict) else None
             skipped.append((str(frame_dir or f"annotations[{i}]"), str(exc)))
@@ -154,12 +149,12 @@ def convert(
         layout=layout,
         source=f"pyskl:{source.name}",
         bodies=MAX_BODIES,
-        overwrite=overwrite,
-        skip_bad=skip_bad,
+        overwrite=opts.overwrite,
+        skip_bad=opts.skip_bad,
     ) as writer:
         writer.skipped.extend(skipped)
         for name, label, kp in progress_bar(
-            checked, progress=progress, desc="pyskl", unit="sample"
+            checked, progress=opts.progress, desc="pyskl", unit="sample"
         ):
             fields = ntu_name_fields(name) or {}
             fields.pop("label", None)

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from asma_bench.data.readers._common import (
+    DEFAULT_OPTIONS,
+    ConvertOptions,
     ntu_name_fields,
     one_line,
     progress_bar,
-    reject_options,
     require_exists,
     staging_dir,
     valid_length,
@@ -184,19 +185,13 @@ def _stream(
 def convert(
     source: Path,
     out: Path,
-    *,
-    labels: Path | None = None,
-    missing: Path | None = None,
-    split_file: Path | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    skip_bad: bool = False,
+    opts: ConvertOptions = DEFAULT_OPTIONS,
 ) -> Path:
     """A benchmark folder → dataset at ``out``; a folder of several → ``out/<benchmark>/``.
 
     Several benchmarks are written as one atomic result: all of them or nothing.
     """
-    reject_options("ssl-npy", labels=labels, missing=missing, split_file=split_file)
+    opts.refuse("ssl-npy", "labels", "missing", "split_file")
     source, out = Path(source), Path(out)
     require_exists(source)
     folders = benchmark_folders(source)
@@ -206,10 +201,16 @@ def convert(
         )
     if len(folders) == 1 and (source if source.is_dir() else source.parent) == folders[0]:
         return write_benchmark(
-            folders[0], out, overwrite=overwrite, progress=progress, skip_bad=skip_bad
+            folders[0],
+            out,
+            overwrite=opts.overwrite,
+            progress=opts.progress,
+            skip_bad=opts.skip_bad,
         )
-    with staging_dir(out, overwrite) as tmp:
+    with staging_dir(out, opts.overwrite) as tmp:
         for folder in folders:
-            write_benchmark(folder, tmp / folder.name, progress=progress, skip_bad=skip_bad)
+            write_benchmark(
+                folder, tmp / folder.name, progress=opts.progress, skip_bad=opts.skip_bad
+            )
     log.info("wrote %s", ", ".join(str(out / f.name) for f in folders))
     return out

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from asma_bench.data.readers._common import (
+    DEFAULT_OPTIONS,
     MAX_TEXT_BYTES,
+    ConvertOptions,
     check_regular_file,
     one_line,
     progress_bar,
-    reject_options,
     require_exists,
 )
 from asma_bench.data.splits import ucla_splits
@@ -123,16 +124,10 @@ def _numeric_nested(value: object) -> bool:
 def convert(
     source: Path,
     out: Path,
-    *,
-    labels: Path | None = None,
-    missing: Path | None = None,
-    split_file: Path | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    skip_bad: bool = False,
+    opts: ConvertOptions = DEFAULT_OPTIONS,
 ) -> Path:
     """A folder of NW-UCLA JSON files (or one file) → dataset with the cross-view split."""
-    reject_options("ucla", labels=labels, missing=missing, split_file=split_file)
+    opts.refuse("ucla", "labels", "missing", "split_file")
     source, out = Path(source), Path(out)
     require_exists(source)
     files = sorted(source.glob("*.json")) if source.is_dir() else [source]
@@ -144,10 +139,10 @@ def convert(
         source="ucla",
         class_names=CLASS_NAMES,
         bodies=1,
-        overwrite=overwrite,
-        skip_bad=skip_bad,
+        overwrite=opts.overwrite,
+        skip_bad=opts.skip_bad,
     ) as writer:
-        for path in progress_bar(files, progress=progress, desc="ucla"):
+        for path in progress_bar(files, progress=opts.progress, desc="ucla"):
             with writer.guard(path.name):
                 writer.add(*read_sample(path))
         writer.set_splits(ucla_splits)
