@@ -201,7 +201,11 @@ class StreamsConfig(_Strict):
 class RunConfig(_Strict):
     seed: int = Field(0, ge=0)
     device: str = Field("cpu", description=DEVICES)
-    amp: bool = False
+    amp: bool = Field(
+        False,
+        description="pretraining in bf16 autocast: on CUDA (fp16 where bf16 is missing) and "
+        "on CPUs with native bf16 (AVX512-BF16, AMX); the default is fp32",
+    )
     deterministic: bool = True
     data: DataConfig = Field(default_factory=DataConfig)
     masking: MaskingConfig = Field(default_factory=MaskingConfig)

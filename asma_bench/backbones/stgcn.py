@@ -68,21 +68,57 @@ class GraphConv(nn.Module):
         bias = self.conv.bias.view(k, co)
         # The bias term uses broadcast products: a matmul would count as FLOPs that do not
         # scale with the batch.
+        weight = self.conv.weight.view(k, co, c).transpose(0, 1).reshape(co, k * c)
         if adjacency.dim() == 3:
             # one small (W·K × V) @ (V × C) product per frame, straight into the
             # (frame, joint) rows the subset weights need: no transposes
             a_rows = adjacency.permute(2, 0, 1).reshape(w * k, v)
-            gathered = torch.bmm(a_rows.expand(b * t, w * k, v), x.reshape(b * t, v, c))
-            rows = gathered.view(b * t * w, k * c)
+            out = _AggregateMix.apply(x.reshape(b * t, v, c), a_rows, weight).view(b, t, w, co)
             offset = (adjacency.sum(dim=1)[:, :, None] * bias[:, None]).sum(dim=0)  # (W, C')
         else:
             # per-sample graphs: joints last, one product per sample
             xv = x.permute(0, 3, 1, 2).reshape(b, c * t, v)
             gathered = torch.bmm(xv, adjacency.permute(0, 2, 1, 3).reshape(b, v, k * w))
             rows = gathered.view(b, c, t, k, w).permute(0, 2, 4, 3, 1).reshape(b * t * w, k * c)
+            out = nn.functional.linear(rows, weight).view(b, t, w, co)
             offset = (adjacency.sum(dim=2)[..., None] * bias[:, None]).sum(dim=1)[:, None]
-        weight = self.conv.weight.view(k, co, c).transpose(0, 1).reshape(co, k * c)
-        return nn.functional.linear(rows, weight).view(b, t, w, co) + offset
+        return out + offset
+
+
+class _AggregateMix(torch.autograd.Function):
+    """``rows = A x`` per frame, then ``rows Wᵀ``: x (F, V, C), A (W·K, V), W (C', K·C) →
+    (F·W, C').
+
+    The same products as ``linear(bmm(A, x), W)``, but only x is kept for the backward
+    pass: the aggregated rows (K times x's size, the largest tensor of a block) are
+    recomputed there by one small product per frame, which costs a fraction of the
+    matrix products the backward pass runs anyway.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, a_rows: Tensor, weight: Tensor) -> Tensor:  # noqa: ANN001
+        ctx.save_for_backward(x, a_rows, weight)
+        rows = torch.bmm(a_rows.expand(len(x), *a_rows.shape), x)  # (F, W·K, C)
+        return nn.functional.linear(rows.view(-1, weight.shape[1]), weight)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: ANN001
+        saved = ctx.saved_tensors
+        # under autocast the forward products ran in grad's (lower) precision: so do these
+        x, a_rows, weight = (t.to(grad.dtype) for t in saved)
+        f, v, c = x.shape
+        wk = a_rows.shape[0]
+        grad_x = grad_a = grad_w = None
+        grad_rows = grad @ weight  # (F·W, K·C)
+        gathered = grad_rows.view(f, wk, c)
+        if ctx.needs_input_grad[2]:
+            rows = torch.bmm(a_rows.expand(f, wk, v), x).view(grad_rows.shape)
+            grad_w = (grad.T @ rows).to(saved[2].dtype)
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(a_rows.T.expand(f, v, wk), gathered).to(saved[0].dtype)
+        if ctx.needs_input_grad[1]:
+            grad_a = torch.bmm(gathered, x.transpose(1, 2)).sum(dim=0).to(saved[1].dtype)
+        return grad_x, grad_a, grad_w
 
 
 class STGCNBlock(nn.Module):
@@ -161,7 +197,24 @@ def rows_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """Dropout: zero each element with probability ``p``, scale the rest by 1 / (1 − p)."""
     if not training or p == 0:
         return x
-    return x * keep_mask(x, p).to(x.dtype).mul_(1.0 / (1.0 - p))
+    return _Dropout.apply(x, keep_mask(x, p), 1.0 / (1.0 - p))
+
+
+class _Dropout(torch.autograd.Function):
+    """``x * keep * scale`` that keeps the boolean mask (one byte per element) for the
+    backward pass instead of the float factors (four): the same values and gradients as
+    ``x * keep.to(x.dtype).mul_(scale)``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, keep: Tensor, scale: float) -> Tensor:  # noqa: ANN001
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return x * keep.to(x.dtype).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None]:  # noqa: ANN001
+        (keep,) = ctx.saved_tensors
+        return grad * keep.to(grad.dtype).mul_(ctx.scale), None, None
 
 
 def keep_mask(x: Tensor, p: float) -> Tensor:

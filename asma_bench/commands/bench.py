@@ -26,12 +26,28 @@ def bench(
         str, typer.Option(help="Comma-separated: barlow_twins (one encoder), asma (two).")
     ] = "barlow_twins,asma",
     device: Annotated[str, typer.Option(help="cpu | cuda | cuda:N")] = "cpu",
-    amp: Annotated[bool, typer.Option(help="Autocast (bf16, else fp16) on CUDA.")] = False,
+    amp: Annotated[
+        bool,
+        typer.Option(
+            help="Autocast: bf16 on a CPU with native bf16 (AVX512-BF16, AMX); on CUDA bf16, "
+            "else fp16."
+        ),
+    ] = False,
     optimizer: Annotated[
         str, typer.Option(help="foreach (the protocols' Adam) | fused (Adam fused=True)")
     ] = "foreach",
     inference: Annotated[bool, typer.Option(help="Also time forward-only inference.")] = True,
     flops: Annotated[bool, typer.Option(help="Count FLOPs (one extra step each).")] = True,
+    memory: Annotated[
+        str,
+        typer.Option(
+            help="CPU peak memory: isolated (each workload in a fresh process of its own) | "
+            "shared (this process, which holds every workload)."
+        ),
+    ] = "isolated",
+    ops: Annotated[
+        int, typer.Option(help="Also print the profiler's top N operators of one step.")
+    ] = 0,
     set_: Annotated[
         Optional[list[str]],  # noqa: UP045 - this typer cannot parse `list[str] | None`
         typer.Option("--set", help="Config override key.sub=value, e.g. masking.mode=drop."),
@@ -69,6 +85,8 @@ def bench(
         inference=inference,
         count_flops=flops,
         overrides=list(set_ or []),
+        memory=memory,
+        operators=ops,
         progress=(lambda what: typer.echo(f"measuring {what} ...", err=True)) if show else None,
     )
     from asma_bench.protocols.distributed import is_main
@@ -87,3 +105,9 @@ def bench(
         f"{steps * rounds} steps, spread = (max - min) / median",
         report.table(),
     )
+    import pandas as pd
+
+    for name, rows in report.operators.items():
+        table = pd.DataFrame(rows).set_index("operator")
+        table["share"] = 100 * table["share"]
+        _print_table(f"top operators of one step: {name} (self time)", table)

@@ -21,11 +21,14 @@ the spread, and repeat.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -61,6 +64,7 @@ log = logging.getLogger(__name__)
 SHAPES = ("paper", "quick")
 OBJECTIVES = ("barlow_twins", "asma")
 OPTIMIZERS = ("foreach", "fused")
+MEMORY_MODES = ("isolated", "shared")
 PHASES = ("data", "augment", "mask", "forward", "backward", "optimizer")
 
 
@@ -95,6 +99,8 @@ class Measurement:
 class BenchReport:
     measurements: list[Measurement]
     environment: dict[str, Any]
+    # "<shapes> <workload>" → the step's top operators (see :func:`top_operators`)
+    operators: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         rows = []
@@ -102,7 +108,10 @@ class BenchReport:
             row = asdict(m)
             row["spread"] = m.spread
             rows.append(row)
-        return {"environment": self.environment, "measurements": rows}
+        out: dict[str, Any] = {"environment": self.environment, "measurements": rows}
+        if self.operators:
+            out["operators"] = self.operators
+        return out
 
     def table(self):  # noqa: ANN201 - pandas DataFrame, imported lazily
         """One row per measurement, phase shares in percent."""
@@ -170,6 +179,7 @@ class StepWorkload:
                 f"bench optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}"
             )
         self.cfg = cfg
+        self.optimizer = optimizer
         self.device = device = torch.device(device)
         self.name = f"step:{cfg.pretrain.objective}"
         layout = get_layout("ntu25")
@@ -199,8 +209,11 @@ class StepWorkload:
         # under torchrun: DistributedDataParallel, each rank on its share of every batch
         self.model = wrap(self.objective, device)
 
-    def step(self, timed: bool = True) -> None:
-        """One step on a batch gathered from the in-memory set, as pretraining does."""
+    kind = "step"
+
+    def step(self, timed: bool = True, clock: Callable[[str], None] | None = None) -> None:
+        """One step on a batch gathered from the in-memory set, as pretraining does
+        (``clock`` replaces the phase timer of an untimed step)."""
         idx = next(iter(batches(len(self.clips), self.batch, self.gen, drop_last=True)))
         timer = self.timer if timed else None
         if timer:
@@ -209,7 +222,7 @@ class StepWorkload:
         if timer:
             timer.mark("data")
         pretrain_step(self.model, x, self.augment, self.opt, self.gen, amp=self.amp,
-                      scaler=self.scaler, clock=timer.mark if timer else None)  # fmt: skip
+                      scaler=self.scaler, clock=timer.mark if timer else clock)  # fmt: skip
         if timer:
             timer.stop()
 
@@ -222,9 +235,15 @@ class StepWorkload:
 
     def memory_mib(self) -> tuple[float, float]:
         """(state, activations) in MiB: parameters, gradients and optimizer state, and the
-        tensors one step saves for its backward pass (each storage counted once)."""
+        tensors saved for a backward pass (each storage counted once; for an objective
+        that runs several backward passes in a step, the largest one)."""
+
+        def clock(phase: str) -> None:
+            if phase == "backward":
+                saved.end_pass()
+
         with _SavedTensors(self.objective.parameters()) as saved:
-            self.step(timed=False)
+            self.step(timed=False, clock=clock)
         tensors = [p for p in self.objective.parameters()]
         tensors += [p.grad for p in tensors if p.grad is not None]
         for state in self.opt.state.values():
@@ -237,6 +256,8 @@ class InferenceWorkload:
     """Forward-only inference of one encoder (eval mode, no autograd)."""
 
     def __init__(self, cfg: RunConfig, *, device: torch.device | str = "cpu", seed: int = 0):
+        self.cfg = cfg
+        self.optimizer = "foreach"  # unused: nothing trains
         self.device = device = torch.device(device)
         self.name = "inference"
         torch.manual_seed(seed)
@@ -247,6 +268,8 @@ class InferenceWorkload:
         self.x = synthetic_clips(cfg, self.batch, gen).to(device)
         self.amp = amp_dtype(cfg.amp, device)
         self.timer = _PhaseTimer(device)
+
+    kind = "inference"
 
     def step(self, timed: bool = True) -> None:
         if timed:
@@ -347,14 +370,26 @@ def run_bench(
     count_flops: bool = True,
     overrides: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
+    memory: str = "isolated",
+    operators: int = 0,
 ) -> BenchReport:
     """Every (shape profile × workload) measurement, in one process.
 
     Workloads of one shape profile are interleaved (see :func:`measure`). ``batch_size``
     overrides the profiles' pretraining batch (None keeps it); ``overrides`` are further
-    ``key.sub=value`` settings (e.g. ``masking.mode=drop``); ``amp`` enables autocast on
-    CUDA (CPU steps stay fp32).
+    ``key.sub=value`` settings (e.g. ``masking.mode=drop``); ``amp`` enables autocast
+    (bf16 on a CPU with native bf16, see :func:`~asma_bench.protocols.distributed.amp_dtype`).
+
+    ``memory``: on a CPU, ``isolated`` (default) reports each workload's peak resident set
+    measured in a fresh process that builds only that workload (:func:`isolated_peak_mib`);
+    ``shared`` samples this process, which holds every workload at once. ``operators``:
+    when > 0, the profiler's top operators of one step of each workload
+    (:func:`top_operators`).
     """
+    if memory not in MEMORY_MODES:
+        raise ConfigError(f"bench memory={memory!r} is not one of {', '.join(MEMORY_MODES)}")
+    if isinstance(operators, bool) or not isinstance(operators, int) or operators < 0:
+        raise ConfigError(f"bench operators={operators!r} must be an integer >= 0")
     for name in objectives:
         if name not in OBJECTIVES:
             raise ConfigError(f"bench objective {name!r} is not one of {', '.join(OBJECTIVES)}")
@@ -368,31 +403,127 @@ def run_bench(
         if device.type == "cpu" and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("gloo")
     out: list[Measurement] = []
+    tables: dict[str, list[dict[str, Any]]] = {}
     for shape in shapes:
         if progress:
             progress(f"building {shape} workloads")
-        workloads: list[Workload] = [
-            StepWorkload(
-                _with_amp(bench_config(shape, name, batch_size, overrides), amp),
-                device=device,
-                optimizer=optimizer,
-            )
+        configs = [
+            ("step", _with_amp(bench_config(shape, name, batch_size, overrides), amp), optimizer)
             for name in objectives
         ]
         if inference:
             cfg = _with_amp(bench_config(shape, "barlow_twins", batch_size, overrides), amp)
-            workloads.append(InferenceWorkload(cfg, device=device))
+            configs.append(("inference", cfg, optimizer))
+        workloads: list[Workload] = [
+            StepWorkload(cfg, device=device, optimizer=opt)
+            if kind == "step"
+            else InferenceWorkload(cfg, device=device)
+            for kind, cfg, opt in configs
+        ]
         step_progress = (lambda what, s=shape: progress(f"{s}: {what}")) if progress else None
-        for m in measure(workloads, steps=steps, warmup=warmup, rounds=rounds,
-                         count_flops=count_flops, progress=step_progress):  # fmt: skip
+        measured = measure(workloads, steps=steps, warmup=warmup, rounds=rounds,
+                           count_flops=count_flops, progress=step_progress)  # fmt: skip
+        for w, m in zip(workloads, measured, strict=True):
             m.shapes = shape
+            if operators:
+                if progress:
+                    progress(f"{shape}: operators of {w.name}")
+                tables[f"{shape} {w.name}"] = top_operators(w, operators)
+        del workloads
+        if memory == "isolated" and device.type == "cpu" and world_size() == 1:
+            for w_cfg, m in zip(configs, measured, strict=True):
+                if progress:
+                    progress(f"{shape}: memory of {m.workload} in its own process")
+                m.peak_memory_mib = isolated_peak_mib(*w_cfg, steps=max(1, min(steps, 2)))
+        for m in measured:
+            if device.type == "cpu" and memory == "shared":
+                m.memory = "shared rss"
             out.append(m)
             log.info("%s %s: %.2f samples/s", shape, m.workload, m.samples_per_s)
-        del workloads
     env = environment(device, optimizer, amp)
     env["overrides"] = list(overrides)
     env["ranks"] = world_size()
-    return BenchReport(out, env)
+    env["memory"] = memory if device.type == "cpu" else "cuda"
+    return BenchReport(out, env, tables)
+
+
+def isolated_peak_mib(kind: str, cfg: RunConfig, optimizer: str, steps: int = 2) -> float:
+    """Peak resident set (MiB) of a fresh Python process that builds one workload
+    (``step`` or ``inference`` of ``cfg``) and runs a warm-up and ``steps`` steps: what the
+    workload needs on its own, the interpreter and libraries included. The process uses
+    this process's number of threads."""
+    request = {
+        "kind": kind,
+        "config": cfg.model_dump(mode="json"),
+        "optimizer": optimizer,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "asma_bench.harness.bench"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+        raise RuntimeError(f"measuring the memory of {kind} in its own process: {lines[-1]}")
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"])
+
+
+def _isolated_child() -> None:
+    """The process :func:`isolated_peak_mib` starts: a request on stdin, JSON on stdout."""
+    request = json.loads(sys.stdin.read())
+    torch.set_num_threads(int(request["threads"]))
+    cfg = RunConfig.model_validate(request["config"])
+    if request["kind"] == "step":
+        workload: Workload = StepWorkload(cfg, optimizer=request["optimizer"])
+    else:
+        workload = InferenceWorkload(cfg)
+    for _ in range(1 + int(request["steps"])):
+        workload.step(timed=False)
+    print(json.dumps({"peak_mib": _own_peak_bytes() / 2**20}))
+
+
+def _own_peak_bytes() -> int:
+    """This process's peak resident set. On Linux the memory map's own high-water mark
+    (``VmHWM``): ``getrusage``'s maximum survives ``exec`` and would report the parent's
+    resident set at the time it started this process."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if platform.system() == "Darwin" else peak * 1024
+
+
+def top_operators(workload: Workload, top: int = 15) -> list[dict[str, Any]]:
+    """The ``top`` operators of one step of ``workload`` by self time (PyTorch profiler):
+    name, calls, self milliseconds and share of the step's total self time."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    cuda = workload.device.type == "cuda"
+    if cuda:
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        workload.step(timed=False)
+        _sync(workload.device)
+    events = [e for e in prof.key_averages() if e.key]
+    attr = "self_device_time_total" if cuda else "self_cpu_time_total"
+    total = sum(getattr(e, attr) for e in events) or 1.0
+    events.sort(key=lambda e: getattr(e, attr), reverse=True)
+    return [
+        {
+            "operator": e.key,
+            "calls": int(e.count),
+            "self_ms": getattr(e, attr) / 1e3,
+            "share": getattr(e, attr) / total,
+        }
+        for e in events[:top]
+    ]
 
 
 def environment(device: torch.device, optimizer: str, amp: bool) -> dict[str, Any]:
@@ -455,6 +586,7 @@ class _PhaseTimer:
         spent = now - self._last
         if phase == "forward":  # mask draws happen inside the forward pass
             spent -= self._mask
+            self._mask = 0.0  # an objective may run several forward passes per step
         self.phase[phase] += spent
         self._last = now
 
@@ -501,6 +633,7 @@ class _SavedTensors:
     def __init__(self, params: Iterable[torch.Tensor]):
         self._params = {p.untyped_storage().data_ptr() for p in params}
         self._seen: dict[int, int] = {}
+        self._largest = 0
 
     def _pack(self, t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
@@ -509,9 +642,15 @@ class _SavedTensors:
             self._seen.setdefault(ptr, storage.nbytes())
         return t
 
+    def end_pass(self) -> None:
+        """A backward pass has run: what it saved is freed (its storages may be reused)."""
+        self._largest = self.bytes
+        self._seen.clear()
+
     @property
     def bytes(self) -> int:
-        return sum(self._seen.values())
+        """The largest pass's saved bytes so far."""
+        return max(self._largest, sum(self._seen.values()))
 
     def __enter__(self) -> _SavedTensors:
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
@@ -590,3 +729,7 @@ def parse_shapes(value: str) -> tuple[str, ...]:
 def format_environment(env: dict[str, Any]) -> str:
     keys: Iterable[str] = ("device", "processor", "gpu", "threads", "torch", "optimizer", "amp")
     return ", ".join(f"{k} {env[k]}" for k in keys if k in env)
+
+
+if __name__ == "__main__":  # the child process of isolated_peak_mib
+    _isolated_child()

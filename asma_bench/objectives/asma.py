@@ -8,7 +8,8 @@ readings of Section 3.2), each through its own :class:`TripletBarlowTwins` (own 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -121,24 +122,59 @@ class ASMaObjective(Objective):
         """Losses of both encoders from six views (f_θ's anchor, spatial and temporal
         views, then f_ϕ's) or three that both share; ``phi_views`` gives f_ϕ's three
         explicitly."""
+        theta_in, phi_in = self._split_views(views, phi_views)
+        theta = self.theta(*theta_in, generator=generator, lengths=lengths)
+        phi = self.phi(*phi_in, generator=generator, lengths=lengths)
+        return _combined(theta, phi)
+
+    def forward_backward(
+        self,
+        *views: Tensor,
+        generator: torch.Generator | None = None,
+        backward: Callable[[Tensor], None] | None = None,
+        context: Callable[[], AbstractContextManager] = nullcontext,
+    ) -> dict[str, Tensor]:
+        """:meth:`forward` and the backward pass of ``L_ASMa = L^θ + L^ϕ`` (eq. 9), one
+        encoder at a time: f_ϕ's parameters do not enter L^θ nor f_θ's L^ϕ, so running
+        L^θ's backward pass before L^ϕ's forward pass gives the same gradients while only
+        one encoder's activations are alive (half the step's activation memory). Masks and
+        dropout draw from the generators in the same order as :meth:`forward`."""
+        theta_in, phi_in = self._split_views(views, None)
+        run = backward or Tensor.backward
+        losses = {}
+        for name, triplet, inputs in (("theta", self.theta, theta_in), ("phi", self.phi, phi_in)):
+            with context():
+                out = triplet(*inputs, generator=generator)
+            run(out["loss"])
+            losses[name] = {key: value.detach() for key, value in out.items()}
+        return _combined(losses["theta"], losses["phi"])
+
+    @staticmethod
+    def _split_views(
+        views: Sequence[Tensor], phi_views: Sequence[Tensor] | None
+    ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        """(f_θ's three views, f_ϕ's three views) from six views, or three shared."""
         if len(views) == 6 and phi_views is None:
             views, phi_views = views[:3], views[3:]
         if len(views) != 3:
             raise ConfigError(f"asma takes 3 or 6 views, got {len(views)}")
-        theta = self.theta(*views, generator=generator, lengths=lengths)
-        phi_in = views if phi_views is None else tuple(phi_views)
+        phi_in = tuple(views) if phi_views is None else tuple(phi_views)
         if len(phi_in) != 3:
             raise ConfigError(f"phi_views must hold 3 views, got {len(phi_in)}")
-        phi = self.phi(*phi_in, generator=generator, lengths=lengths)
-        return {
-            "loss": theta["loss"] + phi["loss"],
-            "loss_theta": theta["loss"],
-            "loss_phi": phi["loss"],
-            "l1_theta": theta["l1"],
-            "l2_theta": theta["l2"],
-            "l1_phi": phi["l1"],
-            "l2_phi": phi["l2"],
-        }
+        return tuple(views), phi_in
+
+
+def _combined(theta: Mapping[str, Tensor], phi: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """L_ASMa and its terms from the two encoders' triplet losses."""
+    return {
+        "loss": theta["loss"] + phi["loss"],
+        "loss_theta": theta["loss"],
+        "loss_phi": phi["loss"],
+        "l1_theta": theta["l1"],
+        "l2_theta": theta["l2"],
+        "l1_phi": phi["l1"],
+        "l2_phi": phi["l2"],
+    }
 
 
 def _strategies(

@@ -12,10 +12,11 @@ things and is trained by ``asma-bench run`` without any change to the protocols.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from torch import nn
+from torch import Tensor, nn
 
 from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.errors import ConfigError
@@ -32,6 +33,29 @@ class Objective(nn.Module):
     encoder_roles: ClassVar[tuple[str, ...]] = ("encoder",)
     takes_pairing: ClassVar[bool] = True
     uses_projector: ClassVar[bool] = False
+
+    def forward_backward(
+        self,
+        *views: Tensor,
+        generator: Any = None,
+        backward: Callable[[Tensor], None] | None = None,
+        context: Callable[[], AbstractContextManager] = nullcontext,
+    ) -> dict[str, Tensor]:
+        """One training step's forward and backward passes: the losses of ``views``, with
+        their gradients accumulated into the parameters' ``.grad``; returns the losses
+        detached.
+
+        ``backward(loss)`` runs the backward pass (default ``loss.backward()``; the
+        pretraining step checks the loss and scales it there); each forward pass runs
+        inside ``context()`` (autocast) and no backward pass does. An objective whose loss
+        is a sum of terms over disjoint parameters overrides this to finish each term's
+        backward pass before the next term's forward pass (ASMa, eq. 9): the same
+        gradients, and only one term's activations alive at a time.
+        """
+        with context():
+            out = self(*views, generator=generator)
+        (backward or Tensor.backward)(out["loss"])
+        return {name: value.detach() for name, value in out.items()}
 
     @classmethod
     def unused_settings(cls) -> tuple[str, ...]:

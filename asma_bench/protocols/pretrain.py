@@ -242,15 +242,26 @@ def pretrain_step(
         views.insert(0, x)
     if clock:
         clock("augment")
-    with autocast(amp, x.device):
-        loss = objective(*views, generator=generator)["loss"]
-    check_finite(loss, "pretrain", epoch)
-    if clock:
-        clock("forward")
+
+    def backward(loss: torch.Tensor) -> None:
+        check_finite(loss, "pretrain", epoch)
+        if clock:
+            clock("forward")
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        if clock:
+            clock("backward")
+
     optimizer.zero_grad(set_to_none=True)
-    (loss if scaler is None else scaler.scale(loss)).backward()
-    if clock:
-        clock("backward")
+    if core is objective and hasattr(core, "forward_backward"):
+        # the objective runs its own passes (ASMa: one encoder's backward pass before the
+        # other's forward pass, so only one encoder's activations are alive at a time)
+        loss = core.forward_backward(
+            *views, generator=generator, backward=backward, context=lambda: autocast(amp, x.device)
+        )["loss"]
+    else:  # DistributedDataParallel: one forward pass through the wrapper, one backward
+        with autocast(amp, x.device):
+            loss = objective(*views, generator=generator)["loss"]
+        backward(loss)
     if scaler is None:
         optimizer.step()
     else:

@@ -17,6 +17,7 @@ from asma_bench.harness.bench import (
     InferenceWorkload,
     StepWorkload,
     bench_config,
+    isolated_peak_mib,
     measure,
     parse_shapes,
     run_bench,
@@ -65,8 +66,48 @@ def test_memory_accounts_for_adam_state_and_saved_activations(report):
     # parameters, gradients and Adam's two moments: four float32 copies (+ step counters)
     assert bt.state_mib == pytest.approx(4 * 4 * bt.params_m * 1e6 / 2**20, rel=1e-3)
     assert asma.state_mib == pytest.approx(2 * bt.state_mib, rel=1e-9)
-    assert bt.activations_mib > 0 and asma.activations_mib > bt.activations_mib
+    # ASMa finishes f_θ's backward pass before f_ϕ's forward pass: one encoder's
+    # activations alive at a time, the same as the single-encoder step's
+    assert bt.activations_mib > 0
+    assert asma.activations_mib == pytest.approx(bt.activations_mib, rel=0.01)
     assert inference.activations_mib == 0
+
+
+def test_peak_memory_of_each_workload_in_its_own_process(report):
+    """The default CPU memory is each workload's own process: ASMa (two encoders and
+    projectors, one encoder's activations at a time) needs more than the single-encoder
+    step and inference less; a number that the shared process cannot give."""
+    assert report.environment["memory"] == "isolated"
+    assert all(m.memory == "rss" and m.peak_memory_mib > 0 for m in report.measurements)
+    # a 4096-wide projector: parameters, gradients and Adam's moments of its two
+    # 4096 × 4096 layers are 512 MiB, once per encoder
+    wide = ["pretrain.projector_dim=4096"]
+    peaks = {
+        name: isolated_peak_mib(kind, bench_config("smoke", objective, 8, wide), "foreach", 1)
+        for name, kind, objective in (("inference", "inference", "barlow_twins"),
+                                      ("bt", "step", "barlow_twins"), ("asma", "step", "asma"))
+    }  # fmt: skip
+    assert peaks["bt"] - peaks["inference"] > 400
+    assert peaks["asma"] - peaks["bt"] > 400
+    quiet = dict(steps=1, warmup=0, batch_size=8, inference=False, count_flops=False)
+    (shared,) = run_bench(["smoke"], ["barlow_twins"], memory="shared", **quiet).measurements
+    assert shared.memory == "shared rss"
+    with pytest.raises(ConfigError, match="memory='none' is not one of isolated, shared"):
+        run_bench(["smoke"], memory="none")
+
+
+def test_operator_table_accounts_for_the_step():
+    quiet = dict(steps=1, warmup=0, batch_size=8, inference=False, count_flops=False)
+    report = run_bench(["smoke"], ["barlow_twins"], memory="shared", operators=5, **quiet)
+    (rows,) = report.operators.values()
+    assert list(report.operators) == ["smoke step:barlow_twins"]
+    assert len(rows) == 5 and all(row["calls"] >= 1 for row in rows)
+    shares = [row["share"] for row in rows]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    # a step multiplies matrices: some product is among its most expensive operators
+    assert any(row["operator"] in ("aten::mm", "aten::bmm", "aten::addmm",
+                                   "aten::convolution_backward") for row in rows)  # fmt: skip
+    assert json.loads(json.dumps(report.as_dict()))["operators"] == report.operators
 
 
 def test_report_serialises_and_tabulates(report):

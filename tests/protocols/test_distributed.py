@@ -181,8 +181,18 @@ def test_helpers_are_transparent_in_a_single_process():
     assert str(init_from_env()) in ("cpu", "cuda")  # no torchrun variables: nothing joined
 
 
-def test_amp_only_on_cuda():
-    assert amp_dtype(True, "cpu") is None and amp_dtype(False, "cuda") is None
+def test_amp_dtypes_by_device(monkeypatch, caplog):
+    from asma_bench.protocols import distributed
+
+    assert amp_dtype(False, "cpu") is None and amp_dtype(False, "cuda") is None
+    monkeypatch.setattr(distributed, "cpu_bf16_supported", lambda: True)
+    assert amp_dtype(True, "cpu") == torch.bfloat16
+    with pytest.raises(ConfigError, match="on a CPU autocast runs in bf16 only"):
+        amp_dtype(True, "cpu", "fp16")
+    monkeypatch.setattr(distributed, "cpu_bf16_supported", lambda: False)
+    with caplog.at_level("WARNING"):
+        assert amp_dtype(True, "cpu") is None  # emulated bf16 would be slower: fp32
+    assert "no native bf16" in caplog.text
     assert amp_dtype(True, "cuda", "fp16") == torch.float16
     assert amp_dtype(True, "cuda", "bf16") == torch.bfloat16
     with pytest.raises(ConfigError, match="amp dtype"):
