@@ -251,7 +251,7 @@ def test_latency_prints_one_line_per_step_without_a_terminal(tmp_path, monkeypat
 
     from asma_bench import commands
     from asma_bench.cli import app
-    from asma_bench.reports import latency as latency_module
+    from asma_bench.perf import latency as latency_module
 
     steps = [f"timing {m} on 1 thread(s)" for m in ("teacher (fp32)", "student (fp32)")]
 

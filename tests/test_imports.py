@@ -1,6 +1,6 @@
 """The package's import graph has no cycle, counting imports inside functions too: a
 module that needs another one later in the flow (data → strategies/backbones/objectives →
-protocols → harness → reports) may not be imported back by it, lazily or not."""
+protocols → harness → reports → perf) may not be imported back by it, lazily or not."""
 
 from __future__ import annotations
 

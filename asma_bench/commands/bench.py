@@ -66,7 +66,7 @@ def bench(
     Under torchrun every rank takes its share of each batch (DistributedDataParallel) and
     samples/s counts the whole batch.
     """
-    from asma_bench.harness.bench import format_environment, parse_shapes, run_bench
+    from asma_bench.perf.bench import format_environment, parse_shapes, run_bench
 
     _check_device(device)
     _check_writable(out, "--out")

@@ -26,7 +26,8 @@ def check(
     ] = None,
 ) -> None:
     """Accuracy, latency ratios and model sizes against the baseline; exit 1 on regression."""
-    from asma_bench.harness.check import (
+    from asma_bench.perf.check import (
+        CheckSettings,
         compare,
         load_baseline,
         measure,
@@ -38,8 +39,6 @@ def check(
     reference = None if update else load_baseline(baseline)  # a bad file fails before measuring
     settings = settings_for_update(baseline) if update else None
     if reference is not None:
-        from asma_bench.harness.check import CheckSettings
-
         settings = CheckSettings.model_validate(reference["settings"])
     assert settings is not None
     mode = _progress_mode(progress)

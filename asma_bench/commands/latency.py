@@ -66,7 +66,7 @@ def latency(
 ) -> None:
     """Export the ASMa teacher and its student to ONNX, check them, quantise the student
     to int8 and time all three at batch 1 (paper Table 2)."""
-    from asma_bench.reports.latency import LatencyOptions, run_latency
+    from asma_bench.perf.latency import LatencyOptions, latency_notes, run_latency
 
     _refuse_seed_override(set_, "--seed")
     opts = LatencyOptions(
@@ -90,8 +90,6 @@ def latency(
     result = run_latency(opts, out, work, progress=None if mode == "off" else say)
     typer.echo(result.caption)
     _print_table("latency", result.table)
-    from asma_bench.reports.latency import latency_notes
-
     for note in latency_notes(result.models, opts):
         typer.echo(f"  {note}")
     typer.echo(f"\nwrote {', '.join(str(p) for p in result.files.values())}")

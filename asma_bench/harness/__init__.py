@@ -1,1 +1,1 @@
-"""The harness: grids, the runner, MLflow tracking, work queues, tuning and checks."""
+"""The harness: grids, the runner, MLflow tracking, work queues and tuning."""

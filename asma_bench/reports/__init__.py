@@ -1,1 +1,1 @@
-"""Reports: tables with significance tests, figures, latency."""
+"""Reports: tables with significance tests, figures, HTML."""

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from asma_bench.cli import main
-from asma_bench.harness import check as check_module
-from asma_bench.harness.check import (
+from asma_bench.perf import check as check_module
+from asma_bench.perf.check import (
     CheckSettings,
     CheckUnit,
     accuracy_tolerance,
@@ -74,7 +74,7 @@ def test_measurement_is_what_it_claims(measured):
         f"masking/{name}_over_matmul" for name in MASKINGS.list()
     }
     assert all(s.ratio > 0 and s.spread >= 0 for s in current.latency.values())
-    teacher, student, _ = check_module.teacher_and_student(settings)
+    teacher, student, _ = check_module.check_models(settings)
     assert current.counts["teacher_params"] == sum(p.numel() for p in teacher.parameters())
     assert current.counts["student_params"] == sum(p.numel() for p in student.parameters())
     assert current.counts["teacher_flops"] > 0 and current.counts["student_flops"] > 0

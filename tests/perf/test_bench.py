@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from asma_bench.backbones import count_flops
 from asma_bench.commands import bench as bench_command
 from asma_bench.errors import ConfigError
-from asma_bench.harness.bench import (
+from asma_bench.perf.bench import (
     PHASES,
     InferenceWorkload,
     StepWorkload,

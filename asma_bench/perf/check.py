@@ -32,19 +32,30 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
 
+from asma_bench.backbones import count_flops, count_parameters
+from asma_bench.config import build_config
+from asma_bench.data.layouts import get_layout
 from asma_bench.errors import ConfigError, DataFormatError, validation_line
 from asma_bench.fileio import atomic_write_text
+from asma_bench.perf.models import TEACHER_OBJECTIVE, ModelShapes, teacher_and_student
+from asma_bench.perf.timing import calibrate, fastest_ratio, sample_std, time_per_call
+from asma_bench.protocols import UnitContext, run_protocol
+from asma_bench.strategies import create_masking, list_maskings
 
 BASELINE_FORMAT = 1
 FAILING = ("REGRESSED", "CHANGED", "MISSING")
+# the latency models' data: NTU's 25 joints, 3 coordinates, 2 bodies, 60 classes
+MODEL_LAYOUT, MODEL_CHANNELS, MODEL_BODIES, MODEL_CLASSES = "ntu25", 3, 2, 60
 
 
 class CheckUnit(BaseModel):
@@ -111,7 +122,7 @@ class Measurement:
             "format": BASELINE_FORMAT,
             "environment": self.environment,
             "settings": settings.model_dump(mode="json"),
-            "accuracy": {name: {"mean": statistics.fmean(v), "std": _std(v), "values": v}
+            "accuracy": {name: {"mean": statistics.fmean(v), "std": sample_std(v), "values": v}
                          for name, v in self.accuracy.items()},
             "latency": {name: s.to_json() for name, s in self.latency.items()},
             "counts": self.counts,
@@ -139,8 +150,6 @@ def measure(
     progress: Callable[[str], None] | None = None,
 ) -> Measurement:
     """Run the benchmark of ``settings``: accuracy units, latency ratios, counts."""
-    import torch
-
     m = Measurement(environment=_environment())
     with tempfile.TemporaryDirectory(prefix="asma-check-") as tmp:
         root = Path(workdir) if workdir else Path(tmp)
@@ -162,9 +171,6 @@ def measure(
 
 
 def _accuracy(settings: CheckSettings, unit: CheckUnit, seed: int, root: Path) -> float:
-    from asma_bench.config import build_config
-    from asma_bench.protocols import UnitContext, run_protocol
-
     cfg = build_config(settings.profile, [unit.overrides, {"seed": seed}])
     ctx = UnitContext(data_root=root / "data", ckpt_dir=root / "checkpoints", device=cfg.device)
     result = run_protocol(unit.protocol, cfg, ctx)
@@ -175,48 +181,23 @@ def _accuracy(settings: CheckSettings, unit: CheckUnit, seed: int, root: Path) -
     return float(result.metrics[settings.metric])
 
 
-def teacher_and_student(settings: CheckSettings) -> tuple[Any, Any, Any]:
-    """ASMa's teacher (two encoders + alignment head) and the student, at the latency
-    profile's sizes, in eval mode, with a fixed input batch."""
-    import torch
-    from torch import nn
-
-    from asma_bench.backbones import create_backbone
-    from asma_bench.config import build_config
-    from asma_bench.data.layouts import get_layout
-    from asma_bench.protocols.classifier import EncoderClassifier, make_head
-    from asma_bench.protocols.pretrain import build_encoder
-
-    cfg = build_config(settings.latency_profile, [{"pretrain": {"objective": "asma"}}])
-    layout, classes = get_layout("ntu25"), 60
+def check_models(settings: CheckSettings) -> tuple[nn.Module, nn.Module, torch.Tensor]:
+    """ASMa's teacher (two encoders + alignment head) and the student, untrained, at the
+    latency profile's sizes, in eval mode (:func:`~asma_bench.perf.models.teacher_and_student`,
+    seed 0), with a fixed input batch."""
+    cfg = build_config(settings.latency_profile, [{"pretrain": {"objective": TEACHER_OBJECTIVE}}])
+    layout = get_layout(MODEL_LAYOUT)
     torch.manual_seed(0)
-    encoders = {name: build_encoder(cfg, layout) for name in ("theta", "phi")}
-    head = make_head("aligned", encoders["theta"].out_dim, classes, cfg.linear.heads)
-    teacher = EncoderClassifier(encoders, head, "aligned").eval()
-    d = cfg.distill
-    body = create_backbone(
-        "student",
-        layout=layout,
-        in_channels=3,
-        **{"num_blocks": d.student_depth, **d.student_params},
-    )
-    student = EncoderClassifier({"encoder": body}, nn.Linear(body.out_dim, classes), "single")
+    teacher, student = teacher_and_student(cfg, ModelShapes(layout, MODEL_CHANNELS, MODEL_CLASSES))
     g = torch.Generator().manual_seed(0)
-    x = (
-        torch.randn(settings.latency_batch, 3, cfg.data.frames, layout.num_joints, 2, generator=g)
-        .mul(0.05)
-        .cumsum(dim=2)
-    )
-    return teacher, student.eval(), x
+    shape = (settings.latency_batch, MODEL_CHANNELS, cfg.data.frames, layout.num_joints,
+             MODEL_BODIES)  # fmt: skip
+    x = torch.randn(*shape, generator=g).mul(0.05).cumsum(dim=2)
+    return teacher, student, x
 
 
 def _latency(settings: CheckSettings) -> tuple[dict[str, LatencyStat], dict[str, int]]:
-    import torch
-
-    from asma_bench.backbones import count_flops, count_parameters
-    from asma_bench.strategies import create_masking, list_maskings
-
-    teacher, student, x = teacher_and_student(settings)
+    teacher, student, x = check_models(settings)
     counts = {
         "teacher_params": count_parameters(teacher),
         "student_params": count_parameters(student),
@@ -234,12 +215,12 @@ def _latency(settings: CheckSettings) -> tuple[dict[str, LatencyStat], dict[str,
         **{f"masking/{k}": (lambda s=s: s(batch, generator=mask_gen)) for k, s in maskings.items()},
     }  # fmt: skip
     with torch.no_grad():
-        reps = {k: _calibrate(f) for k, f in timers.items()}
+        reps = {k: calibrate(f) for k, f in timers.items()}
         times: dict[str, list[float]] = {k: [] for k in timers}
         for _ in range(settings.latency_rounds):
             # interleaved, so a slow moment of the machine hits numerator and denominator alike
             for k, f in timers.items():
-                times[k].append(_time(f, reps[k]))
+                times[k].append(time_per_call(f, reps[k]))
     stats = {"student_over_teacher": _stat(times["student"], times["teacher"])}
     stats.update(
         {
@@ -250,39 +231,12 @@ def _latency(settings: CheckSettings) -> tuple[dict[str, LatencyStat], dict[str,
     return stats, counts
 
 
-def _calibrate(fn: Callable[[], Any], min_seconds: float = 0.004) -> int:
-    """Repetitions so that one timing lasts at least ``min_seconds`` (timer resolution)."""
-    fn()  # warm-up
-    reps = 1
-    while True:
-        t = _time(fn, reps) * reps
-        if t >= min_seconds or reps >= 4096:
-            return reps
-        reps = min(4096, max(reps * 2, int(reps * min_seconds / max(t, 1e-9)) + 1))
-
-
-def _time(fn: Callable[[], Any], reps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - start) / reps
-
-
 def _stat(numerator: list[float], denominator: list[float]) -> LatencyStat:
     """Fastest over fastest, and the relative spread of the per-round ratios."""
-    ratios = [a / b for a, b in zip(numerator, denominator, strict=True)]
-    med = statistics.median(ratios)
-    q = statistics.quantiles(ratios, n=4, method="inclusive")
-    return LatencyStat(min(numerator) / min(denominator), (q[2] - q[0]) / med if med else 0.0)
-
-
-def _std(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
+    return LatencyStat(*fastest_ratio(numerator, denominator))
 
 
 def _environment() -> dict[str, str]:
-    import torch
-
     return {
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -363,9 +317,7 @@ def compare(baseline: Mapping[str, Any], current: Measurement) -> list[CheckRow]
     return rows
 
 
-def rows_table(rows: list[CheckRow]) -> Any:
-    import pandas as pd
-
+def rows_table(rows: list[CheckRow]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from asma_bench.errors import ConfigError
-from asma_bench.reports.latency import (
+from asma_bench.perf.latency import (
     LatencyOptions,
     ModelResult,
     OnnxMismatchError,
@@ -20,21 +20,21 @@ from asma_bench.reports.latency import (
     quantize_int8,
     ratios,
     run_latency,
-    summarize_timings,
 )
+from asma_bench.perf.timing import latency_summary
 
 
 def timing(threads, p50, p95, mean):
     return Timing(threads, p50, p95, mean, 1000.0 / mean, 100.0, 20.0, 10)
 
 
-def test_summarize_timings_by_hand():
-    s = summarize_timings([1.0, 2.0, 3.0, 4.0, 100.0])
+def test_latency_summary_by_hand():
+    s = latency_summary([1.0, 2.0, 3.0, 4.0, 100.0])
     assert s["p50_ms"] == 3.0
     assert s["p95_ms"] == pytest.approx(4.0 + 0.8 * 96.0)  # linear interpolation at 3.8
     assert s["mean_ms"] == 22.0 and s["fps"] == pytest.approx(1000.0 / 22.0)
     with pytest.raises(ConfigError):
-        summarize_timings([])
+        latency_summary([])
 
 
 def test_ratios_and_table_from_measured_numbers():

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import platform
 import subprocess
 import sys
 import warnings
@@ -34,8 +35,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asma_bench.config import RunConfig
+from asma_bench.backbones import count_flops, count_parameters
+from asma_bench.config import RunConfig, build_config
 from asma_bench.errors import AsmaBenchError, ConfigError
+from asma_bench.perf.models import teacher_and_student
+from asma_bench.perf.timing import latency_summary
+from asma_bench.protocols.base import UnitContext
+from asma_bench.protocols.data import PreparedData, prepare_data, resolve_splits
+from asma_bench.protocols.training import predict, seed_everything
+from asma_bench.reports import html
+from asma_bench.reports.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +92,6 @@ def latency_config(
     of the joint, bone and motion streams (3s-ASMa, the teacher of the paper's Table 2:
     6.3 M parameters against the student's 0.54 M). ``--set
     distill.teacher_streams=[joint]`` times a single-stream teacher instead."""
-    from asma_bench.config import build_config
-    from asma_bench.protocols.data import resolve_splits
-
     base = {
         "pretrain": {"objective": "asma"},
         "linear": {"features": "aligned"},
@@ -94,63 +100,25 @@ def latency_config(
     return resolve_splits(build_config(profile, [base, *overrides, {"seed": seed}]))
 
 
-def train_student(
-    cfg: RunConfig, data: Any, teacher: nn.Module, ckpt_dir: Path, device: str = "cpu"
-) -> nn.Module:
-    """The distillation student of ``cfg``, trained (or loaded) as the ``distill`` protocol
-    trains it (ASMa Sec. 3.5, eqs. 13–14)."""
-    from asma_bench.protocols.base import UnitContext
-    from asma_bench.protocols.distill import distill_student
-
-    ctx = UnitContext(data_root=Path(ckpt_dir), ckpt_dir=Path(ckpt_dir), device=device)
-    return distill_student(cfg, data, teacher, ctx)[0]
-
-
-def teacher_and_student(
+def latency_models(
     cfg: RunConfig, work_dir: Path, device: str = "cpu", train: bool = True
-) -> tuple:
-    """(teacher, student, data): the linear-probed aligned teacher and its student,
-    reusing pretraining / probe / student checkpoints under ``work_dir``.
+) -> tuple[nn.Module, nn.Module, PreparedData]:
+    """(teacher, student, data): the linear-probed aligned teacher and its student
+    (:func:`~asma_bench.perf.models.teacher_and_student`), reusing pretraining / probe /
+    student checkpoints under ``work_dir``.
 
-    ``train=False`` builds both architectures with their initial weights: latency, size
-    and FLOPs do not depend on the weights, so the paper-sized models can be timed without
-    training them (accuracy is then not reported).
+    ``train=False`` builds both architectures with their initial weights (seeded with the
+    config's seed): latency, size and FLOPs do not depend on the weights, so the
+    paper-sized models can be timed without training them (accuracy is then not reported).
     """
-    from asma_bench.protocols import UnitContext
-    from asma_bench.protocols.data import prepare_data
-    from asma_bench.protocols.distill import build_student, build_teacher
-    from asma_bench.protocols.training import freeze, seed_everything
-
     ctx = UnitContext(
         data_root=Path(work_dir) / "data", ckpt_dir=Path(work_dir) / "checkpoints", device=device
     )
     data = prepare_data(cfg.data, cfg.seed, ctx.data_root)
     if not train:
-        from asma_bench.protocols.classifier import EncoderClassifier, make_head
-        from asma_bench.protocols.pretrain import build_encoder
-        from asma_bench.protocols.streams import StreamEnsemble
-
         seed_everything(cfg.seed, cfg.deterministic)
-        members = {}
-        for stream in cfg.distill.teacher_streams:
-            encoders = {n: build_encoder(cfg, data.layout, data.channels) for n in ("theta", "phi")}
-            dim = encoders["theta"].out_dim
-            head = make_head("aligned", dim, data.num_classes, cfg.linear.heads)
-            members[stream] = EncoderClassifier(encoders, head, "aligned")
-        if list(members) == [cfg.data.stream]:
-            teacher = freeze(members[cfg.data.stream])
-        else:
-            teacher = freeze(StreamEnsemble(members, data.layout))
-        return teacher, build_student(cfg, data).eval(), data
-    teacher = build_teacher(cfg, data, ctx)
-    modes = {getattr(m, "mode", None) for m in getattr(teacher, "members", {"": teacher}).values()}
-    if modes != {"aligned"}:
-        raise ConfigError(
-            f"the teacher must use the alignment module (linear.features="
-            f"aligned), got {', '.join(sorted(map(str, modes)))}"
-        )
-    student = train_student(cfg, data, teacher, ctx.ckpt_dir, device)
-    return teacher.cpu().eval(), student.cpu().eval(), data
+    teacher, student = teacher_and_student(cfg, data, ctx if train else None)
+    return teacher, student, data
 
 
 # --------------------------------------------------------------------------- ONNX
@@ -193,7 +161,7 @@ def export_onnx(
 
 
 def onnx_session(path: Path, threads: int = 1) -> Any:
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: heavy, only needed once a model is exported
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -237,6 +205,7 @@ def onnx_accuracy(path: Path, x: torch.Tensor, y: torch.Tensor) -> float:
 def quantize_int8(fp32: Path, int8: Path, calibration: np.ndarray) -> Path:
     """Static int8 quantisation (QDQ, per-channel int8 weights, uint8 activations),
     activation ranges calibrated on ``calibration`` clips (N, C, T, V, M) at batch 1."""
+    # lazy: ONNX Runtime's quantisation tools are heavy and only needed here
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -275,20 +244,6 @@ def quantize_int8(fp32: Path, int8: Path, calibration: np.ndarray) -> Path:
 
 
 # --------------------------------------------------------------------------- timing
-def summarize_timings(times_ms: Sequence[float]) -> dict[str, float]:
-    """p50 / p95 / mean latency (ms) and frames per second at batch 1 (1000 / mean)."""
-    t = np.asarray(times_ms, dtype=float)
-    if t.size == 0 or not np.all(np.isfinite(t)) or np.any(t <= 0):
-        raise ConfigError("timings must be a non-empty list of positive numbers")
-    mean = float(t.mean())
-    return {
-        "p50_ms": float(np.percentile(t, 50)),
-        "p95_ms": float(np.percentile(t, 95)),
-        "mean_ms": mean,
-        "fps": 1000.0 / mean,
-    }
-
-
 def measure(
     path: Path, threads: int, runs: int = 100, warmup: int = 10, timeout: float = 600.0
 ) -> Timing:
@@ -301,7 +256,7 @@ def measure(
     cmd = [
         sys.executable,
         "-m",
-        "asma_bench.reports._ort_worker",
+        "asma_bench.perf._ort_worker",
         str(path),
         str(threads),
         str(runs),
@@ -313,7 +268,7 @@ def measure(
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise AsmaBenchError(f"{path.name}: ONNX Runtime timing failed: {last}")
     raw = json.loads(proc.stdout)
-    s = summarize_timings(raw["times_ms"])
+    s = latency_summary(raw["times_ms"])
     return Timing(
         threads,
         s["p50_ms"],
@@ -329,8 +284,6 @@ def measure(
 
 def count_cost(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
     """(parameters, FLOPs of one forward pass at batch 1; a multiply-add counts 2)."""
-    from asma_bench.backbones import count_flops, count_parameters
-
     return count_parameters(model), count_flops(model, example[:1])
 
 
@@ -466,8 +419,6 @@ def run_latency(
 ) -> LatencyResult:
     """Build, export, check, quantise and time the teacher and student; write
     ``out_dir/latency/`` (Markdown, CSV, JSON, ONNX models, manifest) and the HTML page."""
-    from asma_bench.protocols.training import predict
-
     say = progress or (lambda _msg: None)
     cfg = latency_config(opts.profile, opts.overrides, opts.seed)
     say(
@@ -475,7 +426,7 @@ def run_latency(
         if opts.train
         else "building the teacher and the student (untrained)"
     )
-    teacher, student, data = teacher_and_student(cfg, work_dir, opts.device, opts.train)
+    teacher, student, data = latency_models(cfg, work_dir, opts.device, opts.train)
     folder = Path(out_dir) / "latency"
     models_dir = folder / "models"
     example = data.test.x[:1].clone()
@@ -532,8 +483,6 @@ def run_latency(
 
 
 def _caption(cfg: RunConfig, opts: LatencyOptions, data: Any) -> str:
-    import platform
-
     _, _, frames, joints, bodies = data.test.x.shape
     return (
         f"Edge latency (paper Table 2) on {platform.machine()} CPU "
@@ -558,9 +507,6 @@ def _write(
     opts: LatencyOptions,
     data: Any,
 ) -> dict[str, Path]:
-    from asma_bench.reports import html
-    from asma_bench.reports.tables import markdown_table
-
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "markdown": folder / "latency.md",

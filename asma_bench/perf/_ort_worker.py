@@ -3,7 +3,7 @@
 A separate process gives a clean peak resident memory: only Python, NumPy, ONNX Runtime
 and the one model, nothing from torch or the harness. Prints one JSON object.
 
-    python -m asma_bench.reports._ort_worker MODEL.onnx THREADS RUNS WARMUP
+    python -m asma_bench.perf._ort_worker MODEL.onnx THREADS RUNS WARMUP
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ import json
 import resource
 import sys
 import time
+
+import numpy as np
+import onnxruntime as ort
 
 
 def _rss_mb() -> float:
@@ -32,9 +35,6 @@ def _rss_mb() -> float:
 
 
 def main(argv: list[str]) -> dict:
-    import numpy as np
-    import onnxruntime as ort
-
     path, threads, runs, warmup = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
     base_rss = _rss_mb()
     opts = ort.SessionOptions()

@@ -26,7 +26,6 @@ import logging
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -43,6 +43,7 @@ from asma_bench.data.layouts import get_layout
 from asma_bench.data.transforms import Augment
 from asma_bench.errors import ConfigError
 from asma_bench.objectives.barlow_twins import TripletBarlowTwins
+from asma_bench.perf.timing import summarize
 from asma_bench.protocols.distributed import (
     amp_dtype,
     autocast,
@@ -113,10 +114,8 @@ class BenchReport:
             out["operators"] = self.operators
         return out
 
-    def table(self):  # noqa: ANN201 - pandas DataFrame, imported lazily
+    def table(self) -> pd.DataFrame:
         """One row per measurement, phase shares in percent."""
-        import pandas as pd
-
         rows = []
         for m in self.measurements:
             row = {
@@ -327,8 +326,8 @@ def measure(
             peaks[id(w)] = max(peaks[id(w)], memory.peak_mib)
     out = []
     for w in workloads:
-        times = w.timer.totals
-        median = statistics.median(times)
+        times = summarize(w.timer.totals)
+        median = times.median
         gflop = w.gflop() if count_flops else 0.0
         state_mib, activations_mib = w.memory_mib()
         shares = w.timer.shares() if isinstance(w, StepWorkload) else {}
@@ -337,11 +336,11 @@ def measure(
                 shapes="",
                 workload=w.name,
                 batch=w.batch,
-                steps=len(times),
+                steps=times.n,
                 samples_per_s=w.batch / median,
                 step_s=median,
-                step_s_min=min(times),
-                step_s_max=max(times),
+                step_s_min=times.min,
+                step_s_max=times.max,
                 shares=shares,
                 gflop=gflop,
                 gflops=gflop / median,
@@ -460,7 +459,7 @@ def isolated_peak_mib(kind: str, cfg: RunConfig, optimizer: str, steps: int = 2)
         "threads": torch.get_num_threads(),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "asma_bench.harness.bench"],
+        [sys.executable, "-m", "asma_bench.perf.bench"],
         input=json.dumps(request),
         capture_output=True,
         text=True,

@@ -1,0 +1,1 @@
+"""Measurement tools: pretraining throughput (bench), the CI regression check and edge latency."""
