@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asma_bench.config import RunConfig, build_config
+from asma_bench.backbones import BACKBONES
+from asma_bench.config import (
+    PretrainConfig,
+    RunConfig,
+    build_config,
+    flatten,
+    is_profile_file,
+    profile_dict,
+)
+from asma_bench.data.layouts import get_layout
+from asma_bench.data.synthetic import resolve_config
 from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import CellSpec, GridSpec
 from asma_bench.harness.tracking import (
@@ -28,9 +38,12 @@ from asma_bench.harness.tracking import (
     Tracker,
     environment_tags,
 )
-from asma_bench.objectives import objective_class
+from asma_bench.objectives import OBJECTIVES, objective_class
+from asma_bench.protocols.base import PROTOCOLS
+from asma_bench.protocols.classifier import resolve_features
 from asma_bench.protocols.data import resolve_dataset, resolve_splits
 from asma_bench.protocols.pretrain import encoder_names
+from asma_bench.strategies.pairs import PAIRINGS
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +146,6 @@ def reset_unused_settings(cfg: RunConfig) -> RunConfig:
     """``cfg`` with the ``pretrain`` settings its objective ignores (MoCo and MAE have no
     Barlow Twins projector: ``projector_dim``, ``lambd``) at their defaults, so a profile's
     value for them neither shows in the run's config nor sets two identical runs apart."""
-    from asma_bench.config import PretrainConfig
-
     unused = [
         k for k in objective_class(cfg.pretrain.objective).unused_settings() if k != "pairing"
     ]
@@ -148,8 +159,6 @@ def _refuse_unused_pairing(cfg: RunConfig) -> None:
     """A two-encoder objective takes each encoder's pairing from ``pretrain.params``
     (``theta_masks``/``phi_masks``); a ``pretrain.pairing`` it would ignore is refused
     rather than silently entering the unit's id."""
-    from asma_bench.config import PretrainConfig
-
     default = PretrainConfig.model_fields["pairing"].default
     p = cfg.pretrain
     if not objective_class(p.objective).takes_pairing and p.pairing != default:
@@ -172,8 +181,6 @@ def _refuse_unfit_features(cfg: RunConfig, protocol: str) -> None:
     the pretraining."""
     if protocol != "linear":
         return
-    from asma_bench.protocols.classifier import resolve_features
-
     try:
         resolve_features(cfg.linear.features, encoder_names(cfg))
     except ConfigError as exc:
@@ -189,8 +196,6 @@ def profile_conflicts(grid: GridSpec, profile: str) -> list[str]:
     overrides ← command line ← a cell's fixed values), so those profile values are not
     used; the CLI says so. Built-in profiles only size the runs and are not checked.
     """
-    from asma_bench.config import flatten, is_profile_file, profile_dict
-
     if not is_profile_file(profile):
         return []
     build_config(profile)  # a bad profile file is named here, before any note about it
@@ -206,12 +211,6 @@ def profile_conflicts(grid: GridSpec, profile: str) -> list[str]:
 def _check_names(grid: GridSpec, units: Sequence[Unit]) -> None:
     """Every protocol, objective, pairing, backbone and synthetic preset a unit names is
     registered: a typo fails before anything runs, naming the grid and the cell."""
-    from asma_bench.backbones import BACKBONES
-    from asma_bench.data.synthetic import resolve_config
-    from asma_bench.objectives import OBJECTIVES
-    from asma_bench.protocols.base import PROTOCOLS
-    from asma_bench.strategies.pairs import PAIRINGS
-
     checked: set[tuple[str, str]] = set()
     for u in units:
         cfg = u.config
@@ -235,8 +234,6 @@ def _check_names(grid: GridSpec, units: Sequence[Unit]) -> None:
 
 def _joint_count(data: Any) -> int | None:  # noqa: ANN401 - a DataConfig
     """V of the dataset a config names (without loading it), or None when unknown."""
-    from asma_bench.data.layouts import get_layout
-
     if data.source == "synthetic":
         return get_layout("ntu25").num_joints
     try:

@@ -43,7 +43,8 @@ from asma_bench.harness.plan import (
     open_grid_run,
     plan_units,
 )
-from asma_bench.harness.tracking import with_installed_driver
+from asma_bench.harness.tracking import Tracker, default_tracking_uri, with_installed_driver
+from asma_bench.protocols.training import DivergenceError
 
 if TYPE_CHECKING:
     import optuna
@@ -426,9 +427,6 @@ class GridQueue:
 def run_grid_queued(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     """:func:`~asma_bench.harness.runner.run_grid` through the shared queue at ``opts.storage``."""
     from tqdm.auto import tqdm
-
-    from asma_bench.harness.tracking import Tracker, default_tracking_uri
-    from asma_bench.protocols.training import DivergenceError
 
     assert opts.storage
     units = plan_units(grid, opts)

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 
 from asma_bench.config import DataConfig, RunConfig
+from asma_bench.data.feeder import SkeletonFeeder
 from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.data.store import DATA_FILE, INFO_FILE, META_FILE, SkeletonDataset
+from asma_bench.data.synthetic import SPLITS, generate
 from asma_bench.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -99,8 +101,6 @@ def resolve_dataset(cfg: DataConfig, data_root: Path) -> Path:
         if not path.exists():
             raise ConfigError(f"data.source {cfg.source!r}: no such dataset folder")
         return path
-    from asma_bench.data.synthetic import generate
-
     path = Path(data_root) / f"synthetic-{cfg.preset}-seed{cfg.synth_seed}"
     if not (path / "info.json").is_file():
         try:
@@ -145,8 +145,6 @@ def dataset_splits(cfg: DataConfig) -> list[str] | None:
     they cannot be known yet (unreadable info: ``prepare_data`` says why). A folder that
     is not a dataset at all is refused here, at planning, before a store is created."""
     if cfg.source == "synthetic":
-        from asma_bench.data.synthetic import SPLITS
-
         return sorted(SPLITS)
     folder = Path(cfg.source).expanduser()
     if not folder.is_dir():
@@ -248,8 +246,6 @@ def _refuse_garbage(ds: SkeletonDataset, path: Path, part: str, tensors: TensorS
 
 
 def _load(ds: SkeletonDataset, idx: np.ndarray, cfg: DataConfig) -> TensorSet:
-    from asma_bench.data.feeder import SkeletonFeeder
-
     feeder = SkeletonFeeder(
         ds, indices=idx, frames=cfg.frames, stream=cfg.stream, normalize=cfg.normalize, train=False
     )

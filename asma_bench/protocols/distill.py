@@ -7,7 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from asma_bench.backbones import create_backbone
 from asma_bench.config import RunConfig
+from asma_bench.data.transforms import Augment
 from asma_bench.errors import ConfigError
 from asma_bench.objectives.distillation import distillation_loss
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
@@ -22,6 +24,7 @@ from asma_bench.protocols.data import PreparedData, prepare_data
 from asma_bench.protocols.finetune import finetuned_classifier
 from asma_bench.protocols.linear import cached_linear_teacher, linear_probe
 from asma_bench.protocols.metrics import summarize
+from asma_bench.protocols.streams import StreamEnsemble
 from asma_bench.protocols.training import (
     assert_frozen,
     fit_classifier,
@@ -42,8 +45,6 @@ def build_teacher(cfg: RunConfig, data: PreparedData, ctx: UnitContext) -> nn.Mo
     streams = list(cfg.distill.teacher_streams)
     if streams == [cfg.data.stream]:
         return _stream_teacher(cfg, data, ctx)
-    from asma_bench.protocols.streams import StreamEnsemble
-
     if cfg.data.stream != "joint":
         raise ConfigError("distill.teacher_streams needs data.stream=joint (the student's input)")
     members = {}
@@ -63,8 +64,6 @@ def _stream_teacher(cfg: RunConfig, data: PreparedData, ctx: UnitContext) -> Enc
 
 
 def build_student(cfg: RunConfig, data: PreparedData) -> EncoderClassifier:
-    from asma_bench.backbones import create_backbone
-
     params = {"num_blocks": cfg.distill.student_depth, **cfg.distill.student_params}
     student = create_backbone("student", layout=data.layout, in_channels=data.channels, **params)
     # a feature-distilled student is classified by the linear probe (standardised features)
@@ -81,8 +80,6 @@ def distill_student(
     Cached in ``ctx.ckpt_dir`` by the config's digest, so the ``latency`` report and the
     ``distill`` protocol share one trained student.
     """
-    from asma_bench.data.transforms import Augment
-
     path = ctx.ckpt_dir / f"student-{cfg.digest(exclude=['device'])}.pt"
     gen = seed_everything(cfg.seed + 3, cfg.deterministic)
     student = build_student(cfg, data).to(ctx.device)
@@ -143,8 +140,6 @@ def _feature_distillation(
     teacher's penultimate features; labels are not used. Its classifier is then a linear
     probe on the frozen student encoder (``linear`` settings), as students are evaluated.
     """
-    from asma_bench.data.transforms import Augment
-
     d = cfg.distill
     encoder = student.encoders["encoder"]
     with torch.no_grad():

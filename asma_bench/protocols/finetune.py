@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from asma_bench.config import RunConfig
+from asma_bench.data.transforms import Augment
 from asma_bench.errors import ConfigError
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
 from asma_bench.protocols.checkpoints import (
@@ -45,8 +46,6 @@ def finetune_encoders(
     cfg: RunConfig, encoders: dict[str, nn.Module], data: PreparedData, ctx: UnitContext
 ) -> tuple[EncoderClassifier, ProtocolResult]:
     """Fine-tune ``encoders`` on ``data`` (in place); returns the final classifier."""
-    from asma_bench.data.transforms import Augment
-
     f = cfg.finetune
     gen = seed_everything(cfg.seed + 2, cfg.deterministic)
     rows = torch.arange(len(data.train))

@@ -16,8 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from asma_bench.backbones import create_backbone
 from asma_bench.config import RunConfig
 from asma_bench.data.layouts import SkeletonLayout
+from asma_bench.data.transforms import Augment
 from asma_bench.errors import DataFormatError
 from asma_bench.objectives import objective_class
 from asma_bench.protocols.base import UnitContext
@@ -68,8 +70,6 @@ def pretrain_digest(cfg: RunConfig) -> str:
 def build_encoder(cfg: RunConfig, layout: SkeletonLayout, in_channels: int = 3) -> nn.Module:
     """The run's backbone for ``layout``; ``in_channels`` is the data's C (coordinates, plus
     a confidence channel where the dataset has one)."""
-    from asma_bench.backbones import create_backbone
-
     return create_backbone(
         cfg.backbone.name, layout=layout, in_channels=in_channels, **cfg.backbone.params
     )
@@ -126,8 +126,6 @@ def pretrain(
     if p.epochs > 0:
         objective = build_objective(cfg, encoders, data.layout, len(data.train)).to(device)
         if augment is None:
-            from asma_bench.data.transforms import Augment
-
             augment = Augment(data.layout)
         opt = make_optimizer(objective.parameters(), p.lr, p.weight_decay)
         steps_per_epoch = max(1, len(data.train) // p.batch_size)
