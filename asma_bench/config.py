@@ -63,11 +63,43 @@ class DataConfig(_Strict):
     workers: int = Field(0, ge=0)
 
 
+class StrategySpec(_Strict):
+    """A registered masking strategy and its own parameters, given to it unchanged (it
+    checks them itself). A bare name is short for ``{name: NAME}``."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+
 class MaskingConfig(_Strict):
     n: float = Field(9, gt=0, description="joints masked (count, or fraction of V if < 1)")
     k: float = Field(10, gt=0, description="frames masked (count, or fraction of T if < 1)")
     mode: Literal["zero", "drop"] = "zero"
-    ldsm_law: Literal["eq2", "inverse_degree"] = "eq2"
+    spatial: StrategySpec | None = Field(
+        None,
+        description="the spatial strategy instead of the pairing's, e.g. {name: ldsm, "
+        "params: {law: inverse_degree}}; its params win over n",
+    )
+    temporal: StrategySpec | None = Field(
+        None,
+        description="the temporal strategy instead of the pairing's, e.g. {name: hmtm, "
+        "params: {k: 5}}; its params win over k",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, v: Any) -> Any:
+        if isinstance(v, Mapping) and "ldsm_law" in v:
+            raise ValueError(
+                "masking.ldsm_law is now a parameter of LDSM itself: "
+                f"masking.spatial={{name: ldsm, params: {{law: {v['ldsm_law']}}}}}"
+            )
+        return v
 
 
 class BackboneConfig(_Strict):

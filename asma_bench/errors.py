@@ -45,7 +45,9 @@ def validation_line(exc: Any, what: str) -> str:  # noqa: ANN401 - a pydantic Va
     err = errors[0]
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     msg = str(err["msg"]).removeprefix("Value error, ")
-    got = f", got {err['input']!r}" if err["type"] != "missing" and "input" in err else ""
+    # a whole section as the input says nothing the message does not
+    shown = "input" in err and err["type"] != "missing" and not isinstance(err["input"], dict)
+    got = f", got {err['input']!r}" if shown else ""
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return clip_message(f"{what} field {loc!r}: {msg}{got}{more}")
 

@@ -34,7 +34,13 @@ from asma_bench.data.streams import STREAMS, to_stream
 from asma_bench.data.transforms import resize_frames
 from asma_bench.errors import ConfigError
 
-NORMALIZATIONS = ("none", "center_first_frame", "center_every_frame", "center_every_frame_rotate")
+NORMALIZATIONS = (
+    "none",
+    "center_first_frame",
+    "center_every_frame",
+    "center_every_frame_rotate",
+    "center_first_frame_rotate",
+)
 """Choices for ``normalize``; the centre joint is the layout's (NTU joint 21, spine shoulder).
 
 * ``none``: coordinates as stored.
@@ -45,6 +51,9 @@ NORMALIZATIONS = ("none", "center_first_frame", "center_every_frame", "center_ev
 * ``center_every_frame_rotate``: as ``center_every_frame``, then rotate about the vertical
   (y) axis so that body 1's shoulder line (left → right shoulder, first frame where both
   are present) is parallel to +x — the full recipe of those 50-frame files.
+* ``center_first_frame_rotate``: as ``center_first_frame`` (the body's path through the
+  room is kept), then the same turn about the vertical axis: every clip seen from the
+  front, whatever camera recorded it.
 
 Joints that are exactly zero (absent bodies, dropped joints) stay zero.
 """
@@ -61,7 +70,7 @@ def normalize_sample(x: np.ndarray, layout: SkeletonLayout, mode: str) -> np.nda
     if not has_center.any():
         return x
     frames = np.arange(x.shape[1])
-    if mode == "center_first_frame":
+    if mode.startswith("center_first_frame"):
         origin = x[:, int(np.argmax(has_center)), layout.center, 0][:, None]  # (C, 1)
     else:
         # carry the last known centre forward (and the first one backward)
@@ -71,17 +80,19 @@ def normalize_sample(x: np.ndarray, layout: SkeletonLayout, mode: str) -> np.nda
     origin = origin.copy()
     origin[layout.dims :] = 0  # only coordinates move; a confidence channel stays as it is
     x = np.where(present[None], x - origin[:, :, None, None], 0.0).astype(np.float32)
-    if mode == "center_every_frame_rotate":
-        x = _align_shoulders(x, layout, present)
+    if mode.endswith("_rotate"):
+        x = _align_shoulders(x, layout, present, mode)
     return x
 
 
-def _align_shoulders(x: np.ndarray, layout: SkeletonLayout, present: np.ndarray) -> np.ndarray:
-    left, right = _shoulders(layout)
+def _align_shoulders(
+    x: np.ndarray, layout: SkeletonLayout, present: np.ndarray, mode: str
+) -> np.ndarray:
+    left, right = _shoulders(layout, mode)
     if layout.dims != 3:
         raise ConfigError(
-            f"normalize 'center_every_frame_rotate' turns 3-D skeletons; layout {layout.name!r} "
-            "is 2-D (use center_every_frame)"
+            f"normalize {mode!r} turns 3-D skeletons; layout {layout.name!r} is 2-D "
+            f"(use {mode.removesuffix('_rotate')})"
         )
     both = present[:, left, 0] & present[:, right, 0]
     if not both.any() or x.shape[0] < 3:
@@ -96,12 +107,12 @@ def _align_shoulders(x: np.ndarray, layout: SkeletonLayout, present: np.ndarray)
     return out
 
 
-def _shoulders(layout: SkeletonLayout) -> tuple[int, int]:
+def _shoulders(layout: SkeletonLayout, mode: str) -> tuple[int, int]:
     try:
         return layout.joint_names.index("left_shoulder"), layout.joint_names.index("right_shoulder")
     except ValueError:
         raise ConfigError(
-            f"normalize 'center_every_frame_rotate' needs left_shoulder/right_shoulder joints; "
+            f"normalize {mode!r} needs left_shoulder/right_shoulder joints; "
             f"layout {layout.name!r} has none"
         ) from None
 
@@ -140,8 +151,8 @@ class SkeletonFeeder(Dataset):
             raise ConfigError(f"frames must be >= 1, got {frames}")
         if normalize not in NORMALIZATIONS:
             raise ConfigError(f"normalize {normalize!r}; available: {', '.join(NORMALIZATIONS)}")
-        if normalize == "center_every_frame_rotate":
-            _shoulders(ds.layout)
+        if normalize.endswith("_rotate"):
+            _shoulders(ds.layout, normalize)
         if stream not in STREAMS:
             raise ConfigError(f"stream {stream!r}; available: {', '.join(STREAMS)}")
         lo, hi = (float(v) for v in crop_ratio)

@@ -173,6 +173,21 @@ def _refuse_unused_pairing(cfg: RunConfig) -> None:
             f"which pretrains {len(roles)} encoder(s) ({', '.join(roles)}); choose their "
             f"pairings with {how}"
         )
+    takes_pairing = objective_class(p.objective).takes_pairing
+    for side in ("spatial", "temporal"):
+        if getattr(cfg.masking, side) is not None and not takes_pairing:
+            roles = encoder_names(cfg)
+            spec = f"{{{side}: {{name: NAME, params: {{...}}}}}}"
+            how = "pretrain.params={" + ", ".join(f"{r}_masks: {spec}" for r in roles) + "}"
+            raise ConfigError(
+                f"masking.{side} does not apply to objective {p.objective!r}"
+                + (
+                    f", which masks each of its encoders ({', '.join(roles)}) its own way; "
+                    f"give them with {how}"
+                    if len(roles) > 1
+                    else ", which draws no pairing's masks"
+                )
+            )
 
 
 def _refuse_unfit_features(cfg: RunConfig, protocol: str) -> None:

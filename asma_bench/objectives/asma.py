@@ -56,22 +56,27 @@ class ASMaObjective(Objective):
     uses_projector = True
 
     @classmethod
-    def pairings(cls, cfg):  # noqa: ANN001, ANN206
-        params = cfg.pretrain.params
-        return tuple(
-            params.get(f"{role}_masks", default)
-            if isinstance(params.get(f"{role}_masks", default), str)
-            else default
-            for role, default in zip(("theta", "phi"), ASMA_ENCODERS, strict=True)
-        )
+    def masks(cls, cfg, layout):  # noqa: ANN001, ANN206
+        """f_θ's and f_ϕ's (spatial, temporal) strategies: ``pretrain.params.theta_masks``
+        / ``phi_masks``, each a pairing name (built with the run's n and k) or
+        ``{pairing: NAME, spatial: SPEC, temporal: SPEC}`` (a side left out comes from the
+        pairing, by default the role's own: HDSM+LMTM for f_θ, LDSM+HMTM for f_ϕ)."""
+        out = []
+        for role, default in zip(cls.encoder_roles, ASMA_ENCODERS, strict=True):
+            masks = cfg.pretrain.params.get(f"{role}_masks", default)
+            if isinstance(masks, str):
+                out.append(pairing_masks(cfg.masking, masks, layout))
+            elif isinstance(masks, Mapping):
+                out.append(_spec_masks(cfg, masks, default, layout, role))
+            else:
+                out.append(tuple(masks))
+        return tuple(out)
 
     @classmethod
     def config_params(cls, cfg, encoders, layout, train_size=None):  # noqa: ANN001, ANN206
         params = super().config_params(cfg, encoders, layout, train_size)
-        for role, default in zip(("theta", "phi"), ASMA_ENCODERS, strict=True):
-            masks = params.get(f"{role}_masks", default)
-            if isinstance(masks, str):  # a pairing name: built with the run's n, k, law
-                params[f"{role}_masks"] = pairing_masks(cfg.masking, masks, layout)
+        for role, masks in zip(cls.encoder_roles, cls.masks(cfg, layout), strict=True):
+            params[f"{role}_masks"] = masks
         return params
 
     def __init__(
@@ -175,6 +180,21 @@ def _combined(theta: Mapping[str, Tensor], phi: Mapping[str, Tensor]) -> dict[st
         "l1_phi": phi["l1"],
         "l2_phi": phi["l2"],
     }
+
+
+def _spec_masks(cfg, masks: Mapping[str, Any], default: str, layout, role: str):  # noqa: ANN001, ANN202
+    """``{spatial: SPEC, temporal: SPEC}`` (either may be left out, and ``pairing: NAME``
+    names the pairing the other side comes from; default the role's) as strategies."""
+    unknown = sorted(set(masks) - {"pairing", "spatial", "temporal"})
+    if unknown:
+        raise ConfigError(
+            f"pretrain.params.{role}_masks: unknown key {unknown[0]!r}; "
+            "give a pairing name or {pairing: NAME, spatial: SPEC, temporal: SPEC}"
+        )
+    return pairing_masks(
+        cfg.masking, masks.get("pairing", default), layout, masks.get("spatial"),
+        masks.get("temporal"),
+    )  # fmt: skip
 
 
 def _strategies(

@@ -65,9 +65,13 @@ class Objective(nn.Module):
         return unused + (() if cls.uses_projector else ("projector_dim", "lambd"))
 
     @classmethod
-    def pairings(cls, cfg: RunConfig) -> tuple[str, ...]:
-        """The masking pairings a run of this objective draws its masks from."""
-        return (cfg.pretrain.pairing,) if cls.takes_pairing else ()
+    def masks(cls, cfg: RunConfig, layout: SkeletonLayout | str) -> tuple[tuple[Any, Any], ...]:
+        """The (spatial, temporal) strategies a run of this objective draws its masks from,
+        one pair per masked encoder: ``pretrain.pairing`` under the run's ``masking``
+        section, or none for an objective that takes no pairing."""
+        if not cls.takes_pairing:
+            return ()
+        return (pairing_masks(cfg.masking, cfg.pretrain.pairing, layout),)
 
     @classmethod
     def config_params(
@@ -89,7 +93,7 @@ class Objective(nn.Module):
             width = p.projector_dim
             params.update(projector_dims=[_out_dim(encoders), width, width, width], lambd=p.lambd)
         if cls.takes_pairing:
-            params["spatial"], params["temporal"] = pairing_masks(cfg.masking, p.pairing, layout)
+            ((params["spatial"], params["temporal"]),) = cls.masks(cfg, layout)
         params.update(p.params)
         return params
 

@@ -403,7 +403,6 @@ def _masking_diagnostics(
     from asma_bench.objectives import objective_class
     from asma_bench.protocols.data import prepare_data
     from asma_bench.strategies.diagnose import diagnose
-    from asma_bench.strategies.pairs import pairing_masks
 
     done = runs.finished.drop_duplicates("cell")
     configs = [
@@ -421,8 +420,8 @@ def _masking_diagnostics(
     per_cell: list[frozenset[str]] = []
     for cfg in configs:
         keys = set()
-        for pairing in objective_class(cfg.pretrain.objective).pairings(cfg):
-            for s in pairing_masks(cfg.masking, pairing, data.layout):
+        for pair in objective_class(cfg.pretrain.objective).masks(cfg, data.layout):
+            for s in pair:
                 if s.name == "none":
                     continue
                 law = s.params.get("law", "eq2")

@@ -18,9 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from asma_bench.config import MaskingConfig
+from pydantic import ValidationError
+
+from asma_bench.config import MaskingConfig, StrategySpec
 from asma_bench.data.layouts import SkeletonLayout
-from asma_bench.errors import ConfigError
+from asma_bench.errors import ConfigError, validation_line
 from asma_bench.registry import Registry
 from asma_bench.strategies.base import MASKINGS, accepted_params, create_masking, size_params
 
@@ -72,16 +74,44 @@ class MaskingPairing:
 
 
 def pairing_masks(
-    masking: MaskingConfig, name: str, layout: str | SkeletonLayout
+    masking: MaskingConfig,
+    name: str,
+    layout: str | SkeletonLayout,
+    spatial: StrategySpec | str | Mapping[str, Any] | None = None,
+    temporal: StrategySpec | str | Mapping[str, Any] | None = None,
 ) -> tuple[Any, Any]:
     """(spatial, temporal) strategies of the pairing ``name`` under a run's ``masking``
-    section: its n and k go to the strategies that take a size, its ``ldsm_law`` to LDSM."""
+    section.
+
+    Each side is the pairing's strategy unless a spec replaces it: ``spatial``/``temporal``
+    here, else ``masking.spatial``/``masking.temporal`` (a :class:`StrategySpec`, a bare
+    name, or a ``{name, params}`` mapping). The run's n and k go to the strategies that
+    take a size; a spec's own ``params`` come last and win; each strategy checks its
+    parameters itself (one line naming it and what it accepts).
+    """
     pairing = create_pairing(name)
-    spatial = size_params(pairing.spatial, n=masking.n)
-    temporal = size_params(pairing.temporal, k=masking.k)
-    if pairing.spatial == "ldsm":
-        spatial["law"] = masking.ldsm_law
-    return pairing.build(layout, spatial=spatial, temporal=temporal)
+    sides = []
+    for side, given, own, own_params, sizes in (
+        ("spatial", spatial, masking.spatial, pairing.spatial_params, {"n": masking.n}),
+        ("temporal", temporal, masking.temporal, pairing.temporal_params, {"k": masking.k}),
+    ):
+        spec = _spec(given if given is not None else own, side)
+        strategy, params = (
+            (spec.name, spec.params) if spec is not None else (getattr(pairing, side), own_params)
+        )
+        sides.append(
+            create_masking(strategy, layout=layout, **{**size_params(strategy, **sizes), **params})
+        )
+    return sides[0], sides[1]
+
+
+def _spec(value: Any, side: str) -> StrategySpec | None:
+    if value is None or isinstance(value, StrategySpec):
+        return value
+    try:
+        return StrategySpec.model_validate(value)
+    except ValidationError as exc:
+        raise ConfigError(validation_line(exc, f"masking.{side}")) from None
 
 
 def register_pairing(pairing: MaskingPairing) -> MaskingPairing:

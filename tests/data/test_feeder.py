@@ -80,6 +80,24 @@ def test_other_normalisations_against_manual(ntu):
     np.testing.assert_allclose(
         np.linalg.norm(rotated, axis=0), np.linalg.norm(per_frame, axis=0), atol=1e-5
     )
+    # the first frame's centre and the same turn for every frame: the path is kept
+    first = np.where(present, raw - raw[:, :1, NTU25.center : NTU25.center + 1, :1], 0)
+    turned = normalize_sample(raw, NTU25, "center_first_frame_rotate")
+    d = turned[:, 0, right, 0] - turned[:, 0, left, 0]
+    assert abs(d[2]) < 1e-5 and d[0] > 0
+    np.testing.assert_allclose(turned[1], first[1], atol=1e-6)
+    np.testing.assert_allclose(
+        np.linalg.norm(turned, axis=0), np.linalg.norm(first, axis=0), atol=1e-5
+    )
+    centre = turned[:, :, NTU25.center, 0]
+    assert np.abs(centre[:, 0]).max() < 1e-6 and np.abs(centre[[0, 2], 1:]).max() > 1e-3
+    # seen from any camera about the vertical axis, the result is the same
+    c, s = np.cos(1.1), np.sin(1.1)
+    turn = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=np.float32)
+    elsewhere = np.einsum("ck,ktvm->ctvm", turn, raw).astype(np.float32)
+    np.testing.assert_allclose(
+        normalize_sample(elsewhere, NTU25, "center_first_frame_rotate"), turned, atol=1e-4
+    )
     with pytest.raises(ConfigError, match="normalize 'zscore'"):
         SkeletonFeeder(ntu, normalize="zscore")
     assert NORMALIZATIONS[0] == "none"
