@@ -19,11 +19,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from asma_bench.config import validate_config
 from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import load_grid
 from asma_bench.harness.runner import GridOutcome, RunOptions
 from asma_bench.harness.runner import run_grid as _run_grid
-from asma_bench.reports.results import load_grid_runs, resolve_tracking_uri
+from asma_bench.harness.tracking import TAG_KIND, Tracker
+from asma_bench.protocols import UnitContext
+from asma_bench.protocols.data import prepare_data
+from asma_bench.protocols.finetune import finetuned_classifier
+from asma_bench.protocols.linear import cached_linear_teacher
+from asma_bench.protocols.unit_files import unit_checkpoints
+from asma_bench.reports.results import check_sqlite_store, load_grid_runs, resolve_tracking_uri
 
 __all__ = ["load_model", "load_results", "run_grid", "unit_run"]
 
@@ -89,9 +96,6 @@ def unit_run(
     """(tracker, MLflow run, resolved config dict) of a unit run, or one line saying why not."""
     import json
 
-    from asma_bench.harness.tracking import TAG_KIND, Tracker
-    from asma_bench.reports.results import check_sqlite_store
-
     uri = resolve_tracking_uri(store, Path(runs))
     check_sqlite_store(uri)
     tracker = Tracker(uri, experiment=experiment)  # the run's own experiment is used below
@@ -113,12 +117,6 @@ def load_model(run_id: str, runs: str | Path = "runs", store: str | None = None)
     ``semi`` / ``supervised`` unit, loaded from the checkpoints under ``runs``. Calling it
     on a batch (N, C, T, V, M) of pre-processed clips gives class logits. Nothing is
     trained: a missing checkpoint is an error that names ``asma-bench rerun``."""
-    from asma_bench.config import validate_config
-    from asma_bench.protocols import UnitContext
-    from asma_bench.protocols.data import prepare_data
-    from asma_bench.protocols.finetune import finetuned_classifier
-    from asma_bench.protocols.linear import cached_linear_teacher
-    from asma_bench.protocols.unit_files import unit_checkpoints
 
     _, run, config = unit_run(run_id, runs, store)
     cfg = validate_config(config)

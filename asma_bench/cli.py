@@ -406,11 +406,10 @@ def _diagnose_maskings(
 ) -> None:
     from asma_bench.config import build_config
     from asma_bench.data.transforms import Augment
-    from asma_bench.protocols.data import prepare_data, resolve_split
+    from asma_bench.protocols.data import prepare_data, resolve_splits
     from asma_bench.strategies.diagnose import diagnose, strategies_for, to_markdown
 
-    cfg = build_config(profile, [f"data.source={data}", *sets])
-    cfg = cfg.model_copy(update={"data": resolve_split(cfg.data)})
+    cfg = resolve_splits(build_config(profile, [f"data.source={data}", *sets]))
     prepared = prepare_data(cfg.data, cfg.seed, Path("runs") / "data")
     layout = prepared.layout
     strategies = strategies_for(layout, cfg.masking.n, cfg.masking.k)

@@ -107,6 +107,16 @@ def _align_shoulders(
     return out
 
 
+def rotation_blocker(layout: SkeletonLayout) -> str | None:
+    """Why the ``*_rotate`` normalisations cannot turn skeletons of ``layout`` (2-D, or no
+    left/right shoulder joints), or None when they can."""
+    if layout.dims != 3:
+        return f"layout {layout.name!r} is 2-D"
+    if not {"left_shoulder", "right_shoulder"} <= set(layout.joint_names):
+        return f"layout {layout.name!r} has no left_shoulder/right_shoulder joints"
+    return None
+
+
 def _shoulders(layout: SkeletonLayout, mode: str) -> tuple[int, int]:
     try:
         return layout.joint_names.index("left_shoulder"), layout.joint_names.index("right_shoulder")

@@ -65,6 +65,11 @@ from asma_bench.config import (
 from asma_bench.errors import ConfigError, validation_line
 from asma_bench.fileio import atomic_write_text
 from asma_bench.harness.plan import command_line_overrides
+from asma_bench.harness.queue import QueueSettings, open_storage, quiet_optuna, redact
+from asma_bench.harness.tracking import TAG_PROFILE, Tracker, default_tracking_uri, environment_tags
+from asma_bench.protocols import PROTOCOLS, UnitContext, run_protocol
+from asma_bench.protocols.data import resolve_splits
+from asma_bench.protocols.training import DivergenceError
 
 log = logging.getLogger(__name__)
 
@@ -312,11 +317,6 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
     """Run ``opts.trials`` more trials of the study of ``space`` and summarise it."""
     import optuna
 
-    from asma_bench.harness.queue import QueueSettings, open_storage, quiet_optuna, redact
-    from asma_bench.harness.tracking import Tracker, default_tracking_uri
-    from asma_bench.protocols import PROTOCOLS
-    from asma_bench.protocols.data import resolve_splits
-
     out = Path(opts.out)
     cli = _cli_overrides(opts)
     base = resolve_splits(build_config(opts.profile, [space.base, *cli, {"seed": opts.seed}]))
@@ -362,8 +362,6 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
         if opts.progress_lines is not None:
             head = f"[{finished}/{opts.trials}] tune {space.name}"
             opts.progress_lines(f"{head} {trial_line(trial, space.objective, best)}")
-
-    from asma_bench.protocols.training import DivergenceError
 
     with quiet_optuna():
         study.optimize(
@@ -491,7 +489,6 @@ class _BadValue(Exception):
 
 def _study_run(tracker: Any, study: str, space: SearchSpace, opts: TuneOptions) -> str:
     """The study's parent MLflow run (reused when the study is resumed)."""
-    from asma_bench.harness.tracking import TAG_PROFILE, environment_tags
 
     runs = tracker.client.search_runs(
         [tracker.experiment_id],
@@ -536,10 +533,6 @@ class _Objective:
 
     def __call__(self, trial: Any) -> float:
         import optuna
-
-        from asma_bench.protocols import UnitContext, run_protocol
-        from asma_bench.protocols.data import resolve_splits
-        from asma_bench.protocols.training import DivergenceError
 
         params = {key: spec.suggest(trial, key) for key, spec in self.space.params.items()}
         cfg = build_config(

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from asma_bench.config import DataConfig, RunConfig
-from asma_bench.data.feeder import SkeletonFeeder
-from asma_bench.data.layouts import SkeletonLayout
+from asma_bench.data.feeder import SkeletonFeeder, rotation_blocker
+from asma_bench.data.layouts import SkeletonLayout, get_layout
 from asma_bench.data.store import DATA_FILE, INFO_FILE, META_FILE, SkeletonDataset
 from asma_bench.data.synthetic import SPLITS, generate
 from asma_bench.errors import ConfigError, DataFormatError
@@ -177,13 +177,48 @@ def resolve_split(cfg: DataConfig, key: str = "data.split") -> DataConfig:
     return cfg if used == cfg.split else cfg.model_copy(update={"split": used})
 
 
+def dataset_layout(cfg: DataConfig) -> SkeletonLayout | None:
+    """The layout of the dataset ``cfg`` names, read from its ``info.json`` without loading
+    the arrays; None when it cannot be known yet (``prepare_data`` will say why)."""
+    if cfg.source == "synthetic":  # runs generate NTU-25 clips
+        return get_layout("ntu25")
+    try:
+        info = json.loads((Path(cfg.source).expanduser() / INFO_FILE).read_text())
+        return get_layout(info["layout"])
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        return None
+
+
+def resolve_normalize(cfg: DataConfig, key: str = "data.normalize") -> DataConfig:
+    """``cfg`` with a ``*_rotate`` normalisation its dataset's skeletons cannot take (2-D
+    layouts, or no shoulder joints to face forward) replaced by the same centring without
+    the turn, said once per process in one warning line: a profile chosen for 3-D bodies
+    still runs on 2-D keypoints, and the config recorded is the one that ran."""
+    if not cfg.normalize.endswith("_rotate"):
+        return cfg
+    layout = dataset_layout(cfg)
+    why = rotation_blocker(layout) if layout is not None else None
+    if why is None:
+        return cfg
+    used = cfg.normalize.removesuffix("_rotate")
+    if (cfg.source, cfg.normalize, key) not in _NOTED:
+        _NOTED.add((cfg.source, cfg.normalize, key))
+        log.warning("%s %r cannot turn these skeletons (%s); using %r", key, cfg.normalize,
+                    why, used)  # fmt: skip
+    return cfg.model_copy(update={"normalize": used})
+
+
 def resolve_splits(cfg: RunConfig) -> RunConfig:
     """``cfg`` with ``data.split`` (and ``transfer.target.split``) resolved to the split
-    each dataset will use, so that the config recorded and hashed for a run is the one
-    it runs; a split no dataset can stand for fails here, before anything runs."""
-    data = resolve_split(cfg.data)
+    each dataset will use, and a ``*_rotate`` normalisation to what its skeletons can take
+    (:func:`resolve_normalize`), so that the config recorded and hashed for a run is the
+    one it runs; a split no dataset can stand for fails here, before anything runs."""
+    data = resolve_normalize(resolve_split(cfg.data))
     target = cfg.transfer.target
-    new_target = resolve_split(target, "transfer.target.split") if target else None
+    new_target = None
+    if target is not None:
+        new_target = resolve_split(target, "transfer.target.split")
+        new_target = resolve_normalize(new_target, "transfer.target.normalize")
     if data is cfg.data and new_target is target:
         return cfg
     update: dict = {"data": data}

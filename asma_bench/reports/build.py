@@ -20,9 +20,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asma_bench.config import CATALOG_SUFFIXES
+from asma_bench.config import CATALOG_SUFFIXES, validate_config
+from asma_bench.data.info import summarize
+from asma_bench.data.store import SkeletonDataset
+from asma_bench.data.transforms import Augment
 from asma_bench.errors import AsmaBenchError, ConfigError
+from asma_bench.fileio import atomic_write_text
+from asma_bench.harness.grids import list_grids, load_grid
+from asma_bench.objectives import objective_class
+from asma_bench.protocols.data import prepare_data, resolve_dataset
+from asma_bench.protocols.pretrain import pretrain_digest
 from asma_bench.reports import factorial, figures, html, tables
+from asma_bench.reports.embeddings import dataset_class_names, encoder_embeddings
 from asma_bench.reports.results import (
     GridRuns,
     load_artifact_json,
@@ -30,6 +39,7 @@ from asma_bench.reports.results import (
     load_predictions,
     metric_histories,
 )
+from asma_bench.strategies.diagnose import diagnose, example_clip, mean_pose, to_markdown
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +85,6 @@ def write_report(
     experiment: str = "asma-bench",
 ) -> ReportOutput:
     """Write ``out_dir/<grid>/`` (tables, figures, manifest) and ``out_dir/index.html``."""
-    from asma_bench.harness.grids import list_grids, load_grid
 
     fig_opts = figure_options or FigureOptions()
     spec = None
@@ -269,7 +278,6 @@ def _per_class(
     if not pairs:
         return []
     config = load_artifact_json(runs.uri, has[has["cell"] == cell]["run_id"].iloc[0], "config.json")
-    from asma_bench.reports.embeddings import dataset_class_names
 
     names = dataset_class_names(config, runs_dir)
     num_classes = max(len(names), int(max(p.logits.shape[1] for p, _ in pairs)))
@@ -320,7 +328,6 @@ def _curves(
 def _embeddings(
     runs: GridRuns, report: tables.GridReport, folder: Path, runs_dir: Path, opts: FigureOptions
 ) -> list[dict]:
-    from asma_bench.reports.embeddings import encoder_embeddings
 
     cells = _grid_cells(report)
     cells = cells[cells["seeds"] > 0]
@@ -329,8 +336,6 @@ def _embeddings(
     best = cells["mean"].idxmax()
     chosen = [runs.baseline] if runs.baseline in cells.index and runs.baseline != best else []
     chosen.append(best)
-    from asma_bench.config import validate_config
-    from asma_bench.protocols.pretrain import pretrain_digest
 
     done = runs.finished
     # cells that differ only after pretraining (Table 3's probes) share their encoders
@@ -366,10 +371,6 @@ def _embeddings(
 def _dataset(
     runs: GridRuns, report: tables.GridReport, folder: Path, runs_dir: Path, _opts: FigureOptions
 ) -> list[dict]:
-    from asma_bench.config import validate_config
-    from asma_bench.data.info import summarize
-    from asma_bench.data.store import SkeletonDataset
-    from asma_bench.protocols.data import resolve_dataset
 
     run = runs.finished.iloc[0] if len(runs.finished) else None
     if run is None:
@@ -398,11 +399,6 @@ def _masking_diagnostics(
     (``asma-bench maskings --diagnose`` restricted to the strategies the cells use, with
     their settings): a table and two figures. ([], None) unless the grid compares
     maskings (its pretrained cells do not all mask alike)."""
-    from asma_bench.config import validate_config
-    from asma_bench.data.transforms import Augment
-    from asma_bench.objectives import objective_class
-    from asma_bench.protocols.data import prepare_data
-    from asma_bench.strategies.diagnose import diagnose
 
     done = runs.finished.drop_duplicates("cell")
     configs = [
@@ -459,8 +455,6 @@ def write_masking_diagnostics(
     strategy's frames) in ``figure_folder`` (default ``folder/figures``); returns the
     figures' entries. Shared by
     ``maskings --diagnose --out`` and the report of a grid that compares maskings."""
-    from asma_bench.fileio import atomic_write_text
-    from asma_bench.strategies.diagnose import example_clip, mean_pose, to_markdown
 
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "maskings.md", to_markdown(result))

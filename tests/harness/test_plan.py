@@ -106,3 +106,30 @@ def test_the_split_used_is_the_one_recorded_in_mlflow(xview_only, tmp_path):
     (run,) = Tracker(outcome.tracking_uri, experiment="asma-bench").unit_runs(grid.name)
     assert run.data.params["data.split"] == "xview"
     assert run_grid(grid, opts).skipped == ["ldsm_hmtm/seed0"]  # a rerun finds it done
+
+
+def test_a_turn_2d_keypoints_cannot_take_falls_back_to_centring_in_one_line(tmp_path, caplog):
+    import logging
+
+    from asma_bench.data.synthetic import generate
+
+    flat = generate(tmp_path / "coco", "tiny", seed=3, layout="coco17")
+    grid = load_grid("masking_pairs")
+    turn = ["data.normalize=center_every_frame_rotate"]
+    opts = RunOptions(profile="smoke", seeds=[0, 1], data=str(flat), overrides=turn)
+    with caplog.at_level(logging.WARNING):
+        units = plan_units(grid, opts)
+        plan_units(grid, opts)
+    assert {u.config.data.normalize for u in units} == {"center_every_frame"}
+    said = [r.getMessage() for r in caplog.records if "normalize" in r.getMessage()]
+    assert said == [
+        "data.normalize 'center_every_frame_rotate' cannot turn these skeletons (layout "
+        "'coco17' is 2-D); using 'center_every_frame'"
+    ]
+    # the recorded config is the one that runs: the same units as asking for it directly
+    plain = RunOptions(profile="smoke", seeds=[0, 1], data=str(flat),
+                       overrides=["data.normalize=center_every_frame"])  # fmt: skip
+    assert [u.id for u in plan_units(grid, plain)] == [u.id for u in units]
+    # 3-D skeletons with shoulders keep the turn
+    (unit, *_) = plan_units(grid, RunOptions(profile="smoke", seeds=[0], overrides=turn))
+    assert unit.config.data.normalize == "center_every_frame_rotate"
