@@ -72,7 +72,7 @@ def main() -> None:
     a, b = (int(v) for v in args.views.split(","))
     penalties = [float(p) for p in args.penalties.split(",")]
     work = args.work or Path(tempfile.mkdtemp(prefix="xview-"))
-    cameras = torch.as_tensor(SkeletonDataset(Path(args.data)).meta["camera"].to_numpy())
+    cameras = torch.tensor(SkeletonDataset(Path(args.data)).meta["camera"].to_numpy())
     scores: dict[float, list[float]] = {p: [] for p in penalties}
     for seed in (int(s) for s in args.seeds.split(",")):
         cfg = resolve_splits(
