@@ -262,7 +262,7 @@ def _refuse_equal_masks(grid: GridSpec, units: Sequence[Unit]) -> None:
     """Cells that differ only in ``masking.n``/``masking.k`` must mask different counts.
 
     Counts given as fractions of V and T are rounded at the run's sizes; at a small T (the
-    quick profile's 20 frames) several of the paper's k values round to the same count, and
+    quick profile's 16 frames) several of the paper's k values round to the same count, and
     such cells would be the same experiment under different names.
     """
     seen: dict[tuple, str] = {}

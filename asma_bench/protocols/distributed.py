@@ -12,6 +12,7 @@ rank's share unless converted to SyncBatchNorm (:func:`wrap`, CUDA only).
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import logging
 import os
@@ -68,8 +69,18 @@ def init_from_env(backend: str | None = None) -> torch.device:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend or ("nccl" if cuda else "gloo"))
+        atexit.register(leave_process_group)
     log.info("rank %d of %d on %s", dist.get_rank(), dist.get_world_size(), device)
     return device
+
+
+def leave_process_group() -> None:
+    """Destroy the process group this process joined, if any (registered to run at exit by
+    :func:`init_from_env`). A group left to the interpreter's shutdown can abort it: gloo's
+    threads are torn down after the objects they use ("terminate called without an active
+    exception", exit status -6), which turns a finished run into a crash."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
