@@ -89,13 +89,8 @@ def _align_shoulders(
     x: np.ndarray, layout: SkeletonLayout, present: np.ndarray, mode: str
 ) -> np.ndarray:
     left, right = _shoulders(layout, mode)
-    if layout.dims != 3:
-        raise ConfigError(
-            f"normalize {mode!r} turns 3-D skeletons; layout {layout.name!r} is 2-D "
-            f"(use {mode.removesuffix('_rotate')})"
-        )
     both = present[:, left, 0] & present[:, right, 0]
-    if not both.any() or x.shape[0] < 3:
+    if not both.any():
         return x
     t = int(np.argmax(both))
     d = x[:, t, right, 0] - x[:, t, left, 0]
@@ -118,13 +113,15 @@ def rotation_blocker(layout: SkeletonLayout) -> str | None:
 
 
 def _shoulders(layout: SkeletonLayout, mode: str) -> tuple[int, int]:
-    try:
-        return layout.joint_names.index("left_shoulder"), layout.joint_names.index("right_shoulder")
-    except ValueError:
+    """(left, right) shoulder joints of a layout ``mode`` can turn; else one ConfigError
+    line naming why and the mode without the turn."""
+    why = rotation_blocker(layout)
+    if why is not None:
         raise ConfigError(
-            f"normalize {mode!r} needs left_shoulder/right_shoulder joints; "
-            f"layout {layout.name!r} has none"
-        ) from None
+            f"normalize {mode!r} cannot turn these skeletons ({why}); use "
+            f"{mode.removesuffix('_rotate')!r}"
+        )
+    return layout.joint_names.index("left_shoulder"), layout.joint_names.index("right_shoulder")
 
 
 class SkeletonFeeder(Dataset):

@@ -28,7 +28,6 @@ from asma_bench.config import (
     is_profile_file,
     profile_dict,
 )
-from asma_bench.data.layouts import get_layout
 from asma_bench.data.synthetic import resolve_config
 from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import CellSpec, GridSpec
@@ -41,7 +40,7 @@ from asma_bench.harness.tracking import (
 from asma_bench.objectives import OBJECTIVES, objective_class
 from asma_bench.protocols.base import PROTOCOLS
 from asma_bench.protocols.classifier import resolve_features
-from asma_bench.protocols.data import resolve_dataset, resolve_splits
+from asma_bench.protocols.data import dataset_layout, resolve_dataset, resolve_splits
 from asma_bench.protocols.pretrain import encoder_names
 from asma_bench.strategies.pairs import PAIRINGS
 
@@ -122,7 +121,7 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
             )
             try:  # the split each unit really uses is the one recorded and hashed
                 cfg = resolve_splits(cfg)
-                _refuse_unused_pairing(cfg)
+                _refuse_unused_masking(cfg)
                 cfg = reset_unused_settings(cfg)
                 _refuse_unfit_features(cfg, cell.protocol or grid.protocol)
             except ConfigError as exc:
@@ -155,39 +154,35 @@ def reset_unused_settings(cfg: RunConfig) -> RunConfig:
     return cfg.model_copy(update={"pretrain": cfg.pretrain.model_copy(update=defaults)})
 
 
-def _refuse_unused_pairing(cfg: RunConfig) -> None:
-    """A two-encoder objective takes each encoder's pairing from ``pretrain.params``
-    (``theta_masks``/``phi_masks``); a ``pretrain.pairing`` it would ignore is refused
-    rather than silently entering the unit's id."""
-    default = PretrainConfig.model_fields["pairing"].default
+def _refuse_unused_masking(cfg: RunConfig) -> None:
+    """An objective that takes no pairing ignores ``pretrain.pairing``, ``masking.spatial``
+    and ``masking.temporal`` (ASMa takes each encoder's masks from ``pretrain.params``
+    ``theta_masks``/``phi_masks``); such a setting is refused rather than silently entering
+    the unit's id."""
     p = cfg.pretrain
-    if not objective_class(p.objective).takes_pairing and p.pairing != default:
-        roles = encoder_names(cfg)
-        how = (
-            "pretrain.params={" + ", ".join(f"{r}_masks: NAME" for r in roles) + "}"
-            if len(roles) > 1
-            else "pretrain.params"
-        )
-        raise ConfigError(
-            f"pretrain.pairing={p.pairing!r} does not apply to objective {p.objective!r}, "
-            f"which pretrains {len(roles)} encoder(s) ({', '.join(roles)}); choose their "
-            f"pairings with {how}"
-        )
-    takes_pairing = objective_class(p.objective).takes_pairing
+    if objective_class(p.objective).takes_pairing:
+        return
+    ignored = []  # (setting, the form each encoder's masks take instead)
+    if p.pairing != PretrainConfig.model_fields["pairing"].default:
+        ignored.append((f"pretrain.pairing={p.pairing!r}", "NAME"))
     for side in ("spatial", "temporal"):
-        if getattr(cfg.masking, side) is not None and not takes_pairing:
-            roles = encoder_names(cfg)
-            spec = f"{{{side}: {{name: NAME, params: {{...}}}}}}"
-            how = "pretrain.params={" + ", ".join(f"{r}_masks: {spec}" for r in roles) + "}"
-            raise ConfigError(
-                f"masking.{side} does not apply to objective {p.objective!r}"
-                + (
-                    f", which masks each of its encoders ({', '.join(roles)}) its own way; "
-                    f"give them with {how}"
-                    if len(roles) > 1
-                    else ", which draws no pairing's masks"
-                )
-            )
+        if getattr(cfg.masking, side) is not None:
+            ignored.append((f"masking.{side}", f"{{{side}: {{name: NAME, params: {{...}}}}}}"))
+    if not ignored:
+        return
+    setting, form = ignored[0]
+    roles = encoder_names(cfg)
+    how = (
+        "choose their masks with pretrain.params={"
+        + ", ".join(f"{r}_masks: {form}" for r in roles)
+        + "}"
+        if len(roles) > 1
+        else "it draws no pairing's masks"
+    )
+    raise ConfigError(
+        f"{setting} does not apply to objective {p.objective!r}, which pretrains "
+        f"{len(roles)} encoder(s) ({', '.join(roles)}); {how}"
+    )
 
 
 def _refuse_unfit_features(cfg: RunConfig, protocol: str) -> None:
@@ -249,13 +244,8 @@ def _check_names(grid: GridSpec, units: Sequence[Unit]) -> None:
 
 def _joint_count(data: Any) -> int | None:  # noqa: ANN401 - a DataConfig
     """V of the dataset a config names (without loading it), or None when unknown."""
-    if data.source == "synthetic":
-        return get_layout("ntu25").num_joints
-    try:
-        info = json.loads((Path(data.source) / "info.json").read_text())
-        return get_layout(info["layout"]).num_joints
-    except (OSError, ValueError, KeyError, TypeError, ConfigError):
-        return None
+    layout = dataset_layout(data)
+    return None if layout is None else layout.num_joints
 
 
 def _refuse_equal_masks(grid: GridSpec, units: Sequence[Unit]) -> None:

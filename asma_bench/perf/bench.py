@@ -227,10 +227,7 @@ class StepWorkload:
 
     def gflop(self) -> float:
         """GFLOP of one whole step (forward, backward, optimizer), counted once."""
-        counter = FlopCounterMode(display=False)
-        with counter:
-            self.step(timed=False)
-        return counter.get_total_flops() / 1e9
+        return _gflop_of(self.step)
 
     def memory_mib(self) -> tuple[float, float]:
         """(state, activations) in MiB: parameters, gradients and optimizer state, and the
@@ -280,10 +277,8 @@ class InferenceWorkload:
             self.timer.stop()
 
     def gflop(self) -> float:
-        counter = FlopCounterMode(display=False)
-        with counter:
-            self.step(timed=False)
-        return counter.get_total_flops() / 1e9
+        """GFLOP of one forward pass of the batch."""
+        return _gflop_of(self.step)
 
     def memory_mib(self) -> tuple[float, float]:
         """(parameters, 0): inference saves nothing for a backward pass."""
@@ -292,6 +287,14 @@ class InferenceWorkload:
 
 
 Workload = StepWorkload | InferenceWorkload
+
+
+def _gflop_of(step: Callable[..., None]) -> float:
+    """GFLOP of one untimed ``step`` (``torch.utils.flop_counter``)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(timed=False)
+    return counter.get_total_flops() / 1e9
 
 
 def measure(
@@ -398,9 +401,10 @@ def run_bench(
             raise ConfigError(f"device {device}: CUDA is not available on this machine")
         torch.backends.cudnn.benchmark = True
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: one rank per GPU
-        device = init_from_env() if device.type == "cuda" else torch.device("cpu")
-        if device.type == "cpu" and not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("gloo")
+        if device.type == "cuda":
+            device = init_from_env()
+        else:  # CPU ranks (gloo), even on a machine with a GPU
+            init_from_env("gloo")
     out: list[Measurement] = []
     tables: dict[str, list[dict[str, Any]]] = {}
     for shape in shapes:

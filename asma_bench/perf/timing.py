@@ -2,8 +2,8 @@
 statistics of a list of timings (or of any repeated measurement).
 
 Percentiles interpolate linearly between the two nearest order statistics (NumPy's
-default, the same as ``statistics.quantiles(..., method="inclusive")``); the median is
-:func:`statistics.median`.
+default, the same as ``statistics.quantiles(..., method="inclusive")``); the median is the
+50th percentile.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ class Summary:
 
     n: int
     mean: float
-    median: float
     min: float
     max: float
     p25: float
@@ -59,6 +58,11 @@ class Summary:
     p75: float
     p95: float
     std: float  # sample standard deviation (0 for a single value)
+
+    @property
+    def median(self) -> float:
+        """The median: the 50th percentile."""
+        return self.p50
 
     @property
     def range_spread(self) -> float:
@@ -81,7 +85,6 @@ def summarize(values: Sequence[float]) -> Summary:
     return Summary(
         n=int(v.size),
         mean=float(v.mean()),
-        median=statistics.median(as_list),
         min=float(v.min()),
         max=float(v.max()),
         p25=p25,

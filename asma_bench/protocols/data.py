@@ -112,7 +112,9 @@ def resolve_dataset(cfg: DataConfig, data_root: Path) -> Path:
 
 
 _NOTED: set[tuple[str, str, str]] = set()  # split fallbacks already said in this process
-_SPLIT_NAMES: dict[tuple[str, int, int], list[str]] = {}
+#: (info.json path, mtime, size) → (split names, layout): a plan asks once per unit, and
+#: NTU's info.json is megabytes.
+_INFO_SUMMARY: dict[tuple[str, int, int], tuple[list[str], SkeletonLayout]] = {}
 
 
 def choose_split(
@@ -156,14 +158,22 @@ def dataset_splits(cfg: DataConfig) -> list[str] | None:
                 "missing: not an asma-bench dataset folder (create one with `asma-bench data "
                 "synth` or `data convert`)",
             )
+    summary = _info_summary(folder)
+    return None if summary is None else list(summary[0])
+
+
+def _info_summary(folder: Path) -> tuple[list[str], SkeletonLayout] | None:
+    """(split names, layout) from a dataset folder's ``info.json``, read once per version of
+    the file; None when it cannot be read (``prepare_data`` says why)."""
     path = folder / INFO_FILE
     try:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-        if key not in _SPLIT_NAMES:  # a plan asks once per unit; NTU's info.json is MBs
-            _SPLIT_NAMES[key] = sorted(json.loads(path.read_text()).get("splits") or {})
-        return list(_SPLIT_NAMES[key])
-    except (OSError, ValueError, AttributeError, TypeError):
+        if key not in _INFO_SUMMARY:
+            info = json.loads(path.read_text())
+            _INFO_SUMMARY[key] = (sorted(info.get("splits") or {}), get_layout(info["layout"]))
+        return _INFO_SUMMARY[key]
+    except (OSError, ValueError, AttributeError, TypeError, KeyError, ConfigError):
         return None
 
 
@@ -182,11 +192,8 @@ def dataset_layout(cfg: DataConfig) -> SkeletonLayout | None:
     the arrays; None when it cannot be known yet (``prepare_data`` will say why)."""
     if cfg.source == "synthetic":  # runs generate NTU-25 clips
         return get_layout("ntu25")
-    try:
-        info = json.loads((Path(cfg.source).expanduser() / INFO_FILE).read_text())
-        return get_layout(info["layout"])
-    except (OSError, ValueError, KeyError, TypeError, ConfigError):
-        return None
+    summary = _info_summary(Path(cfg.source).expanduser())
+    return None if summary is None else summary[1]
 
 
 def resolve_normalize(cfg: DataConfig, key: str = "data.normalize") -> DataConfig:

@@ -91,17 +91,17 @@ def pairing_masks(
     """
     pairing = create_pairing(name)
     sides = []
-    for side, given, own, own_params, sizes in (
-        ("spatial", spatial, masking.spatial, pairing.spatial_params, {"n": masking.n}),
-        ("temporal", temporal, masking.temporal, pairing.temporal_params, {"k": masking.k}),
+    for side, given, configured, sizes in (
+        ("spatial", spatial, masking.spatial, {"n": masking.n}),
+        ("temporal", temporal, masking.temporal, {"k": masking.k}),
     ):
-        spec = _spec(given if given is not None else own, side)
-        strategy, params = (
-            (spec.name, spec.params) if spec is not None else (getattr(pairing, side), own_params)
-        )
-        sides.append(
-            create_masking(strategy, layout=layout, **{**size_params(strategy, **sizes), **params})
-        )
+        spec = _spec(given if given is not None else configured, side)
+        if spec is None:  # the pairing's strategy, its own defaults under the run's sizes
+            strategy, defaults, own = getattr(pairing, side), getattr(pairing, f"{side}_params"), {}
+        else:
+            strategy, defaults, own = spec.name, {}, spec.params
+        params = {**defaults, **size_params(strategy, **sizes), **own}
+        sides.append(create_masking(strategy, layout=layout, **params))
     return sides[0], sides[1]
 
 

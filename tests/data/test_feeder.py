@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from asma_bench.data.feeder import NORMALIZATIONS, SkeletonFeeder, normalize_sample
-from asma_bench.data.layouts import KINECT20, NTU25
+from asma_bench.data.layouts import KINECT20, NTU25, get_layout
 from asma_bench.data.store import DatasetWriter, SampleMeta, SkeletonDataset
 from asma_bench.data.streams import bone_stream, motion_stream
 from asma_bench.errors import ConfigError
@@ -97,6 +97,14 @@ def test_other_normalisations_against_manual(ntu):
     elsewhere = np.einsum("ck,ktvm->ctvm", turn, raw).astype(np.float32)
     np.testing.assert_allclose(
         normalize_sample(elsewhere, NTU25, "center_first_frame_rotate"), turned, atol=1e-4
+    )
+    # a layout that cannot be turned: one line naming why and what to use instead
+    flat = np.random.default_rng(0).normal(size=(3, 4, 17, 1)).astype(np.float32)
+    with pytest.raises(ConfigError) as err:
+        normalize_sample(flat, get_layout("coco17"), "center_first_frame_rotate")
+    assert str(err.value) == (
+        "normalize 'center_first_frame_rotate' cannot turn these skeletons (layout 'coco17' "
+        "is 2-D); use 'center_first_frame'"
     )
     with pytest.raises(ConfigError, match="normalize 'zscore'"):
         SkeletonFeeder(ntu, normalize="zscore")
