@@ -1,5 +1,7 @@
 """Run configuration: defaults ← profile ← overrides, validation, transfer targets."""
 
+import hashlib
+import json
 import re
 
 import pytest
@@ -41,6 +43,22 @@ def test_digest_identifies_the_resolved_config():
     assert a.digest() == build_config("smoke", [{"seed": 1}]).digest()
     assert a.digest() != build_config("smoke", ["seed=2"]).digest()
     assert a.digest(exclude=["seed"]) == build_config("smoke", ["seed=2"]).digest(["seed"])
+
+
+def test_a_later_setting_at_its_default_leaves_the_identity_unchanged():
+    """``pretrain.fused_adam`` came after unit ids were published: at its default it is not
+    part of the identity (a runs/ folder keeps its units), set it is."""
+    cfg = build_config("smoke")
+    dumped = cfg.model_dump(mode="json")
+    del dumped["pretrain"]["fused_adam"]
+    before = hashlib.sha256(
+        json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()[:16]
+    assert cfg.digest() == before
+    assert "fused_adam" not in cfg.identity()["pretrain"]
+    fused = build_config("smoke", ["pretrain.fused_adam=true"])
+    assert fused.digest() != cfg.digest() and fused.identity()["pretrain"]["fused_adam"]
+    assert build_config("paper").pretrain.fused_adam
 
 
 def test_transfer_target_is_preprocessed_like_the_source():

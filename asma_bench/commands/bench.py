@@ -34,8 +34,12 @@ def bench(
         ),
     ] = False,
     optimizer: Annotated[
-        str, typer.Option(help="foreach (the protocols' Adam) | fused (Adam fused=True)")
-    ] = "foreach",
+        str,
+        typer.Option(
+            help="profile (each profile's Adam, pretrain.fused_adam: the paper profile's is "
+            "fused) | foreach | fused"
+        ),
+    ] = "profile",
     inference: Annotated[bool, typer.Option(help="Also time forward-only inference.")] = True,
     flops: Annotated[bool, typer.Option(help="Count FLOPs (one extra step each).")] = True,
     memory: Annotated[

@@ -58,7 +58,7 @@ class Unit:
     @property
     def id(self) -> str:
         blob = json.dumps(
-            {"protocol": self.protocol, "config": self.config.model_dump(mode="json")},
+            {"protocol": self.protocol, "config": self.config.identity()},
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

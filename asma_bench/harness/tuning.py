@@ -303,7 +303,7 @@ class TuneOutcome:
 
 def study_digest(space: SearchSpace, base: RunConfig) -> str:
     blob = json.dumps(
-        {"space": space.model_dump(mode="json"), "base": base.model_dump(mode="json")},
+        {"space": space.model_dump(mode="json"), "base": base.identity()},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:10]

@@ -142,8 +142,9 @@ class ASMaObjective(Objective):
         """:meth:`forward` and the backward pass of ``L_ASMa = L^θ + L^ϕ`` (eq. 9), one
         encoder at a time: f_ϕ's parameters do not enter L^θ nor f_θ's L^ϕ, so running
         L^θ's backward pass before L^ϕ's forward pass gives the same gradients while only
-        one encoder's activations are alive (half the step's activation memory). Masks and
-        dropout draw from the generators in the same order as :meth:`forward`."""
+        one encoder's activations are alive (half the step's activation memory); the
+        pretraining step's ``backward`` also updates f_θ and frees its gradients there.
+        Masks and dropout draw from the generators in the same order as :meth:`forward`."""
         theta_in, phi_in = self._split_views(views, None)
         run = backward or Tensor.backward
         losses = {}

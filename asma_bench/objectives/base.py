@@ -46,11 +46,14 @@ class Objective(nn.Module):
         detached.
 
         ``backward(loss)`` runs the backward pass (default ``loss.backward()``; the
-        pretraining step checks the loss and scales it there); each forward pass runs
-        inside ``context()`` (autocast) and no backward pass does. An objective whose loss
-        is a sum of terms over disjoint parameters overrides this to finish each term's
-        backward pass before the next term's forward pass (ASMa, eq. 9): the same
-        gradients, and only one term's activations alive at a time.
+        pretraining step checks the loss and scales it there, then steps the optimizer over
+        the parameters that now have gradients and frees those gradients); each forward
+        pass runs inside ``context()`` (autocast) and no backward pass does. An objective
+        whose loss is a sum of terms over disjoint parameters overrides this to finish each
+        term's backward pass before the next term's forward pass (ASMa, eq. 9): the same
+        gradients and updates, and only one term's activations and gradients alive at a
+        time. An override must call ``backward`` once per term, and only for terms whose
+        parameters no later term of the step uses.
         """
         with context():
             out = self(*views, generator=generator)

@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 SHAPES = ("paper", "quick")
 OBJECTIVES = ("barlow_twins", "asma")
-OPTIMIZERS = ("foreach", "fused")
+OPTIMIZERS = ("profile", "foreach", "fused")
 MEMORY_MODES = ("isolated", "shared")
 PHASES = ("data", "augment", "mask", "forward", "backward", "optimizer")
 
@@ -87,7 +87,8 @@ class Measurement:
     peak_memory_mib: float = 0.0
     memory: str = "rss"  # "rss" (process resident set) or "cuda" (max allocated)
     params_m: float = 0.0
-    state_mib: float = 0.0  # parameters, gradients and optimizer state
+    state_mib: float = 0.0  # parameters, optimizer state, the gradients alive at once
+    optimizer: str = ""  # Adam's kernel in a training step: foreach or fused
     activations_mib: float = 0.0  # tensors saved for the backward pass of one step
 
     @property
@@ -127,6 +128,7 @@ class BenchReport:
                 "spread %": 100 * m.spread,
                 "GFLOP/step": m.gflop,
                 "GFLOP/s": m.gflops,
+                "optimizer": m.optimizer or "-",
                 "state MiB": m.state_mib,
                 "activ. MiB": m.activations_mib,
                 f"peak {m.memory} MiB": m.peak_memory_mib,
@@ -170,7 +172,7 @@ class StepWorkload:
         cfg: RunConfig,
         *,
         device: torch.device | str = "cpu",
-        optimizer: str = "foreach",
+        optimizer: str = "profile",
         seed: int = 0,
     ):
         if optimizer not in OPTIMIZERS:
@@ -178,7 +180,9 @@ class StepWorkload:
                 f"bench optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}"
             )
         self.cfg = cfg
-        self.optimizer = optimizer
+        # "profile": the protocols' optimizer for cfg (pretrain.fused_adam)
+        fused = cfg.pretrain.fused_adam if optimizer == "profile" else optimizer == "fused"
+        self.optimizer = "fused" if fused else "foreach"
         self.device = device = torch.device(device)
         self.name = f"step:{cfg.pretrain.objective}"
         layout = get_layout("ntu25")
@@ -189,12 +193,7 @@ class StepWorkload:
         p = cfg.pretrain
         params = [q for q in self.objective.parameters() if q.requires_grad]
         self.params_m = sum(q.numel() for q in params) / 1e6
-        if optimizer == "fused":
-            self.opt: torch.optim.Optimizer = torch.optim.Adam(
-                params, lr=p.lr, weight_decay=p.weight_decay, fused=True
-            )
-        else:
-            self.opt = make_optimizer(params, p.lr, p.weight_decay)
+        self.opt = make_optimizer(params, p.lr, p.weight_decay, fused=fused)
         self.augment = Augment(layout).to(device)
         self.amp = amp_dtype(cfg.amp, device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
@@ -230,7 +229,8 @@ class StepWorkload:
         return _gflop_of(self.step)
 
     def memory_mib(self) -> tuple[float, float]:
-        """(state, activations) in MiB: parameters, gradients and optimizer state, and the
+        """(state, activations) in MiB: parameters, optimizer state and the gradients alive
+        at once (the step frees them after each update: for ASMa one encoder's), and the
         tensors saved for a backward pass (each storage counted once; for an objective
         that runs several backward passes in a step, the largest one)."""
 
@@ -238,13 +238,23 @@ class StepWorkload:
             if phase == "backward":
                 saved.end_pass()
 
-        with _SavedTensors(self.objective.parameters()) as saved:
-            self.step(timed=False, clock=clock)
-        tensors = [p for p in self.objective.parameters()]
-        tensors += [p.grad for p in tensors if p.grad is not None]
+        grad_bytes = [0]
+
+        def count_gradients(optimizer: torch.optim.Optimizer, *_: object) -> None:
+            alive = sum(_nbytes(q.grad) for g in optimizer.param_groups for q in g["params"]
+                        if q.grad is not None)  # fmt: skip
+            grad_bytes[0] = max(grad_bytes[0], alive)
+
+        hook = self.opt.register_step_pre_hook(count_gradients)
+        try:
+            with _SavedTensors(self.objective.parameters()) as saved:
+                self.step(timed=False, clock=clock)
+        finally:
+            hook.remove()
+        tensors = list(self.objective.parameters())
         for state in self.opt.state.values():
             tensors += [v for v in state.values() if isinstance(v, torch.Tensor)]
-        state_bytes = sum(t.numel() * t.element_size() for t in tensors)
+        state_bytes = sum(_nbytes(t) for t in tensors) + grad_bytes[0]
         return state_bytes / 2**20, saved.bytes / 2**20
 
 
@@ -253,7 +263,7 @@ class InferenceWorkload:
 
     def __init__(self, cfg: RunConfig, *, device: torch.device | str = "cpu", seed: int = 0):
         self.cfg = cfg
-        self.optimizer = "foreach"  # unused: nothing trains
+        self.optimizer = ""  # nothing trains
         self.device = device = torch.device(device)
         self.name = "inference"
         torch.manual_seed(seed)
@@ -287,6 +297,10 @@ class InferenceWorkload:
 
 
 Workload = StepWorkload | InferenceWorkload
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
 
 
 def _gflop_of(step: Callable[..., None]) -> float:
@@ -367,7 +381,7 @@ def run_bench(
     batch_size: int | None = 64,
     device: torch.device | str = "cpu",
     amp: bool = False,
-    optimizer: str = "foreach",
+    optimizer: str = "profile",
     inference: bool = True,
     count_flops: bool = True,
     overrides: Sequence[str] = (),
@@ -381,6 +395,8 @@ def run_bench(
     overrides the profiles' pretraining batch (None keeps it); ``overrides`` are further
     ``key.sub=value`` settings (e.g. ``masking.mode=drop``); ``amp`` enables autocast
     (bf16 on a CPU with native bf16, see :func:`~asma_bench.protocols.distributed.amp_dtype`).
+    ``optimizer``: ``profile`` builds each profile's own Adam (``pretrain.fused_adam``),
+    ``foreach`` or ``fused`` one kernel for every profile.
 
     ``memory``: on a CPU, ``isolated`` (default) reports each workload's peak resident set
     measured in a fresh process that builds only that workload (:func:`isolated_peak_mib`);
@@ -428,6 +444,7 @@ def run_bench(
                            count_flops=count_flops, progress=step_progress)  # fmt: skip
         for w, m in zip(workloads, measured, strict=True):
             m.shapes = shape
+            m.optimizer = w.optimizer
             if operators:
                 if progress:
                     progress(f"{shape}: operators of {w.name}")

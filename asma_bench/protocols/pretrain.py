@@ -127,7 +127,7 @@ def pretrain(
         objective = build_objective(cfg, encoders, data.layout, len(data.train)).to(device)
         if augment is None:
             augment = Augment(data.layout)
-        opt = make_optimizer(objective.parameters(), p.lr, p.weight_decay)
+        opt = make_optimizer(objective.parameters(), p.lr, p.weight_decay, fused=p.fused_adam)
         steps_per_epoch = max(1, len(data.train) // p.batch_size)
         sched = warmup_cosine(opt, p.warmup_epochs * steps_per_epoch, p.epochs * steps_per_epoch)
         if partial.is_file():
@@ -233,6 +233,14 @@ def pretrain_step(
     DistributedDataParallel. ``amp`` is the autocast dtype (None: fp32); ``scaler`` scales
     fp16 losses. ``clock(phase)`` is called after each phase (``augment``, ``forward``,
     ``backward``, ``optimizer``) for profiling.
+
+    The optimizer steps after each backward pass and the gradients are freed at once
+    (``set_to_none``): an objective whose loss is a sum of terms over disjoint parameters
+    (ASMa's L^θ + L^ϕ, eq. 9) runs one backward pass per term, and the first encoder's
+    parameters are updated, and its gradients released, before the second encoder's forward
+    pass. Adam's update is elementwise per parameter and no RNG is drawn, so the weights
+    equal those of one step after both passes bit for bit (tested). With a ``scaler``
+    (fp16), which allows one ``step`` per ``update``, the optimizer steps once at the end.
     """
     core = unwrap(objective)
     views = [augment(x, generator=generator) for _ in range(core.num_views)]
@@ -248,11 +256,17 @@ def pretrain_step(
         (loss if scaler is None else scaler.scale(loss)).backward()
         if clock:
             clock("backward")
+        if scaler is None:  # this term's parameters have their gradients: step, then free
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if clock:
+                clock("optimizer")
 
     optimizer.zero_grad(set_to_none=True)
     if core is objective and hasattr(core, "forward_backward"):
-        # the objective runs its own passes (ASMa: one encoder's backward pass before the
-        # other's forward pass, so only one encoder's activations are alive at a time)
+        # the objective runs its own passes (ASMa: one encoder's backward pass and update
+        # before the other's forward pass, so only one encoder's activations and gradients
+        # are alive at a time)
         loss = core.forward_backward(
             *views, generator=generator, backward=backward, context=lambda: autocast(amp, x.device)
         )["loss"]
@@ -260,9 +274,7 @@ def pretrain_step(
         with autocast(amp, x.device):
             loss = objective(*views, generator=generator)["loss"]
         backward(loss)
-    if scaler is None:
-        optimizer.step()
-    else:
+    if scaler is not None:
         scaler.step(optimizer)
         scaler.update()
     if scheduler is not None:

@@ -43,12 +43,20 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
 
 
 def make_optimizer(
-    params: Iterator[nn.Parameter] | list, lr: float, weight_decay: float = 0.0, name: str = "adam"
+    params: Iterator[nn.Parameter] | list,
+    lr: float,
+    weight_decay: float = 0.0,
+    name: str = "adam",
+    *,
+    fused: bool = False,
 ) -> torch.optim.Optimizer:
-    """Adam (the lineage's optimiser) or SGD with momentum, multi-tensor (foreach) kernels."""
+    """Adam (the lineage's optimiser) or SGD with momentum, multi-tensor (foreach) kernels;
+    ``fused``: Adam's fused kernel (one pass per tensor instead of about eight; the same
+    update up to rounding)."""
     params = [p for p in params if p.requires_grad]
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
+        kernel = {"fused": True} if fused else {"foreach": True}
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **kernel)
     if name == "sgd":
         return torch.optim.SGD(
             params, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True, foreach=True

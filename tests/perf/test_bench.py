@@ -65,7 +65,9 @@ def test_memory_accounts_for_adam_state_and_saved_activations(report):
     bt, asma, inference = report.measurements
     # parameters, gradients and Adam's two moments: four float32 copies (+ step counters)
     assert bt.state_mib == pytest.approx(4 * 4 * bt.params_m * 1e6 / 2**20, rel=1e-3)
-    assert asma.state_mib == pytest.approx(2 * bt.state_mib, rel=1e-9)
+    # ASMa: both encoders' parameters and moments, but one encoder's gradients at a time
+    # (f_θ is updated and its gradients freed before f_ϕ's passes): 3.5 copies, not 4
+    assert asma.state_mib == pytest.approx(2 * bt.state_mib * 7 / 8, rel=1e-3)
     # ASMa finishes f_θ's backward pass before f_ϕ's forward pass: one encoder's
     # activations alive at a time, the same as the single-encoder step's
     assert bt.activations_mib > 0
@@ -80,7 +82,8 @@ def test_peak_memory_of_each_workload_in_its_own_process(report):
     assert report.environment["memory"] == "isolated"
     assert all(m.memory == "rss" and m.peak_memory_mib > 0 for m in report.measurements)
     # a 4096-wide projector: parameters, gradients and Adam's moments of its two
-    # 4096 × 4096 layers are 512 MiB, once per encoder
+    # 4096 × 4096 layers are 512 MiB; ASMa holds a second encoder's parameters and
+    # moments (384 MiB) but one encoder's gradients at a time
     wide = ["pretrain.projector_dim=4096"]
     peaks = {
         name: isolated_peak_mib(kind, bench_config("smoke", objective, 8, wide), "foreach", 1)
@@ -88,7 +91,7 @@ def test_peak_memory_of_each_workload_in_its_own_process(report):
                                       ("bt", "step", "barlow_twins"), ("asma", "step", "asma"))
     }  # fmt: skip
     assert peaks["bt"] - peaks["inference"] > 400
-    assert peaks["asma"] - peaks["bt"] > 400
+    assert peaks["asma"] - peaks["bt"] > 300
     quiet = dict(steps=1, warmup=0, batch_size=8, inference=False, count_flops=False)
     (shared,) = run_bench(["smoke"], ["barlow_twins"], memory="shared", **quiet).measurements
     assert shared.memory == "shared rss"
@@ -134,7 +137,13 @@ def test_masked_timing_wraps_the_real_strategies():
 def test_fused_optimizer_and_bad_arguments():
     cfg = bench_config("smoke", "barlow_twins", 8)
     fused = StepWorkload(cfg, optimizer="fused")
-    assert fused.opt.defaults["fused"] is True
+    assert fused.opt.defaults["fused"] is True and fused.optimizer == "fused"
+    # by default each profile's own: the paper profile's Adam is fused, smoke's is not
+    assert StepWorkload(cfg).opt.defaults["foreach"] is True
+    paper = bench_config("paper", "barlow_twins", 8)
+    assert paper.pretrain.fused_adam and not cfg.pretrain.fused_adam
+    fused_adam = cfg.pretrain.model_copy(update={"fused_adam": True})
+    assert StepWorkload(cfg.model_copy(update={"pretrain": fused_adam})).optimizer == "fused"
     with pytest.raises(ConfigError, match="optimizer"):
         StepWorkload(cfg, optimizer="sgd")
     with pytest.raises(ConfigError, match="steps"):

@@ -85,10 +85,12 @@ def test_validation_split_is_stratified_and_disjoint():
     assert np.bincount(labels[held]).tolist() == [5, 5, 5]
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.5])
-def test_pretraining_resumes_from_its_last_epoch(smoke, ctx, data_root, tmp_path, dropout):
-    # with dropout the resumed run must also restore torch's global generator
-    cfg = smoke("pretrain.epochs=2", f"backbone.params.dropout={dropout}")
+@pytest.mark.parametrize(("dropout", "fused"), [(0.0, False), (0.5, False), (0.5, True)])
+def test_pretraining_resumes_from_its_last_epoch(smoke, ctx, data_root, tmp_path, dropout, fused):
+    # with dropout the resumed run must also restore torch's global generator; fused Adam
+    # (pretrain.fused_adam, the paper profile's) resumes from its own state
+    cfg = smoke("pretrain.epochs=2", f"backbone.params.dropout={dropout}",
+                f"pretrain.fused_adam={str(fused).lower()}")  # fmt: skip
     data = prepare_data(cfg.data, cfg.seed, data_root)
     full = pretrain(cfg, data, tmp_path / "full")
 
@@ -101,7 +103,9 @@ def test_pretraining_resumes_from_its_last_epoch(smoke, ctx, data_root, tmp_path
 
     with pytest.raises(Stop):
         pretrain(cfg, data, tmp_path / "cut", on_epoch=stop_after_first)
-    assert list((tmp_path / "cut").glob("*.partial.pt"))
+    (partial,) = (tmp_path / "cut").glob("*.partial.pt")
+    groups = torch.load(partial, weights_only=False)["optimizer"]["param_groups"]
+    assert bool(groups[0]["fused"]) is fused
     resumed = pretrain(cfg, data, tmp_path / "cut")
     assert resumed.trained_epochs == 1
     assert not list((tmp_path / "cut").glob("*.partial.pt"))
