@@ -31,6 +31,7 @@ def check(
         compare,
         load_baseline,
         measure,
+        other_cpu,
         rows_table,
         settings_for_update,
         write_baseline,
@@ -76,6 +77,13 @@ def check(
     if env.get("torch") and env["torch"] != current.environment["torch"]:
         typer.echo(
             f"note: baseline measured with torch {env['torch']}, now {current.environment['torch']}"
+        )
+    elsewhere = other_cpu(reference, current)
+    if elsewhere:
+        typer.echo(
+            f"note: latency ratios not compared: the baseline's were measured on an {elsewhere} "
+            f"CPU, this one is {current.environment['cpu_capability']} (accuracy and counts "
+            "are); a baseline for this kind of CPU: --update with --baseline OTHER.json"
         )
     if failed:
         _print_table(

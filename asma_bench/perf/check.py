@@ -242,7 +242,23 @@ def _environment() -> dict[str, str]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": str(os.cpu_count()),
+        # the vector instructions torch's kernels use: AVX512, AVX2, ... (latency ratios are
+        # compared only between CPUs of the same kind, see compare)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
+
+
+def other_cpu(baseline: Mapping[str, Any], current: Measurement) -> str | None:
+    """The baseline's kind of CPU when it differs from this one's, else None.
+
+    Latency ratios move between kinds of CPU with the code unchanged: the masks are
+    dispatch-bound while the reference product and the models run on the vector units,
+    so on an AVX2 CPU the cheap masks measured 2 to 4 times their AVX-512 ratio to the
+    matrix product (the heavy ones 1.1 to 3.2 times). Across kinds such a ratio measures
+    the machine, not the code."""
+    theirs = baseline.get("environment", {}).get("cpu_capability")
+    ours = current.environment.get("cpu_capability")
+    return theirs if theirs and ours and theirs != ours else None
 
 
 # --------------------------------------------------------------------------- comparing
@@ -285,10 +301,15 @@ def compare(baseline: Mapping[str, Any], current: Measurement) -> list[CheckRow]
     for name, values in current.accuracy.items():
         if name not in baseline.get("accuracy", {}):
             rows.append(CheckRow("accuracy", name, None, statistics.fmean(values), None, "new"))
+    elsewhere = other_cpu(baseline, current)
     for name, base in baseline.get("latency", {}).items():
         stat = current.latency.get(name)
         if stat is None:
             rows.append(CheckRow("latency", name, base["ratio"], None, None, "MISSING"))
+            continue
+        if elsewhere:  # reported, not compared: the ratio would measure the machine
+            status = f"not compared ({elsewhere} baseline)"
+            rows.append(CheckRow("latency", name, base["ratio"], stat.ratio, None, status))
             continue
         floor = settings.masking_floor if name.startswith("masking/") else None
         band = latency_band(base["spread"], stat.spread, settings, floor)

@@ -10,6 +10,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+import torch
 
 from asma_bench.cli import main
 from asma_bench.perf import check as check_module
@@ -21,6 +22,7 @@ from asma_bench.perf.check import (
     latency_band,
     load_baseline,
     measure,
+    other_cpu,
     write_baseline,
 )
 from asma_bench.strategies import MASKINGS
@@ -124,6 +126,30 @@ def test_slower_masking_strategy_fails(measured, monkeypatch):
     row = failed["masking/hdsm_over_matmul"]
     assert row.status == "REGRESSED" and row.current > row.limit
     assert _status(rows, "bt") == "MISSING"  # the unit was not measured
+
+
+def test_latency_is_compared_only_on_the_baselines_kind_of_cpu(measured):
+    """A ratio from an AVX-512 baseline is reported, not judged, on an AVX2 CPU; accuracy
+    and counts are still judged, and a baseline without the field compares as before."""
+    _, current, baseline = measured
+    ours = current.environment["cpu_capability"]
+    assert ours == torch.backends.cpu.get_cpu_capability()
+    name = next(iter(baseline["latency"]))
+    slower = copy.deepcopy(current)
+    slower.latency[name] = type(slower.latency[name])(100 * slower.latency[name].ratio, 0.0)
+    slower.counts["teacher_params"] += 1
+    other = copy.deepcopy(baseline)
+    other["environment"]["cpu_capability"] = "SOME_OTHER_ISA" if ours != "SOME_OTHER_ISA" else "X"
+    rows = {r.name: r for r in compare(other, slower)}
+    assert not rows[name].failed and rows[name].status.startswith("not compared")
+    assert rows["teacher_params"].failed  # counts are judged on every machine
+    assert other_cpu(other, slower) == other["environment"]["cpu_capability"]
+    same = {r.name: r for r in compare(baseline, slower)}
+    assert same[name].status == "REGRESSED"  # the baseline's own kind of CPU: judged
+    legacy = copy.deepcopy(baseline)
+    legacy["environment"].pop("cpu_capability", None)
+    assert other_cpu(legacy, slower) is None
+    assert {r.name: r for r in compare(legacy, slower)}[name].failed
 
 
 def test_changed_counts_and_missing_or_new_checks(measured):
