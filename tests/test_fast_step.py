@@ -351,6 +351,20 @@ def _gradients_at_step(opt: torch.optim.Optimizer) -> dict[torch.Tensor, torch.T
     return seen
 
 
+def _theta_gradients_when_phi_starts(objective, which) -> list[bool]:  # noqa: ANN001
+    """Filled as the step runs: ``which`` (any / all) of f_θ's parameters holds a gradient,
+    each time f_ϕ's forward pass starts."""
+    seen: list[bool] = []
+    original = objective.phi.forward
+
+    def spy(*args, **kwargs):
+        seen.append(which(p.grad is not None for p in objective.theta.parameters()))
+        return original(*args, **kwargs)
+
+    objective.phi.forward = spy
+    return seen
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("kind", ["foreach", "fused", "sgd"])
 def test_asma_updates_each_encoder_after_its_backward_pass_as_one_step_would(dtype, kind):
@@ -368,14 +382,7 @@ def test_asma_updates_each_encoder_after_its_backward_pass_as_one_step_would(dty
                                 **{kind: True})  # fmt: skip
 
     opt, ref_opt = optimizer(objective), optimizer(twin)
-    seen = []
-    original = objective.phi.forward
-
-    def spy(*args, **kwargs):
-        seen.append(any(p.grad is not None for p in objective.theta.parameters()))
-        return original(*args, **kwargs)
-
-    objective.phi.forward = spy
+    seen = _theta_gradients_when_phi_starts(objective, any)
     gen, ref_gen = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     augment = Augment(LAYOUT)
     for step in range(3):
@@ -403,14 +410,7 @@ def test_asma_finishes_one_encoders_backward_pass_before_the_others_forward_pass
     twin = copy.deepcopy(objective)
     x = _clips(cfg, cfg.pretrain.batch_size, torch.float64)
     views = [Augment(LAYOUT)(x, generator=torch.Generator().manual_seed(3)) for _ in range(6)]
-    seen = []
-    original = objective.phi.forward
-
-    def spy(*args, **kwargs):
-        seen.append(all(p.grad is not None for p in objective.theta.parameters()))
-        return original(*args, **kwargs)
-
-    objective.phi.forward = spy
+    seen = _theta_gradients_when_phi_starts(objective, all)
     torch.manual_seed(5)  # dropout draws from the global generator
     losses = objective.forward_backward(*views, generator=torch.Generator().manual_seed(9))
     torch.manual_seed(5)
