@@ -284,11 +284,7 @@ class RunConfig(_Strict):
         every field, except the :data:`IDENTITY_DEFAULTS` left at their defaults."""
         d = self.model_dump(mode="json")
         for key, default in IDENTITY_DEFAULTS.items():
-            *parents, last = key.split(".")
-            section = d
-            for part in parents:
-                section = section.get(part, {})
-            if section.get(last, default) == default:
+            if get_dotted(d, key) == default:
                 _pop_dotted(d, key)
         return d
 
@@ -319,6 +315,15 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 # Settings added after unit ids were published: at these values they stay out of a
 # config's identity, so a runs/ folder made before them keeps its units and checkpoints.
 IDENTITY_DEFAULTS: dict[str, Any] = {"pretrain.fused_adam": False}
+
+
+def get_dotted(d: Mapping[str, Any], key: str) -> Any:
+    """``d["a"]["b"]`` for ``"a.b"``; None where a part is missing."""
+    for part in key.split("."):
+        if not isinstance(d, Mapping) or part not in d:
+            return None
+        d = d[part]
+    return d
 
 
 def _pop_dotted(d: dict, key: str) -> None:

@@ -59,6 +59,7 @@ from asma_bench.config import (
     build_config,
     deep_merge,
     flatten,
+    get_dotted,
     parse_override,
     profile_dict,
 )
@@ -216,14 +217,6 @@ def nested(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _get_dotted(d: dict[str, Any], key: str) -> Any:
-    for part in key.split("."):
-        if not isinstance(d, dict) or part not in d:
-            return None
-        d = d[part]
-    return d
-
-
 # --------------------------------------------------------------------------- tuning
 @dataclass
 class TuneOptions:
@@ -335,7 +328,7 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
         )  # fmt: skip
         study.set_metric_names([space.objective])  # plots say val_top1, not "Objective Value"
         if opts.start_from_profile and not study.trials:
-            start = {k: _get_dotted(base.model_dump(mode="json"), k) for k in space.params}
+            start = {k: get_dotted(base.model_dump(mode="json"), k) for k in space.params}
             if all(space.params[k].contains(v) for k, v in start.items()):
                 study.enqueue_trial(start, user_attrs={"asma.start": "profile"})
     uri = opts.tracking_uri or default_tracking_uri(out)
