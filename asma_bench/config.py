@@ -245,6 +245,14 @@ class RunConfig(_Strict):
         "on CPUs with native bf16 (AVX512-BF16, AMX); the default is fp32",
     )
     deterministic: bool = True
+    rng: Literal["streams", "shared"] = Field(
+        "streams",
+        description="'streams': one random stream per purpose (batch order, augmentation, "
+        "masks, dropout, initial weights), each derived from (seed, purpose), so the cells of "
+        "a grid at one seed see the same batches and augmented views and differ only in "
+        "their masks (common random numbers); 'shared': one generator for batches, "
+        "augmentation and masks, as before (cells whose masks draw differently drift apart)",
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)

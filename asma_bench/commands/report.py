@@ -44,12 +44,14 @@ def report(
         str | None, typer.Option(help="Metric (default: the grid's, e.g. test_top1).")  # noqa: UP007
     ] = None,
     seed_test: Annotated[str, typer.Option(help="ttest | wilcoxon (paired over seeds)")] = "ttest",
-    mcnemar: Annotated[
-        bool, typer.Option("--mcnemar/--no-mcnemar", help="McNemar on per-sample predictions.")
+    per_clip: Annotated[
+        bool,
+        typer.Option(
+            "--per-clip/--no-per-clip",
+            help="Per-clip test on the logged predictions: seed and clip random (McNemar "
+            "with one seed).",
+        ),
     ] = True,
-    mcnemar_pool: Annotated[
-        str, typer.Option(help="Seeds in McNemar: sum (discordant counts) | fisher | stouffer")
-    ] = "sum",
     where: Annotated[
         list[str] | None,  # noqa: UP007
         typer.Option(help="Only runs with this parameter value, e.g. pretrain.epochs=3."),
@@ -86,8 +88,7 @@ def report(
         metric=metric,
         correction=correction,
         seed_test=seed_test,
-        mcnemar=mcnemar,
-        mcnemar_pool=mcnemar_pool,
+        per_clip=per_clip,
     )
     uri = resolve_tracking_uri(store, runs)
     show = _interactive()

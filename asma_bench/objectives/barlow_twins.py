@@ -23,6 +23,7 @@ from asma_bench.errors import ConfigError
 from asma_bench.objectives.base import Objective
 from asma_bench.strategies import create_masking
 from asma_bench.strategies.apply import apply_mask
+from asma_bench.strategies.base import MaskStream, slot_generator
 
 STANDARDIZATIONS = ("batch", "correlation")
 MASK_MODES = ("zero", "drop")
@@ -256,7 +257,7 @@ def masked_view(
     x: Tensor,
     strategies: Sequence[Callable[..., Tensor] | None],
     mode: str = "zero",
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | MaskStream | None = None,
     lengths: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Mask ``x`` with every strategy's mask (drawn on ``x``, in order) and apply the union:
@@ -265,7 +266,10 @@ def masked_view(
     In ``drop`` mode each mask must be purely temporal (whole frames) or purely spatial
     (whole joints): the masked frames are removed first, then the masked joints.
     """
-    masks = [s(x, generator=generator, lengths=lengths) for s in strategies if s is not None]
+    # one generator per slot, drawn for every slot (an empty one included), so a run's
+    # mask stream stays aligned across cells whatever their strategies draw (MaskStream)
+    slots = [(s, slot_generator(generator)) for s in strategies]
+    masks = [s(x, generator=g, lengths=lengths) for s, g in slots if s is not None]
     if not masks:
         return x, None
     if mode == "zero" or len(masks) == 1:

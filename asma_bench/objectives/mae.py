@@ -20,6 +20,7 @@ from asma_bench.errors import ConfigError
 from asma_bench.objectives.barlow_twins import encoder_dim, resolve_strategy
 from asma_bench.objectives.base import Objective
 from asma_bench.strategies.apply import apply_mask
+from asma_bench.strategies.base import slot_generator
 
 TARGETS = ("coords", "motion")
 
@@ -133,8 +134,9 @@ class MaskedReconstruction(Objective):
         """Loss, prediction (N, C, T, V, M) and the mask (N, T, V) used."""
         mask = torch.zeros(x.shape[0], x.shape[2], x.shape[3], dtype=torch.bool, device=x.device)
         for strategy in (self.spatial, self.temporal):
+            slot = slot_generator(generator)  # drawn for an empty slot too (MaskStream)
             if strategy is not None:
-                mask = mask | strategy(x, generator=generator, lengths=lengths).to(x.device)
+                mask = mask | strategy(x, generator=slot, lengths=lengths).to(x.device)
         x_masked, _ = apply_mask(x, mask, "zero")
         pred = self.decoder(self.encoder.forward_joint_features(x_masked), x.shape[2])
         target = x if self.target == "coords" else motion_target(x, lengths)

@@ -32,6 +32,7 @@ from asma_bench.protocols.training import fit_classifier, freeze, predict, seed_
 FINETUNE_SECTIONS = (
     "seed",
     "deterministic",
+    "rng",
     "data",
     "masking",
     "backbone",

@@ -49,7 +49,9 @@ from asma_bench.protocols.training import (
     seed_everything,
 )
 
-LINEAR_SECTIONS = ("seed", "deterministic", "data", "masking", "backbone", "pretrain", "linear")
+LINEAR_SECTIONS = (
+    "seed", "deterministic", "rng", "data", "masking", "backbone", "pretrain", "linear",
+)  # fmt: skip
 
 
 @torch.no_grad()
@@ -179,7 +181,7 @@ def linear_probe(
             bank, data.train.y, query, data.test.y, data.test.index, data.num_classes,
             p.knn_k, p.knn_temperature,
         )  # fmt: skip
-        metrics.update(summarize(knn, data.num_classes, "test_knn_"))
+        metrics.update(summarize(knn, data.num_classes, "test_knn_", scores="votes"))
         predictions["knn_test"] = knn
     return EncoderClassifier(encoders, head, mode), ProtocolResult(metrics, predictions)
 

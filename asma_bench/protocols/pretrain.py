@@ -36,6 +36,7 @@ from asma_bench.protocols.distributed import (
     autocast,
     barrier,
     is_main,
+    rank,
     rank_generator,
     shard,
     unwrap,
@@ -44,17 +45,19 @@ from asma_bench.protocols.distributed import (
 )
 from asma_bench.protocols.training import (
     EpochCallback,
+    RandomStreams,
     batches,
     check_finite,
     estimate_bn_stats,
     make_optimizer,
     seed_everything,
+    seed_purpose,
     warmup_cosine,
 )
 
 log = logging.getLogger(__name__)
 
-PRETRAIN_SECTIONS = ("seed", "deterministic", "data", "masking", "backbone", "pretrain")
+PRETRAIN_SECTIONS = ("seed", "deterministic", "rng", "data", "masking", "backbone", "pretrain")
 
 
 def encoder_names(cfg: RunConfig) -> tuple[str, ...]:
@@ -108,6 +111,8 @@ def pretrain(
     final = ckpt_dir / f"pretrain-{digest}.pt"
     partial = ckpt_dir / f"pretrain-{digest}.partial.pt"
     gen = seed_everything(cfg.seed, cfg.deterministic)
+    streams = RandomStreams.for_run(cfg.rng, cfg.seed, gen)
+    seed_purpose(cfg.seed, "init", cfg.rng)  # every cell at one seed starts from one weights
     encoders = {
         name: build_encoder(cfg, data.layout, data.channels).to(device)
         for name in encoder_names(cfg)
@@ -125,6 +130,7 @@ def pretrain(
     start = 0
     if p.epochs > 0:
         objective = build_objective(cfg, encoders, data.layout, len(data.train)).to(device)
+        seed_purpose(cfg.seed, "dropout", cfg.rng)  # dropout draws from torch's own generator
         if augment is None:
             augment = Augment(data.layout)
         opt = make_optimizer(objective.parameters(), p.lr, p.weight_decay, fused=p.fused_adam)
@@ -137,7 +143,7 @@ def pretrain(
                              "objective")  # fmt: skip
                 opt.load_state_dict(checkpoint_part(state, partial, "optimizer"))
                 sched.load_state_dict(checkpoint_part(state, partial, "scheduler"))
-                gen.set_state(checkpoint_part(state, partial, "generator"))
+                streams.load_state_dict(checkpoint_part(state, partial, "streams"))
                 if "torch_rng" in state:  # dropout draws from torch's global generator
                     torch.set_rng_state(state["torch_rng"])
                 start = int(checkpoint_part(state, partial, "epoch"))
@@ -160,9 +166,9 @@ def pretrain(
         for epoch in range(start, p.epochs):
             model.train()
             total, count = 0.0, 0
-            # one process draws from ``gen``; ranks share ``gen`` for batches only
-            draws = gen if world_size() == 1 else rank_generator(cfg.seed, epoch)
-            for idx in batches(len(data.train), p.batch_size, gen, drop_last=True):
+            # ranks share the batch stream only; each draws its own views and masks
+            draws = streams if world_size() == 1 else _rank_streams(cfg, epoch)
+            for idx in batches(len(data.train), p.batch_size, streams.batches, drop_last=True):
                 x = clips[shard(idx).to(clips.device)]
                 loss = pretrain_step(model, x, augment, opt, draws, scheduler=sched, amp=amp,
                                      scaler=scaler, epoch=epoch)  # fmt: skip
@@ -172,7 +178,7 @@ def pretrain(
             if is_main():
                 save_checkpoint(
                     {"objective": objective.state_dict(), "optimizer": opt.state_dict(),
-                     "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                     "scheduler": sched.state_dict(), "streams": streams.state_dict(),
                      "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
                      "metrics": metrics},
                     partial,
@@ -199,6 +205,13 @@ def pretrain(
     return PretrainResult(encoders, final, metrics, p.epochs - start)
 
 
+def _rank_streams(cfg: RunConfig, epoch: int) -> RandomStreams:
+    """This rank's augmentation and mask streams in ``epoch`` (a group of processes)."""
+    if cfg.rng == "streams":
+        return RandomStreams.derive(cfg.seed, "rank", rank(), "epoch", epoch)
+    return RandomStreams.shared(rank_generator(cfg.seed, epoch))
+
+
 def pretrain_for_unit(cfg: RunConfig, data: PreparedData, ctx: UnitContext) -> PretrainResult:
     """:func:`pretrain` with a unit's checkpoint folder, device, curves and progress."""
     return pretrain(
@@ -216,7 +229,7 @@ def pretrain_step(
     x: torch.Tensor,
     augment: Callable,
     optimizer: torch.optim.Optimizer,
-    generator: torch.Generator | None,
+    generator: RandomStreams | torch.Generator | None,
     *,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     amp: torch.dtype | None = None,
@@ -229,7 +242,9 @@ def pretrain_step(
     Draws ``num_views`` augmented views (after the clip itself when the objective's
     ``raw_anchor`` is set), computes the objective's loss (its masks are drawn
     inside), back-propagates and steps the optimizer, the scheduler and the objective's
-    ``after_step`` hook; returns the detached loss. ``objective`` may be wrapped in
+    ``after_step`` hook; returns the detached loss. ``generator`` is the run's
+    :class:`RandomStreams` (views from its augmentation stream, masks from its mask stream)
+    or one generator for both. ``objective`` may be wrapped in
     DistributedDataParallel. ``amp`` is the autocast dtype (None: fp32); ``scaler`` scales
     fp16 losses. ``clock(phase)`` is called after each phase (``augment``, ``forward``,
     ``backward``, ``optimizer``) for profiling.
@@ -243,7 +258,8 @@ def pretrain_step(
     (fp16), which allows one ``step`` per ``update``, the optimizer steps once at the end.
     """
     core = unwrap(objective)
-    views = [augment(x, generator=generator) for _ in range(core.num_views)]
+    streams = generator if isinstance(generator, RandomStreams) else RandomStreams.shared(generator)
+    views = [augment(x, generator=streams.augment) for _ in range(core.num_views)]
     if getattr(core, "raw_anchor", False):  # an un-augmented anchor (ASMa's Algorithm 1)
         views.insert(0, x)
     if clock:
@@ -268,11 +284,14 @@ def pretrain_step(
         # before the other's forward pass, so only one encoder's activations and gradients
         # are alive at a time)
         loss = core.forward_backward(
-            *views, generator=generator, backward=backward, context=lambda: autocast(amp, x.device)
+            *views,
+            generator=streams.masks,
+            backward=backward,
+            context=lambda: autocast(amp, x.device),
         )["loss"]
     else:  # DistributedDataParallel: one forward pass through the wrapper, one backward
         with autocast(amp, x.device):
-            loss = objective(*views, generator=generator)["loss"]
+            loss = objective(*views, generator=streams.masks)["loss"]
         backward(loss)
     if scaler is not None:
         scaler.step(optimizer)

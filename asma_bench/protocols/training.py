@@ -7,10 +7,12 @@ protocol shuffles, schedules and checks for divergence the same way.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from torch import nn
 
 from asma_bench.errors import AsmaBenchError
 from asma_bench.protocols.metrics import Predictions
+from asma_bench.strategies.base import MaskStream
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -40,6 +43,74 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed)
+
+
+def stream_seed(seed: int, purpose: str, *scope: int | str) -> int:
+    """A 63-bit seed for the random stream of ``purpose`` in run ``seed`` (and ``scope``,
+    e.g. a rank and an epoch): a hash, so streams of different purposes or seeds share
+    nothing and no stream depends on how much another one drew."""
+    key = "/".join(str(part) for part in ("asma-bench", int(seed), purpose, *scope))
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") >> 1
+
+
+@dataclass
+class RandomStreams:
+    """The generators a pretraining draws from, one per purpose.
+
+    ``rng="streams"`` (:meth:`derive`): batch order, augmentation and masks each have a
+    stream of their own seeded from (seed, purpose) (:func:`stream_seed`); the masks'
+    stream hands every mask slot a generator of its own
+    (:class:`~asma_bench.strategies.base.MaskStream`). Batch order and augmentation draw the
+    same shapes whatever the masking, so every cell of a grid at one seed sees identical
+    batches and identical augmented views for the whole run (resumption included: the
+    states are checkpointed) and differs only in its masks; two cells whose spatial (or
+    temporal) strategies agree draw identical spatial (temporal) masks. Dropout and the
+    initial weights draw from torch's global generator, seeded per purpose by the caller
+    (:func:`seed_purpose`). These are common random numbers: the difference between two
+    cells at one seed is then not diluted by unrelated randomness, so fewer seeds detect
+    it. ``rng="shared"`` (:meth:`shared`): one generator for all three, the behaviour
+    before streams (a strategy that draws more shifts every later batch and view).
+    """
+
+    batches: torch.Generator
+    augment: torch.Generator
+    masks: torch.Generator | MaskStream
+
+    @classmethod
+    def derive(
+        cls, seed: int, *scope: int | str, device: torch.device | str = "cpu"
+    ) -> RandomStreams:
+        def gen(purpose: str) -> torch.Generator:
+            return torch.Generator(device=device).manual_seed(stream_seed(seed, purpose, *scope))
+
+        return cls(gen("batches"), gen("augment"), MaskStream(gen("masks")))
+
+    @classmethod
+    def shared(cls, generator: torch.Generator | None) -> RandomStreams:
+        return cls(generator, generator, generator)  # type: ignore[arg-type]
+
+    @classmethod
+    def for_run(cls, scheme: str, seed: int, generator: torch.Generator) -> RandomStreams:
+        """The streams of ``rng=scheme``; ``generator`` is the shared one (``shared``)."""
+        return cls.derive(seed) if scheme == "streams" else cls.shared(generator)
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        masks = self.masks.generator if isinstance(self.masks, MaskStream) else self.masks
+        return {"batches": self.batches, "augment": self.augment, "masks": masks}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: g.get_state() for name, g in self._generators().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name, g in self._generators().items():
+            g.set_state(state[name])
+
+
+def seed_purpose(seed: int, purpose: str, scheme: str = "streams") -> None:
+    """Seed torch's global generator (dropout, weight initialisation) for ``purpose``:
+    from (seed, purpose) under ``rng="streams"``, left as it is under ``"shared"``."""
+    if scheme == "streams":
+        torch.manual_seed(stream_seed(seed, purpose))
 
 
 def make_optimizer(

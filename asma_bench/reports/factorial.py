@@ -1,27 +1,31 @@
 """Which factor moves accuracy: a two-way analysis of variance of a crossed grid.
 
 A grid whose cells cross two label axes (``masking_factorial``: spatial × temporal
-masking) is a randomised complete block design when every cell has run with the same
-seeds: the seed is the block (it fixes the data split, the initialisation and the
-augmentation draws, which every cell shares). The model is
+masking) is a randomised block design with the seed as block: the seed fixes the data
+split and the validation carve-out, and under ``rng="streams"`` (the default) also the
+initial weights, the batch order and every augmented view, which all cells then share;
+cells differ only in their masks. (Runs made with ``rng="shared"`` share only the split and
+the initial weights across cells whose masks draw differently, and the block assumption
+holds less well for them.) The model is
 
     y_ijs = μ + α_i + β_j + (αβ)_ij + ρ_s + ε_ijs,   ε ~ N(0, σ²),
 
-fitted by the classical sums of squares of a balanced design (Montgomery, *Design and
-Analysis of Experiments*, ch. 5 and 4.2):
+fitted by least squares on dummy-coded factors (numpy's ``lstsq``). Each effect's sum of
+squares is the rise in the residual sum of squares when the term is dropped from the
+model that keeps every term not containing it (Type II; Montgomery, *Design and Analysis
+of Experiments*, ch. 5; Fox, *Applied Regression Analysis*, 8.2.4), its degrees of
+freedom the drop in the model's rank. In a complete balanced design these are the
+classical sums of squares (tested); a grid with a failed unit or a missing seed is still
+analysed, and the notes name what is missing. Each effect is tested by F = MS_effect /
+MS_E; effect size partial η² = SS / (SS + SS_E).
 
-    SS_A  = b·s·Σ_i (ȳ_i·· − ȳ)²          df a − 1
-    SS_B  = a·s·Σ_j (ȳ_·j· − ȳ)²          df b − 1
-    SS_AB = s·Σ_ij (ȳ_ij· − ȳ_i·· − ȳ_·j· + ȳ)²   df (a − 1)(b − 1)
-    SS_S  = a·b·Σ_s (ȳ_··s − ȳ)²          df s − 1
-    SS_E  = SS_total − the above           df (ab − 1)(s − 1)
-
-Each effect is tested by F = MS_effect / MS_E. Effect size: partial η² = SS / (SS + SS_E).
-Each level's marginal mean gets a 95% interval ȳ ± t_{0.975, df_E} √(MS_E / n_level), and
-each factor the smallest difference between two of its levels that a two-sided t-test on
-the marginal means would detect at α = 0.05 with 80% power (noncentral t, df_E).
-An unbalanced or incomplete grid (a cell missing a seed) is not analysed: the sums of
-squares above would no longer partition the variation.
+Each level's marginal mean gets a 95% interval that includes the seed-to-seed variance:
+the level's mean is computed per seed (over its cells that seed finished) and the
+interval is Student's t over those per-seed means (S − 1 degrees of freedom), so a level
+mean is not treated as known to the precision of the within-seed residual. Each factor
+gets the smallest difference between two of its levels that a two-sided test on the
+marginal means would detect at α = 0.05 with 80% power (noncentral t, df_E; the seed
+cancels in a difference of levels, so MS_E is the right error there).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from scipy import stats
 from asma_bench.errors import ConfigError
 from asma_bench.reports.stats import detectable_shift
 
-#: Fewer common seeds than this give no analysis (the error term has (ab − 1)(s − 1) df).
+#: Fewer seeds than this give no analysis (the block and the error need replication).
 MIN_BLOCKS = 2
 
 
@@ -46,10 +50,37 @@ class Factorial:
 
     factors: tuple[str, str]
     effects: pd.DataFrame  # index: source; columns ss, df, ms, F, p, partial_eta2
-    marginal: pd.DataFrame  # factor, level, mean, low, high, n
+    marginal: pd.DataFrame  # factor, level, mean, low, high, n (runs), seeds
     mdd: dict[str, float]  # factor -> minimum detectable difference between two levels
     seeds: int
     notes: list[str] = field(default_factory=list)
+    missing: list[tuple[str, str, object]] = field(default_factory=list)  # (a, b, seed)
+
+
+def _codes(values: pd.Series) -> np.ndarray:
+    return pd.factorize(values, sort=False)[0]
+
+
+def _term_columns(df: pd.DataFrame, a: str, b: str, block: str) -> dict[str, np.ndarray]:
+    """Each term's indicator columns (the model's rank, not the column count, gives its
+    degrees of freedom, so no level is dropped)."""
+    ca, cb, cs = _codes(df[a]), _codes(df[b]), _codes(df[block])
+    codes = {"a": ca, "b": cb, "interaction": ca * (cb.max() + 1) + cb, "block": cs}
+    return {term: np.eye(c.max() + 1)[c] for term, c in codes.items()}
+
+
+def _block_means(values: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` in each block present."""
+    present, inverse = np.unique(blocks, return_inverse=True)
+    return np.bincount(inverse, weights=values) / np.bincount(inverse)
+
+
+def _rss(columns: dict[str, np.ndarray], terms: list[str], y: np.ndarray) -> tuple[float, int]:
+    """Residual sum of squares and rank of the least-squares fit of an intercept and
+    ``terms``."""
+    x = np.column_stack([np.ones((len(y), 1)), *(columns[t] for t in terms)])
+    beta, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
+    return float(((y - x @ beta) ** 2).sum()), int(rank)
 
 
 def two_way_anova(
@@ -63,8 +94,10 @@ def two_way_anova(
 ) -> Factorial:
     """Two-way ANOVA of ``y`` on factors ``a`` × ``b`` with ``block`` as a block factor.
 
-    ``df`` has one row per (a, b, block) observation; the design must be complete and
-    balanced (every a × b cell observed once in every block), else ConfigError.
+    ``df`` has one row per (a, b, block) observation. The design may be unbalanced or
+    miss observations (Type II sums of squares); it needs two levels of each factor, at
+    least :data:`MIN_BLOCKS` blocks, at most one observation per (a, b, block), and one
+    residual degree of freedom; else ConfigError.
     """
     levels_a = list(dict.fromkeys(df[a]))
     levels_b = list(dict.fromkeys(df[b]))
@@ -74,68 +107,83 @@ def two_way_anova(
         raise ConfigError(f"a factorial analysis needs two levels of each factor ({a}, {b})")
     if ns < MIN_BLOCKS:
         raise ConfigError(f"a factorial analysis needs at least {MIN_BLOCKS} seeds, got {ns}")
-    counts = df.groupby([a, b, block]).size()
-    if len(counts) != na * nb * ns or bool((counts != 1).any()):
-        raise ConfigError(
-            f"the grid is not a complete {na}×{nb} crossing observed once per seed "
-            f"({len(df)} observations for {na * nb * ns} expected)"
-        )
-    cube = np.empty((na, nb, ns))
-    pos_a = {v: i for i, v in enumerate(levels_a)}
-    pos_b = {v: i for i, v in enumerate(levels_b)}
-    pos_s = {v: i for i, v in enumerate(blocks)}
-    for row in df.itertuples(index=False):
-        r = row._asdict()
-        cube[pos_a[r[a]], pos_b[r[b]], pos_s[r[block]]] = float(r[y])
-    grand = cube.mean()
-    mean_a = cube.mean(axis=(1, 2))
-    mean_b = cube.mean(axis=(0, 2))
-    mean_s = cube.mean(axis=(0, 1))
-    mean_ab = cube.mean(axis=2)
-    ss = {
-        a: nb * ns * float(((mean_a - grand) ** 2).sum()),
-        b: na * ns * float(((mean_b - grand) ** 2).sum()),
-        f"{a} × {b}": ns
-        * float(((mean_ab - mean_a[:, None] - mean_b[None, :] + grand) ** 2).sum()),
-        block: na * nb * float(((mean_s - grand) ** 2).sum()),
+    if bool(df.duplicated([a, b, block]).any()):
+        raise ConfigError(f"the grid has two observations of one ({a}, {b}, {block})")
+    values = df[y].to_numpy(float)
+    columns = _term_columns(df, a, b, block)
+    fits = {}
+    models = {
+        "full": ["a", "b", "interaction", "block"],
+        "additive": ["a", "b", "block"],
+        "no_a": ["b", "block"],
+        "no_b": ["a", "block"],
+        "no_block": ["a", "b", "interaction"],
     }
-    dof = {a: na - 1, b: nb - 1, f"{a} × {b}": (na - 1) * (nb - 1), block: ns - 1}
-    ss_total = float(((cube - grand) ** 2).sum())
-    ss_error = max(ss_total - sum(ss.values()), 0.0)
-    df_error = (na * nb - 1) * (ns - 1)
+    for name, terms in models.items():
+        fits[name] = _rss(columns, terms, values)
+    ss_error, rank_full = fits["full"]
+    df_error = len(df) - rank_full
+    if df_error < 1:
+        raise ConfigError(
+            f"the grid's {len(df)} observations leave no residual degree of freedom for a "
+            f"{na}×{nb} factorial analysis"
+        )
     ms_error = ss_error / df_error
+    interaction = f"{a} × {b}"
+    reduced = {a: ("no_a", "additive"), b: ("no_b", "additive"),
+               interaction: ("additive", "full"), block: ("no_block", "full")}  # fmt: skip
     rows = []
-    for source, s in ss.items():
-        ms = s / dof[source]
-        f = ms / ms_error if ms_error > 0 else math.nan
-        p = float(stats.f.sf(f, dof[source], df_error)) if ms_error > 0 else math.nan
-        eta = s / (s + ss_error) if s + ss_error > 0 else math.nan
-        rows.append(
-            {"source": source, "ss": s, "df": dof[source], "ms": ms, "F": f, "p": p,
-             "partial_eta2": eta}
-        )  # fmt: skip
+    for source, (smaller, larger) in reduced.items():
+        (rss_s, rank_s), (rss_l, rank_l) = fits[smaller], fits[larger]
+        dof = rank_l - rank_s
+        ss = max(rss_s - rss_l, 0.0)
+        ms = ss / dof if dof else math.nan
+        f = ms / ms_error if ms_error > 0 and dof else math.nan
+        p = float(stats.f.sf(f, dof, df_error)) if np.isfinite(f) else math.nan
+        eta = ss / (ss + ss_error) if ss + ss_error > 0 else math.nan
+        rows.append({"source": source, "ss": ss, "df": dof, "ms": ms, "F": f, "p": p,
+                     "partial_eta2": eta})  # fmt: skip
     rows.append({"source": "residual", "ss": ss_error, "df": df_error, "ms": ms_error,
                  "F": math.nan, "p": math.nan, "partial_eta2": math.nan})  # fmt: skip
     effects = pd.DataFrame(rows).set_index("source")
 
-    crit = float(stats.t.ppf(0.975, df_error))
     marginal_rows = []
     mdd = {}
-    for factor, levels, means, n in (
-        (a, levels_a, mean_a, nb * ns),
-        (b, levels_b, mean_b, na * ns),
-    ):
-        half = crit * math.sqrt(ms_error / n)
-        for level, m in zip(levels, means, strict=True):
+    blocks_of = _codes(df[block])
+    for factor, levels in ((a, levels_a), (b, levels_b)):
+        sizes = []
+        column = df[factor].to_numpy()
+        for level in levels:
+            rows = column == level
+            per_seed = _block_means(values[rows], blocks_of[rows])
+            m = float(values[rows].mean())
+            k = len(per_seed)
+            sd = float(per_seed.std(ddof=1)) if k >= 2 else 0.0
+            half = float(stats.t.ppf(0.975, k - 1)) * sd / math.sqrt(k) if sd > 0 else math.nan
             marginal_rows.append(
-                {"factor": factor, "level": level, "mean": float(m),
-                 "low": float(m) - half, "high": float(m) + half, "n": n}
+                {"factor": factor, "level": level, "mean": m, "low": m - half,
+                 "high": m + half, "n": int(rows.sum()), "seeds": k}
             )  # fmt: skip
-        mdd[factor] = detectable_shift(math.sqrt(2 * ms_error / n), df_error, alpha, power)
+            sizes.append(int(rows.sum()))
+        n_level = float(np.mean(sizes))  # runs per level (exact when balanced)
+        mdd[factor] = detectable_shift(math.sqrt(2 * ms_error / n_level), df_error, alpha, power)
+    present = set(zip(df[a], df[b], df[block], strict=True))
+    missing = [
+        (la, lb, s) for la in levels_a for lb in levels_b for s in blocks
+        if (la, lb, s) not in present
+    ]  # fmt: skip
     notes = []
     if ms_error == 0:
         notes.append("The residual variation is zero: no F test is possible.")
-    return Factorial((a, b), effects, pd.DataFrame(marginal_rows), mdd, ns, notes)
+    if missing:
+        shown = ", ".join(f"{la} × {lb} seed {s}" for la, lb, s in missing[:6])
+        more = f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+        notes.append(
+            f"Unbalanced: {len(missing)} of {na * nb * ns} (cell, seed) runs are missing "
+            f"({shown}{more}); the sums of squares are Type II (each effect adjusted for the "
+            f"others) and the marginal means average the runs present."
+        )
+    return Factorial((a, b), effects, pd.DataFrame(marginal_rows), mdd, ns, notes, missing)
 
 
 def describe(result: Factorial, metric: str, alpha: float = 0.05) -> list[str]:
@@ -180,9 +228,12 @@ def effects_table(result: Factorial) -> pd.DataFrame:
 
 
 def marginal_table(result: Factorial) -> pd.DataFrame:
-    """Marginal means of each level with their 95% intervals (rounded strings)."""
+    """Marginal means of each level with their 95% intervals over seeds (rounded strings)."""
     m = result.marginal
-    intervals = [f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(m["low"], m["high"], strict=True)]
+    intervals = [
+        f"[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else "–"
+        for lo, hi in zip(m["low"], m["high"], strict=True)
+    ]
     return pd.DataFrame({
         "factor": m["factor"], "level": m["level"], "mean": m["mean"].map(lambda v: f"{v:.2f}"),
         "95% interval": intervals, "runs": m["n"],
@@ -220,8 +271,9 @@ def complete_crossing(
 def analyse_grid(
     per_seed: pd.DataFrame, labels: dict[str, dict[str, str]], cells: list[str], axes: list[str]
 ) -> tuple[Factorial | None, list[str]]:
-    """The two-way ANOVA of a grid with two label axes, on its complete crossing and the
-    seeds every kept cell finished; (None, reason) when the grid cannot support one."""
+    """The two-way ANOVA of a grid with two label axes, on its complete crossing and every
+    run of it that finished (a failed unit leaves the design unbalanced, not unanalysed);
+    (None, reason) when the grid cannot support one."""
     if len(axes) != 2:
         return None, []
     a, b = axes
@@ -229,28 +281,24 @@ def analyse_grid(
     if not kept:
         return None, [f"No factorial analysis: the cells do not cross {a} and {b}."]
     done = per_seed[per_seed["cell"].isin(kept) & per_seed["value"].notna()]
-    common = set.intersection(*(set(done[done["cell"] == c]["seed"]) for c in kept))
-    if len(common) < MIN_BLOCKS:
+    empty = [c for c in kept if not (done["cell"] == c).any()]
+    if empty:
         return None, [
-            f"No factorial analysis: it needs at least {MIN_BLOCKS} seeds finished by every "
-            f"cell of the {a} × {b} crossing ({len(common)} are)."
+            f"No factorial analysis: cells {', '.join(empty)} of the {a} × {b} crossing "
+            "have no finished run."
         ]
-    done = done[done["seed"].isin(common)]
     frame = pd.DataFrame({
         a: [labels[c][a] for c in done["cell"]], b: [labels[c][b] for c in done["cell"]],
         "seed": done["seed"].to_numpy(), "value": done["value"].to_numpy(),
     })  # fmt: skip
-    result = two_way_anova(frame, a, b)
+    try:
+        result = two_way_anova(frame, a, b)
+    except ConfigError as exc:
+        return None, [f"No factorial analysis: {exc}."]
     notes = []
     if left:
         notes.append(
             f"The factorial analysis covers the complete {a} × {b} crossing; "
             f"left out: {', '.join(left)}."
-        )
-    dropped = sorted(set(per_seed[per_seed["cell"].isin(kept)]["seed"]) - common)
-    if dropped:
-        notes.append(
-            f"Seeds {', '.join(map(str, dropped))} are left out of the factorial analysis: "
-            "not every cell finished them."
         )
     return result, notes

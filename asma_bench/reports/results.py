@@ -33,7 +33,7 @@ from asma_bench.harness.tracking import (
     TrackingError,
     _probe_server,
 )
-from asma_bench.protocols.metrics import Predictions
+from asma_bench.protocols.metrics import Predictions, per_sample_scores
 
 log = logging.getLogger(__name__)
 
@@ -430,10 +430,38 @@ def metric_histories(uri: str, run_ids: Sequence[str], keys: Sequence[str]) -> p
     return pd.DataFrame(rows, columns=["run_id", "key", "step", "value"])
 
 
-def predictions_name(metric: str) -> str | None:
-    """The predictions a top-1 metric was computed from (``theta_test_top1`` →
-    ``theta_test``); None for metrics that are not a top-1 accuracy."""
-    return metric.removesuffix("_top1") if metric.endswith("_top1") else None
+#: Per-clip outcomes a metric averages: correctness (in points) for a top-1 accuracy, the
+#: proper scoring rules of :func:`~asma_bench.protocols.metrics.per_sample_scores`.
+CLIP_OUTCOMES = ("top1", "nll", "brier")
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    """Where a metric's per-clip values come from: the logged predictions ``name``, the
+    ``outcome`` (one of :data:`CLIP_OUTCOMES`) and what the scores are (``logits`` or a
+    k-NN's ``votes``)."""
+
+    name: str
+    outcome: str
+    scores: str
+
+    def values(self, pred: Predictions) -> np.ndarray:
+        """Each clip's outcome, on the metric's scale (top-1 in points: 0 or 100)."""
+        if self.outcome == "top1":
+            return 100.0 * pred.correct.astype(float)
+        return per_sample_scores(pred, self.scores)[self.outcome]
+
+
+def clip_outcome(metric: str) -> ClipOutcome | None:
+    """The per-clip outcome a metric is the mean of (``test_top1`` → correctness of the
+    ``test`` predictions, ``test_knn_brier`` → Brier score of the ``knn_test`` votes,
+    ``theta_test_top1`` → ``theta_test``); None for other metrics (top-5, per-class)."""
+    stem, _, outcome = metric.rpartition("_")
+    if outcome not in CLIP_OUTCOMES or not stem:
+        return None
+    if stem.endswith("_knn"):
+        return ClipOutcome(f"knn_{stem.removesuffix('_knn')}", outcome, "votes")
+    return ClipOutcome(stem, outcome, "logits")
 
 
 def _quiet_downloads() -> None:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from asma_bench.errors import ConfigError
-from asma_bench.protocols.metrics import knn_metric
+from asma_bench.protocols.metrics import Predictions, knn_metric
 from asma_bench.reports import stats
 from asma_bench.reports.factorial import (
     Factorial,
@@ -44,9 +44,10 @@ from asma_bench.reports.factorial import (
     marginal_table,
 )
 from asma_bench.reports.results import (
+    ClipOutcome,
     GridRuns,
+    clip_outcome,
     load_predictions,
-    predictions_name,
 )
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,13 @@ STAT_COLUMNS = [
     "p_samples",
     "p_samples_adj",
     "discordant",
+    "clip_se",
+    "clip_df",
     "sig",
     "sig_samples",
     "mdd",
-    "seeds_needed",
+    "mdd_low",
+    "mdd_high",
 ]
 SIG_THRESHOLDS = "* p < 0.05, ** p < 0.01 after correction"
 MATRIX_MARKS = "* / ** as in 'sig. (seeds)' (the test over seeds)"
@@ -81,11 +85,8 @@ class ReportOptions:
     metric: str | None = None  # default: the grid's metric
     correction: str = "holm"
     seed_test: str = "ttest"
-    mcnemar: bool = True
-    mcnemar_pool: str = "sum"
+    per_clip: bool = True  # the per-clip test (crossed random effects; McNemar at 1 seed)
     confidence: float = 0.95
-    bootstrap_resamples: int = 9999
-    bootstrap_seed: int = 0
     alpha: float = 0.05
 
     def __post_init__(self) -> None:
@@ -98,15 +99,8 @@ class ReportOptions:
             raise ConfigError(
                 f"--seed-test must be one of {', '.join(stats.SEED_TESTS)}, got {self.seed_test!r}"
             )
-        if self.mcnemar_pool not in stats.MCNEMAR_POOLING:
-            raise ConfigError(
-                f"McNemar pooling must be one of "
-                f"{', '.join(stats.MCNEMAR_POOLING)}, got {self.mcnemar_pool!r}"
-            )
         if not 0 < self.confidence < 1:
             raise ConfigError(f"confidence must be in (0, 1), got {self.confidence}")
-        if self.bootstrap_resamples < 100:
-            raise ConfigError(f"bootstrap resamples must be >= 100, got {self.bootstrap_resamples}")
 
 
 @dataclass
@@ -217,10 +211,11 @@ def _compare(
     base = runs.baseline
     wide = seeds.pivot_table(index="seed", columns="cell", values="value", aggfunc="first")
     run_ids = seeds.pivot_table(index="seed", columns="cell", values="run_id", aggfunc="first")
-    pred_name = predictions_name(metric) if opts.mcnemar else None
+    outcome = clip_outcome(metric) if opts.per_clip else None
     cache: dict[str, dict] = {}
     warnings: dict[str, list[str]] = {}
     kinds: set[str] = set()
+    references = reference_cells(runs)
     others = [c for c in runs.cells if c != base and c in wide and base in wide]
     for cell in others:
         both = wide[[cell, base]].dropna()
@@ -230,89 +225,79 @@ def _compare(
             continue
         table.loc[cell, "delta"] = float(np.mean(a - b))
         seed_res = stats.paired_seed_test(a, b, opts.seed_test)
-        lo, hi = stats.paired_bootstrap_ci(
-            a, b, opts.confidence, opts.bootstrap_resamples, opts.bootstrap_seed
-        )
+        lo, hi = stats.paired_t_interval(a, b, opts.confidence)
         table.loc[cell, ["ci_low", "ci_high", "p_seeds"]] = [lo, hi, seed_res.p_value]
         if seed_res.note:  # no p-value the data can support: 'n/a' and the reason
             _warn(warnings, f"p (seeds) n/a: {seed_res.note}", cell)
         else:
             _warn(warnings, stats.power_warning(seed_res, opts.alpha), cell)
-        sd = float(np.std(a - b, ddof=1)) if len(both) > 1 else math.nan
-        table.loc[cell, "mdd"] = stats.min_detectable_difference(sd, len(both), opts.alpha)
-        needed = stats.seeds_needed(float(np.mean(a - b)), sd, opts.alpha)
-        table.loc[cell, "seeds_needed"] = math.nan if needed is None else needed
-        if pred_name is None:
+        if outcome is None:
             continue
         pairs = []
         for seed in both.index:
-            pa = _predictions(runs, run_ids.loc[seed, cell], pred_name, cache)
-            pb = _predictions(runs, run_ids.loc[seed, base], pred_name, cache)
+            pa = _predictions(runs, run_ids.loc[seed, cell], outcome.name, cache)
+            pb = _predictions(runs, run_ids.loc[seed, base], outcome.name, cache)
             if pa is not None and pb is not None:
                 pairs.append((pa, pb))
         if not pairs:
-            _warn(warnings, f"no '{pred_name}' predictions to pair: McNemar skipped", cell)
+            _warn(warnings, f"no '{outcome.name}' predictions to pair: per-clip test skipped", cell)
             continue
         try:
-            mc = stats.pooled_mcnemar(pairs, opts.mcnemar_pool)
+            kind = _per_clip(table, cell, pairs, outcome, warnings, opts)
         except ConfigError as exc:  # not the same test set
-            _warn(warnings, f"{exc}: McNemar skipped", cell)
+            _warn(warnings, f"{exc}: per-clip test skipped", cell)
             continue
-        table.loc[cell, "p_samples"] = mc.p_value
-        if mc.discordant is not None:
-            table.loc[cell, "discordant"] = f"{mc.discordant[0]}/{mc.discordant[1]}"
-        kinds.add("exact" if mc.test == "mcnemar_exact" else "chi-squared")
-        if opts.mcnemar_pool == "sum":  # a combined p-value has no simple floor
-            _warn(warnings, stats.power_warning(mc, opts.alpha), cell)
+        if kind:
+            kinds.add(kind)
 
-    table["p_seeds_adj"] = stats.adjust_pvalues(table["p_seeds"].to_numpy(float), opts.correction)
-    table["p_samples_adj"] = stats.adjust_pvalues(
-        table["p_samples"].to_numpy(float), opts.correction
-    )
+    # Holm's family is the grid's own comparisons; references are a family apart
+    family = compared = [c for c in others if c not in references]
+    apart = [c for c in others if c in references]
+    for column in ("p_seeds", "p_samples"):
+        adjusted = pd.Series(math.nan, index=table.index)
+        for cells in (family, apart):
+            if cells:
+                adjusted[cells] = stats.adjust_pvalues(
+                    table.loc[cells, column].to_numpy(float), opts.correction
+                )
+        table[f"{column}_adj"] = adjusted
     table["sig"] = [stats.significance_marker(p) for p in table["p_seeds_adj"]]
     table["sig_samples"] = [stats.significance_marker(p) for p in table["p_samples_adj"]]
     table.loc[base, ["sig", "sig_samples"]] = "baseline"
 
-    m_seeds = int(np.isfinite(table["p_seeds"].to_numpy(float)).sum())
-    m_samples = int(np.isfinite(table["p_samples"].to_numpy(float)).sum())
     corr = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "no"}[opts.correction]
+    m_seeds = int(np.isfinite(table.loc[family, "p_seeds"].to_numpy(float)).sum())
+    m_samples = int(np.isfinite(table.loc[family, "p_samples"].to_numpy(float)).sum())
+    where = (
+        f"; the reference rows ({', '.join(apart)}) are corrected apart, as a family of "
+        f"their own, so they do not make the cells' comparisons stricter"
+        if apart
+        else ""
+    )
     notes = [
         f"Δ = cell − {base}, averaged over the seeds both have (CSV column 'pairs'); "
-        f"{opts.confidence:.0%} CI by paired bootstrap over seeds (scipy.stats.bootstrap, "
-        f"percentile, {opts.bootstrap_resamples} resamples, seed {opts.bootstrap_seed}).",
+        f"{opts.confidence:.0%} CI: Student's t over the paired seeds, Δ ± t_(n−1) · sd / √n.",
         f"p (seeds): {stats.TEST_NAMES[opts.seed_test]}, runs paired by seed; {corr} "
-        f"correction over {m_seeds} comparisons. Column 'sig. (seeds)' marks p (seeds): "
-        f"{SIG_THRESHOLDS}. This is the test across training runs, i.e. whether the cell "
-        f"beats the baseline beyond seed-to-seed variation.",
+        f"correction over the {m_seeds} compared cells{where}. Column 'sig. (seeds)' marks "
+        f"p (seeds): {SIG_THRESHOLDS}. This is the test across training runs, i.e. whether "
+        f"the cell beats the baseline beyond seed-to-seed variation.",
     ]
-    if pred_name is not None:
-        tests = sorted(kinds)
-        pool = (
-            "discordant counts summed over seeds (Mantel–Haenszel form)"
-            if opts.mcnemar_pool == "sum"
-            else f"per-seed p-values combined ({opts.mcnemar_pool})"
-        )
-        notes.append(
-            f"p (samples): McNemar's test on per-sample correctness of '{pred_name}' "
-            f"predictions paired by dataset index, {pool} (CSV column 'discordant': cell right "
-            f"and baseline wrong / the reverse); exact binomial test below "
-            f"{stats.MCNEMAR_EXACT_BELOW} discordant samples, else chi-squared with continuity "
-            f"correction{' (' + ', '.join(tests) + ')' if tests else ''}; {corr} correction "
-            f"over {m_samples} comparisons. Column 'sig. (samples)' marks p (samples): "
-            f"{SIG_THRESHOLDS}. It takes test samples, not seeds, as the replicates: it says "
-            f"whether these trained models differ on this test set, not whether the "
-            f"difference survives retraining, so a mark here without one in 'sig. (seeds)' "
-            f"is not evidence that the cell beats the baseline in general."
-        )
+    if outcome is not None:
+        notes.append(_per_clip_note(outcome, sorted(kinds), corr, m_samples))
     else:
-        why = "--no-mcnemar" if not opts.mcnemar else f"{metric} is not a top-1 accuracy"
-        notes.append(f"p (samples) and 'sig. (samples)': McNemar's test not run ({why}).")
-    mdd_note = _power_note(table, opts.alpha)
-    if mdd_note:
-        notes.append(mdd_note)
+        why = "--no-per-clip" if not opts.per_clip else f"{metric} is no per-clip mean"
+        notes.append(f"p (samples) and 'sig. (samples)': no per-clip test ({why}).")
+    power = _pooled_power(wide, table, [base, *compared], opts)
+    if power:
+        notes.append(power)
     for message, cells in warnings.items():
         notes.append(f"warning ({', '.join(cells)}): {message}")
     return notes
+
+
+def reference_cells(runs: GridRuns) -> set[str]:
+    """The grid's reference rows (``random_init``, ``supervised``): not masking cells."""
+    return {c for c in runs.cells if "reference" in runs.labels.get(c, {})}
 
 
 def seed_test_na(table: pd.DataFrame) -> pd.Series:
@@ -321,27 +306,122 @@ def seed_test_na(table: pd.DataFrame) -> pd.Series:
     return (table["pairs"].fillna(0) > 0) & table["p_seeds"].isna()
 
 
-def _power_note(table: pd.DataFrame, alpha: float) -> str:
-    """What these seeds can detect: the minimum detectable difference of the paired t-test
-    (two-sided, ``alpha`` before correction, 80% power) and the seeds the observed Δ needs."""
-    mdd = table["mdd"].to_numpy(float)
-    if not np.isfinite(mdd).any():
-        return ""
-    lo, hi = np.nanmin(mdd), np.nanmax(mdd)
-    span = f"{lo:.2f}" if math.isclose(lo, hi, rel_tol=1e-3) else f"{lo:.2f}–{hi:.2f}"
-    tested = ~seed_test_na(table)
-    needs = [
-        f"{cell} {int(n)}"
-        for cell, n in table.loc[tested, "seeds_needed"].items()
-        if np.isfinite(n)
+def _per_clip(
+    table: pd.DataFrame,
+    cell: str,
+    pairs: list[tuple[Predictions, Predictions]],
+    outcome: ClipOutcome,
+    warnings: dict[str, list[str]],
+    opts: ReportOptions,
+) -> str:
+    """The per-clip test of ``cell`` against the baseline into ``table``; the test's kind."""
+    if len(pairs) == 1:
+        if outcome.outcome != "top1":
+            _warn(warnings, "one seed: no per-clip test of a loss (needs two seeds)", cell)
+            return ""
+        b, c, _ = stats.discordant_counts(*pairs[0])
+        mc = stats.mcnemar_test(b, c)
+        table.loc[cell, "p_samples"] = mc.p_value
+        table.loc[cell, "discordant"] = f"{b}/{c}"
+        _warn(warnings, stats.power_warning(mc, opts.alpha), cell)
+        return "mcnemar_exact" if mc.test == "mcnemar_exact" else "mcnemar_chi2"
+    diff = paired_clip_differences(pairs, outcome)
+    res = stats.crossed_clip_test(diff)
+    table.loc[cell, ["p_samples", "clip_se", "clip_df"]] = [res.result.p_value, res.se, res.df]
+    if res.result.note and not np.isfinite(res.result.p_value):
+        _warn(warnings, f"p (samples) n/a: {res.result.note}", cell)
+    return "crossed"
+
+
+def paired_clip_differences(
+    pairs: list[tuple[Predictions, Predictions]], outcome: ClipOutcome
+) -> np.ndarray:
+    """(seeds, clips): cell − baseline per clip and seed, on the clips every seed's two
+    prediction sets share (paired by dataset index). ConfigError when they share none or
+    label a clip differently (not one test set)."""
+    common = None
+    for pa, pb in pairs:
+        for p in (pa, pb):
+            common = p.indices if common is None else np.intersect1d(common, p.indices)
+    if common is None or len(common) == 0:
+        raise ConfigError("the prediction sets share no test clip")
+    rows = []
+    labels = None
+    for pa, pb in pairs:
+        row = []
+        for p in (pa, pb):
+            order = np.argsort(p.indices, kind="stable")
+            pos = order[np.searchsorted(p.indices[order], common)]
+            if labels is None:
+                labels = p.labels[pos]
+            elif not np.array_equal(labels, p.labels[pos]):
+                raise ConfigError("the prediction sets label the same clips differently")
+            row.append(outcome.values(p)[pos])
+        rows.append(row[0] - row[1])
+    return np.vstack(rows)
+
+
+def _per_clip_note(outcome: ClipOutcome, kinds: list[str], corr: str, m: int) -> str:
+    what = {"top1": "correctness (0 or 100 points)", "nll": "negative log-likelihood",
+            "brier": "Brier score"}[outcome.outcome]  # fmt: skip
+    parts = [
+        f"p (samples): each test clip's {what} under '{outcome.name}' predictions, paired "
+        f"by dataset index."
     ]
-    tail = f"; seeds the observed Δ would need at that power: {', '.join(needs)}" if needs else ""
+    if "crossed" in kinds:
+        parts.append(
+            "With several seeds: a crossed random-effects test (seed and clip random; the "
+            "mean difference's variance from the seed, clip and residual mean squares, "
+            "Satterthwaite's degrees of freedom; CSV columns 'clip_se', 'clip_df'), which "
+            "counts neither the clips nor the seeds as independent replicates and holds its "
+            "level in simulation. It generalises over retraining and over test clips."
+        )
+    if any(k.startswith("mcnemar") for k in kinds):
+        parts.append(
+            f"With one seed: McNemar's test (exact binomial below "
+            f"{stats.MCNEMAR_EXACT_BELOW} discordant clips, else chi-squared with continuity "
+            "correction; CSV column 'discordant': cell right and baseline wrong / the "
+            "reverse), which says whether these two trained models differ on this test "
+            "set, not whether the difference survives retraining."
+        )
+    parts.append(f"{corr} correction over {m} compared cells; 'sig. (samples)': {SIG_THRESHOLDS}.")
+    return " ".join(parts)
+
+
+def _pooled_power(
+    wide: pd.DataFrame, table: pd.DataFrame, cells: list[str], opts: ReportOptions
+) -> str:
+    """The power note from the pooled error of the compared cells (and the baseline) on
+    the seeds they all finished; fills CSV columns 'mdd', 'mdd_low', 'mdd_high'."""
+    present = [c for c in cells if c in wide]
+    block = wide[present].dropna()
+    if len(present) < 2 or len(block) < 2:
+        return ""
+    power = stats.pooled_power(block.to_numpy().T, opts.alpha, confidence=opts.confidence)
+    if power is None:
+        return ""
+    table.loc[present, ["mdd", "mdd_low", "mdd_high"]] = [power.mdd, power.mdd_low, power.mdd_high]
+    needs = []
+    for target in (1.0, 2.0, 3.0):
+        point, low, high = power.seeds_for(target)
+        needs.append(f"{target:g} point{'s' if target != 1 else ''}: {_seeds(point)} "
+                     f"({_seeds(low)}–{_seeds(high)})")  # fmt: skip
     return (
-        f"Power: with these seeds and the spread of their paired differences, the paired "
-        f"t-test (α = {alpha:g} two-sided, before correction) detects a Δ of {span} points "
-        f"with 80% power (CSV column 'mdd'){tail} (CSV column 'seeds_needed'; a cell with "
-        f"a p-value not listed would need more than 1000)."
+        f"Power: pooled over the {power.cells} compared cells and {power.seeds} seeds (a "
+        f"cells × seeds block design; {power.df} degrees of freedom for the error), a paired "
+        f"difference between two cells has standard deviation {power.sd_diff:.2f} points "
+        f"({opts.confidence:.0%} interval {power.sd_low:.2f}–{power.sd_high:.2f}). The paired "
+        f"t-test over these {power.seeds} seeds (α = {opts.alpha:g} two-sided, before "
+        f"correction) detects a Δ of {power.mdd:.2f} points with 80% power "
+        f"(interval {power.mdd_low:.2f}–{power.mdd_high:.2f}; CSV columns 'mdd', "
+        f"'mdd_low', 'mdd_high'). Seeds it needs to detect "
+        + "; ".join(needs)
+        + " (at the estimated spread, and at the interval's ends)."
     )
+
+
+def _seeds(n: int | None) -> str:
+    return "over 1000" if n is None else str(n)
 
 
 def _predictions(runs: GridRuns, run_id: object, name: str, cache: dict) -> object | None:
@@ -452,7 +532,7 @@ def _caption(runs: GridRuns, metric: str, opts: ReportOptions) -> str:
     if runs.baseline:
         corr = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "no"}[opts.correction]
         text += (
-            f" Δ against {runs.baseline} with {opts.confidence:.0%} paired bootstrap CI; "
+            f" Δ against {runs.baseline} with {opts.confidence:.0%} paired t-interval; "
             f"p-values after {corr} correction."
         )
     return text

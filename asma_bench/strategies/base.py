@@ -224,6 +224,35 @@ def uniform(
     return u.to(device)
 
 
+class MaskStream:
+    """The random stream of a run's masks, handing every mask slot a generator of its own.
+
+    Each call of :meth:`slot` draws exactly one 63-bit seed from the stream and returns a
+    fresh generator seeded with it, whatever the strategy that uses it then draws (a random
+    frame strategy draws (N, T) uniforms, HMTM nothing, HDSM a Gumbel key per joint). So
+    the k-th mask slot of a run gets the same generator in every cell at one seed: two cells
+    whose spatial strategies agree draw identical spatial masks even where their temporal
+    strategies differ, and the stream after a step does not depend on the strategies used
+    in it (common random numbers; :class:`~asma_bench.protocols.training.RandomStreams`).
+    A slot with no strategy still takes its draw (:func:`slot_generator`).
+    """
+
+    def __init__(self, generator: torch.Generator):
+        self.generator = generator
+
+    def slot(self) -> torch.Generator:
+        seed = torch.randint(
+            0, 2**63 - 1, (1,), generator=self.generator, device=self.generator.device
+        )
+        return torch.Generator(device=self.generator.device).manual_seed(int(seed))
+
+
+def slot_generator(generator: torch.Generator | MaskStream | None) -> torch.Generator | None:
+    """The generator one mask slot draws from: a fresh slot of a :class:`MaskStream`, or a
+    plain generator itself (then every strategy draws from it in turn, as before streams)."""
+    return generator.slot() if isinstance(generator, MaskStream) else generator
+
+
 def gumbel(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> Tensor:
     """Standard Gumbel noise ``-log(-log U)``."""
     u = uniform(shape, generator, device).clamp_(min=_TINY)

@@ -11,7 +11,7 @@ from asma_bench.reports.tables import ReportOptions
 
 from .conftest import NUM_CLASSES, NUM_TEST, FakeCell, fabricate
 
-FAST = ReportOptions(bootstrap_resamples=999)
+FAST = ReportOptions()
 
 
 def names(out):

@@ -31,7 +31,7 @@ from asma_bench.reports.tables import (
 
 from .conftest import NUM_TEST, FakeCell, fabricate
 
-FAST = ReportOptions(bootstrap_resamples=999)
+FAST = ReportOptions()
 NO_FIGURES = FigureOptions(embeddings=False, dataset=False, curves=False)
 
 
@@ -274,11 +274,11 @@ def test_sample_level_significance_has_its_own_mark(fake_store):
     assert {"sig. (seeds)", "sig. (samples)"} <= set(rows.columns) and "sig." not in rows
     notes = " ".join(rep.notes)
     assert "Column 'sig. (seeds)' marks p (seeds)" in notes
-    assert "Column 'sig. (samples)' marks p (samples)" in notes
-    assert "not evidence that the cell beats the baseline in general" in notes
-    off = build_grid_report(runs, ReportOptions(mcnemar=False, bootstrap_resamples=999))
+    assert "'sig. (samples)': * p < 0.05" in notes
+    assert "crossed random-effects test" in notes
+    off = build_grid_report(runs, ReportOptions(per_clip=False))
     assert (off.table["sig_samples"].drop("random_random") == "").all()
-    assert "McNemar's test not run (--no-mcnemar)" in " ".join(off.notes)
+    assert "no per-clip test (--no-per-clip)" in " ".join(off.notes)
 
 
 def test_matrix_says_no_result_for_a_cell_without_runs(fake_store):

@@ -109,7 +109,7 @@ def open_page(driver, page: Path) -> dict:
 def report_page(fake_store, tmp_path_factory) -> Path:
     """Two grid reports in one folder: a sweep (curves, sensitivity) and an n x k grid."""
     out = tmp_path_factory.mktemp("browser") / "reports"
-    fast = ReportOptions(bootstrap_resamples=999)
+    fast = ReportOptions()
     opts = FigureOptions(embeddings=False, dataset=False)
     write_report("distill_tau", fake_store.uri, out, out, fast, figure_options=opts)
     done = write_report("mine", fake_store.uri, out, out, fast, "n9_k10", figure_options=opts)

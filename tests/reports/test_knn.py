@@ -20,7 +20,7 @@ from asma_bench.reports.tables import (
 
 from .conftest import NUM_TEST, FakeCell, fabricate
 
-FAST = ReportOptions(bootstrap_resamples=999)
+FAST = ReportOptions()
 SEEDS = (0, 1, 2)
 KNN = {
     "base": {0: 40.0, 1: 42.0, 2: 47.0},
@@ -126,7 +126,7 @@ def test_knn_column_in_every_file(knn_report, knn_store, tmp_path):
 def test_a_per_encoder_metric_gets_its_own_knn(knn_store):
     uri, _, spec, _ = knn_store
     runs = load_grid_runs(uri, "knn_grid", spec)
-    rep = build_grid_report(runs, ReportOptions(metric="theta_test_top1", bootstrap_resamples=999))
+    rep = build_grid_report(runs, ReportOptions(metric="theta_test_top1"))
     assert rep.knn == "theta_test_knn_top1"
     assert rep.table.loc["base", "knn_mean"] == pytest.approx(np.mean(list(THETA_KNN.values())))
     assert "theta_test_knn_top1" in display_rows(rep).columns

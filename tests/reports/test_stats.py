@@ -26,13 +26,13 @@ def test_identical_results_give_no_seed_test_and_zero_delta():
     for test in stats.SEED_TESTS:
         res = stats.paired_seed_test(a, a, test)  # 0 / 0: no p-value, the reason says why
         assert math.isnan(res.p_value) and res.n == 5 and "identical" in res.note
-    assert stats.paired_bootstrap_ci(a, a) == (0.0, 0.0)
+    assert stats.paired_t_interval(a, a) == (0.0, 0.0)
     same = preds(np.random.default_rng(0).random(50) < 0.5)
     b, c, n = stats.discordant_counts(same, same)
     assert (b, c, n) == (0, 0, 50)
     assert stats.mcnemar_test(b, c).p_value == 1.0
-    assert stats.pooled_mcnemar([(same, same)] * 3).p_value == 1.0
-    assert stats.pooled_mcnemar([(same, same)] * 3, pool="fisher").p_value == 1.0
+    clip = stats.crossed_clip_test(np.zeros((3, 50)))
+    assert math.isnan(clip.result.p_value) and "identical" in clip.result.note
 
 
 def test_large_effect_is_significant():
@@ -41,9 +41,8 @@ def test_large_effect_is_significant():
     better = base + 10 + rng.normal(0, 0.3, 5)
     res = stats.paired_seed_test(better, base)
     assert res.test == "ttest" and res.p_value < 0.01
-    lo, hi = stats.paired_bootstrap_ci(better, base, seed=3)
+    lo, hi = stats.paired_t_interval(better, base)
     assert 9 < lo < np.mean(better - base) < hi < 11
-    assert stats.paired_bootstrap_ci(better, base, seed=3) == (lo, hi)  # seeded
     # McNemar: 60 samples fixed, none broken
     a = np.r_[np.ones(100, bool), np.zeros(100, bool)]
     b = a.copy()
@@ -61,12 +60,6 @@ def test_mcnemar_matches_hand_computation():
     chi = stats.mcnemar_test(8, 2, exact=False)
     assert chi.statistic == pytest.approx(2.5)
     assert chi.p_value == pytest.approx(math.erfc(math.sqrt(1.25)))
-    # pooled over seeds by summing discordant counts: (3, 1) + (4, 0) -> (7, 1)
-    s1a, s1b = preds([1, 1, 1, 0, 1]), preds([0, 0, 0, 1, 1])
-    s2a, s2b = preds([1, 1, 1, 1]), preds([0, 0, 0, 0])
-    pooled = stats.pooled_mcnemar([(s1a, s1b), (s2a, s2b)])
-    assert pooled.discordant == (7, 1)
-    assert pooled.p_value == pytest.approx(2 * (1 + 8) / 256)
 
 
 def test_mcnemar_pairs_by_dataset_index():
@@ -129,8 +122,8 @@ def test_bad_arguments():
         stats.paired_seed_test([1, 2], [1, 2], "ztest")
     with pytest.raises(ConfigError, match="equally long"):
         stats.paired_seed_test([1, 2, 3], [1, 2])
-    with pytest.raises(ConfigError, match="pooling"):
-        stats.pooled_mcnemar([], pool="mean")
+    with pytest.raises(ConfigError, match="seeds, clips"):
+        stats.crossed_clip_test(np.zeros(5))
     assert stats.significance_marker(0.004) == "**"
     assert stats.significance_marker(0.03) == "*"
     assert stats.significance_marker(0.2) == stats.significance_marker(float("nan")) == ""
@@ -166,3 +159,53 @@ def test_minimum_detectable_difference_matches_textbook_power():
     assert math.isnan(stats.min_detectable_difference(1.0, 1))
     assert math.isnan(stats.min_detectable_difference(0.0, 5))
     assert stats.seeds_needed(1e-3, 1.0) is None  # more than 1000
+
+
+def test_paired_t_interval_matches_hand_computation():
+    # differences 1, 2, 3: mean 2, sd 1, t_{0.975, 2} = 4.3027 -> 2 ± 4.3027 / sqrt(3)
+    lo, hi = stats.paired_t_interval([11.0, 12.0, 13.0], [10.0, 10.0, 10.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert (lo, hi) == pytest.approx((2 - half, 2 + half))
+    assert all(math.isnan(v) for v in stats.paired_t_interval([1.0], [0.0]))
+
+
+def test_crossed_clip_test_matches_its_mean_squares():
+    # d_si = seed effect + clip effect + residual; the variance of the mean is
+    # (MS_seed + MS_clip - MS_err) / (S I), on Satterthwaite's degrees of freedom
+    rng = np.random.default_rng(4)
+    d = rng.normal(0, 2, (4, 1))[:, :] + rng.normal(0, 1, (1, 30)) + rng.normal(0.5, 1, (4, 30))
+    s, i = d.shape
+    m = d.mean()
+    ms_s = i * ((d.mean(1) - m) ** 2).sum() / (s - 1)
+    ms_c = s * ((d.mean(0) - m) ** 2).sum() / (i - 1)
+    r = d - d.mean(1, keepdims=True) - d.mean(0, keepdims=True) + m
+    ms_e = (r**2).sum() / ((s - 1) * (i - 1))
+    v = ms_s + ms_c - ms_e
+    df = v**2 / (ms_s**2 / (s - 1) + ms_c**2 / (i - 1) + ms_e**2 / ((s - 1) * (i - 1)))
+    res = stats.crossed_clip_test(d)
+    assert res.estimate == pytest.approx(m)
+    assert res.se == pytest.approx(math.sqrt(v / (s * i)))
+    assert res.df == pytest.approx(df)
+    from scipy import stats as sps
+
+    assert res.result.p_value == pytest.approx(2 * sps.t.sf(abs(m) / res.se, df))
+    # a seed that is better on every clip at once counts as one seed: the seed term
+    # dominates, and the test is no sharper than one over 4 seed means
+    assert res.df < 10
+
+
+def test_pooled_power_pools_the_block_design_error():
+    rng = np.random.default_rng(5)
+    seeds = rng.normal(0, 3, 6)  # shared by every cell: cancels in paired differences
+    y = 70 + seeds[None, :] + rng.normal(0, 1.0, (5, 6))
+    p = stats.pooled_power(y)
+    resid = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
+    ms = (resid**2).sum() / (4 * 5)
+    assert p.df == 20 and p.seeds == 6 and p.cells == 5
+    assert p.sd_diff == pytest.approx(math.sqrt(2 * ms))
+    assert p.sd_low < p.sd_diff < p.sd_high
+    assert p.mdd == pytest.approx(stats.min_detectable_difference(p.sd_diff, 6))
+    assert p.mdd_low < p.mdd < p.mdd_high
+    point, low, high = p.seeds_for(2.0)
+    assert low <= point <= high
+    assert stats.pooled_power(y[:1]) is None and stats.pooled_power(y[:, :1]) is None

@@ -30,7 +30,7 @@ from .conftest import SEEDS
 @pytest.fixture(scope="module")
 def report(fake_store):
     runs = load_grid_runs(fake_store.uri, "masking_pairs", load_grid("masking_pairs"))
-    return build_grid_report(runs, ReportOptions(bootstrap_resamples=999))
+    return build_grid_report(runs, ReportOptions())
 
 
 def test_cells_in_grid_order_with_mean_std_and_counts(report, fake_store):
@@ -65,24 +65,31 @@ def test_comparisons_against_the_baseline(report, fake_store):
     # over seeds no test is defined (zero spread): no p-value, 'n/a' and the reason
     assert np.isnan(t.loc["ldsm_hmtm", "p_seeds"]) and t.loc["ldsm_hmtm", "sig"] == ""
     assert seed_test_na(t)["ldsm_hmtm"] and not seed_test_na(t)["hdsm_lmtm"]
-    assert t.loc["ldsm_hmtm", "p_samples"] == 1.0  # McNemar: no discordant sample
+    # per clip: identical predictions at every seed give no test either
+    assert np.isnan(t.loc["ldsm_hmtm", "p_samples"])
     # a large effect, stored in shuffled sample order (McNemar pairs by index)
     cells = fake_store.cells
     base, better = cells["random_random"], cells["hdsm_lmtm"]
     diffs = [better.accuracy(s) - base.accuracy(s) for s in SEEDS]
     assert t.loc["hdsm_lmtm", "delta"] == pytest.approx(np.mean(diffs))
     assert t.loc["hdsm_lmtm", "p_seeds_adj"] < 0.01 and t.loc["hdsm_lmtm", "sig"] == "**"
-    b = sum(int(np.sum(better.correct[s] & ~base.correct[s])) for s in SEEDS)
-    c = sum(int(np.sum(~better.correct[s] & base.correct[s])) for s in SEEDS)
-    assert t.loc["hdsm_lmtm", "discordant"] == f"{b}/{c}" and c == 0
-    assert t.loc["hdsm_lmtm", "p_samples"] < 1e-10
+    # the per-clip test over seeds × clips (pairs clips by dataset index): far from zero
+    assert t.loc["hdsm_lmtm", "p_samples"] < 1e-3 and t.loc["hdsm_lmtm", "clip_df"] >= 1
     lo, hi = t.loc["hdsm_lmtm", ["ci_low", "ci_high"]]
     assert lo <= np.mean(diffs) <= hi
     # a seed failed: Δ is over the 4 seeds both cells have
     assert t.loc["hdsm_hmtm", "pairs"] == 4
-    # the family of p-values is corrected together (Holm by default)
-    np.testing.assert_allclose(t["p_seeds_adj"], stats.holm(t["p_seeds"]), equal_nan=True)
-    np.testing.assert_allclose(t["p_samples_adj"], stats.holm(t["p_samples"]), equal_nan=True)
+    # the masking cells' p-values are corrected together (Holm by default); the
+    # reference rows form a family of their own
+    refs = ["random_init", "supervised"]
+    cells_ = t.index.drop(["random_random", *refs])
+    for col in ("p_seeds", "p_samples"):
+        np.testing.assert_allclose(
+            t.loc[cells_, f"{col}_adj"], stats.holm(t.loc[cells_, col]), equal_nan=True
+        )
+        np.testing.assert_allclose(
+            t.loc[refs, f"{col}_adj"], stats.holm(t.loc[refs, col]), equal_nan=True
+        )
     assert np.isnan(t.loc["ldsm_lmtm", "p_seeds"])  # failed cells are not compared
     assert t.loc["random_random", "sig"] == "baseline"
 
@@ -114,8 +121,8 @@ def test_caption_and_notes_say_what_produced_each_number(report):
     ):
         assert part in cap, part
     notes = " ".join(report.notes)
-    assert "paired t-test over seeds" in notes and "McNemar" in notes
-    assert "discordant counts summed over seeds" in notes
+    assert "paired t-test over seeds" in notes and "Student's t over the paired seeds" in notes
+    assert "crossed random-effects test" in notes and "corrected apart" in notes
 
 
 def test_files_written(report, tmp_path):
@@ -138,12 +145,13 @@ def test_files_written(report, tmp_path):
 
 def test_bh_correction_and_seed_test_options(fake_store):
     runs = load_grid_runs(fake_store.uri, "masking_pairs", load_grid("masking_pairs"))
-    rep = build_grid_report(
-        runs, ReportOptions(correction="bh", seed_test="wilcoxon", bootstrap_resamples=999)
-    )
+    rep = build_grid_report(runs, ReportOptions(correction="bh", seed_test="wilcoxon"))
     t = rep.table
+    cells_ = t.index.drop(["random_random", "random_init", "supervised"])
     np.testing.assert_allclose(
-        t["p_seeds_adj"], stats.benjamini_hochberg(t["p_seeds"]), equal_nan=True
+        t.loc[cells_, "p_seeds_adj"],
+        stats.benjamini_hochberg(t.loc[cells_, "p_seeds"]),
+        equal_nan=True,
     )
     # Wilcoxon on 5 seeds can never reach 0.05: the report says so
     assert any("cannot reach p < 0.05" in n and "Wilcoxon" in n for n in rep.notes)
@@ -158,9 +166,7 @@ def test_matrix_layout_for_two_numeric_axes(fake_store):
         references=[],
         cells=[CellSpec(name=c.name, labels=c.labels) for c in fake_store.matrix],
     )
-    rep = build_grid_report(
-        load_grid_runs(fake_store.uri, "mine", spec), ReportOptions(bootstrap_resamples=999)
-    )
+    rep = build_grid_report(load_grid_runs(fake_store.uri, "mine", spec), ReportOptions())
     assert rep.matrix == ("n", "k")
     m = matrix_rows(rep).set_index("n \\ k")
     assert list(m.index) == ["7", "9"] and list(m.columns) == ["k=8", "k=10"]
@@ -208,7 +214,7 @@ def test_latex_escape():
 @pytest.fixture(scope="module")
 def matrix_report(fake_store):
     runs = load_grid_runs(fake_store.uri, "mine", baseline="n9_k10")
-    return build_grid_report(runs, ReportOptions(bootstrap_resamples=999))
+    return build_grid_report(runs, ReportOptions())
 
 
 def _cells(row: str) -> list[str]:
@@ -342,7 +348,10 @@ def test_power_note_states_the_minimum_detectable_difference(report):
     t = report.table
     row = t.loc["hdsm_lmtm"]
     assert row["pairs"] == 5
-    assert row["mdd"] > 0 and np.isfinite(row["seeds_needed"])
-    # the note reports the range of 'mdd' and names the seeds the observed Δ would need
+    assert 0 < row["mdd_low"] < row["mdd"] < row["mdd_high"]
+    # one pooled figure for every compared cell; the references are not pooled in
+    compared = t.drop(index=[c for c in t.index if c in ("random_init", "supervised")])
+    assert compared["mdd"].nunique() == 1
     note = next(n for n in report.notes if n.startswith("Power:"))
-    assert "80% power" in note and f"hdsm_lmtm {int(row['seeds_needed'])}" in note
+    assert "80% power" in note and f"{row['mdd']:.2f} points" in note
+    assert all(f"{k} point" in note for k in ("1", "2", "3"))
