@@ -202,8 +202,11 @@ def run(
     grid: Annotated[str, typer.Option(help="Grid name (see `asma-bench grids`) or YAML file.")],
     profile: Annotated[str, typer.Option(help="smoke | quick | paper | a YAML file.")] = "quick",
     data: Annotated[
-        str | None,
-        typer.Option(help="'synthetic' (default) or a canonical dataset folder."),
+        Optional[list[str]],  # noqa: UP045 - typer cannot parse "list[str] | None"
+        typer.Option(
+            help="'synthetic' (default) or a canonical dataset folder; repeat it to run the "
+            "grid on several datasets (the report then analyses them together)."
+        ),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Number of seeds (0..N-1).")] = 3,
     seed_list: Annotated[str | None, typer.Option(help="Explicit seeds, e.g. 0,1,2.")] = None,
@@ -282,52 +285,64 @@ def run(
 
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {device}: CUDA is not available on this machine")
-    opts = RunOptions(
-        profile=profile,
-        seeds=run_seeds,
-        out=out,
-        data=data,
-        device=device,
-        tracking_uri=tracking_uri,
-        overrides=list(set_ or []),
-        progress=_interactive() if progress is None else progress,
-        storage=storage,
-        worker=worker,
-        heartbeat=heartbeat,
-        experiment=experiment,
-    )
+    sources = list(dict.fromkeys(data or [None]))  # one grid run per dataset, in order
+    runs_of = [
+        RunOptions(
+            profile=profile,
+            seeds=run_seeds,
+            out=out,
+            data=source,
+            device=device,
+            tracking_uri=tracking_uri,
+            overrides=list(set_ or []),
+            progress=_interactive() if progress is None else progress,
+            storage=storage,
+            worker=worker,
+            heartbeat=heartbeat,
+            experiment=experiment,
+        )
+        for source in sources
+    ]
+    plans = [plan_units(spec, opts) for opts in runs_of]  # every dataset checked up front
     if dry_run:
-        _print_plan(spec.name, plan_units(spec, opts))
+        for opts, plan in zip(runs_of, plans, strict=True):
+            if len(runs_of) > 1:
+                typer.echo(f"data {opts.data or 'synthetic'}:")
+            _print_plan(spec.name, plan)
         return
-    outcome = run_grid(spec, opts)
-    typer.echo(
-        f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
-        f"finished, {len(outcome.failed)} failed ({outcome.seconds:.0f} s)"
-    )
-    for name, reason in outcome.failed.items():
-        typer.echo(f"  FAILED {name}: {reason}")
-    if worker:
-        raise typer.Exit(1 if outcome.failed else 0)
-    tracker = Tracker(outcome.tracking_uri, experiment=experiment)
-    planned = [u.id for u in plan_units(spec, opts)]  # this run's settings only
-    results = grid_results(tracker, spec.name, unit_ids=planned)
-    cells = [c.name for c in spec.all_cells()]
-    table = summary_table(results, cells, spec.metric)
-    if not table.empty:
-        knn = f"; knn_*: {knn_metric(spec.metric)}" if "knn_mean" in table else ""
-        _print_table(f"{spec.name}: {spec.metric} (%), mean and std over seeds{knn}", table)
-        if "vs_random_init" in table:
-            typer.echo(
-                "vs_random_init: 'better' when a cell's mean exceeds random_init's by more "
-                "than the larger of the two seed stds (a screen, not a test); "
-                f"`asma-bench report --grid {spec.name}` tests each cell against the grid's "
-                f"baseline ({spec.baseline or 'none set'})."
-            )
-    typer.echo(
-        f"\nMLflow store: {outcome.tracking_uri}  (browse: mlflow ui --backend-store-uri "
-        f"{outcome.tracking_uri})"
-    )
-    if outcome.failed:
+    failed = False
+    for opts, plan in zip(runs_of, plans, strict=True):
+        if len(runs_of) > 1:
+            typer.echo(f"grid {spec.name} on {opts.data or 'synthetic'}:")
+        outcome = run_grid(spec, opts)
+        typer.echo(
+            f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
+            f"finished, {len(outcome.failed)} failed ({outcome.seconds:.0f} s)"
+        )
+        for name, reason in outcome.failed.items():
+            typer.echo(f"  FAILED {name}: {reason}")
+        failed = failed or bool(outcome.failed)
+        if worker:
+            continue
+        tracker = Tracker(outcome.tracking_uri, experiment=experiment)
+        results = grid_results(tracker, spec.name, unit_ids=[u.id for u in plan])
+        cells = [c.name for c in spec.all_cells()]
+        table = summary_table(results, cells, spec.metric)
+        if not table.empty:
+            knn = f"; knn_*: {knn_metric(spec.metric)}" if "knn_mean" in table else ""
+            _print_table(f"{spec.name}: {spec.metric} (%), mean and std over seeds{knn}", table)
+            if "vs_random_init" in table:
+                typer.echo(
+                    "vs_random_init: 'better' when a cell's mean exceeds random_init's by more "
+                    "than the larger of the two seed stds (a screen, not a test); "
+                    f"`asma-bench report --grid {spec.name}` tests each cell against the "
+                    f"grid's baseline ({spec.baseline or 'none set'})."
+                )
+        typer.echo(
+            f"\nMLflow store: {outcome.tracking_uri}  (browse: mlflow ui --backend-store-uri "
+            f"{outcome.tracking_uri})"
+        )
+    if failed:
         raise typer.Exit(1)
 
 

@@ -157,6 +157,12 @@ class ProbeConfig(_Strict):
     max_iter: int = Field(1000, ge=1, description="L-BFGS iteration cap")
     knn_k: int = Field(20, ge=0, description="neighbours of the k-NN accuracy (0: off)")
     knn_temperature: float = Field(0.07, gt=0, description="k-NN vote weight exp(s / T)")
+    bn_stats: Literal["running", "data"] = Field(
+        "running",
+        description="BatchNorm statistics of a pretrained encoder when probed: 'running' = "
+        "the running averages pretraining left (over augmented, masked views); 'data' = "
+        "re-estimated on the clean training clips, exactly as random_init's are",
+    )
 
     @field_validator("weight_decay")
     @classmethod

@@ -141,3 +141,22 @@ def test_runs_go_to_the_experiment_named(tmp_path, capsys):
         load_results(str(grid), runs)
     code = main(["results", "--grid", str(grid), "--runs", str(runs), "--experiment", "ablation-7"])
     assert code == 0 and "one: 1 units" in capsys.readouterr().out
+
+
+def test_one_grid_on_two_datasets_is_run_and_reported_across_them(tiny_grid, capsys):
+    folder, grid, _ = tiny_grid
+    other = folder / "other-data"
+    assert main(["data", "synth", "--preset", "tiny", "--seed", "5", "--out", str(other)]) == 0
+    runs, reports = folder / "runs", folder / "reports"
+    code = main(["run", "--grid", str(grid), "--profile", "smoke", "--seeds", "2",
+                 "--data", "synthetic", "--data", str(other), "--out", str(runs)])  # fmt: skip
+    text = capsys.readouterr().out
+    # the synthetic units are the fixture's (skipped), the other dataset's are new
+    assert code == 0 and "grid two on synthetic:" in text and f"grid two on {other}:" in text
+    assert "0 units run, 4 already finished" in text and "4 units run, 0 already" in text
+    code = main(["report", "--grid", str(grid), "--runs", str(runs), "--out", str(reports),
+                 "--baseline", "hd_lm", "--no-embeddings", "--masking-draws", "0"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0 and "two across datasets" in text and "Δ (all datasets)" in text
+    assert (reports / "two" / "two_datasets.csv").is_file()
+    assert (reports / "two@other-data" / "two.md").is_file()

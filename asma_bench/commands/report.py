@@ -101,13 +101,25 @@ def report(
         experiment=experiment,
         progress=(lambda step: typer.echo(f"  drawing {step}…", err=True)) if show else None,
     )  # fmt: skip
-    rep = result.report
-    typer.echo(rep.caption)
+    from asma_bench.reports.datasets import dataset_name
+    from asma_bench.reports.datasets import display_rows as across_rows
     from asma_bench.reports.tables import display_rows
 
-    _print_table(f"{rep.grid}", display_rows(rep).set_index(rep.axes[0] if rep.axes else "cell"))
-    # incomplete grids, failed units, weak tests: a block on stderr, also in the notes
-    warnings = [n for n in rep.notes if n.startswith(("warning", "FAILED", "KILLED", "RUNNING"))]
+    reports = {dataset_name(k): p.report for k, p in result.parts.items()} or {"": result.report}
+    warnings = []
+    for name, rep in reports.items():
+        typer.echo(rep.caption)
+        title = f"{rep.grid}" + (f" on {name}" if name else "")
+        _print_table(title, display_rows(rep).set_index(rep.axes[0] if rep.axes else "cell"))
+        # incomplete grids, failed units, weak tests: a block on stderr, also in the notes
+        warnings += [
+            n for n in rep.notes if n.startswith(("warning", "FAILED", "KILLED", "RUNNING"))
+        ]
+    if result.across is not None:
+        typer.echo(result.across.caption)
+        rows = across_rows(result.across)
+        _print_table(f"{result.across.grid} across datasets",
+                     rows.set_index(rows.columns[0]))  # fmt: skip
     if warnings:
         typer.echo("", err=True)
         for note in warnings:

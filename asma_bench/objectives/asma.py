@@ -33,16 +33,20 @@ class ASMaObjective(Objective):
     ``(spatial, temporal)`` pair of strategies. Other parameters as for
     :class:`TripletBarlowTwins`.
 
-    ``view_sharing`` — how the training step's augmented clips reach the two encoders. The
-    method's prose gives each encoder three streams, "each after its own random
-    augmentation"; Algorithm 1 (lines 6–8 and 11) computes the augmented clips x′ and x̂
-    once and feeds them, with the un-augmented clip x as the anchor, to both encoders:
+    ``view_sharing`` — how the training step's augmented clips reach the two encoders.
+    Sections 3.2–3.3 and Algorithm 1 (lines 6–8 and 11) describe one un-augmented anchor x
+    shared by both encoders, with the augmented clips x′ and x̂ computed once and fed to
+    both; the paper has no sentence giving each encoder views of its own:
 
-    * ``separate`` (default; two runs of the PSTL recipe): six augmented views, the first
-      three for f_θ (anchor, spatial, temporal) and the last three for f_ϕ;
-    * ``shared``: three augmented views that both encoders see;
+    * ``separate`` (default; two runs of the PSTL recipe, not the paper's text): six
+      augmented views, the first three for f_θ (anchor, spatial, temporal) and the last
+      three for f_ϕ — kept as the default because the published tables were made with it;
+    * ``shared``: three augmented views (anchor included) that both encoders see;
     * ``algorithm1``: Algorithm 1 — the anchor is the clip itself (not augmented) and the
       spatial and temporal streams are two augmented views x′, x̂ shared by both encoders.
+      Algorithm 1 line 4 scores motion on the raw clip x; here HMTM/LMTM score the view
+      they mask (x̂), because the augmentation's temporal crop and resize move the frames:
+      the indices of x's highest-motion frames do not name the same poses in x̂.
 
     In every mode each encoder draws its own masks.
 

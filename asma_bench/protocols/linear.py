@@ -43,6 +43,7 @@ from asma_bench.protocols.probe import (
 )
 from asma_bench.protocols.training import (
     assert_frozen,
+    estimate_bn_stats,
     fit_classifier,
     freeze,
     predict,
@@ -85,6 +86,11 @@ def linear_probe(
     standardised features is reported beside it (``test_knn_top1``; ``linear.knn_k=0``
     turns it off).
     """
+    if cfg.linear.bn_stats == "data" and cfg.pretrain.epochs > 0:
+        # as random_init's: statistics of the clean training clips, not of the augmented,
+        # masked views pretraining normalised (one forward pass, no weight changes)
+        for enc in encoders.values():
+            estimate_bn_stats(enc, data.train.x, cfg.pretrain.batch_size, ctx.device)
     for name, enc in encoders.items():
         freeze(enc)
         assert_frozen(enc, name)

@@ -16,7 +16,11 @@ probes make the number depend on the optimiser rather than the features:
 
 The L2 penalty is chosen from a small list, never on the test split. For the convex linear
 head the choice is by stratified k-fold cross-validation on the training split (mean
-held-out cross-entropy; the chosen penalty is then refitted on the whole training split),
+held-out cross-entropy; the chosen penalty is then refitted on the training split, which
+is the dataset's training part minus the ``data.val_fraction`` carved off for validation:
+those clips stay out of the head too, so ``val_top1`` remains a held-out number for
+tuning and pruning, at the cost of about a point of test accuracy on NW-UCLA,
+docs/calibration.md),
 as scikit-learn's ``LogisticRegressionCV`` does: the validation split carved from a small
 dataset holds about a hundred clips, and a choice made on it alone moved NW-UCLA's probe
 by up to 7 points between seeds of the same checkpoint quality. The alignment module,

@@ -31,6 +31,8 @@ from asma_bench.objectives import objective_class
 from asma_bench.protocols.data import prepare_data, resolve_dataset
 from asma_bench.protocols.pretrain import pretrain_digest
 from asma_bench.reports import factorial, figures, html, tables
+from asma_bench.reports.datasets import AcrossDatasets, across_datasets, dataset_name, write_across
+from asma_bench.reports.datasets import display_rows as datasets_display
 from asma_bench.reports.embeddings import dataset_class_names, encoder_embeddings
 from asma_bench.reports.results import (
     GridRuns,
@@ -70,6 +72,9 @@ class ReportOutput:
     figures: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # figures not drawn, with the reason
     index: Path | None = None
+    # a grid run on several datasets: each dataset's report, and the analysis across them
+    parts: dict[str, ReportOutput] = field(default_factory=dict)
+    across: AcrossDatasets | None = None
 
 
 def write_report(
@@ -84,7 +89,11 @@ def write_report(
     progress: Callable[[str], None] | None = None,
     experiment: str = "asma-bench",
 ) -> ReportOutput:
-    """Write ``out_dir/<grid>/`` (tables, figures, manifest) and ``out_dir/index.html``."""
+    """Write ``out_dir/<grid>/`` (tables, figures, manifest) and ``out_dir/index.html``.
+
+    A grid whose runs were made on several datasets gets one full report per dataset
+    (``out_dir/<grid>@<dataset>/``) and, in ``out_dir/<grid>/``, the comparison of every
+    cell with the baseline across them (:mod:`asma_bench.reports.datasets`)."""
 
     fig_opts = figure_options or FigureOptions()
     spec = None
@@ -92,8 +101,74 @@ def write_report(
         spec = load_grid(grid)
         grid = spec.name
     runs = load_grid_runs(uri, grid, spec, baseline=baseline, where=where, experiment=experiment)
+    opts = options or tables.ReportOptions()
+    if len(runs.datasets) > 1:
+        return _write_across(runs, Path(out_dir), Path(runs_dir), opts, fig_opts, progress)
+    return _write_grid(runs, Path(out_dir), grid, Path(runs_dir), opts, fig_opts, progress)
+
+
+def _write_across(
+    runs: GridRuns,
+    out_dir: Path,
+    runs_dir: Path,
+    opts: tables.ReportOptions,
+    fig_opts: FigureOptions,
+    progress: Callable[[str], None] | None,
+) -> ReportOutput:
+    """One report per dataset, then the cells against the baseline across datasets."""
+    parts = {}
+    for ds in runs.datasets:
+        name = f"{runs.grid}@{_slug(dataset_name(ds))}"
+        parts[ds] = _write_grid(runs.for_dataset(ds), out_dir, name, runs_dir, opts, fig_opts,
+                                progress, dataset=dataset_name(ds))  # fmt: skip
+    folder = out_dir / runs.grid
+    if runs.baseline is None:
+        raise ConfigError(
+            f"grid {runs.grid!r} ran on {len(parts)} datasets but has no baseline to compare "
+            "across them (--baseline CELL)"
+        )
+    across = across_datasets(
+        {ds: p.report for ds, p in parts.items()}, opts.correction, opts.confidence, opts.alpha
+    )
+    files = write_across(across, folder)
+    manifest = {
+        "title": f"Grid {runs.grid} — across {len(parts)} datasets",
+        "kind": "grid",
+        "tables": [{
+            "caption": across.caption,
+            "html": datasets_display(across).to_html(index=False, escape=True, border=0),
+            "files": {"Markdown": files["markdown"].name, "LaTeX": files["latex"].name,
+                      "CSV": files["csv"].name},
+        }],
+        "notes": across.notes + [
+            f"{dataset_name(ds)}: its own report in {p.folder.name}/" for ds, p in parts.items()
+        ],
+        "figures": [],
+    }  # fmt: skip
+    html.write_manifest(folder, manifest)
+    first = next(iter(parts.values()))
+    return ReportOutput(folder, first.report, files, index=html.build_index(out_dir),
+                        parts=parts, across=across)  # fmt: skip
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "_.+-" else "-" for c in text) or "data"
+
+
+def _write_grid(
+    runs: GridRuns,
+    out_dir: Path,
+    name: str,
+    runs_dir: Path,
+    options: tables.ReportOptions,
+    fig_opts: FigureOptions,
+    progress: Callable[[str], None] | None,
+    dataset: str = "",
+) -> ReportOutput:
+    """Tables, figures and the manifest of one grid on one dataset in ``out_dir/name``."""
+    grid = runs.grid
     report = tables.build_grid_report(runs, options)
-    folder = Path(out_dir) / grid
+    folder = out_dir / name
     files = tables.write_grid_report(report, folder)
     out = ReportOutput(folder, report, files)
 
@@ -112,7 +187,7 @@ def write_report(
         if progress:
             progress(name)
         try:
-            made = step(runs, report, folder / "figures", Path(runs_dir), fig_opts)
+            made = step(runs, report, folder / "figures", runs_dir, fig_opts)
         except AsmaBenchError as exc:
             out.skipped.append(f"{name}: {exc}")
             log.info("figure %s skipped: %s", name, exc)
@@ -122,16 +197,15 @@ def write_report(
     if progress:
         progress("masking diagnostics")
     try:
-        made, diag_table = _masking_diagnostics(
-            runs, folder, Path(runs_dir), fig_opts.masking_draws
-        )
+        made, diag_table = _masking_diagnostics(runs, folder, runs_dir, fig_opts.masking_draws)
         out.figures.extend(made)
         if diag_table is not None:
             extra_tables.append(diag_table)
     except AsmaBenchError as exc:
         out.skipped.append(f"masking diagnostics: {exc}")
     manifest = {
-        "title": f"Grid {grid}" + (f" — {runs.table}" if runs.table else ""),
+        "title": f"Grid {grid}" + (f" — {runs.table}" if runs.table else "")
+        + (f" — on {dataset}" if dataset else ""),
         "kind": "grid",
         "tables": [{
             "caption": report.caption,
@@ -145,7 +219,7 @@ def write_report(
                      "svg": str(Path(f["svg"]).relative_to(folder))} for f in out.figures],
     }  # fmt: skip
     html.write_manifest(folder, manifest)
-    out.index = html.build_index(Path(out_dir))
+    out.index = html.build_index(out_dir)
     return out
 
 

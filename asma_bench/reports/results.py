@@ -13,7 +13,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "asma-bench"
 # params that legitimately differ between the seeds of one cell
 PER_SEED_PARAMS = ("seed",)
+# what names a unit's dataset: runs of one cell may differ in these only between datasets
+DATASET_PARAMS = ("data.source", "data.preset", "data.synth_seed", "data.split")
 # tables every MLflow SQL store has; a SQLite file without them is something else
 MLFLOW_TABLES = ("alembic_version", "experiments", "runs")
 # where the runner records the seeds a grid was asked for, on the grid's parent run
@@ -132,6 +134,26 @@ class GridRuns:
             {"cell": df["cell"], "seed": df["seed"], "status": df["status"], "reason": reason}
         ).reset_index(drop=True)
 
+    @property
+    def datasets(self) -> list[str]:
+        """The datasets the grid's finished runs were made on (see :func:`dataset_key`)."""
+        if "dataset" not in self.runs:
+            return []
+        return sorted(set(self.finished["dataset"]))
+
+    def for_dataset(self, dataset: str) -> GridRuns:
+        """The runs on one dataset, with that dataset's missing units."""
+        df = self.runs[self.runs["dataset"] == dataset].reset_index(drop=True)
+        have = set(zip(df["cell"], df["seed"], strict=True))
+        missing = {
+            c: miss for c in self.cells
+            if (miss := [s for s in self.expected_seeds if (c, s) not in have])
+        }  # fmt: skip
+        sub = replace(self, runs=df, missing=missing, notes=[])
+        sub.notes = [n for n in self.notes if not n.startswith("warning: ")]
+        sub.notes[:0] = completeness_notes(sub, [f"data.source={dataset}"])
+        return sub
+
     def unfinished_cells(self) -> list[str]:
         """Cells of the table without any FINISHED run (no run at all, or all failed)."""
         done = set(self.finished["cell"])
@@ -217,6 +239,7 @@ def load_grid_runs(
     df["seed"] = pd.to_numeric(df[f"tags.{TAG_SEED}"], errors="coerce").fillna(-1).astype(int)
     df = _filter(df, where)
     df = _one_run_per_unit(df)
+    df["dataset"] = dataset_key(df)
     if not (df["status"] == "FINISHED").any():
         raise NoResultsError(_no_results_message(grid, uri, df))
 
@@ -263,8 +286,12 @@ def load_grid_runs(
     else:
         expected = sorted(s for s in set(df["seed"]) if s >= 0)
         source = "seen in the store; the requested seeds were not recorded"
-    have = set(zip(df["cell"], df["seed"], strict=True))
-    missing = {c: miss for c in cells if (miss := [s for s in expected if (c, s) not in have])}
+    have = set(zip(df["cell"], df["seed"], df["dataset"], strict=True))
+    datasets = list(dict.fromkeys(df["dataset"]))
+    missing = {
+        c: miss for c in cells
+        if (miss := [s for s in expected if any((c, s, d) not in have for d in datasets)])
+    }  # fmt: skip
     runs = GridRuns(
         grid, uri, df.reset_index(drop=True), cells, labels, base, table, metric, profile, notes,
         expected, source, missing,
@@ -491,13 +518,29 @@ def _one_run_per_unit(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop_duplicates("_unit").drop(columns=["_done"]).sort_values(["cell", "seed"])
 
 
+def dataset_key(df: pd.DataFrame) -> pd.Series:
+    """Each run's dataset: its ``data.source`` as recorded (``synthetic/PRESET`` for the
+    synthetic data), so the report can analyse one grid run on several datasets."""
+    source = df.get("params.data.source", pd.Series("?", index=df.index)).fillna("?")
+    preset = df.get("params.data.preset", pd.Series("", index=df.index)).fillna("")
+    names = [
+        f"synthetic/{p}" if s == "synthetic" else str(s)
+        for s, p in zip(source.astype(str), preset.astype(str), strict=True)
+    ]
+    return pd.Series(names, index=df.index, dtype=object)
+
+
 def _check_consistent(df: pd.DataFrame, grid: str) -> None:
+    """Refuse a cell whose finished runs on one dataset differ in any setting but the
+    seed (a store holding two profiles, or runs made before and after a change of
+    ``rng``): averaging them would mix two experiments."""
+    ignored = set(PER_SEED_PARAMS) | set(DATASET_PARAMS)
     params = [
         c
         for c in df.columns
-        if c.startswith("params.") and c.removeprefix("params.") not in PER_SEED_PARAMS
+        if c.startswith("params.") and c.removeprefix("params.") not in ignored
     ]
-    for cell, rows in df[df["status"] == "FINISHED"].groupby("cell"):
+    for (cell, _), rows in df[df["status"] == "FINISHED"].groupby(["cell", "dataset"]):
         differing = [
             c.removeprefix("params.")
             for c in params

@@ -124,6 +124,12 @@ class GridReport:
 def build_grid_report(runs: GridRuns, options: ReportOptions | None = None) -> GridReport:
     """Summarise ``runs`` per cell and compare every cell with the baseline."""
     opts = options or ReportOptions()
+    if len(runs.datasets) > 1:  # never one table averaging two datasets' runs
+        raise ConfigError(
+            f"grid {runs.grid!r} has runs on {len(runs.datasets)} datasets "
+            f"({', '.join(runs.datasets)}): report each (GridRuns.for_dataset) and compare "
+            "them with reports.datasets.across_datasets, as `asma-bench report` does"
+        )
     metric = opts.metric or runs.metric
     seeds = runs.per_seed(metric)
     failures = runs.failures()
@@ -539,13 +545,13 @@ def _caption(runs: GridRuns, metric: str, opts: ReportOptions) -> str:
 
 
 # --------------------------------------------------------------------------- rendering
-def _fmt(v: float, digits: int = 2, sign: bool = False) -> str:
+def fmt_value(v: float, digits: int = 2, sign: bool = False) -> str:
     if v is None or not np.isfinite(v):
         return "–"
     return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
 
 
-def _fmt_p(p: float) -> str:
+def fmt_p(p: float) -> str:
     if not np.isfinite(p):
         return "–"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
@@ -566,9 +572,9 @@ def display_rows(report: GridReport) -> pd.DataFrame:
             units = "unit" if n_failed == 1 else "units"
             value.append(f"failed ({n_failed} {units})" if n_failed else "no result")
         elif r["seeds"] == 1:
-            value.append(f"{_fmt(r['mean'])} (1 seed)")
+            value.append(f"{fmt_value(r['mean'])} (1 seed)")
         else:
-            value.append(f"{_fmt(r['mean'])} ± {_fmt(r['std'])}")
+            value.append(f"{fmt_value(r['mean'])} ± {fmt_value(r['std'])}")
     out[report.metric] = value
     if report.knn:
         out[report.knn] = [_knn_text(r) for _, r in t.iterrows()]
@@ -578,16 +584,16 @@ def display_rows(report: GridReport) -> pd.DataFrame:
     ]
     out["failed"] = t["failed"].astype(int).astype(str)
     if report.baseline:
-        out["Δ"] = [_fmt(d, sign=True) for d in t["delta"]]
+        out["Δ"] = [fmt_value(d, sign=True) for d in t["delta"]]
         out["CI"] = [
-            f"[{_fmt(lo, sign=True)}, {_fmt(hi, sign=True)}]" if np.isfinite(lo) else "–"
+            f"[{fmt_value(lo, sign=True)}, {fmt_value(hi, sign=True)}]" if np.isfinite(lo) else "–"
             for lo, hi in zip(t["ci_low"], t["ci_high"], strict=True)
         ]
         out["p (seeds)"] = [
-            "n/a" if na else _fmt_p(p)
+            "n/a" if na else fmt_p(p)
             for p, na in zip(t["p_seeds_adj"], seed_test_na(t), strict=True)
         ]
-        out["p (samples)"] = [_fmt_p(p) for p in t["p_samples_adj"]]
+        out["p (samples)"] = [fmt_p(p) for p in t["p_samples_adj"]]
         out["sig. (seeds)"] = t["sig"]
         out["sig. (samples)"] = t["sig_samples"]
         sig_cols = ["CI", "p (seeds)", "p (samples)", "sig. (seeds)", "sig. (samples)"]
@@ -601,7 +607,8 @@ def _knn_text(r: pd.Series) -> str:
     n = int(r["knn_seeds"])
     if n == 0:
         return "–"
-    text = f"{_fmt(r['knn_mean'])} ± {_fmt(r['knn_std'])}" if n > 1 else _fmt(r["knn_mean"])
+    mean, std = fmt_value(r["knn_mean"]), fmt_value(r["knn_std"])
+    text = f"{mean} ± {std}" if n > 1 else mean
     if n != int(r["seeds"]) or n == 1:
         text += f" ({n} seed{'s' if n > 1 else ''})"
     return text
@@ -618,9 +625,9 @@ def matrix_rows(report: GridReport) -> pd.DataFrame | None:
         entry = (
             ("failed" if r["failed"] else "no result")
             if r["seeds"] == 0
-            else f"{_fmt(r['mean'])} ± {_fmt(r['std'])}"
+            else f"{fmt_value(r['mean'])} ± {fmt_value(r['std'])}"
             if r["seeds"] > 1
-            else _fmt(r["mean"])
+            else fmt_value(r["mean"])
         )
         if cell == report.baseline:
             entry += " †"
@@ -786,7 +793,7 @@ def _latex_cell(value: object, numeric: bool) -> str:
     return "".join(parts)
 
 
-def _latex_table(df: pd.DataFrame, caption: str, label: str, notes: Sequence[str] = ()) -> str:
+def latex_table(df: pd.DataFrame, caption: str, label: str, notes: Sequence[str] = ()) -> str:
     numeric = _numeric_columns(df)
     cols = "".join("r" if n else "l" for n in numeric)
     full = caption + ("" if not notes else " Notes: " + " ".join(_sentence(n) for n in notes))
@@ -821,22 +828,22 @@ def to_latex(report: GridReport) -> str:
     matrix = matrix_rows(report)
     if matrix is not None:
         parts.append(
-            _latex_table(
+            latex_table(
                 matrix,
                 f"{report.caption} († baseline; {MATRIX_MARKS})",
                 f"tab:{report.grid}-matrix",
             )
         )
     parts.append(
-        _latex_table(display_rows(report), report.caption, f"tab:{report.grid}", report.notes)
+        latex_table(display_rows(report), report.caption, f"tab:{report.grid}", report.notes)
     )
     if report.factorial is not None:
         a, b = report.factorial.factors
         caption = f"Two-way analysis of variance of {report.grid}: {a} × {b}, seed as block"
         parts.append(
-            _latex_table(effects_table(report.factorial), caption, f"tab:{report.grid}-anova")
+            latex_table(effects_table(report.factorial), caption, f"tab:{report.grid}-anova")
         )
-        parts.append(_latex_table(marginal_table(report.factorial),
+        parts.append(latex_table(marginal_table(report.factorial),
                                   f"Marginal means of {report.grid} with 95% intervals",
                                   f"tab:{report.grid}-marginal"))  # fmt: skip
     return "\n\n".join(parts) + "\n"

@@ -242,3 +242,31 @@ def test_untrained_encoder_batchnorm_statistics_are_averaged_over_the_data():
         z = (h - net[1].running_mean) / (net[1].running_var + 1e-5).sqrt()
         z = z * net[1].weight + net[1].bias
     assert float(net[3].running_mean.sub(z.mean(0)).abs().max()) < 0.05
+
+
+def test_probe_can_renormalise_a_pretrained_encoder_on_clean_clips(smoke, tmp_path):
+    """linear.bn_stats=data gives a pretrained encoder random_init's BatchNorm statistics
+    (clean training clips) in place of pretraining's running averages over augmented,
+    masked views; the default keeps the running averages."""
+
+    class BNEncoder(nn.Module):
+        out_dim = 4
+
+        def __init__(self):
+            super().__init__()
+            self.lin, self.bn = nn.Linear(300, 4), nn.BatchNorm1d(4)
+            self.bn.running_mean.fill_(7.0)  # what pretraining left behind
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bn(self.lin(x.flatten(1)))
+
+    data = _toy_data()
+    ctx = UnitContext(data_root=tmp_path, ckpt_dir=tmp_path / "ckpt")
+    kept, renormed = BNEncoder(), BNEncoder()
+    renormed.load_state_dict(kept.state_dict())
+    linear_probe(smoke(), {"encoder": kept}, data, ctx, "single")
+    assert torch.equal(kept.bn.running_mean, torch.full((4,), 7.0))
+    linear_probe(smoke("linear.bn_stats=data"), {"encoder": renormed}, data, ctx, "single")
+    with torch.no_grad():
+        h = renormed.lin(data.train.x.flatten(1))
+    torch.testing.assert_close(renormed.bn.running_mean, h.mean(0), rtol=0.02, atol=0.02)

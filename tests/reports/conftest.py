@@ -69,8 +69,10 @@ def fabricate(
             if seed not in cell.correct and seed not in cell.failed:
                 continue
             cfg = build_config("smoke", [cell.overrides, {"seed": seed}])
+            source = cfg.data.source if cfg.data.source != "synthetic" else ""
+            unit = f"{cell.name}-{seed}" + (f"-{source}" if source else "")
             run = tracker.start_unit(parent, grid, f"{cell.name}/seed{seed}", {
-                TAG_UNIT: f"{cell.name}-{seed}", TAG_CELL: cell.name, TAG_SEED: seed,
+                TAG_UNIT: unit, TAG_CELL: cell.name, TAG_SEED: seed,
                 "asma.protocol": "linear"})  # fmt: skip
             params = {
                 **cfg.flat(),

@@ -35,13 +35,16 @@ def test_paired_t_interval_covers(n, noise):
         e = rng.standard_t(3, (reps, n, 2))
     a = 70 + delta + seed_effect + e[..., 0]
     b = 70 + seed_effect + e[..., 1]
-    hits = rejects = 0
+    hits = rejects = rank_rejects = 0
     for r in range(reps):
         lo, hi = stats.paired_t_interval(a[r], b[r])
         hits += lo <= delta <= hi
         rejects += stats.paired_seed_test(a[r] - delta, b[r]).p_value < 0.05  # a true null
+        if r < 500:  # Wilcoxon, the alternative seed test (exact, slower)
+            rank_rejects += stats.paired_seed_test(a[r] - delta, b[r], "wilcoxon").p_value < 0.05
     assert hits / reps >= MIN_COVERAGE
     assert rejects / reps <= MAX_LEVEL
+    assert rank_rejects / 500 <= MAX_LEVEL
 
 
 def _clip_outcomes(rng, reps, seeds, clips, cell_clip_sd=0.4):
@@ -156,3 +159,23 @@ def test_the_old_marginal_interval_left_out_the_seed_variance():
             hits += abs(row["mean"] - 70) <= half
             total += 1
     assert hits / total < 0.8
+
+
+@pytest.mark.parametrize("n", SEEDS)
+def test_across_datasets_interval_covers_and_test_holds_its_level(n):
+    """Two datasets with effects +1 and −1 (the mean over datasets is zero) and their own
+    seed spreads: the blocked interval covers the mean, the test holds its level."""
+    rng = np.random.default_rng(500 + n)
+    reps = 3000
+    effects = (1.0, -1.0)
+    hits = rejects = het_rejects = 0
+    for _ in range(reps):
+        groups = [e + rng.normal(0, 1.2, n) for e in effects]
+        r = stats.blocked_paired_test(groups)
+        hits += r.low <= 0.0 <= r.high
+        rejects += r.result.p_value < 0.05
+        same = stats.blocked_paired_test([rng.normal(0, 1.2, n) for _ in effects])
+        het_rejects += same.heterogeneity_p < 0.05  # equal effects: a true null
+    assert hits / reps >= MIN_COVERAGE
+    assert rejects / reps <= MAX_LEVEL
+    assert het_rejects / reps <= MAX_LEVEL
