@@ -293,7 +293,7 @@ def _compare(
     else:
         why = "--no-per-clip" if not opts.per_clip else f"{metric} is no per-clip mean"
         notes.append(f"p (samples) and 'sig. (samples)': no per-clip test ({why}).")
-    power = _pooled_power(wide, table, [base, *compared], opts)
+    power = _pooled_power(wide, table, [base, *compared], opts, percent_metric(metric))
     if power:
         notes.append(power)
     for message, cells in warnings.items():
@@ -394,8 +394,17 @@ def _per_clip_note(outcome: ClipOutcome, kinds: list[str], corr: str, m: int) ->
     return " ".join(parts)
 
 
+def percent_metric(metric: str) -> bool:
+    """Whether ``metric`` is an accuracy in percent (top-1, top-5, mean per-class)."""
+    return metric.endswith(("_top1", "_top5", "mean_class_acc"))
+
+
 def _pooled_power(
-    wide: pd.DataFrame, table: pd.DataFrame, cells: list[str], opts: ReportOptions
+    wide: pd.DataFrame,
+    table: pd.DataFrame,
+    cells: list[str],
+    opts: ReportOptions,
+    percent: bool = True,
 ) -> str:
     """The power note from the pooled error of the compared cells (and the baseline) on
     the seeds they all finished; fills CSV columns 'mdd', 'mdd_low', 'mdd_high'."""
@@ -407,23 +416,29 @@ def _pooled_power(
     if power is None:
         return ""
     table.loc[present, ["mdd", "mdd_low", "mdd_high"]] = [power.mdd, power.mdd_low, power.mdd_high]
+    unit = "points" if percent else "(in the metric's units)"
     needs = []
-    for target in (1.0, 2.0, 3.0):
+    for target in (1.0, 2.0, 3.0) if percent else ():
         point, low, high = power.seeds_for(target)
         needs.append(f"{target:g} point{'s' if target != 1 else ''}: {_seeds(point)} "
                      f"({_seeds(low)}–{_seeds(high)})")  # fmt: skip
+    tail = (
+        "Seeds it needs to detect "
+        + "; ".join(needs)
+        + " (at the estimated spread, and at the interval's ends)."
+        if needs
+        else ""
+    )
     return (
         f"Power: pooled over the {power.cells} compared cells and {power.seeds} seeds (a "
         f"cells × seeds block design; {power.df} degrees of freedom for the error), a paired "
-        f"difference between two cells has standard deviation {power.sd_diff:.2f} points "
-        f"({opts.confidence:.0%} interval {power.sd_low:.2f}–{power.sd_high:.2f}). The paired "
-        f"t-test over these {power.seeds} seeds (α = {opts.alpha:g} two-sided, before "
-        f"correction) detects a Δ of {power.mdd:.2f} points with 80% power "
-        f"(interval {power.mdd_low:.2f}–{power.mdd_high:.2f}; CSV columns 'mdd', "
-        f"'mdd_low', 'mdd_high'). Seeds it needs to detect "
-        + "; ".join(needs)
-        + " (at the estimated spread, and at the interval's ends)."
-    )
+        f"difference between two cells has standard deviation {power.sd_diff:.3g} {unit} "
+        f"({opts.confidence:.0%} interval {power.sd_low:.3g}–{power.sd_high:.3g}). The "
+        f"paired t-test over these {power.seeds} seeds (α = {opts.alpha:g} two-sided, before "
+        f"correction) detects a Δ of {power.mdd:.3g} {unit} with 80% power "
+        f"(interval {power.mdd_low:.3g}–{power.mdd_high:.3g}; CSV columns 'mdd', "
+        f"'mdd_low', 'mdd_high'). " + tail
+    ).strip()
 
 
 def _seeds(n: int | None) -> str:

@@ -353,5 +353,22 @@ def test_power_note_states_the_minimum_detectable_difference(report):
     compared = t.drop(index=[c for c in t.index if c in ("random_init", "supervised")])
     assert compared["mdd"].nunique() == 1
     note = next(n for n in report.notes if n.startswith("Power:"))
-    assert "80% power" in note and f"{row['mdd']:.2f} points" in note
+    assert "80% power" in note and f"{row['mdd']:.3g} points" in note
     assert all(f"{k} point" in note for k in ("1", "2", "3"))
+
+
+def test_runs_from_before_common_random_numbers_are_not_mixed_with_new_ones():
+    """A unit run before ``rng`` existed has no such parameter; one cell with both kinds of
+    run is refused, naming ``rng``, instead of averaged."""
+    import pandas as pd
+
+    from asma_bench.reports.results import _check_consistent
+
+    df = pd.DataFrame({
+        "cell": ["a", "a"], "seed": [0, 1], "status": ["FINISHED"] * 2,
+        "dataset": ["ucla"] * 2, "params.rng": [None, "streams"],
+        "params.seed": ["0", "1"],
+    })  # fmt: skip
+    with pytest.raises(ConfigError, match="differ in rng"):
+        _check_consistent(df, "g")
+    _check_consistent(df.assign(**{"params.rng": "streams"}), "g")  # one kind: fine
