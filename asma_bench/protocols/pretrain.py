@@ -112,7 +112,7 @@ def pretrain(
     partial = ckpt_dir / f"pretrain-{digest}.partial.pt"
     gen = seed_everything(cfg.seed, cfg.deterministic)
     streams = RandomStreams.for_run(cfg.rng, cfg.seed, gen)
-    seed_purpose(cfg.seed, "init", cfg.rng)  # every cell at one seed starts from one weights
+    seed_purpose(cfg.seed, "init", cfg.rng)  # a grid's cells at one seed: the same weights
     encoders = {
         name: build_encoder(cfg, data.layout, data.channels).to(device)
         for name in encoder_names(cfg)
