@@ -29,6 +29,7 @@ def check(
     from asma_bench.perf.check import (
         CheckSettings,
         compare,
+        cpu_kind,
         load_baseline,
         measure,
         other_cpu,
@@ -82,7 +83,7 @@ def check(
     if elsewhere:
         typer.echo(
             f"note: latency ratios not compared: the baseline's were measured on an {elsewhere} "
-            f"CPU, this one is {current.environment['cpu_capability']} (accuracy and counts "
+            f"CPU, this one is {cpu_kind(current.environment)} (accuracy and counts "
             "are); a baseline for this kind of CPU: --update with --baseline OTHER.json"
         )
     if failed:

@@ -245,7 +245,21 @@ def _environment() -> dict[str, str]:
         # the vector instructions torch's kernels use: AVX512, AVX2, ... (latency ratios are
         # compared only between CPUs of the same kind, see compare)
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_kind": cpu_kind_here(),
     }
+
+
+def cpu_kind_here() -> str:
+    """This CPU's kind for latency ratios: torch's vector capability, with ``+AMX`` on CPUs
+    with AMX tiles (Sapphire Rapids and later), which are a kind of their own (see
+    :func:`other_cpu`)."""
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return torch.backends.cpu.get_cpu_capability() + ("+AMX" if amx else "")
+
+
+def cpu_kind(environment: Mapping[str, Any]) -> str | None:
+    """The recorded kind of CPU (``cpu_kind``; older baselines: ``cpu_capability``)."""
+    return environment.get("cpu_kind") or environment.get("cpu_capability")
 
 
 def other_cpu(baseline: Mapping[str, Any], current: Measurement) -> str | None:
@@ -255,9 +269,13 @@ def other_cpu(baseline: Mapping[str, Any], current: Measurement) -> str | None:
     dispatch-bound while the reference product and the models run on the vector units,
     so on an AVX2 CPU the cheap masks measured 2 to 4 times their AVX-512 ratio to the
     matrix product (the heavy ones 1.1 to 3.2 times). Across kinds such a ratio measures
-    the machine, not the code."""
-    theirs = baseline.get("environment", {}).get("cpu_capability")
-    ours = current.environment.get("cpu_capability")
+    the machine, not the code. A 2-core AVX-512 CPU with AMX tiles measured every mask at
+    2.1 to 3.0 times the ratio recorded on the committed baseline's AVX-512 CPU (the same
+    code, the machine otherwise idle), so a CPU with AMX is a kind of its own
+    (:func:`cpu_kind_here`); baselines without ``cpu_kind`` are compared by
+    ``cpu_capability``."""
+    theirs = cpu_kind(baseline.get("environment", {}))
+    ours = cpu_kind(current.environment)
     return theirs if theirs and ours and theirs != ours else None
 
 

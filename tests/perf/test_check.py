@@ -140,6 +140,7 @@ def test_latency_is_compared_only_on_the_baselines_kind_of_cpu(measured):
     slower.counts["teacher_params"] += 1
     other = copy.deepcopy(baseline)
     other["environment"]["cpu_capability"] = "SOME_OTHER_ISA"  # no real capability
+    other["environment"]["cpu_kind"] = "SOME_OTHER_ISA"
     rows = {r.name: r for r in compare(other, slower)}
     assert not rows[name].failed and rows[name].status.startswith("not compared")
     assert rows["teacher_params"].failed  # counts are judged on every machine
@@ -148,8 +149,20 @@ def test_latency_is_compared_only_on_the_baselines_kind_of_cpu(measured):
     assert same[name].status == "REGRESSED"  # the baseline's own kind of CPU: judged
     legacy = copy.deepcopy(baseline)
     legacy["environment"].pop("cpu_capability", None)
+    legacy["environment"].pop("cpu_kind", None)
     assert other_cpu(legacy, slower) is None
     assert {r.name: r for r in compare(legacy, slower)}[name].failed
+    # a CPU with AMX tiles is a kind of its own; a baseline without cpu_kind compares by
+    # its capability
+    amx = copy.deepcopy(baseline)
+    amx["environment"]["cpu_kind"] = ours + "+AMX"
+    here = copy.deepcopy(slower)
+    here.environment["cpu_kind"] = ours
+    assert other_cpu(amx, here) == ours + "+AMX"
+    older = copy.deepcopy(baseline)
+    older["environment"].pop("cpu_kind", None)
+    older["environment"]["cpu_capability"] = ours
+    assert other_cpu(older, here) is None
 
 
 def test_changed_counts_and_missing_or_new_checks(measured):
