@@ -23,6 +23,7 @@ from asma_bench.reports.tables import (
     GridReport,
     fmt_p,
     fmt_value,
+    label_frame,
     latex_table,
     markdown_table,
     metric_label,
@@ -177,12 +178,9 @@ def _pooled_power(
 
 
 def display_rows(result: AcrossDatasets) -> pd.DataFrame:
+    """The table across datasets as text cells (Markdown, LaTeX, HTML, the terminal)."""
     t = result.table
-    out = pd.DataFrame(index=t.index)
-    for a in result.axes:
-        out[a] = t[a]
-    if not result.axes:
-        out["cell"] = t.index
+    out = label_frame(t, result.axes)
     for ds in result.datasets:
         name = dataset_name(ds)
         out[name] = [_mean_std(r, name) for _, r in t.iterrows()]

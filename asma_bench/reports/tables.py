@@ -572,14 +572,20 @@ def fmt_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def label_frame(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """The leading text columns of a displayed table: the label axes, or the cell names."""
+    out = pd.DataFrame(index=table.index)
+    for a in axes:
+        out[a] = table[a]
+    if not axes:
+        out["cell"] = table.index
+    return out
+
+
 def display_rows(report: GridReport) -> pd.DataFrame:
     """The table as text cells, in the order written to Markdown / LaTeX."""
     t = report.table
-    out = pd.DataFrame(index=t.index)
-    for a in report.axes:
-        out[a] = t[a]
-    if not report.axes:
-        out["cell"] = t.index
+    out = label_frame(t, report.axes)
     value = []
     for _, r in t.iterrows():
         if r["seeds"] == 0:
