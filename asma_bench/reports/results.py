@@ -142,14 +142,19 @@ class GridRuns:
         return sorted(set(self.finished["dataset"]))
 
     def for_dataset(self, dataset: str) -> GridRuns:
-        """The runs on one dataset, with that dataset's missing units."""
+        """The runs on one dataset, with that dataset's missing units.
+
+        The grid's parent run records the seeds requested over all its datasets; a seed
+        no unit of this dataset has any run for (finished, failed or killed) was not
+        requested for it, so this dataset expects the others only."""
         df = self.runs[self.runs["dataset"] == dataset].reset_index(drop=True)
+        expected = [s for s in self.expected_seeds if (df["seed"] == s).any()]
         have = set(zip(df["cell"], df["seed"], strict=True))
         missing = {
             c: miss for c in self.cells
-            if (miss := [s for s in self.expected_seeds if (c, s) not in have])
+            if (miss := [s for s in expected if (c, s) not in have])
         }  # fmt: skip
-        sub = replace(self, runs=df, missing=missing, notes=[])
+        sub = replace(self, runs=df, missing=missing, notes=[], expected_seeds=expected)
         sub.notes = [n for n in self.notes if not n.startswith("warning: ")]
         sub.notes[:0] = completeness_notes(sub, [f"data.source={dataset}"])
         return sub
