@@ -116,17 +116,17 @@ def _write_across(
     progress: Callable[[str], None] | None,
 ) -> ReportOutput:
     """One report per dataset, then the cells against the baseline across datasets."""
+    if runs.baseline is None:  # refused before anything is written
+        raise ConfigError(
+            f"grid {runs.grid!r} ran on {len(runs.datasets)} datasets but has no baseline to "
+            "compare across them (--baseline CELL)"
+        )
     parts = {}
     for ds in runs.datasets:
         name = f"{runs.grid}@{_slug(dataset_name(ds))}"
         parts[ds] = _write_grid(runs.for_dataset(ds), out_dir, name, runs_dir, opts, fig_opts,
                                 progress, dataset=dataset_name(ds))  # fmt: skip
     folder = out_dir / runs.grid
-    if runs.baseline is None:
-        raise ConfigError(
-            f"grid {runs.grid!r} ran on {len(parts)} datasets but has no baseline to compare "
-            "across them (--baseline CELL)"
-        )
     across = across_datasets(
         {ds: p.report for ds, p in parts.items()}, opts.correction, opts.confidence, opts.alpha
     )

@@ -142,19 +142,13 @@ def _pooled_power(
         block = wide[present].dropna()
         if len(present) < 2 or len(block) < 2:
             continue
-        y = block.to_numpy().T
-        resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
-        ss += float((resid**2).sum())
-        df += (y.shape[0] - 1) * (y.shape[1] - 1)
-        seeds.append(y.shape[1])
+        part_ss, part_df = stats.block_residual(block.to_numpy().T)
+        ss += part_ss
+        df += part_df
+        seeds.append(len(block))
     if df < 1 or ss <= 0 or len(seeds) < 2:
         return ""
-    from scipy import stats as sps
-
-    ms = ss / df
-    tail = (1 - confidence) / 2
-    sds = [math.sqrt(2 * v) for v in (ms, df * ms / sps.chi2.ppf(1 - tail, df),
-                                      df * ms / sps.chi2.ppf(tail, df))]  # fmt: skip
+    sds = stats.paired_sd_interval(ss, df, confidence)
     d = len(seeds)
 
     def mdd(sd: float, per: list[int]) -> float:

@@ -271,6 +271,22 @@ class PooledPower:
         )
 
 
+def block_residual(y: np.ndarray) -> tuple[float, int]:
+    """Residual sum of squares and degrees of freedom of a complete (cells, seeds) block
+    design: y − cell mean − seed mean + grand mean, on (C − 1)(S − 1) df."""
+    resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
+    return float((resid**2).sum()), (y.shape[0] - 1) * (y.shape[1] - 1)
+
+
+def paired_sd_interval(ss: float, df: int, confidence: float = 0.95) -> tuple[float, ...]:
+    """The sd of a paired difference between two cells, √(2 σ̂²) with σ̂² = ``ss`` / ``df``,
+    and the ends of its chi-squared ``confidence`` interval."""
+    ms = ss / df
+    tail = (1 - confidence) / 2
+    ends = (float(stats.chi2.ppf(q, df)) for q in (1 - tail, tail))
+    return tuple(math.sqrt(2 * v) for v in (ms, *(df * ms / e for e in ends)))
+
+
 def pooled_power(
     values: np.ndarray, alpha: float = 0.05, power: float = 0.8, confidence: float = 0.95
 ) -> PooledPower | None:
@@ -291,15 +307,10 @@ def pooled_power(
     if y.ndim != 2 or y.shape[0] < 2 or y.shape[1] < 2 or not np.isfinite(y).all():
         return None
     c, n = y.shape
-    resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
-    df = (c - 1) * (n - 1)
-    ms = float((resid**2).sum()) / df
-    if not ms > 0:
+    ss, df = block_residual(y)
+    if not ss > 0:
         return None
-    tail = (1 - confidence) / 2
-    var_low = df * ms / float(stats.chi2.ppf(1 - tail, df))
-    var_high = df * ms / float(stats.chi2.ppf(tail, df))
-    sd, lo, hi = (math.sqrt(2 * v) for v in (ms, var_low, var_high))
+    sd, lo, hi = paired_sd_interval(ss, df, confidence)
     mdd = [min_detectable_difference(x, n, alpha, power) for x in (sd, lo, hi)]
     return PooledPower(sd, lo, hi, df, n, c, *mdd, alpha, power)
 

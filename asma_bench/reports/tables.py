@@ -257,11 +257,11 @@ def _compare(
             kinds.add(kind)
 
     # Holm's family is the grid's own comparisons; references are a family apart
-    family = compared = [c for c in others if c not in references]
+    compared = [c for c in others if c not in references]
     apart = [c for c in others if c in references]
     for column in ("p_seeds", "p_samples"):
         adjusted = pd.Series(math.nan, index=table.index)
-        for cells in (family, apart):
+        for cells in (compared, apart):
             if cells:
                 adjusted[cells] = stats.adjust_pvalues(
                     table.loc[cells, column].to_numpy(float), opts.correction
@@ -272,8 +272,8 @@ def _compare(
     table.loc[base, ["sig", "sig_samples"]] = "baseline"
 
     corr = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "no"}[opts.correction]
-    m_seeds = int(np.isfinite(table.loc[family, "p_seeds"].to_numpy(float)).sum())
-    m_samples = int(np.isfinite(table.loc[family, "p_samples"].to_numpy(float)).sum())
+    m_seeds = int(np.isfinite(table.loc[compared, "p_seeds"].to_numpy(float)).sum())
+    m_samples = int(np.isfinite(table.loc[compared, "p_samples"].to_numpy(float)).sum())
     where = (
         f"; the reference rows ({', '.join(apart)}) are corrected apart, as a family of "
         f"their own, so they do not make the cells' comparisons stricter"
