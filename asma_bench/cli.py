@@ -50,6 +50,7 @@ def data_synth(
     from asma_bench.data.store import SkeletonDataset
     from asma_bench.data.synthetic import generate
 
+    out = out.expanduser()  # '~' quoted past the shell is still the home folder
     path = generate(
         out, preset, seed=seed, overwrite=overwrite, progress=_interactive(), layout=layout
     )
@@ -98,6 +99,7 @@ def data_convert(
     from asma_bench.data.readers import convert
     from asma_bench.data.store import INFO_FILE, SkeletonDataset
 
+    source, out = source.expanduser(), out.expanduser()
     options: dict = {"whole_file": True} if whole_file else {}
     if skip_bad:
         options["skip_bad"] = True
@@ -180,20 +182,28 @@ def data_info(
 
 # --------------------------------------------------------------------------- runs
 def _seeds(seeds: int, seed_list: str | None) -> list[int]:
+    """The run's seeds: ``--seed-list`` (comma-separated, each in 0..MAX_SEED, none twice)
+    or ``0..N-1`` for ``--seeds N``; at most MAX_SEEDS either way."""
+    from asma_bench.config import MAX_SEED
+    from asma_bench.harness.limits import MAX_SEEDS, check_seeds
+
     if seed_list:
         try:
             values = [int(s) for s in seed_list.split(",") if s.strip()]
         except ValueError:
             raise ConfigError(
-                f"--seed-list {seed_list!r} must be comma-separated integers"
+                f"--seed-list {seed_list[:60]!r} must be comma-separated integers"
             ) from None
         if not values:
             raise ConfigError("--seed-list must name at least one seed")
-        if min(values) < 0:
-            raise ConfigError(f"--seed-list {seed_list!r}: seeds must be >= 0")
-        return values
+        if min(values) < 0 or max(values) > MAX_SEED:
+            bad = min(values) if min(values) < 0 else max(values)
+            raise ConfigError(f"--seed-list: seed {bad} is outside 0..{MAX_SEED}")
+        return check_seeds(values, "--seed-list")
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if seeds > MAX_SEEDS:
+        raise ConfigError(f"--seeds {seeds}: at most {MAX_SEEDS} seeds per run")
     return list(range(seeds))
 
 
@@ -315,13 +325,16 @@ def run(
         if len(runs_of) > 1:
             typer.echo(f"grid {spec.name} on {opts.data or 'synthetic'}:")
         outcome = run_grid(spec, opts)
+        held = f", {len(outcome.held)} held by other processes" if outcome.held else ""
         typer.echo(
             f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
-            f"finished, {len(outcome.failed)} failed ({outcome.seconds:.0f} s)"
+            f"finished{held}, {len(outcome.failed)} failed ({outcome.seconds:.0f} s)"
         )
         for name, reason in outcome.failed.items():
             typer.echo(f"  FAILED {name}: {reason}")
-        failed = failed or bool(outcome.failed)
+        for name in outcome.held:
+            typer.echo(f"  NOT FINISHED {name}: rerun this command once it is done")
+        failed = failed or bool(outcome.failed) or bool(outcome.held)
         if worker:
             continue
         tracker = Tracker(outcome.tracking_uri, experiment=experiment)
@@ -419,16 +432,30 @@ def maskings(
 def _diagnose_maskings(
     data: str, profile: str, draws: int, out: Path | None, sets: list[str]
 ) -> None:
+    import contextlib
+    import tempfile
+
     from asma_bench.config import build_config
     from asma_bench.data.transforms import Augment
+    from asma_bench.harness.limits import check_sources
     from asma_bench.protocols.data import prepare_data, resolve_splits
     from asma_bench.strategies.diagnose import diagnose, strategies_for, to_markdown
 
-    cfg = resolve_splits(build_config(profile, [f"data.source={data}", *sets]))
-    prepared = prepare_data(cfg.data, cfg.seed, Path("runs") / "data")
-    layout = prepared.layout
-    strategies = strategies_for(layout, cfg.masking.n, cfg.masking.k)
-    result = diagnose(prepared.train.x, layout, strategies, draws, augment=Augment(layout))
+    cfg = build_config(profile, [{"data": {"source": data}}, *sets])
+    check_sources(cfg)  # a '~user' this machine lacks: one line, not a RuntimeError
+    cfg = resolve_splits(cfg)
+    with contextlib.ExitStack() as stack:
+        # synthetic data is generated under --out's data/ (kept for the next call), or in a
+        # temporary folder without --out: never in the folder the command was started in
+        if out is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="asma-bench-")))
+        else:
+            root = out
+        prepared = prepare_data(cfg.data, cfg.seed, root / "data")
+        layout = prepared.layout
+        strategies = strategies_for(layout, cfg.masking.n, cfg.masking.k)
+        train_x = prepared.train.x
+        result = diagnose(train_x, layout, strategies, draws, augment=Augment(layout))
     text = to_markdown(result)
     typer.echo(text)
     typer.echo("mean Jaccard overlap of masks on the same clips")
@@ -437,7 +464,7 @@ def _diagnose_maskings(
         from asma_bench.fileio import atomic_write_text
         from asma_bench.reports.build import write_masking_diagnostics
 
-        write_masking_diagnostics(result, strategies, prepared.train.x, layout, out, out)
+        write_masking_diagnostics(result, strategies, train_x, layout, out, out)
         atomic_write_text(out / "maskings_overlap.csv", result.overlap.to_csv())
         typer.echo(f"wrote tables (maskings.md, .csv) and figures (maskings_joints, "
                    f"maskings_motion: .png, .svg) to {out}")  # fmt: skip
@@ -509,10 +536,58 @@ def _global_flags_first(args: list[str]) -> list[str]:
     return flags + rest
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``kill``): raised in the main thread so that
+    the unit and grid runs are closed as KILLED and temporary files removed, exactly as
+    for Ctrl-C."""
+
+
+_STOPPED_BY: list[int] = []  # the signals that stopped this command (typer hides them)
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    import signal
+
+    _STOPPED_BY.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _interrupted() -> int:
+    """One line for a stopped command; the shell's code for the signal (130, 143)."""
+    import signal
+
+    if _STOPPED_BY and _STOPPED_BY[-1] == signal.SIGTERM:
+        typer.echo("terminated (SIGTERM); a rerun of the command resumes", err=True)
+        return 143
+    typer.echo("interrupted; a rerun of the command resumes", err=True)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point; returns the exit code."""
+    """Console-script entry point; returns the exit code.
+
+    SIGINT and SIGTERM stop a command in one line (``interrupted`` / ``terminated``) with
+    exit code 130 / 143, after the runs it had open are closed as KILLED."""
+    import signal
+    import threading
+
     args = _global_flags_first(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    previous = {}
+    _STOPPED_BY.clear()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # (nohup, a shell's `&`)
+                previous[signum] = signal.signal(signum, _on_signal)
+    try:
+        code = _main(args, debug)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return _interrupted() if _STOPPED_BY else code
+
+
+def _main(args: list[str], debug: bool) -> int:
     try:
         from asma_bench import commands
 
@@ -522,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     except _EXIT as exc:
         return exc.exit_code
     except _ABORT:
+        if _STOPPED_BY:  # said once, by main
+            return 130
         typer.echo("aborted", err=True)
         return 130
     except _NO_ARGS_HELP as exc:  # a group without a command: its help (typer's, or click's)
@@ -544,14 +621,15 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        if not _STOPPED_BY:  # a KeyboardInterrupt no handler of ours raised
+            _STOPPED_BY.append(2)
         return 130
-    except OSError as exc:
+    except OSError as exc:  # a full disk, a folder that cannot be written: the user's to fix
         if debug:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
         typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
-        return 1
+        return 2
     except Exception as exc:  # a bug: one line, the traceback behind --debug
         if debug:
             raise

@@ -33,6 +33,24 @@ from asma_bench.errors import ConfigError, validation_line
 
 DEVICES = "cpu, cuda, cuda:N or mps"
 
+#: The largest seed (run seeds and synthetic-data seeds): NumPy's legacy seeding and
+#: Optuna's samplers take seeds below 2**32 (torch takes more, so it is not the bound).
+MAX_SEED = 2**32 - 1
+#: The longest clip a run may crop or resample to (``data.frames``): NTU's longest
+#: recordings are 300 frames and a whole PKU-MMD video a few thousand.
+MAX_FRAMES = 10_000
+#: The most blocks a backbone or a distilled student may have (``distill.student_depth``,
+#: ``num_blocks`` and ``channels`` in ``backbone.params``; checked at planning).
+MAX_BLOCKS = 1_000
+#: ``data.normalize`` choices, as the feeder implements them (asma_bench/data/feeder.py).
+NORMALIZATIONS = (
+    "none",
+    "center_first_frame",
+    "center_every_frame",
+    "center_every_frame_rotate",
+    "center_first_frame_rotate",
+)
+
 
 def check_device(value: str) -> str:
     """``value`` if it names a device runs can use (cpu, cuda, cuda:N, mps); else ValueError."""
@@ -42,17 +60,24 @@ def check_device(value: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN or infinity in a float setting (a learning rate, a temperature) is refused: no
+    # run can use it, and it would fail (or diverge) only after the run has started
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
     source: str = Field("synthetic", description="'synthetic' or a canonical dataset folder")
     preset: str = Field("default", description="synthetic preset when source is 'synthetic'")
     synth_seed: int = Field(
-        0, ge=0, description="seed of the synthetic data (fixed across run seeds)"
+        0, ge=0, le=MAX_SEED, description="seed of the synthetic data (fixed across run seeds)"
+    )
+    fingerprint: str | None = Field(
+        None,
+        description="content hash of the dataset folder, set when a run is planned: a unit "
+        "is known by its data's content, not by how its folder was named",
     )
     split: str = "xsub"
-    frames: int = Field(50, ge=4)
+    frames: int = Field(50, ge=4, le=MAX_FRAMES)
     stream: Literal["joint", "bone", "motion"] = "joint"
     normalize: str = "center_first_frame"
     val_fraction: float = Field(
@@ -61,6 +86,13 @@ class DataConfig(_Strict):
     train_limit: int | None = Field(None, ge=1, description="cap on training samples (smoke)")
     test_limit: int | None = Field(None, ge=1)
     workers: int = Field(0, ge=0)
+
+    @field_validator("normalize")
+    @classmethod
+    def _known_normalization(cls, v: str) -> str:
+        if v not in NORMALIZATIONS:
+            raise ValueError(f"use one of {', '.join(NORMALIZATIONS)}")
+        return v
 
 
 class StrategySpec(_Strict):
@@ -211,7 +243,7 @@ class DistillConfig(_Strict):
         min_length=1,
         description="one teacher per stream, fused (3s-ASMa, the teacher of Table 2)",
     )
-    student_depth: int = Field(5, ge=1)
+    student_depth: int = Field(5, ge=1, le=MAX_BLOCKS)
     student_params: dict[str, Any] = Field(default_factory=dict)
     epochs: int = Field(150, ge=1)
     batch_size: int = Field(128, ge=2)
@@ -223,7 +255,7 @@ class RobustnessConfig(_Strict):
     noise_std: list[float] = Field(default_factory=lambda: [0.0, 0.01, 0.05])
 
 
-TARGET_OWN_FIELDS = ("source", "preset", "synth_seed")
+TARGET_OWN_FIELDS = ("source", "preset", "synth_seed", "fingerprint")
 
 
 class TransferConfig(_Strict):
@@ -243,7 +275,7 @@ class StreamsConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     device: str = Field("cpu", description=DEVICES)
     amp: bool = Field(
         False,
@@ -300,6 +332,12 @@ class RunConfig(_Strict):
         for key, default in IDENTITY_DEFAULTS.items():
             if get_dotted(d, key) == default:
                 _pop_dotted(d, key)
+        for key in ("data", "transfer.target"):  # a dataset is known by its content
+            data = get_dotted(d, key)
+            if isinstance(data, dict) and data.get("fingerprint"):
+                data.pop("source", None)
+            elif isinstance(data, dict):
+                data.pop("fingerprint", None)  # (ids of synthetic units stay as they were)
         return d
 
     def digest(self, exclude: Iterable[str] = ()) -> str:
@@ -359,24 +397,44 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+#: The longest ``--set key=value`` text: a value is a number, a name or a small mapping.
+MAX_OVERRIDE_CHARS = 10_000
+
+
 def parse_override(text: str) -> dict[str, Any]:
-    """``'pretrain.epochs=3'`` → ``{'pretrain': {'epochs': 3}}`` (value parsed as YAML)."""
+    """``'pretrain.epochs=3'`` → ``{'pretrain': {'epochs': 3}}`` (value parsed as YAML).
+
+    The text is bounded before it is parsed (:data:`MAX_OVERRIDE_CHARS`, lists and mappings
+    nested at most :data:`MAX_NESTING` deep) and its value after (at most
+    :data:`MAX_YAML_VALUES` values once YAML aliases are expanded), as a file's are."""
+    if len(text) > MAX_OVERRIDE_CHARS:
+        raise ConfigError(
+            f"override {text[:40]!r}…: {len(text)} characters; at most {MAX_OVERRIDE_CHARS}"
+        )
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key or any(not part.isidentifier() for part in key.split(".")):
         raise ConfigError(f"override {text!r}: bad key {key!r}")
+    where = f"--set {key}"
+    if key.count(".") >= MAX_NESTING:
+        raise ConfigError(f"{where}: {_too_deep('the key')}")
+    if _flow_depth(raw) > MAX_NESTING:
+        raise ConfigError(f"{where}: {_too_deep('the value')}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"{where}: {_too_deep('the value')}") from None
     out: dict[str, Any] = {}
     node = out
     *parents, last = key.split(".")
     for p in parents:
         node = node.setdefault(p, {})
     node[last] = value
+    _check_expansion(out, where, "override")
     return out
 
 
@@ -438,6 +496,31 @@ def list_profiles() -> list[str]:
 #: explodes when a config is hashed or printed), is refused before anything uses it.
 MAX_YAML_BYTES = 1 << 20
 MAX_YAML_VALUES = 100_000
+#: Lists and mappings nest at most this deep in a profile, grid, search space or ``--set``
+#: value (a grid is about 6 deep); deeper documents are refused before anything recurses
+#: into them (the YAML parser, merging, hashing, validation).
+MAX_NESTING = 32
+
+
+def _too_deep(what: str) -> str:
+    return f"{what} nests lists and mappings deeper than {MAX_NESTING} levels"
+
+
+_QUOTED = re.compile(r"'(?:[^'\n]|'')*'|\"(?:[^\"\\\n]|\\.)*\"")
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _flow_depth(text: str) -> int:
+    """How deep ``[``/``{`` nest in YAML ``text`` (quoted strings left out): a cheap look
+    at the raw text, so that ``[[[[…]]]]`` is refused before the parser recurses into it."""
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(_QUOTED.sub("", text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def load_yaml(path: str | Path | Any, what: str = "file") -> dict[str, Any]:
@@ -456,8 +539,12 @@ def load_yaml(path: str | Path | Any, what: str = "file") -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError(f"{path}: {len(text)} characters is too large for a {what}")
+    if _flow_depth(text) > MAX_NESTING:
+        raise ConfigError(f"{path}: {_too_deep(f'the {what}')}")
     try:
         data = yaml.safe_load(text)
+    except RecursionError:  # block nesting (indentation, "- - - x") the look above misses
+        raise ConfigError(f"{path}: {_too_deep(f'the {what}')}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -472,23 +559,24 @@ def load_yaml(path: str | Path | Any, what: str = "file") -> dict[str, Any]:
 
 
 def _check_expansion(data: Any, path: object, what: str) -> None:  # noqa: ANN401
-    """Refuse a document that expands to more than MAX_YAML_VALUES values. YAML aliases
-    share objects, so the loaded value is small in memory; the count walks it as if it
-    were copied (as hashing or printing it would), stopping at the budget."""
-    count, stack = 0, [data]
+    """Refuse a document that expands to more than MAX_YAML_VALUES values or nests deeper
+    than MAX_NESTING. YAML aliases share objects, so the loaded value is small in memory;
+    the count walks it as if it were copied (as hashing or printing it would), stopping at
+    the budget."""
+    count, stack = 0, [(data, 0)]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         count += 1
         if count > MAX_YAML_VALUES:
             raise ConfigError(
                 f"{path}: the {what} expands to more than {MAX_YAML_VALUES} values "
                 "(nested YAML aliases?)"
             )
-        if isinstance(node, dict):
-            stack.extend(node.values())
-            stack.extend(node.keys())
-        elif isinstance(node, list | tuple):
-            stack.extend(node)
+        if isinstance(node, dict | list | tuple):
+            if depth >= MAX_NESTING:
+                raise ConfigError(f"{path}: {_too_deep(f'the {what}')}")
+            children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
 
 
 #: File names a profile, grid or search space may have (JSON is YAML: ``config.json`` of a

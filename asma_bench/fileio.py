@@ -27,6 +27,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None and exc.errno is not None:  # a full disk names the file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -83,10 +88,12 @@ def sweep_stale_beside(dest: Path) -> None:
         pid = path.name[len(f".{name}.tmp-") :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             remove_path(path)
-    for path in parent.glob(f"{stem}*.tmp"):
-        pid = path.name[len(f".{name}.") :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            remove_path(path)
+    # ``.NAME.PID.tmp`` and what SQLite keeps beside it (``-journal``, ``-wal``, ``-shm``)
+    for suffix in ("*.tmp", "*.tmp-journal", "*.tmp-wal", "*.tmp-shm"):
+        for path in parent.glob(f"{stem}{suffix}"):
+            pid = path.name[len(f".{name}.") :].split(".", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                remove_path(path)
     for path in parent.glob(f"{stem}old-*"):
         pid = path.name[len(f".{name}.old-") :]
         if pid.isdigit() and not _alive(int(pid)):

@@ -192,17 +192,18 @@ def test_pku_without_labels_names_the_whole_file_option(tmp_path, capsys):
 
 
 def test_maskings_diagnose_prints_and_writes_the_tables(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the synthetic data is generated under ./runs/data
+    monkeypatch.chdir(tmp_path)  # nothing may be written here: the data goes under --out
     code, out, _ = run(capsys, "maskings", "--diagnose", "--profile", "smoke", "--draws", "300",
                        "--out", str(tmp_path / "diag"))  # fmt: skip
     assert code == 0
     assert "| ldsm:inverse_degree | spatial |" in out and "Jaccard" in out
     written = sorted(p.name for p in (tmp_path / "diag").iterdir())
     assert written == [
-        "maskings.csv", "maskings.md", "maskings_joints.csv", "maskings_joints.png",
+        "data", "maskings.csv", "maskings.md", "maskings_joints.csv", "maskings_joints.png",
         "maskings_joints.svg", "maskings_motion.png", "maskings_motion.svg",
         "maskings_overlap.csv",
     ]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["diag"]
 
 
 def _command_paths(command, path=()):

@@ -51,6 +51,7 @@ def test_a_later_setting_at_its_default_leaves_the_identity_unchanged():
     cfg = build_config("smoke")
     dumped = cfg.model_dump(mode="json")
     del dumped["pretrain"]["fused_adam"]
+    dumped["data"].pop("fingerprint", None)  # a synthetic unit's identity has none either
     before = hashlib.sha256(
         json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()[:16]
@@ -133,3 +134,111 @@ def test_an_oversized_yaml_file_is_refused(tmp_path):
     path.write_text("a: " + "x" * (2 << 20) + "\n")
     with pytest.raises(ConfigError, match=r"big.yaml: \d+ bytes is too large for a profile"):
         load_yaml(path, "profile")
+
+
+def _alias_chain(levels: int = 8, width: int = 10) -> str:
+    """A YAML flow value whose aliases expand to width**levels values ("billion laughs")."""
+    parts = ["&a0 [" + ", ".join(["x"] * width) + "]"]
+    for i in range(1, levels):
+        parts.append(f"&a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    return "[" + ", ".join(parts) + "]"
+
+
+def test_an_alias_bomb_in_an_override_is_refused_before_it_expands():
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"^--set x: the override expands to more than 100000"):
+        parse_override("x=" + _alias_chain())
+    with pytest.raises(ConfigError, match=r"^--set pretrain\.params: the override expands"):
+        build_config("smoke", ["pretrain.params={junk: " + _alias_chain() + "}"])
+    assert time.monotonic() - start < 5
+    with pytest.raises(ConfigError, match=r"^override 'x=xxxx.*: 10003 characters; at most 10000$"):
+        parse_override("x=" + "x" * 10_001)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a=" + "[" * 4_000 + "]" * 4_000,  # (longer texts are refused for their length)
+        "a=" + "[" * 9_000,  # unbalanced: still refused before the parser recurses
+        "a=" + "{a: " * 1_600 + "1" + "}" * 1_600,
+        "a=" + "- " * 4_000 + "x",  # block nesting, which has no brackets to count
+        "a=" + "[" * 40 + "]" * 40,
+        ".".join(["a"] * 40) + "=1",
+    ],
+)
+def test_deeply_nested_overrides_are_refused_in_one_line(text):
+    with pytest.raises(ConfigError, match=r"^--set a(\.a)*: the (value|key|override) nests lists "
+                       r"and mappings deeper than 32 levels$"):  # fmt: skip
+        parse_override(text)
+
+
+def test_nesting_within_the_limit_is_accepted():
+    assert parse_override("a=" + "[" * 30 + "1" + "]" * 30)["a"] == eval("[" * 29 + "[1" + "]" * 30)
+    assert parse_override("a='[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['") == {"a": "[" * 40}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "x: " + "[" * 5_000 + "]" * 5_000,
+        "x: " + "{a: " * 5_000 + "1" + "}" * 5_000,
+        "x:\n" + "".join(" " * i + "- \n" for i in range(1, 400)),
+        "x:\n" + "- " * 5_000 + "y",
+        "x: " + "[" * 500_000,
+    ],
+)
+def test_deeply_nested_grid_and_profile_files_are_refused_naming_the_file(tmp_path, body):
+    from asma_bench.harness.grids import load_grid
+
+    path = tmp_path / "deep.yaml"
+    path.write_text(body + "\n")
+    for load, what in [(load_grid, "grid"), (build_config, "profile")]:
+        with pytest.raises(ConfigError) as err:
+            load(str(path))
+        assert str(err.value) == (
+            f"{path}: the {what} nests lists and mappings deeper than 32 levels"
+        )
+
+
+def test_seeds_are_bounded_to_what_numpy_and_optuna_accept():
+    from asma_bench.config import MAX_SEED
+
+    assert MAX_SEED == 2**32 - 1
+    assert build_config("smoke", [{"seed": MAX_SEED}]).seed == MAX_SEED
+    for key in ("seed", "data.synth_seed"):
+        with pytest.raises(ConfigError, match=rf"config field '{key}'.*4294967296"):
+            build_config("smoke", [f"{key}=4294967296"])
+
+
+def test_normalize_is_one_of_the_feeders_names():
+    from asma_bench.config import NORMALIZATIONS
+    from asma_bench.data.feeder import NORMALIZATIONS as FEEDER
+
+    assert tuple(NORMALIZATIONS) == tuple(FEEDER)
+    with pytest.raises(ConfigError) as err:
+        build_config("smoke", ["data.normalize=bogus"])
+    assert str(err.value) == (
+        "config field 'data.normalize': use one of none, center_first_frame, "
+        "center_every_frame, center_every_frame_rotate, center_first_frame_rotate, got 'bogus'"
+    )
+    target = ["transfer.target={preset: noisy, normalize: bogus}"]
+    with pytest.raises(ConfigError, match=r"'transfer\.target\.normalize': use one of none"):
+        build_config("smoke", target)
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("pretrain.lr=.inf", "pretrain.lr"),
+        ("pretrain.lr=.nan", "pretrain.lr"),
+        ("distill.tau=.inf", "distill.tau"),
+        ("linear.weight_decay=[0.1, .inf]", "linear.weight_decay"),
+        ("data.frames=100000000", "data.frames"),
+        ("distill.student_depth=1000000", "distill.student_depth"),
+    ],
+)
+def test_values_no_run_can_use_are_refused_naming_the_field(override, field):
+    with pytest.raises(ConfigError, match=rf"^config field '{re.escape(field)}"):
+        build_config("smoke", [override])

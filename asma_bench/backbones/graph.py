@@ -58,7 +58,7 @@ def partition_masks(
         raise ConfigError(f"max_hop={max_hop!r} must be an integer >= 1")
     if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
         raise ConfigError(f"dilation={dilation!r} must be an integer >= 1")
-    hop = layout.hop_distance  # (V, V), inf where unreachable
+    hop = layout.hops_within(max_hop)  # (V, V), inf beyond max_hop hops or unreachable
     valid_hops = range(0, max_hop + 1, dilation)
     if strategy == "uniform":
         within = np.isin(hop, list(valid_hops))
@@ -66,7 +66,7 @@ def partition_masks(
     if strategy == "distance":
         return np.stack([(hop == h) for h in valid_hops]).astype(np.float32)
     # spatial: compare the sender's (row j) and the receiver's (column i) distance to the centre
-    depth = hop[:, layout.center]
+    depth = layout.hops_from(layout.center)  # the graph is undirected: hop[:, centre]
     sender_depth, receiver_depth = depth[:, None], depth[None, :]
     subsets = []
     for h in valid_hops:

@@ -40,8 +40,12 @@ def show(
     ckpts = {k.removeprefix(f"{TAG_CHECKPOINT}."): v for k, v in tags.items()
              if k.startswith(f"{TAG_CHECKPOINT}.")}  # fmt: skip
     typer.echo("checkpoints:" + ("" if ckpts else " none recorded"))
-    for kind, path in sorted(ckpts.items()):
-        exists = "" if Path(path).is_file() else "  (missing)"
+    for kind, recorded in sorted(ckpts.items()):
+        path = Path(runs) / recorded  # relative to the runs folder; absolute in older stores
+        moved = Path(runs) / "checkpoints" / path.name  # an older store's folder, moved
+        if Path(recorded).is_absolute() and not path.is_file() and moved.is_file():
+            path = moved
+        exists = "" if path.is_file() else "  (missing)"
         typer.echo(f"  {kind}: {path}{exists}")
     typer.echo("config:")
     for key, value in flatten(config).items():
@@ -58,7 +62,9 @@ def rerun(
     into the same store, and compare its metric with the original run's."""
     from asma_bench.api import unit_run
     from asma_bench.config import validate_config
+    from asma_bench.errors import ConfigError
     from asma_bench.harness.grids import CellSpec
+    from asma_bench.harness.locks import holder, lock_root, unit_lock
     from asma_bench.harness.runner import Unit, run_unit
     from asma_bench.harness.tracking import TAG_CELL, TAG_GRID, TAG_SEED
 
@@ -73,7 +79,14 @@ def rerun(
     parent_id = tags.get("mlflow.parentRunId")
     before = tracker.client.get_run(parent_id).info.status if parent_id else None
     parent = parent_id or tracker.parent_run(unit.grid, {})
-    result = run_unit(unit, tracker, parent, Path(runs))
+    locks = lock_root(tracker.uri, runs)
+    with unit_lock(locks, unit.id) as mine:  # never beside a run training the same unit
+        if not mine:
+            raise ConfigError(
+                f"unit {unit.name} of grid {unit.grid} is being run by {holder(locks, unit.id)}; "
+                "rerun it once that is done"
+            )
+        result = run_unit(unit, tracker, parent, Path(runs))
     if before and before != "RUNNING":
         tracker.finish(parent, before)  # the grid's own status is not this rerun's business
     typer.echo(f"reran {unit.name} of grid {unit.grid} ({protocol}):")

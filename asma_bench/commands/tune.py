@@ -19,6 +19,9 @@ from asma_bench.commands.app import (
 )
 from asma_bench.errors import ConfigError
 
+#: asma_bench.config.MAX_SEED (not imported here: the command line starts without pydantic)
+MAX_SEED = 2**32 - 1
+
 
 @app.command("tune")
 def tune(
@@ -38,9 +41,12 @@ def tune(
         "tuning"
     ),
     study: Annotated[
-        str | None, typer.Option(help="Study name (default: space + config hash).")
+        str | None,
+        typer.Option(help="Study name: letters, digits, _ . + - : (default: space + config hash)."),
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of every trial and of the sampler.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of every trial and of the sampler.")
+    ] = 0,
     data: Annotated[
         str | None,
         typer.Option(help="'synthetic' (default) or a canonical dataset folder."),

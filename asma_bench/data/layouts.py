@@ -16,7 +16,8 @@ usable wherever a layout name is (:func:`get_layout` takes a path)::
     center: chest                     # the joint clips are centred on
     flip_pairs: [[l_hand, r_hand]]    # swapped by a left-right flip (optional)
 
-Joints in ``edges``, ``center`` and ``flip_pairs`` are names or 0-based indices. Degrees
+Joints in ``edges``, ``center`` and ``flip_pairs`` are names or 0-based indices; a layout
+has at most :data:`MAX_JOINTS` (1,000) joints. Degrees
 (HDSM/LDSM, ASMa eq. 1), bones and the ST-GCN partition follow from ``edges``. Channels
 beyond ``dims`` (a keypoint detector's confidence, say) are carried as features: only the
 first ``dims`` channels are rotated, sheared, flipped, centred or differenced as motion.
@@ -25,7 +26,7 @@ A dataset stores its layout's whole definition, so it stays readable without the
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -104,17 +105,38 @@ class SkeletonLayout:
         return len(self.joint_names)
 
     @cached_property
+    def links(self) -> np.ndarray:
+        """The undirected edges, each once: (E, 2) int64 rows (a, b) with a < b, sorted.
+
+        Everything graph-shaped below works from this edge list (or the neighbour lists
+        built from it), so loading a layout costs time linear in its joints and edges; only
+        what is a V × V matrix by nature (:attr:`adjacency`, the ST-GCN partition) is one."""
+        if not self.edges:
+            return np.zeros((0, 2), dtype=np.int64)
+        pairs = np.sort(np.asarray(self.edges, dtype=np.int64).reshape(-1, 2), axis=1)
+        return np.unique(pairs, axis=0)
+
+    @cached_property
+    def neighbours(self) -> tuple[tuple[int, ...], ...]:
+        """For each joint, its neighbours (ascending), self excluded."""
+        nbrs: list[list[int]] = [[] for _ in range(self.num_joints)]
+        for a, b in self.links.tolist():
+            nbrs[a].append(b)
+            nbrs[b].append(a)
+        return tuple(tuple(sorted(n)) for n in nbrs)
+
+    @cached_property
     def adjacency(self) -> np.ndarray:
         """Symmetric 0/1 adjacency (V, V) without self-loops."""
         a = np.zeros((self.num_joints, self.num_joints), dtype=np.float32)
-        for i, j in self.edges:
-            a[i, j] = a[j, i] = 1.0
+        a[self.links[:, 0], self.links[:, 1]] = 1.0
+        a[self.links[:, 1], self.links[:, 0]] = 1.0
         return a
 
     @cached_property
     def degrees(self) -> np.ndarray:
         """Degree d_v = number of neighbours of joint v, self-loops excluded (ASMa eq. 1)."""
-        return self.adjacency.sum(axis=1).astype(np.int64)
+        return np.bincount(self.links.ravel(), minlength=self.num_joints).astype(np.int64)
 
     @cached_property
     def bone_pairs(self) -> tuple[tuple[int, int], ...]:
@@ -126,27 +148,43 @@ class SkeletonLayout:
         parent = dict(self.edges)
         return tuple((v, parent.get(v, v)) for v in range(self.num_joints))
 
+    def hops_from(self, joint: int, max_hop: int | None = None) -> np.ndarray:
+        """Hop counts (V,) from ``joint`` by breadth-first search over the neighbour lists;
+        joints farther than ``max_hop`` (or unreachable) are ``np.inf``. Linear in V + E."""
+        dist = np.full(self.num_joints, np.inf)
+        dist[joint] = 0
+        nbrs, frontier, hop = self.neighbours, [joint], 0
+        while frontier and (max_hop is None or hop < max_hop):
+            hop += 1
+            reached = []
+            for u in frontier:
+                for w in nbrs[u]:
+                    if dist[w] == np.inf:
+                        dist[w] = hop
+                        reached.append(w)
+            frontier = reached
+        return dist
+
+    def hops_within(self, max_hop: int | None = None) -> np.ndarray:
+        """Hop counts (V, V), ``np.inf`` beyond ``max_hop`` hops or where unreachable.
+
+        The ST-GCN partition needs hops up to ``max_hop`` only (1 in every backbone here):
+        each search stops there, so the work is V times a neighbourhood, not V × V."""
+        v = self.num_joints
+        dist = np.full((v, v), np.inf)
+        for s in range(v):
+            dist[s] = self.hops_from(s, max_hop)
+        return dist
+
     @cached_property
     def hop_distance(self) -> np.ndarray:
         """Shortest-path hop counts (V, V); unreachable pairs are ``np.inf``."""
-        v = self.num_joints
-        dist = np.full((v, v), np.inf)
-        nbrs = [np.flatnonzero(self.adjacency[i]) for i in range(v)]
-        for s in range(v):
-            dist[s, s] = 0
-            queue = deque([s])
-            while queue:
-                u = queue.popleft()
-                for w in nbrs[u]:
-                    if dist[s, w] == np.inf:
-                        dist[s, w] = dist[s, u] + 1
-                        queue.append(w)
-        return dist
+        return self.hops_within(None)
 
     @cached_property
     def depth(self) -> np.ndarray:
         """Depth of each joint in the kinematic tree rooted at the centre joint (HA-CM)."""
-        return self.hop_distance[self.center].astype(np.int64)
+        return self.hops_from(self.center).astype(np.int64)
 
     @cached_property
     def flip_permutation(self) -> np.ndarray:
@@ -239,6 +277,11 @@ LAYOUTS: dict[str, SkeletonLayout] = {"ntu25": NTU25, "kinect20": KINECT20, "coc
 ALIASES: dict[str, str] = {"kinect_v2": "ntu25", "kinect_v1": "kinect20"}
 
 LAYOUT_SUFFIXES = (".yaml", ".yml", ".json")
+#: The most joints a layout file (or a dataset's stored layout) may have. Real skeletons
+#: have at most 133 keypoints (COCO-WholeBody); the backbones hold V × V adjacencies and
+#: the ST-GCN partition, so a hostile file with 10^4 joints would cost minutes and
+#: gigabytes before anything is read. 1,000 leaves room for dense marker sets.
+MAX_JOINTS = 1000
 _FIELDS = ("name", "dims", "joints", "edges", "center", "flip_pairs", "synthetic_from")
 
 
@@ -285,6 +328,9 @@ def layout_from_dict(data: Mapping[str, Any], where: str) -> SkeletonLayout:
     joints = data["joints"]
     if not isinstance(joints, list) or not all(isinstance(j, str) and j for j in joints):
         raise ConfigError(f"{where}: 'joints' must be a list of joint names")
+    if len(joints) > MAX_JOINTS:
+        raise ConfigError(f"{where}: {len(joints)} joints; a layout has at most {MAX_JOINTS} "
+                          "(whole-body keypoint sets have 133)")  # fmt: skip
     index = {j: i for i, j in enumerate(joints)}
 
     def joint(ref: object, what: str) -> int:
@@ -338,14 +384,15 @@ def layout_from_dict(data: Mapping[str, Any], where: str) -> SkeletonLayout:
 
 def _check_tree(layout: SkeletonLayout, where: str) -> None:
     """Every joint reachable from the centre, and no joint with two parents (edges are
-    (child, parent): the bone stream gives each joint one parent)."""
-    children = [a for a, _ in layout.edges]
-    twice = {c for c in children if children.count(c) > 1}
+    (child, parent): the bone stream gives each joint one parent). Linear in the edges:
+    one count per child, one search from the centre."""
+    counts = Counter(a for a, _ in layout.edges)
+    twice = [c for c, k in counts.items() if k > 1]
     if twice:
         j = layout.joint_names[min(twice)]
         raise ConfigError(f"{where}: joint {j!r} is the child of two edges (edges are "
                           "[child, parent]; each joint has at most one parent)")  # fmt: skip
-    unreachable = np.flatnonzero(np.isinf(layout.hop_distance[layout.center]))
+    unreachable = np.flatnonzero(np.isinf(layout.hops_from(layout.center)))
     if len(unreachable):
         j = layout.joint_names[int(unreachable[0])]
         raise ConfigError(f"{where}: joint {j!r} is not connected to the centre joint by edges")

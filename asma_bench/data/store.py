@@ -16,6 +16,7 @@ is written, so a failure never leaves a half-written dataset behind.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import os
@@ -29,8 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from asma_bench.data.files import load_npy, read_text
 from asma_bench.data.layouts import SkeletonLayout, get_layout, layout_ref
-from asma_bench.errors import DataFormatError
+from asma_bench.errors import ConfigError, DataFormatError
 from asma_bench.fileio import backup_name, remove_path, temp_dir_beside
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 DATA_FILE, META_FILE, INFO_FILE = "data.npy", "meta.csv", "info.json"
 SKIPPED_FILE = "skipped.csv"
+FINGERPRINT_FILE = ".fingerprint.json"  # the content hash's cache (see data/fingerprint.py)
+#: every file a dataset folder this package writes may hold: ``--overwrite`` replaces such
+#: a folder, and nothing else
+DATASET_FILES = frozenset({DATA_FILE, META_FILE, INFO_FILE, SKIPPED_FILE, FINGERPRINT_FILE})
 
 
 @dataclass
@@ -101,11 +107,73 @@ def _reserve(path: Path, dest: Path) -> None:
         os.close(fd)
 
 
+def is_dataset_folder(path: Path) -> bool:
+    """Whether ``path`` is a canonical dataset folder as this package writes it: an
+    ``info.json`` with a format version, and no file a dataset does not have."""
+    try:
+        stale = f".{FINGERPRINT_FILE}."  # the cache's temporary file, left by a kill
+        names = {e.name for e in path.iterdir() if not e.name.startswith(stale)}
+        if INFO_FILE not in names or not names <= DATASET_FILES:
+            return False
+        if (path / INFO_FILE).stat().st_size > 1 << 30:
+            return False
+        info = json.loads((path / INFO_FILE).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "format_version" in info
+
+
+def check_output(dest: Path, overwrite: bool) -> None:
+    """Refuse to write a dataset at ``dest`` unless nothing is lost by it.
+
+    A missing ``dest`` or an empty folder is written. With ``overwrite``, ``dest`` may also
+    be a dataset folder this package wrote (:func:`is_dataset_folder`), or a folder of such
+    datasets (``ssl-npy``'s one per benchmark); anything else (a runs folder, a user's
+    folder, a file, a link) is refused in one line, untouched: ``--overwrite`` replaces a
+    dataset, never what happens to sit where the user pointed it.
+    """
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir()):
+        return
+    if not overwrite:
+        raise DataFormatError(dest, "output already exists (use --overwrite to replace it)")
+    why = _not_a_dataset(dest)
+    if why:
+        raise DataFormatError(
+            dest,
+            f"--overwrite replaces only a dataset folder asma-bench wrote, and this {why}; "
+            "choose another output folder (or remove it yourself)",
+        )
+
+
+def _not_a_dataset(dest: Path) -> str | None:
+    """Why ``dest`` is not a dataset folder (or a folder of them) ``--overwrite`` may
+    replace; None when it is one."""
+    if dest.is_symlink():
+        return "is a symbolic link"
+    if not dest.is_dir():
+        return "is a file"
+    if is_dataset_folder(dest):
+        return None
+    entries = sorted(dest.iterdir())
+    subsets = [e for e in entries if e.is_dir() and is_dataset_folder(e)]
+    if len(subsets) == len(entries):  # a folder of datasets, one per benchmark
+        return None
+    foreign = [e.name for e in entries if e not in subsets and e.name not in DATASET_FILES]
+    if not foreign:  # dataset files, but no info.json a dataset has
+        return f"holds no valid {INFO_FILE}"
+    more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+    return f"holds {foreign[0]!r}{more}, which no dataset has"
+
+
 def atomic_replace_dir(tmp: Path, dest: Path, overwrite: bool) -> None:
-    """Move a fully written folder ``tmp`` to ``dest``; the old ``dest`` survives any failure."""
-    if dest.exists():
-        if not overwrite:
-            raise DataFormatError(dest, "output already exists (use --overwrite to replace it)")
+    """Move a fully written folder ``tmp`` to ``dest``; the old ``dest`` survives any failure.
+
+    ``dest`` is checked again (:func:`check_output`) right before it is replaced: what
+    appeared there while the dataset was written is not lost either."""
+    if dest.exists() or dest.is_symlink():
+        check_output(dest, overwrite)
         backup = backup_name(dest)
         os.rename(dest, backup)
         try:
@@ -113,7 +181,7 @@ def atomic_replace_dir(tmp: Path, dest: Path, overwrite: bool) -> None:
         except BaseException:
             os.rename(backup, dest)
             raise
-        remove_path(backup)  # a folder or, with --overwrite over a file, a file
+        remove_path(backup)  # the old dataset (or empty folder)
     else:
         os.rename(tmp, dest)
     _fsync_dir(dest.parent)
@@ -156,8 +224,7 @@ class DatasetWriter:
             )
         self.overwrite = overwrite
         self.extra_info = dict(extra_info or {})
-        if self.out.exists() and not overwrite:
-            raise DataFormatError(self.out, "output already exists (use --overwrite to replace it)")
+        check_output(self.out, overwrite)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = temp_dir_beside(self.out)
         self._raw = open(self._tmp / "samples.raw", "wb")
@@ -313,6 +380,37 @@ def _check_label(label: object, where: object, class_names: Sequence[str] | None
         raise DataFormatError(where, f"label {int(label)} is outside 0..{top - 1} ({what})")
 
 
+#: info.json holds the split indices: NTU-120's are a few MB.
+MAX_INFO_BYTES = 1 << 30
+
+
+def _read_meta(path: Path) -> pd.DataFrame:
+    """meta.csv, UTF-8 (a byte-order mark accepted, another encoding named by its byte),
+    as a frame; a file pandas cannot parse is one line naming it."""
+    text = read_text(path, MAX_INFO_BYTES)
+    try:
+        return pd.read_csv(io.StringIO(text), dtype={"name": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise DataFormatError(path, f"not a readable CSV ({reason})") from None
+
+
+def _first_bad_index(indices: list[Any], n: int) -> object | None:
+    """The first entry of ``indices`` that is not an integer in [0, n), or None. Vectorised
+    for the usual list of ints (NTU-120 has 10^5); element by element otherwise."""
+    try:
+        arr = np.asarray(indices)
+    except (ValueError, TypeError, OverflowError):
+        arr = None
+    if arr is not None and arr.ndim == 1 and arr.dtype.kind in "iu":
+        out = np.flatnonzero((arr < 0) | (arr >= n))
+        return int(arr[out[0]]) if len(out) else None
+    for value in indices:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n:
+            return value if type(value) is int else repr(value)
+    return None
+
+
 class SkeletonDataset:
     """A canonical dataset folder opened for reading (the array is memory-mapped)."""
 
@@ -327,10 +425,13 @@ class SkeletonDataset:
                     "missing: not an asma-bench dataset folder "
                     "(create one with `asma-bench data synth` or `data convert`)",
                 )
-        try:
-            self.info: dict[str, Any] = json.loads((self.root / INFO_FILE).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataFormatError(self.root / INFO_FILE, f"invalid JSON: {exc}") from None
+        try:  # UTF-8, a byte-order mark accepted; another encoding is named by its byte
+            text = read_text(self.root / INFO_FILE, MAX_INFO_BYTES)
+            self.info: dict[str, Any] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(
+                self.root / INFO_FILE, f"invalid JSON: {exc.msg}", line=exc.lineno
+            ) from None
         except (RecursionError, ValueError) as exc:  # nesting or a 10,000-digit number
             kind = "nested too deeply" if isinstance(exc, RecursionError) else "a value too large"
             raise DataFormatError(self.root / INFO_FILE, f"invalid JSON: {kind}") from None
@@ -341,14 +442,15 @@ class SkeletonDataset:
                 self.root / INFO_FILE,
                 f"format_version {self.info.get('format_version')!r} is not {FORMAT_VERSION}",
             )
-        try:
-            self.data = np.load(self.root / DATA_FILE, mmap_mode="r" if mmap else None)
-        except ValueError as exc:
-            raise DataFormatError(self.root / DATA_FILE, f"unreadable array: {exc}") from None
-        self.meta = pd.read_csv(self.root / META_FILE, dtype={"name": str})
+        # the header's claimed size is checked against the file's before numpy allocates it
+        self.data = load_npy(self.root / DATA_FILE, mmap=mmap)
+        self.meta = _read_meta(self.root / META_FILE)
         if list(self.meta.columns) != META_COLUMNS:
             raise DataFormatError(self.root / META_FILE, f"columns must be {META_COLUMNS}")
-        self.layout = get_layout(self.info["layout"])
+        try:
+            self.layout = get_layout(self.info.get("layout"))
+        except ConfigError as exc:  # a stored definition: the file to look at is info.json
+            raise DataFormatError(self.root / INFO_FILE, f"layout: {exc}") from None
         n, c, t, v, m = self.data.shape if self.data.ndim == 5 else (None,) * 5
         if self.data.ndim != 5 or v != self.layout.num_joints or n != len(self.meta):
             raise DataFormatError(
@@ -356,8 +458,33 @@ class SkeletonDataset:
                 f"array shape {self.data.shape} does not match {len(self.meta)} samples "
                 f"of layout {self.layout.name}",
             )
+        self._check_splits()
         if check_meta:
             self._check_meta()
+
+    def _check_splits(self) -> None:
+        """Every split part a list of sample indices in [0, N): a bad index is named here,
+        with its split, not met at training time as an IndexError."""
+        path, n = self.root / INFO_FILE, len(self.meta)
+        splits = self.info.get("splits", {})
+        if not isinstance(splits, dict):
+            raise DataFormatError(
+                path, "'splits' must map split names to {train: [...], test: [...]}"
+            )
+        for name, parts in splits.items():
+            if not isinstance(parts, dict):
+                raise DataFormatError(path, f"split {name!r} must map parts (train, test) to lists")
+            for part, indices in parts.items():
+                if not isinstance(indices, list):
+                    raise DataFormatError(
+                        path, f"split {name!r} part {part!r} is not a list of sample indices"
+                    )
+                bad = _first_bad_index(indices, n)
+                if bad is not None:
+                    raise DataFormatError(
+                        path, f"split {name!r} part {part!r}: index {str(bad)[:40]} is not a "
+                        f"sample index (an integer in 0..{n - 1}, {n} samples)"
+                    )  # fmt: skip
 
     def _check_meta(self) -> None:
         """Integer labels in [0, num_classes) and lengths in [1, T]: a bad row is named by its

@@ -28,6 +28,17 @@ from asma_bench.protocols.unit_files import unit_checkpoints
 log = logging.getLogger(__name__)
 
 
+def runs_relative(path: Path, out: Path) -> str:
+    """``path`` as recorded in the store: relative to the runs folder ``out`` when inside
+    it (``checkpoints/pretrain-….pt``), so a moved or copied runs folder still finds its
+    files; absolute otherwise."""
+    path, out = Path(path).resolve(), Path(out).resolve()
+    try:
+        return path.relative_to(out).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _metric_text(metrics: dict[str, float], name: str) -> str:
     value = metrics.get(name)
     return f"{name}={value:.2f}" if value is not None else "done"
@@ -72,7 +83,9 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
         raise
     metrics = {**result.metrics, "unit_seconds": time.monotonic() - t0}
     ckpts = unit_checkpoints(unit.config, ctx.ckpt_dir)
-    tracker.set_tags(run_id, {f"{TAG_CHECKPOINT}.{k}": str(p.resolve()) for k, p in ckpts.items()})
+    tracker.set_tags(
+        run_id, {f"{TAG_CHECKPOINT}.{k}": runs_relative(p, out) for k, p in ckpts.items()}
+    )
     by_step: dict[int, dict[str, float]] = {}  # never a step back to 0 on a curve
     for key, value in metrics.items():
         by_step.setdefault(last_step.get(key, 0), {})[key] = value

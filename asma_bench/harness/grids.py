@@ -24,10 +24,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from asma_bench.config import Catalog, deep_merge
 from asma_bench.errors import ConfigError, validation_line
+from asma_bench.harness.names import KNOWN_METRICS, known_metric, name_problem
 
 REFERENCE_CELLS = ("random_init", "supervised")
 
@@ -48,8 +49,11 @@ class CellSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        if not v or not all(c.isalnum() or c in "_-.+" for c in v) or v.startswith("."):
-            raise ValueError("names use letters, digits and _ - . + only")
+        """Names go into run names, folders and tracking-store queries: ASCII letters,
+        digits and ``_ - . +`` only (see :func:`~asma_bench.harness.limits.name_problem`)."""
+        problem = name_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
         return v
 
 
@@ -65,11 +69,24 @@ class GridSpec(BaseModel):
     base: dict[str, Any] = Field(default_factory=dict)
     references: list[str] = Field(default_factory=lambda: ["random_init"])
     cells: list[CellSpec] = Field(min_length=1, description="at least one cell")
+    # the file a grid was read from (None: a built-in grid), for messages
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        return self._source
 
     @field_validator("name")
     @classmethod
     def _safe_grid_name(cls, v: str) -> str:
         return CellSpec._safe_name(v)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if not known_metric(v):
+            raise ValueError(f"{v!r} is not a metric the protocols log; use {KNOWN_METRICS}")
+        return v
 
     @field_validator("references")
     @classmethod
@@ -122,6 +139,9 @@ def load_grid(name_or_path: str | Path) -> GridSpec:
     """A built-in grid by name, or a grid YAML file by path."""
     source, data = GRIDS.load(name_or_path)
     try:
-        return GridSpec.model_validate(data)
+        spec = GridSpec.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {validation_line(exc, 'grid')}") from None
+    if GRIDS.is_file(name_or_path):
+        spec._source = str(source)
+    return spec

@@ -91,6 +91,8 @@ class GridOutcome:
     grid: str
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # units another process holds and had not finished when this run ended ("name (who)")
+    held: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     tracking_uri: str = ""
@@ -112,7 +114,10 @@ def command_line_overrides(
 
 def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
     """Resolve every (cell, seed) config up front, so a bad override fails before training."""
+    from asma_bench.harness.limits import check_plan
+
     cli = command_line_overrides(opts.data, opts.device, opts.overrides)
+    check_plan(grid, opts, cli)  # seeds, plan size, each cell's values, device, masks, memory
     units = []
     for seed in opts.seeds:
         for cell in grid.all_cells():
@@ -297,6 +302,8 @@ def ensure_writable(folder: str | Path) -> Path:
     """``folder``, created if needed, after proving a file can be written in it: a read-only
     or full output folder fails at once, not after MLflow's database retries."""
     folder = Path(folder)
+    if folder.is_symlink() and not folder.exists():
+        raise ConfigError(f"--out {folder}: a symbolic link to nothing (or a link loop)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):

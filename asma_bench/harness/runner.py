@@ -19,7 +19,7 @@ import pandas as pd
 
 from asma_bench.harness.execute import _metric_text, run_unit
 from asma_bench.harness.grids import GridSpec
-from asma_bench.harness.locks import unit_lock
+from asma_bench.harness.locks import holder, lock_root, unit_lock
 from asma_bench.harness.plan import (
     GridOutcome,
     RunOptions,
@@ -76,6 +76,7 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     out = ensure_writable(opts.out)
     uri = opts.tracking_uri or default_tracking_uri(out)
     tracker = Tracker(uri, experiment=opts.experiment, artifact_root=out / "artifacts")
+    locks = lock_root(uri, out)  # the store's locks: every process logging to it shares them
     parent = open_grid_run(tracker, grid, opts)
     done = tracker.finished_units(grid.name)
     outcome = GridOutcome(grid.name, tracking_uri=uri)
@@ -92,11 +93,11 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
 
         unit_start = time.monotonic()
         try:
-            with unit_lock(out, unit.id) as mine:
+            with unit_lock(locks, unit.id) as mine:
                 if not mine or unit.id in tracker.finished_units(grid.name):
-                    why = "running in another process" if not mine else "finished meanwhile"
-                    outcome.skipped.append(unit.name)
-                    log.info("%s skipped: %s", unit.name, why)
+                    why = f"held by {holder(locks, unit.id)}" if not mine else "finished meanwhile"
+                    (outcome.held if not mine else outcome.skipped).append(unit.name)
+                    log.info("%s left alone: %s", unit.name, why)
                     if not opts.progress:
                         print(f"[-] {grid.name} {unit.name}: {why}", file=sys.stderr, flush=True)
                     continue
@@ -109,10 +110,10 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
             outcome.failed[unit.name] = str(exc)
             log.warning("%s failed: %s", unit.name, exc)
             status = "FAILED"
-        except BaseException:  # the grid stops (bad data, a bug, Ctrl-C): say so in the store
+        except BaseException as exc:  # the grid stops (bad data, a bug, a signal): say so
             bar.close()
             try:
-                tracker.finish(parent, "FAILED")
+                tracker.finish(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
             except Exception:  # noqa: BLE001 - the original error matters more
                 log.debug("could not close the grid run", exc_info=True)
             raise
@@ -125,7 +126,14 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
                 flush=True,
             )
     bar.close()
-    if not tracker.finished_units(grid.name).keys() >= {u.id for u in units}:
+    finished = tracker.finished_units(grid.name)
+    by_name = {u.name: u for u in units}
+    done_meanwhile = [n for n in outcome.held if by_name[n].id in finished]
+    outcome.skipped += done_meanwhile  # the other process finished them while we worked
+    outcome.held = [
+        f"{n} ({holder(locks, by_name[n].id)})" for n in outcome.held if n not in done_meanwhile
+    ]
+    if not finished.keys() >= {u.id for u in units}:
         log.info("grid %s has unfinished units", grid.name)
     else:
         tracker.finish(parent)

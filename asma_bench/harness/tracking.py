@@ -29,7 +29,27 @@ TAG_KIND, TAG_FAILURE, TAG_PARENT = "asma.kind", "asma.failure", "mlflow.parentR
 # on a grid's parent run: every seed requested so far (a JSON list) and the latest profile
 TAG_SEEDS, TAG_PROFILE = "asma.seeds", "asma.profile"
 TAG_CHECKPOINT = "asma.checkpoint"  # asma.checkpoint.<kind> = the file a unit used
+# on an experiment whose artifacts live in ``artifacts/`` beside its SQLite store (the
+# runner's default layout): the two travel together when the runs folder is moved
+TAG_ARTIFACTS, BESIDE_STORE, ARTIFACTS = "asma.artifacts", "beside-store", "artifacts"
+# tables every MLflow SQL store has; a SQLite file without them is another program's
+MLFLOW_TABLES = ("alembic_version", "experiments", "runs")
 MAX_PARAM_LEN = 6000
+
+
+def filter_value(value: str) -> str:
+    """``value`` quoted for an MLflow search filter. MLflow's filter language has no
+    escape for a quote, so a name holding one (or a backslash) is refused in one line
+    rather than becoming a malformed filter (names are checked earlier; this is the last
+    guard)."""
+    if "'" in value or '"' in value or "\\" in value:
+        raise ConfigError(f"name {value!r}: quotes and backslashes are not allowed")
+    return f"'{value}'"
+
+
+def grid_filter(grid: str, kind: str) -> str:
+    """The MLflow filter of a grid's runs of one kind (``grid``: its parent, ``unit``)."""
+    return f"tags.`{TAG_GRID}` = {filter_value(grid)} and tags.`{TAG_KIND}` = '{kind}'"
 
 
 class TrackingError(AsmaBenchError):
@@ -122,6 +142,7 @@ class Tracker:
         tracking_uri = with_installed_driver(tracking_uri)
         self.uri = tracking_uri
         os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+        quiet_artifact_downloads()
         # mlflow sets its own loggers to INFO on import; keep them quiet unless debugging
         quiet = logging.getLogger().getEffectiveLevel() > logging.DEBUG
         for name in ("mlflow", "alembic", "urllib3"):
@@ -132,6 +153,10 @@ class Tracker:
             logging.CRITICAL if quiet else logging.DEBUG
         )
         _probe_server(tracking_uri)
+        db = sqlite_path(tracking_uri)
+        if db is not None:
+            refuse_foreign_sqlite(db)  # another program's database is never migrated
+            reroot_artifacts(db)  # a runs folder that was moved or copied
         try:
             _create_sqlite_store_atomically(tracking_uri)
             mlflow.set_tracking_uri(tracking_uri)
@@ -139,8 +164,15 @@ class Tracker:
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:
                 location = artifact_root.resolve().as_uri() if artifact_root else None
+                beside = (
+                    db is not None
+                    and artifact_root is not None
+                    and artifact_root.resolve() == (db.resolve().parent / ARTIFACTS)
+                )
                 self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=location
+                    experiment,
+                    artifact_location=location,
+                    tags={TAG_ARTIFACTS: BESIDE_STORE} if beside else None,
                 )
             else:
                 self.experiment_id = exp.experiment_id
@@ -153,7 +185,7 @@ class Tracker:
         """The grid's parent run (reused across reruns of the same grid)."""
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{TAG_GRID}` = '{grid}' and tags.`{TAG_KIND}` = 'grid'",
+            filter_string=grid_filter(grid, "grid"),
             max_results=1,
             order_by=["attributes.start_time ASC"],
         )
@@ -172,7 +204,7 @@ class Tracker:
     def unit_runs(self, grid: str) -> list[Any]:
         return self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{TAG_GRID}` = '{grid}' and tags.`{TAG_KIND}` = 'unit'",
+            filter_string=grid_filter(grid, "unit"),
             max_results=50000,
         )
 
@@ -263,6 +295,118 @@ def _probe_server(uri: str, timeout: float = 10.0) -> None:
         raise TrackingError(f"tracking server {uri} is unreachable: {reason}") from None
 
 
+def quiet_artifact_downloads() -> None:
+    """No MLflow progress bar per downloaded artifact (a report reads hundreds of them)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (without URI parameters), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").partition("?")[0])
+
+
+def sqlite_tables(path: Path) -> set[str]:
+    """The tables of the SQLite file ``path``, opened read-only; ConfigError naming the
+    file when it is no SQLite database."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{path} is not an MLflow tracking store ({exc})") from None
+
+
+def refuse_foreign_sqlite(path: Path) -> None:
+    """Refuse, untouched, a non-empty file at the store's place that is not an MLflow
+    store: MLflow would add its forty tables to another program's database (or fail on a
+    file that is no database at all). A missing or empty file becomes a new store."""
+    try:
+        if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+            return
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a file, so it cannot be an MLflow tracking store")
+    names = sqlite_tables(path)
+    lacking = [t for t in MLFLOW_TABLES if t not in names]
+    if lacking:
+        theirs = ", ".join(sorted(names)[:3]) + (" …" if len(names) > 3 else "")
+        raise ConfigError(
+            f"{path} is a SQLite database of another program (tables {theirs or 'none'}), not "
+            "an MLflow tracking store; choose another --out or --tracking-uri"
+        )
+
+
+def reroot_artifacts(db: Path) -> None:
+    """Point the artifacts of a store that was moved or copied with its runs folder at the
+    ``artifacts/`` beside it.
+
+    MLflow records absolute artifact locations. The runner keeps a store's artifacts in
+    ``artifacts/`` beside its database (experiments tagged ``asma.artifacts``; stores from
+    before the tag are recognised by their runs' folders being there), so when the two no
+    longer sit where the store says, the folder has travelled: its experiments and runs are
+    re-rooted in one transaction. Without this a moved folder's ``show`` fails on a missing
+    ``config.json`` and a copy's ``rerun`` writes into the original's ``artifacts/``.
+    """
+    import sqlite3
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    if not db.is_file() or db.stat().st_size == 0:
+        return
+    here = db.resolve().parent / ARTIFACTS
+    try:
+        con = sqlite3.connect(str(db), timeout=30)
+    except sqlite3.Error:
+        return
+    try:
+        with con:
+            rows = con.execute(
+                "SELECT experiment_id, artifact_location FROM experiments "
+                "WHERE artifact_location LIKE 'file://%'"
+            ).fetchall()
+            for exp_id, location in rows:
+                old = Path(url2pathname(urlparse(location).path))
+                if old == here or old.name != ARTIFACTS:
+                    continue
+                tagged = con.execute(
+                    "SELECT 1 FROM experiment_tags WHERE experiment_id = ? AND key = ? "
+                    "AND value = ?", (exp_id, TAG_ARTIFACTS, BESIDE_STORE),
+                ).fetchone()  # fmt: skip
+                if not tagged and not _runs_beside(con, exp_id, here):
+                    continue
+                new = here.as_uri()
+                con.execute(
+                    "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                    "WHERE experiment_id = ? AND substr(artifact_uri, 1, ?) = ?",
+                    (new, len(location) + 1, exp_id, len(location), location),
+                )
+                con.execute(
+                    "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                    (new, exp_id),
+                )
+                log.info("store %s moved: artifacts re-rooted from %s to %s", db, old, here)
+    except sqlite3.Error as exc:  # a read-only copy: reading what is beside it still works
+        log.debug("could not re-root the artifacts of %s: %s", db, exc)
+    finally:
+        con.close()
+
+
+def _runs_beside(con: Any, exp_id: object, here: Path) -> bool:  # noqa: ANN401
+    """Whether the runs of an (untagged, older) experiment have their artifact folders in
+    ``here``: then the store and its artifacts travelled together."""
+    runs = con.execute(
+        "SELECT run_uuid FROM runs WHERE experiment_id = ? LIMIT 20", (exp_id,)
+    ).fetchall()
+    return any((here / r[0]).is_dir() for r in runs)
+
+
 def _create_sqlite_store_atomically(uri: str) -> None:
     """Create a new SQLite store under a temporary name and rename it into place.
 
@@ -287,7 +431,8 @@ def _create_sqlite_store_atomically(uri: str) -> None:
         if not path.exists():  # another worker may have created it meanwhile
             os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        for leftover in (tmp, tmp.with_name(f"{tmp.name}-journal")):
+            leftover.unlink(missing_ok=True)
 
 
 def _dispose_engines() -> None:

@@ -23,6 +23,14 @@ Every trial is an MLflow run (experiment ``asma-bench-tuning``, tag ``asma.kind 
 which grid reports never read. The study names its objective after the metric
 (``study.metric_names``), so Optuna's plots and dashboard label the axis ``val_top1``.
 
+A study is resumed by running ``tune`` again with its name and storage. The resumed run
+goes on where the study stands: a trial a process on this host left RUNNING and that process
+is gone (a SIGKILL; each trial records its host and pid, ``asma.worker``) is marked FAIL, its
+MLflow run KILLED and its point queued once more (trials of other hosts are failed by
+Optuna's heartbeat); the sampler is seeded from the seed and the number of trials already
+there, so it proposes new points instead of the first ones again; and a point already
+evaluated is not run again: its trial takes the earlier value (``asma.same_as``).
+
 The best trial can be saved as a profile (:func:`save_profile`): the profile the tuning
 started from plus the tuned parameters at their best values, and nothing else. What the
 space's ``base`` or the command line fixed (e.g. ``pretrain.objective: asma``) stays out,
@@ -37,6 +45,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,12 +75,19 @@ from asma_bench.config import (
 )
 from asma_bench.errors import ConfigError, validation_line
 from asma_bench.fileio import atomic_write_text
+from asma_bench.harness.limits import check_config, check_study_name, name_problem
 from asma_bench.harness.plan import command_line_overrides
 from asma_bench.harness.queue import QueueSettings, open_storage, quiet_optuna, redact
-from asma_bench.harness.tracking import TAG_PROFILE, Tracker, default_tracking_uri, environment_tags
+from asma_bench.harness.tracking import (
+    TAG_PROFILE,
+    Tracker,
+    default_tracking_uri,
+    environment_tags,
+    filter_value,
+)
 from asma_bench.protocols import PROTOCOLS, UnitContext, run_protocol
 from asma_bench.protocols.data import resolve_splits
-from asma_bench.protocols.training import DivergenceError
+from asma_bench.protocols.training import DivergenceError, stream_seed
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +96,9 @@ TAG_KIND, TAG_STUDY, TAG_TRIAL, TAG_SPACE = "asma.kind", "asma.study", "asma.tri
 TAG_STATE = "asma.trial_state"
 ATTR_RUN = "asma.mlflow_run"
 ATTR_REASON = "asma.reason"  # why a trial was pruned or failed
+ATTR_WORKER = "asma.worker"  # {host, pid, started}: the process that runs the trial
+ATTR_SAME_AS = "asma.same_as"  # a trial that met an evaluated point: that trial's number
+ATTR_RETRY_OF = "asma.retry_of"  # a trial re-running the point of one whose process died
 
 # per-epoch validation keys of each protocol's main stage (fnmatch patterns)
 PRUNE_KEYS: dict[str, tuple[str, ...]] = {
@@ -151,6 +171,14 @@ class SearchSpace(BaseModel):
     prune_on: list[str] = Field(default_factory=list, description="per-epoch keys (fnmatch)")
     base: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, ParamSpec]
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        problem = name_problem(v)  # it names the study, its runs and store queries
+        if problem is not None:
+            raise ValueError(problem)
+        return v
 
     @field_validator("objective")
     @classmethod
@@ -312,8 +340,11 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
 
     out = Path(opts.out)
     cli = _cli_overrides(opts)
+    if opts.study is not None:
+        check_study_name(opts.study)
     base = resolve_splits(build_config(opts.profile, [space.base, *cli, {"seed": opts.seed}]))
     PROTOCOLS.get(space.protocol)  # an unknown protocol fails before any storage is touched
+    check_config(base, space.protocol)  # the device, the masks, the memory: before storage
     name = opts.study or f"tune:{space.name}:{study_digest(space, base)}"
     out.mkdir(parents=True, exist_ok=True)
     url = opts.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
@@ -321,18 +352,24 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
     with quiet_optuna():
         study = optuna.create_study(
             storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=opts.seed,
-                                               n_startup_trials=opts.startup_trials),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=opts.prune_startup_trials,
                                                n_warmup_steps=opts.prune_warmup_steps),
         )  # fmt: skip
         study.set_metric_names([space.objective])  # plots say val_top1, not "Objective Value"
+        resumed = len(study.trials)  # trials the study holds before this call adds any
         if opts.start_from_profile and not study.trials:
             start = {k: get_dotted(base.model_dump(mode="json"), k) for k in space.params}
             if all(space.params[k].contains(v) for k, v in start.items()):
                 study.enqueue_trial(start, user_attrs={"asma.start": "profile"})
     uri = opts.tracking_uri or default_tracking_uri(out)
     tracker = Tracker(uri, experiment=TUNING_EXPERIMENT, artifact_root=out / "artifacts")
+    with quiet_optuna():
+        reclaim_dead_trials(study, tracker)
+        # a resumed study draws on from where it stands, not from the seed's first points
+        # again (a new sampler with the same seed would propose the same points anew)
+        study.sampler = optuna.samplers.TPESampler(
+            seed=sampler_seed(opts.seed, resumed), n_startup_trials=opts.startup_trials
+        )
     parent = _study_run(tracker, name, space, opts)
     objective = _Objective(space, opts, cli, tracker, parent, name, out)
     bar = None
@@ -372,6 +409,117 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
         tracker.log_metrics(parent, {f"best_{space.objective}": outcome.best.value})
         tracker.set_tags(parent, {"asma.best_trial": outcome.best.number})
     return outcome
+
+
+def sampler_seed(seed: int, trials: int) -> int:
+    """The sampler's seed for a study that holds ``trials`` trials: ``seed`` for a new
+    study (its trials reproduce), else one derived from both, so that each resumption
+    draws points of its own."""
+    return seed if trials == 0 else stream_seed(seed, "tune-sampler", trials) % 2**32
+
+
+def _this_worker() -> dict[str, Any]:
+    return {"host": platform.node(), "pid": os.getpid(), "started": _process_start(os.getpid())}
+
+
+def _process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), to tell it from a
+    later process given the same pid; None where /proc is missing or it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _process_state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def worker_gone(worker: Any) -> bool:  # noqa: ANN401 - a trial's user attribute
+    """Whether the process a trial's ``asma.worker`` names is certainly gone: on this host,
+    with no such pid, a zombie, or the pid now another process. A trial run on another
+    host (a shared storage) is never judged here: Optuna's heartbeat fails it when stale."""
+    if os.name != "posix":  # (elsewhere signal 0 is no probe: Windows sends CTRL_C_EVENT)
+        return False
+    if not isinstance(worker, dict) or worker.get("host") != platform.node():
+        return False
+    pid = worker.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    except OSError:
+        return False
+    if _process_state(pid) in ("Z", "X"):  # killed, not yet reaped by its parent
+        return True
+    started, now = worker.get("started"), _process_start(pid)
+    return started is not None and now is not None and started != now
+
+
+def reclaim_dead_trials(study: Any, tracker: Any) -> list[int]:  # noqa: ANN401
+    """Trials left RUNNING by a process that is gone (a SIGKILL, a crash of the machine)
+    are marked FAIL, their MLflow runs KILLED, and their point queued once more (it was
+    never evaluated; a retry that dies too is not retried again). Trials failed by
+    Optuna's heartbeat check have their MLflow runs closed too. Returns the trial numbers
+    marked FAIL here."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get(ATTR_WORKER)
+        if not worker_gone(worker):
+            continue
+        reason = f"its process ({worker['host']}, pid {worker['pid']}) ended before the trial did"
+        try:
+            storage.set_trial_user_attr(t._trial_id, ATTR_REASON, reason)
+            if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process reclaimed it first
+        failed.append(t.number)
+        log.warning("tune: trial %d was left RUNNING: %s; marked FAIL", t.number, reason)
+        if t.params and ATTR_RETRY_OF not in t.user_attrs:
+            attrs = {ATTR_RETRY_OF: t.number}
+            if "asma.start" in t.user_attrs:
+                attrs["asma.start"] = t.user_attrs["asma.start"]
+            study.enqueue_trial(dict(t.params), user_attrs=attrs)
+        _close_run(tracker, t.user_attrs.get(ATTR_RUN), reason)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if ATTR_REASON not in t.user_attrs and t.user_attrs.get(ATTR_RUN):
+            _close_run(tracker, t.user_attrs[ATTR_RUN], "its heartbeat stopped")
+    return failed
+
+
+def _close_run(tracker: Any, run_id: str | None, reason: str) -> None:  # noqa: ANN401
+    if not run_id:
+        return
+    with contextlib.suppress(Exception):  # tracking must not stop the study
+        if tracker.client.get_run(run_id).info.status != "RUNNING":
+            return
+        tracker.set_tags(run_id, {TAG_STATE: "FAIL", "asma.failure": reason})
+        tracker.finish(run_id, "KILLED")
+
+
+def evaluated(study: Any, params: dict[str, Any]) -> Any:  # noqa: ANN401
+    """The first COMPLETE trial of ``study`` at exactly ``params``, or None."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.params == params and t.value is not None:
+            return t
+    return None
 
 
 def trial_line(trial: Any, objective: str, best: Any = None) -> str:
@@ -485,7 +633,7 @@ def _study_run(tracker: Any, study: str, space: SearchSpace, opts: TuneOptions) 
 
     runs = tracker.client.search_runs(
         [tracker.experiment_id],
-        filter_string=f"tags.`{TAG_STUDY}` = '{study}' and tags.`{TAG_KIND}` = 'study'",
+        filter_string=f"tags.`{TAG_STUDY}` = {filter_value(study)} and tags.`{TAG_KIND}` = 'study'",
         max_results=1,
     )
     if runs:
@@ -527,7 +675,13 @@ class _Objective:
     def __call__(self, trial: Any) -> float:
         import optuna
 
+        trial.set_user_attr(ATTR_WORKER, _this_worker())  # who runs it, for reclaim_dead_trials
         params = {key: spec.suggest(trial, key) for key, spec in self.space.params.items()}
+        same = evaluated(trial.study, params)
+        if same is not None:  # a point already evaluated is not run again: its value stands
+            trial.set_user_attr(ATTR_SAME_AS, same.number)
+            trial.set_user_attr(ATTR_REASON, f"the point of trial {same.number}, not run again")
+            return float(same.value)
         cfg = build_config(
             self.opts.profile,
             [self.space.base, *self.cli, nested(params), {"seed": self.opts.seed}],

@@ -428,6 +428,7 @@ def run_latency(
     )
     teacher, student, data = latency_models(cfg, work_dir, opts.device, opts.train)
     folder = Path(out_dir) / "latency"
+    html.check_report_folder(folder.parent, [folder.name])  # refused before hours of timing
     models_dir = folder / "models"
     example = data.test.x[:1].clone()
     check = data.test.x[: opts.check_clips]

@@ -94,10 +94,19 @@ def class_balanced_subset(labels: np.ndarray, fraction: float, seed: int) -> np.
     return np.sort(np.asarray(keep, dtype=np.int64))
 
 
+def source_path(cfg: DataConfig, key: str = "data.source") -> Path:
+    """The folder ``cfg.source`` names, ``~`` expanded; one line for a ``~user`` that does
+    not exist (``Path.expanduser`` raises a bare RuntimeError)."""
+    try:
+        return Path(cfg.source).expanduser()
+    except RuntimeError as exc:
+        raise ConfigError(f"{key} {cfg.source!r}: {exc}") from None
+
+
 def resolve_dataset(cfg: DataConfig, data_root: Path) -> Path:
     """The dataset folder a config names; synthetic data is generated on first use."""
     if cfg.source != "synthetic":
-        path = Path(cfg.source).expanduser()
+        path = source_path(cfg)
         if not path.exists():
             raise ConfigError(f"data.source {cfg.source!r}: no such dataset folder")
         return path
@@ -148,7 +157,7 @@ def dataset_splits(cfg: DataConfig) -> list[str] | None:
     is not a dataset at all is refused here, at planning, before a store is created."""
     if cfg.source == "synthetic":
         return sorted(SPLITS)
-    folder = Path(cfg.source).expanduser()
+    folder = source_path(cfg)
     if not folder.is_dir():
         raise ConfigError(f"data.source {cfg.source!r}: no such dataset folder")
     for name in (DATA_FILE, META_FILE, INFO_FILE):
@@ -170,7 +179,7 @@ def _info_summary(folder: Path) -> tuple[list[str], SkeletonLayout] | None:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         if key not in _INFO_SUMMARY:
-            info = json.loads(path.read_text())
+            info = json.loads(path.read_text(encoding="utf-8-sig"))  # as SkeletonDataset
             _INFO_SUMMARY[key] = (sorted(info.get("splits") or {}), get_layout(info["layout"]))
         return _INFO_SUMMARY[key]
     except (OSError, ValueError, AttributeError, TypeError, KeyError, ConfigError):
@@ -182,7 +191,7 @@ def resolve_split(cfg: DataConfig, key: str = "data.split") -> DataConfig:
     names = dataset_splits(cfg)
     if names is None:
         return cfg
-    where = "synthetic data" if cfg.source == "synthetic" else Path(cfg.source).expanduser()
+    where = "synthetic data" if cfg.source == "synthetic" else source_path(cfg)
     used = choose_split(cfg.split, names, where, key)
     return cfg if used == cfg.split else cfg.model_copy(update={"split": used})
 
@@ -192,7 +201,7 @@ def dataset_layout(cfg: DataConfig) -> SkeletonLayout | None:
     the arrays; None when it cannot be known yet (``prepare_data`` will say why)."""
     if cfg.source == "synthetic":  # runs generate NTU-25 clips
         return get_layout("ntu25")
-    summary = _info_summary(Path(cfg.source).expanduser())
+    summary = _info_summary(source_path(cfg))
     return None if summary is None else summary[1]
 
 
@@ -215,17 +224,53 @@ def resolve_normalize(cfg: DataConfig, key: str = "data.normalize") -> DataConfi
     return cfg.model_copy(update={"normalize": used})
 
 
+def pin_dataset(cfg: DataConfig, key: str = "data.source") -> DataConfig:
+    """``cfg`` naming its dataset folder by absolute path and by content
+    (:func:`~asma_bench.data.fingerprint.dataset_fingerprint`): ``--data ds`` typed in two
+    folders names two datasets, and a dataset rebuilt in place is another dataset, so
+    neither reuses the other's results. Synthetic data is known by preset and seed."""
+    if cfg.source == "synthetic":
+        return cfg if cfg.fingerprint is None else cfg.model_copy(update={"fingerprint": None})
+    from asma_bench.data.fingerprint import dataset_fingerprint
+
+    folder = source_path(cfg, key)
+    if not (folder / INFO_FILE).is_file():
+        raise ConfigError(f"{key} {cfg.source!r}: no dataset folder there (no {INFO_FILE})")
+    folder = folder.resolve()
+    update = {"source": str(folder), "fingerprint": dataset_fingerprint(folder)}
+    if all(getattr(cfg, k) == v for k, v in update.items()):
+        return cfg
+    return cfg.model_copy(update=update)
+
+
+def check_fingerprint(cfg: DataConfig, path: Path) -> None:
+    """Refuse to run on a dataset whose content is not the one the unit was planned on (it
+    was rebuilt, or a relative path now names another folder)."""
+    if not cfg.fingerprint:
+        return
+    from asma_bench.data.fingerprint import dataset_fingerprint
+
+    found = dataset_fingerprint(path)
+    if found != cfg.fingerprint:
+        raise ConfigError(
+            f"data.source {cfg.source}: the dataset there is not the one this run was "
+            f"planned on (content {found}, expected {cfg.fingerprint}); it was rebuilt or "
+            "replaced since: plan the run again"
+        )
+
+
 def resolve_splits(cfg: RunConfig) -> RunConfig:
     """``cfg`` with ``data.split`` (and ``transfer.target.split``) resolved to the split
     each dataset will use, and a ``*_rotate`` normalisation to what its skeletons can take
     (:func:`resolve_normalize`), so that the config recorded and hashed for a run is the
     one it runs; a split no dataset can stand for fails here, before anything runs."""
-    data = resolve_normalize(resolve_split(cfg.data))
+    data = pin_dataset(resolve_normalize(resolve_split(cfg.data)))
     target = cfg.transfer.target
     new_target = None
     if target is not None:
         new_target = resolve_split(target, "transfer.target.split")
         new_target = resolve_normalize(new_target, "transfer.target.normalize")
+        new_target = pin_dataset(new_target, "transfer.target.source")
     if data is cfg.data and new_target is target:
         return cfg
     update: dict = {"data": data}
@@ -240,6 +285,7 @@ _CACHE: dict[tuple, PreparedData] = {}
 def prepare_data(cfg: DataConfig, seed: int, data_root: Path) -> PreparedData:
     """Resolve, split and pre-process a dataset (cached within the process)."""
     path = resolve_dataset(cfg, data_root)
+    check_fingerprint(cfg, path)
     key = (str(path.resolve()), cfg.model_dump_json(), seed)
     if key in _CACHE:
         return _CACHE[key]
@@ -259,6 +305,7 @@ def prepare_data(cfg: DataConfig, seed: int, data_root: Path) -> PreparedData:
         if len(idx) == 0:
             raise ConfigError(f"data.split {split!r} of {path}: its {part} part has no samples")
     rest, held = stratified_split(labels[train_idx], cfg.val_fraction, seed)
+    _require_validation(cfg, path, split, labels[train_idx], held)
     val_idx, train_idx = train_idx[held], train_idx[rest]
     sets = [_load(ds, idx, cfg) for idx in (train_idx, val_idx, test_idx)]
     for part, tensors in zip(("train", "validation", "test"), sets, strict=True):
@@ -268,6 +315,37 @@ def prepare_data(cfg: DataConfig, seed: int, data_root: Path) -> PreparedData:
     _CACHE.clear()  # keep one dataset in memory at a time
     _CACHE[key] = data
     return data
+
+
+def _require_validation(
+    cfg: DataConfig, path: Path, split: str, train_labels: np.ndarray, held: np.ndarray
+) -> None:
+    """Refuse a training part from which no validation clip can be carved.
+
+    Every protocol selects on the validation part: the alignment module's epoch and the
+    probe's penalty by its loss, fine-tuning and distillation by its accuracy, tuning and
+    pruning by ``val_top1``. With no validation clip there is nothing to select on (the
+    run used to end in ``torch.cat()`` of nothing), and each way of running anyway would
+    change what the number means: borrowing test clips leaks the test set into selection,
+    taking a class's only training clip leaves that class untrained. A researcher with a
+    6-clip folder would rather hear which part is too small, so the run stops here, before
+    any training, in one line naming the dataset and the count.
+
+    :func:`stratified_split` holds clips out only of classes with at least two training
+    clips (one stays for training), so the part is empty when ``data.val_fraction`` is 0 or
+    when no class has two training clips."""
+    if len(held):
+        return
+    if cfg.val_fraction == 0:
+        raise ConfigError(
+            f"data.val_fraction=0 leaves data.split {split!r} of {path} no validation part, "
+            "and the protocols select checkpoints and penalties on it; set a fraction above 0"
+        )
+    raise ConfigError(
+        f"data.split {split!r} of {path} has {len(train_labels)} training clips and no class "
+        f"with 2 or more, so no validation clip can be held out without leaving a class "
+        "untrained; at least one class needs 2 training clips (better: several per class)"
+    )
 
 
 def _refuse_garbage(ds: SkeletonDataset, path: Path, part: str, tensors: TensorSet) -> None:

@@ -102,6 +102,10 @@ def write_report(
         grid = spec.name
     runs = load_grid_runs(uri, grid, spec, baseline=baseline, where=where, experiment=experiment)
     opts = options or tables.ReportOptions()
+    names = [grid]
+    if len(runs.datasets) > 1:
+        names += [f"{runs.grid}@{_slug(dataset_name(ds))}" for ds in runs.datasets]
+    html.check_report_folder(Path(out_dir), names)  # nothing of the user's is replaced
     if len(runs.datasets) > 1:
         return _write_across(runs, Path(out_dir), Path(runs_dir), opts, fig_opts, progress)
     return _write_grid(runs, Path(out_dir), grid, Path(runs_dir), opts, fig_opts, progress)

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from asma_bench.errors import DataFormatError
+from asma_bench.errors import ConfigError, DataFormatError
 
 MANIFEST = "manifest.json"
 INDEX = "index.html"
+#: marks an index page this package wrote: a report replaces such a page, no other
+GENERATOR = "<meta name='generator' content='asma-bench'>"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;
@@ -57,12 +59,46 @@ def read_manifests(out_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
+def is_own_index(path: Path) -> bool:
+    """Whether ``path`` is an index page a report wrote (and may rewrite)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    earlier = "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>"
+    return GENERATOR in head or head.startswith(earlier)  # (pages from before the mark)
+
+
+def check_report_folder(out_dir: Path, reports: Sequence[str]) -> None:
+    """Refuse, before anything is written, a report folder whose ``index.html`` or whose
+    ``<report>/`` subfolders hold something a report did not write: a report replaces its
+    own pages and nothing of the user's."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise ConfigError(f"report folder {out_dir} is a file, not a folder; choose another --out")
+    index = out_dir / INDEX
+    if (index.exists() or index.is_symlink()) and (index.is_symlink() or not is_own_index(index)):
+        raise ConfigError(
+            f"{index} was not written by asma-bench report; a report would replace it: choose "
+            "another --out (or move that file)"
+        )
+    for name in reports:
+        folder = out_dir / name
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise ConfigError(f"{folder} is not a report folder; choose another --out")
+        if folder.is_dir() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
+            raise ConfigError(
+                f"{folder} holds files no report wrote; a report would write into it: "
+                "choose another --out (or move that folder)"
+            )
+
+
 def build_index(out_dir: Path, title: str = "asma-bench report") -> Path:
     """(Re)write ``out_dir/index.html`` from every ``*/manifest.json`` in ``out_dir``."""
     reports = read_manifests(out_dir)
     e = html.escape
     parts = [
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}"
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>{GENERATOR}<title>{e(title)}"
         f"</title><style>{_CSS}</style></head><body><h1>{e(title)}</h1>"
     ]
     if not reports:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +20,7 @@ import pandas as pd
 
 from asma_bench.errors import AsmaBenchError, ConfigError, DataFormatError, library_error
 from asma_bench.harness.tracking import (
+    MLFLOW_TABLES,
     TAG_CELL,
     TAG_FAILURE,
     TAG_GRID,
@@ -32,6 +31,11 @@ from asma_bench.harness.tracking import (
     TAG_UNIT,
     TrackingError,
     _probe_server,
+    grid_filter,
+    quiet_artifact_downloads,
+    reroot_artifacts,
+    sqlite_path,
+    sqlite_tables,
 )
 from asma_bench.protocols.metrics import Predictions, per_sample_scores
 
@@ -41,9 +45,7 @@ EXPERIMENT = "asma-bench"
 # params that legitimately differ between the seeds of one cell
 PER_SEED_PARAMS = ("seed",)
 # what names a unit's dataset: runs of one cell may differ in these only between datasets
-DATASET_PARAMS = ("data.source", "data.preset", "data.synth_seed", "data.split")
-# tables every MLflow SQL store has; a SQLite file without them is something else
-MLFLOW_TABLES = ("alembic_version", "experiments", "runs")
+DATASET_PARAMS = ("data.source", "data.preset", "data.synth_seed", "data.split", "data.fingerprint")
 # where the runner records the seeds a grid was asked for, on the grid's parent run
 SEEDS_PARAM = "seeds"  # older runners logged the requested seeds as a parameter
 MAX_LISTED = 8  # cells named in a one-line message before "… and N more"
@@ -75,21 +77,19 @@ def check_sqlite_store(uri: str, what: str = "tracking store") -> None:
     """
     if not uri.startswith("sqlite:///"):
         return
-    path = Path(uri.removeprefix("sqlite:///").partition("?")[0])
+    path = sqlite_path(uri)
     if not path.is_file():
         raise ConfigError(f"{what}: no MLflow store at {path} (run `asma-bench run` first)")
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        finally:
-            con.close()
-    except sqlite3.Error as exc:
-        raise ConfigError(f"{what}: {path} is not an MLflow tracking store ({exc})") from None
+        names = sqlite_tables(path)
+    except ConfigError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
     lacking = [t for t in MLFLOW_TABLES if t not in names]
     if lacking:
         what_is = "an empty SQLite file" if not names else f"no table {', '.join(lacking)}"
         raise ConfigError(f"{what}: {path} is not an MLflow tracking store ({what_is})")
+    reroot_artifacts(path)  # a runs folder that was moved or copied reads its own artifacts
+    quiet_artifact_downloads()
 
 
 @dataclass
@@ -221,7 +221,7 @@ def load_grid_runs(
             )
         df = mlflow.search_runs(
             experiment_ids=[exp.experiment_id],
-            filter_string=f"tags.`{TAG_GRID}` = '{grid}' and tags.`{TAG_KIND}` = 'unit'",
+            filter_string=grid_filter(grid, "unit"),
             max_results=100000, output_format="pandas",
         )  # fmt: skip
         parents = mlflow.search_runs(
@@ -404,7 +404,7 @@ def load_predictions(uri: str, run_id: str) -> dict[str, Predictions]:
     """The per-sample predictions a unit logged (``predictions.npz``), by evaluation name."""
     from mlflow.tracking import MlflowClient
 
-    _quiet_downloads()
+    quiet_artifact_downloads()
     client = MlflowClient(uri)
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -435,7 +435,7 @@ def load_artifact_json(uri: str, run_id: str, name: str) -> Any:
 
     from mlflow.tracking import MlflowClient
 
-    _quiet_downloads()
+    quiet_artifact_downloads()
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = MlflowClient(uri).download_artifacts(run_id, name, tmp)
@@ -496,11 +496,6 @@ def clip_outcome(metric: str) -> ClipOutcome | None:
     return ClipOutcome(stem, outcome, "logits")
 
 
-def _quiet_downloads() -> None:
-    # MLflow draws a progress bar per downloaded artifact; a report downloads dozens
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-
 def _filter(df: pd.DataFrame, where: Sequence[str]) -> pd.DataFrame:
     for item in where:
         if "=" not in item:
@@ -528,9 +523,17 @@ def dataset_key(df: pd.DataFrame) -> pd.Series:
     synthetic data), so the report can analyse one grid run on several datasets."""
     source = df.get("params.data.source", pd.Series("?", index=df.index)).fillna("?")
     preset = df.get("params.data.preset", pd.Series("", index=df.index)).fillna("")
+    content = df.get("params.data.fingerprint", pd.Series("", index=df.index))
+    content = content.fillna("").astype(str).replace("None", "")
     names = [
         f"synthetic/{p}" if s == "synthetic" else str(s)
         for s, p in zip(source.astype(str), preset.astype(str), strict=True)
+    ]
+    # a folder rebuilt in place holds another dataset: its runs are told apart by content
+    versions = pd.Series(content.to_numpy(), index=names).groupby(level=0).nunique()
+    names = [
+        f"{n} ({c[:8]})" if c and versions.get(n, 0) > 1 else n
+        for n, c in zip(names, content, strict=True)
     ]
     return pd.Series(names, index=df.index, dtype=object)
 

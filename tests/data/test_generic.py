@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +247,153 @@ def test_bone_and_motion_streams_average_a_confidence_channel():
     torch.testing.assert_close(motion[:, 2, :-1], (x[:, 2, 1:] + x[:, 2, :-1]) / 2)
     # without a layout every channel is a coordinate, as before
     torch.testing.assert_close(motion_stream(x)[:, 2, :-1], x[:, 2, 1:] - x[:, 2, :-1])
+
+
+# --------------------------------------------------------------------- hostile inputs
+def write_generic(src: Path, names: list[str], splits: list[str], *, bom: bool = False) -> Path:
+    """A generic folder: one (T, V, C) = (8, 25, 3) clip per name under clips/, labels
+    alternating 0/1, the given split per clip."""
+    rng = np.random.default_rng(7)
+    (src / "clips").mkdir(parents=True)
+    rows = ["file,label,split"]
+    for i, (name, split) in enumerate(zip(names, splits, strict=True)):
+        np.save(src / "clips" / name, rng.normal(size=(8, 25, 3)).astype(np.float32))
+        rows.append(f"clips/{name},{i % 2},{split}")
+    text = "\n".join(rows) + "\n"
+    (src / "labels.csv").write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return src
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err.strip()
+
+
+def test_unicode_names_a_bom_and_utf8_class_names_convert_as_written(tmp_path, capsys):
+    import unicodedata
+
+    names = ["händeschütteln_01.npy", "winken_01.npy", "händeschütteln_02.npy", "winken_02.npy"]
+    src = write_generic(tmp_path / "clips ünïcode", names, ["train"] * 4, bom=True)
+    # a file copied from macOS spells ä as a + combining mark; the CSV types it as one
+    # code point, and the file is still found
+    nfd = unicodedata.normalize("NFD", names[2])
+    (src / "clips" / names[2]).rename(src / "clips" / nfd)
+    (src / "classes.txt").write_bytes("\ufeffHändeschütteln\nWinken\n".encode())
+    out = tmp_path / "out"
+    code = main(["data", "convert", str(src), str(out), "--layout", "ntu25"])
+    assert code == 0, capsys.readouterr().err
+    ds = SkeletonDataset(out)
+    assert ds.info["class_names"] == ["Händeschütteln", "Winken"]
+    assert ds.meta["name"].tolist() == [n.removesuffix(".npy") for n in names]
+    assert ds.split_names == ["default"] and ds.labels.tolist() == [0, 1, 0, 1]
+
+    # the same class names saved as Windows-1252: one line naming the file, line and byte
+    (src / "classes.txt").write_bytes("Winken\nHändeschütteln\n".encode("cp1252"))
+    capsys.readouterr()
+    code = main(["data", "convert", str(src), str(tmp_path / "o2"), "--layout", "ntu25"])
+    assert code == 2 and not (tmp_path / "o2").exists()
+    assert _one_line_error(capsys) == (
+        f"error: {src / 'classes.txt'}:2: not UTF-8 text: byte 8 (0xe4) cannot be decoded; "
+        "save the file as UTF-8"
+    )
+
+
+def test_a_sample_whose_header_claims_559_gib_is_refused_not_allocated(tmp_path, capsys):
+    src = write_generic(tmp_path / "src", ["a.npy", "b.npy"], ["train", "test"])
+    liar = src / "clips" / "b.npy"
+    buf = np.lib.format
+    with open(liar, "wb") as fh:  # 128 bytes: a header and no data
+        buf.write_array_header_1_0(
+            fh, {"descr": "<f4", "fortran_order": False, "shape": (2, 10**9, 25, 3)}
+        )
+    assert liar.stat().st_size == 128
+    code = main(["data", "convert", str(src), str(tmp_path / "out"), "--layout", "ntu25"])
+    assert code == 2 and not (tmp_path / "out").exists()
+    msg = _one_line_error(capsys)
+    assert msg.startswith(f"error: {liar}: header claims shape (2, 1000000000, 25, 3)")
+    # --skip-bad lists it and keeps the rest
+    code = main(["data", "convert", str(src), str(tmp_path / "out"), "--layout", "ntu25",
+                 "--skip-bad"])  # fmt: skip
+    assert code == 0 and len(SkeletonDataset(tmp_path / "out")) == 1
+
+
+def test_symbolic_link_loops_are_one_line_naming_the_path(tmp_path, capsys):
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    code = main(["data", "convert", str(loop), str(tmp_path / "out"), "--layout", "ntu25"])
+    assert code == 2
+    assert _one_line_error(capsys) == (
+        f"error: {loop}: cannot read: symbolic link loop (too many levels of symbolic links)"
+    )
+    src = write_generic(tmp_path / "src", ["a.npy", "b.npy"], ["train", "test"])
+    code = main(["data", "convert", str(src), str(tmp_path / "out"), "--layout", "ntu25",
+                 "--labels", str(loop)])  # fmt: skip
+    assert code == 2 and _one_line_error(capsys).startswith(f"error: {loop}: cannot read")
+    for inside in ("clips/b.npy", "classes.txt", "labels.csv"):
+        target = src / inside
+        target.unlink(missing_ok=True)
+        target.symlink_to(target.with_name("other"))
+        target.with_name("other").symlink_to(target)
+        code = main(["data", "convert", str(src), str(tmp_path / "out"), "--layout", "ntu25"])
+        assert code == 2, inside
+        assert _one_line_error(capsys) == (
+            f"error: {target}: cannot read: symbolic link loop (too many levels of symbolic links)"
+        )
+        target.with_name("other").unlink()
+        target.unlink()
+        if inside == "clips/b.npy":
+            np.save(target, np.ones((8, 25, 3), np.float32))
+        elif inside == "classes.txt":
+            target.write_text("a\nb\n")
+
+
+@pytest.mark.parametrize(
+    ("csv", "message"),
+    [
+        ("file,label,label\nclips/a.npy,0,0\n", "labels.csv:1: column 'label' appears twice"),
+        ("file,label\nclips/a.npy,1" + "0" * 30 + "\n", "labels.csv:2: label '1000"),
+        ("file,label,subject\nclips/a.npy,0,-" + "9" * 19 + "\n", "has more than 18 digits"),
+        ("file,label\n,0\n", "labels.csv:2: empty file name"),
+        ('file,label\n"' + "x" * 200_000 + '",0\n', "labels.csv:2: not CSV: field larger"),
+        ("file,label\nclips/a.npy,nan\n", "labels.csv:2: label 'nan' is not an integer"),
+    ],
+)
+def test_bad_labels_csv_are_one_line_naming_file_and_line(tmp_path, csv, message):
+    src = write_generic(tmp_path / "src", ["a.npy"], ["train"])
+    (src / "labels.csv").write_text(csv)
+    with pytest.raises(DataFormatError, match=re.escape(message)) as err:
+        convert(src, tmp_path / "out", "generic", layout="ntu25")
+    assert len(str(err.value)) <= 400 and "\n" not in str(err.value)
+
+
+def test_a_class_listed_twice_in_classes_txt_is_refused(tmp_path):
+    src = write_generic(tmp_path / "src", ["a.npy", "b.npy"], ["train", "test"])
+    (src / "classes.txt").write_text("wave\nkick\n\nwave\n")
+    with pytest.raises(DataFormatError) as err:
+        convert(src, tmp_path / "out", "generic", layout="ntu25")
+    assert str(err.value) == f"{src / 'classes.txt'}:4: class 'wave' is listed twice (line 1)"
+
+
+def test_six_clips_with_no_validation_clip_are_refused_before_training(tmp_path, capsys):
+    """2 classes x 3 clips, one training clip per class: no clip can be held out for the
+    validation part every protocol selects on, so the run stops at preparation naming the
+    dataset and the count, instead of an internal torch.cat() error."""
+    names = [f"c{i}.npy" for i in range(6)]
+    src = write_generic(tmp_path / "six", names, ["train", "train", "test", "test", "test", "test"])
+    data = tmp_path / "six-ds"
+    assert main(["data", "convert", str(src), str(data), "--layout", "ntu25"]) == 0
+    capsys.readouterr()
+    args = ["run", "--grid", "masking_pairs", "--profile", "smoke", "--seeds", "1", "--data",
+            str(data), "--out", str(tmp_path / "runs"), "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        f"error: data.split 'default' of {data} has 2 training clips and no class with 2 or "
+        "more, so no validation clip can be held out without leaving a class untrained; at "
+        "least one class needs 2 training clips (better: several per class)"
+    )
+    assert main([*args, "--set", "data.val_fraction=0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: data.val_fraction=0 leaves data.split 'default' of ")

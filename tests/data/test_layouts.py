@@ -63,3 +63,61 @@ def test_layouts_pickle_by_name_without_caches():
     _ = custom.adjacency
     clone = pickle.loads(pickle.dumps(custom))
     assert clone == custom and "adjacency" not in clone.__dict__
+
+
+def _chain_file(path, joints):
+    """A layout file: a chain of ``joints`` joints, j0 - j1 - ..., centred on j0."""
+    import json
+
+    names = [f"j{i}" for i in range(joints)]
+    edges = [[names[i], names[i - 1]] for i in range(1, joints)]
+    path.write_text(json.dumps({"name": "chain", "joints": names, "edges": edges, "center": 0}))
+    return path
+
+
+def test_a_layout_with_more_joints_than_any_skeleton_is_refused_before_graph_work(
+    tmp_path, monkeypatch
+):
+    from asma_bench.data import layouts
+
+    def no_search(*_args, **_kw):
+        raise AssertionError("a refused layout must not be searched")
+
+    monkeypatch.setattr(SkeletonLayout, "hops_from", no_search)
+    path = _chain_file(tmp_path / "huge.yaml", 5000)
+    with pytest.raises(ConfigError) as err:
+        get_layout(str(path))
+    assert str(err.value) == (
+        f"{path}: 5000 joints; a layout has at most {layouts.MAX_JOINTS} (whole-body keypoint "
+        "sets have 133)"
+    )
+
+
+def test_loading_a_1000_joint_chain_searches_the_graph_once(tmp_path, monkeypatch):
+    """The load is linear: one breadth-first search from the centre (connectivity), no
+    all-pairs hop matrix, degrees counted from the edge list."""
+    calls = []
+    search = SkeletonLayout.hops_from
+    monkeypatch.setattr(
+        SkeletonLayout, "hops_from", lambda self, *a, **k: calls.append(a) or search(self, *a, **k)
+    )
+    layout = get_layout(str(_chain_file(tmp_path / "chain.yaml", 1000)))
+    assert layout.num_joints == 1000 and len(calls) == 1
+    assert "hop_distance" not in layout.__dict__ and "adjacency" not in layout.__dict__
+    assert layout.degrees.tolist() == [1] + [2] * 998 + [1]
+    assert layout.depth.tolist() == list(range(1000))
+    # the ST-GCN partition searches each joint's neighbourhood only up to max_hop
+    from asma_bench.backbones.graph import partition_masks
+
+    masks = partition_masks(layout, "spatial", max_hop=1)
+    assert masks.shape == (3, 1000, 1000) and masks.sum() == 1000 + 2 * 999
+    assert masks[2, 0, 1] == 1 and masks[1, 1, 0] == 1  # outwards from j0, inwards to it
+
+
+def test_degrees_count_each_neighbour_once():
+    # an edge given in both directions is one link; each joint still has one parent
+    layout = SkeletonLayout("two-way", ("a", "b", "c"), ((1, 0), (0, 1), (2, 1)), 0)
+    assert layout.degrees.tolist() == [1, 2, 1]
+    assert layout.links.tolist() == [[0, 1], [1, 2]]
+    assert layout.adjacency.sum() == 4 and layout.neighbours == ((1,), (0, 2), (1,))
+    assert np.array_equal(layout.hops_within(1), [[0, 1, np.inf], [1, 0, 1], [np.inf, 1, 0]])

@@ -185,6 +185,40 @@ def test_ctrgcn_npz_bad_inputs(tmp_path):
     assert_nothing_left(tmp_path / "out")
 
 
+def _lying_npy(shape) -> bytes:
+    """A .npy header claiming ``shape`` (float32) and no data: 128 bytes."""
+    import io
+
+    buf = io.BytesIO()
+    header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue()
+
+
+def test_array_headers_claiming_more_than_the_file_holds_are_refused(tmp_path):
+    """ssl-npy's arrays and ctrgcn-npz's members: the header's size is checked against
+    the file (the zip directory's uncompressed size) before numpy maps or allocates."""
+    import zipfile
+
+    rng = np.random.default_rng(8)
+    write_benchmark(tmp_path / "ssl" / "xsub", rng)
+    liar = tmp_path / "ssl" / "xsub" / "val_data.npy"
+    liar.write_bytes(_lying_npy((2, 10**9, 25, 3)))
+    with pytest.raises(DataFormatError) as err:
+        convert(tmp_path / "ssl" / "xsub", tmp_path / "out")
+    assert str(err.value).startswith(f"{liar}: header claims shape (2, 1000000000, 25, 3)")
+
+    _, flat, y = ctrgcn_arrays(rng, 2)
+    path = tmp_path / "NTU60_CS.npz"
+    np.savez(path, x_train=flat, x_test=flat, y_test=y)
+    with zipfile.ZipFile(path, "a") as zf:  # y_train is loaded whole: the worst place to lie
+        zf.writestr("y_train.npy", _lying_npy((10**9, 60)))
+    with pytest.raises(DataFormatError) as err:
+        convert(path, tmp_path / "out")
+    assert str(err.value).startswith(f"{path}: y_train: header claims shape (1000000000, 60)")
+    assert_nothing_left(tmp_path / "out")
+
+
 # --------------------------------------------------------------------------- pyskl
 def pyskl_annotations(rng):
     anns = []

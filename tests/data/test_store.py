@@ -160,11 +160,23 @@ def test_a_bad_meta_row_is_named_by_its_line_when_read(tmp_path, column, value, 
         SkeletonDataset(out)
 
 
-def test_overwrite_over_a_file_leaves_only_the_dataset(tmp_path):
+def test_overwrite_never_replaces_a_file_or_a_foreign_folder(tmp_path):
+    """``--overwrite`` replaces a dataset this package wrote; a file or a folder holding
+    anything else is refused before a byte is written, and left as it was."""
     out = tmp_path / "ds"
-    out.write_text("an old file in the way")
-    with DatasetWriter(out, layout="ntu25", source="t", overwrite=True) as w:
+    out.write_text("a user's file in the way")
+    with pytest.raises(DataFormatError, match=r"ds: --overwrite replaces only .* is a file"):
+        DatasetWriter(out, layout="ntu25", source="t", overwrite=True)
+    assert out.read_text() == "a user's file in the way"
+    out.unlink()
+    with DatasetWriter(out, layout="ntu25", source="t") as w:
         w.add(_sample(4, 1.0), SampleMeta("s0", 0))
+    (out / "notes.txt").write_text("mine")  # a dataset folder a user added to
+    with pytest.raises(DataFormatError, match="holds 'notes.txt'"):
+        DatasetWriter(out, layout="ntu25", source="t", overwrite=True)
+    (out / "notes.txt").unlink()
+    with DatasetWriter(out, layout="ntu25", source="t", overwrite=True) as w:
+        w.add(_sample(4, 2.0), SampleMeta("s1", 0))
     assert [p.name for p in tmp_path.iterdir()] == ["ds"] and out.is_dir()
 
 
@@ -183,3 +195,72 @@ def test_a_full_disk_while_writing_the_array_is_one_line_and_leaves_nothing(tmp_
         with DatasetWriter(out, layout="ntu25", source="t") as w:
             w.add(_sample(4, 1.0), SampleMeta("s0", 0))
     assert list(tmp_path.iterdir()) == []
+
+
+def _two_sample_dataset(tmp_path):
+    out = tmp_path / "ds"
+    with DatasetWriter(out, layout="ntu25", source="test", class_names=["a", "b"]) as w:
+        w.add(_sample(4, 1.0), SampleMeta("s0", 0))
+        w.add(_sample(7, 2.0), SampleMeta("s1", 1))
+        w.set_splits({"xsub": {"train": [0], "test": [1]}})
+    return out
+
+
+def _edit_info(out, **changes):
+    info = json.loads((out / "info.json").read_text())
+    info.update(changes)
+    (out / "info.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize(
+    ("train", "bad"),
+    [([0, 999999], "999999"), ([-1], "-1"), ([0.0], "0.0"), ([True], "True"), (["1"], "'1'"),
+     ([2**70], str(2**70))],
+)  # fmt: skip
+def test_a_split_index_outside_the_dataset_is_named_when_it_is_opened(tmp_path, train, bad):
+    out = _two_sample_dataset(tmp_path)
+    _edit_info(out, splits={"xsub": {"train": train, "test": [1]}})
+    with pytest.raises(DataFormatError) as err:
+        SkeletonDataset(out)
+    assert str(err.value) == (
+        f"{out / 'info.json'}: split 'xsub' part 'train': index {bad} is not a sample index "
+        "(an integer in 0..1, 2 samples)"
+    )
+    _edit_info(out, splits={"xsub": {"train": 3, "test": [1]}})
+    with pytest.raises(DataFormatError, match="part 'train' is not a list of sample indices"):
+        SkeletonDataset(out)
+
+
+def test_info_and_meta_are_utf8_with_a_bom_accepted_and_other_encodings_named(tmp_path):
+    out = _two_sample_dataset(tmp_path)
+    _edit_info(out, class_names=["Händeschütteln", "Winken"])
+    for name in ("info.json", "meta.csv"):
+        path = out / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    ds = SkeletonDataset(out)
+    assert ds.info["class_names"][0] == "Händeschütteln"
+    assert ds.meta["name"].tolist() == ["s0", "s1"]
+    meta = out / "meta.csv"
+    meta.write_bytes(meta.read_bytes()[3:].replace(b"s1", "s\xfc".encode("latin-1")))
+    offset = meta.read_bytes().index(b"\xfc")
+    with pytest.raises(DataFormatError) as err:
+        SkeletonDataset(out)
+    assert str(err.value) == (
+        f"{meta}:3: not UTF-8 text: byte {offset} (0xfc) cannot be decoded; save the file as UTF-8"
+    )
+
+
+def test_a_lying_data_header_and_a_bad_stored_layout_name_their_file(tmp_path):
+    out = _two_sample_dataset(tmp_path)
+    _edit_info(out, layout={"name": "big", "joints": [f"j{i}" for i in range(5000)],
+                            "edges": [], "center": 0})  # fmt: skip
+    with pytest.raises(DataFormatError) as err:
+        SkeletonDataset(out)
+    assert str(err.value).startswith(f"{out / 'info.json'}: layout: layout definition: 5000 joints")
+    _edit_info(out, layout="ntu25")
+    data = out / "data.npy"
+    raw = data.read_bytes()
+    data.write_bytes(raw[:-100])  # truncated: numpy would map past the end or allocate
+    for mmap in (True, False):
+        with pytest.raises(DataFormatError, match="header claims shape \\(2, 3, 7, 25, 2\\)"):
+            SkeletonDataset(out, mmap=mmap)

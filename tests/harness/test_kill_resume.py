@@ -24,7 +24,7 @@ GRID = textwrap.dedent("""
 """)
 
 
-def _command(grid, out):
+def _command(grid, out, *extra):
     return [
         sys.executable,
         "-c",
@@ -39,6 +39,7 @@ def _command(grid, out):
         "--out",
         str(out),
         "--no-progress",
+        *extra,
     ]
 
 
@@ -81,3 +82,43 @@ def test_sigkill_at_random_moments_then_rerun_completes(tmp_path):
         _command(grid, out), env=env, capture_output=True, text=True, timeout=600
     )
     assert "0 units run, 6 already finished" in again.stdout
+
+
+@pytest.mark.slow
+def test_two_out_folders_sharing_one_store_train_every_unit_once(tmp_path):
+    """Two runs with their own --out and one --tracking-uri, one of them SIGKILLed at a
+    random moment, then both run again side by side: the locks follow the store, so every
+    unit is trained and FINISHED exactly once, and nothing is left RUNNING."""
+    grid = tmp_path / "killable.yaml"
+    grid.write_text(GRID)
+    store = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
+    (tmp_path / "shared").mkdir()
+    outs = [tmp_path / "one", tmp_path / "two"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    rng = random.Random(int(os.environ.get("ASMA_KILL_SEED", "11")))
+
+    def start(out):
+        cmd = _command(grid, out, "--tracking-uri", store)
+        return subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    procs = [start(o) for o in outs]
+    time.sleep(rng.uniform(3.0, 8.0))
+    if procs[0].poll() is None:
+        procs[0].send_signal(signal.SIGKILL)
+    for p in procs:
+        p.communicate(timeout=600)
+    procs = [start(o) for o in outs]  # side by side again: they finish what is left
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, log in zip(procs, logs, strict=True):  # non-zero only for a unit the other held
+        assert p.returncode == 0 or ("NOT FINISHED" in log and "FAILED" not in log), log[-2000:]
+    final = subprocess.run(_command(grid, outs[1], "--tracking-uri", store), env=env,
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert final.returncode == 0 and "0 units run, 6 already finished" in final.stdout
+
+    tracker = Tracker(store, experiment="asma-bench")
+    runs = tracker.unit_runs("killable")
+    finished = [r.data.tags[TAG_UNIT] for r in runs if r.info.status == "FINISHED"]
+    assert len(finished) == 6 and len(set(finished)) == 6  # 3 cells x 2 seeds, each once
+    assert not [r for r in runs if r.info.status == "RUNNING"]

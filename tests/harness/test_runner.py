@@ -1,5 +1,6 @@
 """The grid runner: units into MLflow, exactly one finished run per unit, reruns skip."""
 
+import os
 import textwrap
 
 import pytest
@@ -186,7 +187,8 @@ def test_a_unit_another_process_holds_is_skipped_and_counted_once(tmp_path):
     busy = plan_units(grid, opts)[0]
     with unit_lock(tmp_path, busy.id):  # the other terminal is training it right now
         first = run_grid(grid, opts)
-    assert first.skipped == [busy.name] and len(first.ran) == 1
+    assert first.held == [f"{busy.name} (process {os.getpid()})"] and len(first.ran) == 1
+    assert not first.skipped
     second = run_grid(grid, opts)
     assert second.ran == [busy.name]
     tracker = Tracker(first.tracking_uri, experiment="asma-bench")

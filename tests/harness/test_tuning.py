@@ -329,3 +329,86 @@ def test_tune_prints_one_line_per_trial_without_a_terminal(tmp_path, curve_proto
     quiet = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--no-progress"])
     assert quiet.exit_code == 0, quiet.output
     assert "tune curve" not in quiet.stderr
+
+
+def _gone_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_trial_left_running_by_a_dead_process_is_failed_and_its_point_rerun(
+    tmp_path, curve_protocol
+):
+    import os
+    import platform
+
+    from asma_bench.harness.tuning import ATTR_REASON, ATTR_RETRY_OF, ATTR_RUN, ATTR_WORKER
+
+    opts = TuneOptions(profile="smoke", trials=1, out=tmp_path)
+    first = tune(curve_protocol, opts)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.load_study(study_name=first.study, storage=storage)
+    tracker = Tracker(first.tracking_uri, experiment=TUNING_EXPERIMENT)
+    # a trial a SIGKILLed tune left behind: RUNNING, its process gone, its MLflow run open
+    dead = study.ask({"linear.lr": optuna.distributions.FloatDistribution(0.01, 1.0)})
+    run_id = tracker.client.create_run(tracker.experiment_id).info.run_id
+    dead.set_user_attr(ATTR_WORKER, {"host": platform.node(), "pid": _gone_pid()})
+    dead.set_user_attr(ATTR_RUN, run_id)
+    # and one another live tune process (here: this one) is running: it must stay RUNNING
+    live = study.ask({"linear.lr": optuna.distributions.FloatDistribution(0.01, 1.0)})
+    live.set_user_attr(ATTR_WORKER, {"host": platform.node(), "pid": os.getpid()})
+    again = tune(curve_protocol, TuneOptions(profile="smoke", trials=2, out=tmp_path))
+    trials = {
+        t.number: t for t in optuna.load_study(study_name=again.study, storage=storage).trials
+    }
+    assert trials[dead.number].state.name == "FAIL"
+    assert "ended before the trial did" in trials[dead.number].user_attrs[ATTR_REASON]
+    assert trials[live.number].state.name == "RUNNING"
+    assert tracker.client.get_run(run_id).info.status == "KILLED"
+    # the dead trial's point, never evaluated, is run once more (first of the new trials)
+    retry = next(t for t in trials.values() if t.user_attrs.get(ATTR_RETRY_OF) == dead.number)
+    assert retry.state.name == "COMPLETE" and retry.params == trials[dead.number].params
+    assert len(trials) == 5  # 1 + the dead and the live one + 2 new
+
+
+def test_a_resumed_study_does_not_evaluate_its_points_again(tmp_path, curve_protocol):
+    calls = []
+    fake = PROTOCOLS.get("curve")
+
+    def counted(cfg, ctx):
+        calls.append(cfg.linear.lr)
+        return fake(cfg, ctx)
+
+    PROTOCOLS._entries["curve"] = counted
+    for _ in range(3):  # random sampling throughout: the sampler's seed decides every point
+        tune(curve_protocol, TuneOptions(profile="smoke", trials=3, out=tmp_path,
+                                         startup_trials=20))  # fmt: skip
+    points = [t.params["linear.lr"] for t in optuna.load_study(
+        study_name=None, storage=f"sqlite:///{tmp_path}/optuna.db").trials]  # fmt: skip
+    assert len(points) == 9 and len(set(points)) == 9 and sorted(calls) == sorted(points)
+    # a new study with the same seed still draws the same points as before resuming existed
+    fresh = tune(curve_protocol, TuneOptions(profile="smoke", trials=3, out=tmp_path / "b",
+                                             startup_trials=20))  # fmt: skip
+    assert [r.params["linear.lr"] for r in fresh.trials] == points[:3]
+
+
+def test_a_point_already_evaluated_is_not_run_again(tmp_path, curve_protocol):
+    from asma_bench.harness.tuning import ATTR_SAME_AS
+
+    calls = []
+    fake = PROTOCOLS.get("curve")
+    PROTOCOLS._entries["curve"] = lambda cfg, ctx: calls.append(1) or fake(cfg, ctx)
+    first = tune(curve_protocol, TuneOptions(profile="smoke", trials=1, out=tmp_path))
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.load_study(study_name=first.study, storage=storage)
+    study.enqueue_trial({"linear.lr": 0.01})  # the profile's point, trial 0's
+    outcome = tune(curve_protocol, TuneOptions(profile="smoke", trials=1, out=tmp_path))
+    (trial,) = [t for t in optuna.load_study(study_name=first.study, storage=storage).trials
+                if t.number == 1]  # fmt: skip
+    assert trial.user_attrs[ATTR_SAME_AS] == 0 and trial.value == outcome.trials[0].value
+    assert len(calls) == 1  # only trial 0 ran the protocol

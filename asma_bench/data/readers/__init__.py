@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from asma_bench.data.files import input_exists, stat_input
 from asma_bench.data.readers import ctrgcn_npz, generic, ntu_raw, pku, pyskl, ssl_npy, ucla
 from asma_bench.data.readers._common import ConvertOptions
 from asma_bench.errors import ConfigError, DataFormatError
@@ -54,7 +55,7 @@ def _known() -> str:
 def detect_format(source: str | os.PathLike[str]) -> str:
     """Guess the format of a file or folder from file names and extensions."""
     source = Path(source)
-    if not source.exists():
+    if not input_exists(source):  # a symbolic-link loop is named as such
         raise DataFormatError(source, "does not exist")
     if source.is_file():
         fmt = _BY_SUFFIX.get(source.suffix.lower())
@@ -62,12 +63,16 @@ def detect_format(source: str | os.PathLike[str]) -> str:
         suffixes, subdirs = set(), []
         with os.scandir(source) as entries:
             for entry in entries:
-                if entry.is_dir():
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:  # a symbolic-link loop: the reader names it if it needs it
+                    is_dir = False
+                if is_dir:
                     subdirs.append(entry.name.lower())
                 else:
                     suffixes.add(os.path.splitext(entry.name)[1].lower())
         fmt = None
-        if (source / generic.LABELS_FILE).is_file():
+        if input_exists(source / generic.LABELS_FILE):
             fmt = "generic"
         elif ".skeleton" in suffixes:
             fmt = "ntu-raw"
@@ -114,8 +119,12 @@ def convert(
     Returns ``out``.
     """
     source, out = Path(source), Path(out)
+    _refuse_unreachable(source, labels, missing, split_file, options.get("layout"))
+    layout = options.get("layout")
+    layout_file = layout if isinstance(layout, (str, os.PathLike)) and str(layout).endswith(
+        (".yaml", ".yml")) else None  # fmt: skip
     _refuse_overlap(out, {"source": source, "--labels": labels, "--missing": missing,
-                          "--split-file": split_file})  # fmt: skip
+                          "--split-file": split_file, "--layout": layout_file})  # fmt: skip
     if fmt == "auto":
         fmt = detect_format(source)
     if fmt not in FORMATS:
@@ -143,6 +152,16 @@ def convert(
     return reader(source, out, opts, **options)
 
 
+def _refuse_unreachable(*inputs: object) -> None:
+    """A DataFormatError naming the first input path that exists but cannot be reached (a
+    symbolic-link loop, a folder without permission), before anything resolves it:
+    ``Path.resolve`` ends such a path in a RuntimeError, ``Path.exists`` calls it missing.
+    Inputs that are absent are left to the reader, which says so in its own words."""
+    for path in inputs:
+        if isinstance(path, str | os.PathLike):
+            stat_input(path)
+
+
 def _refuse_overlap(out: Path, inputs: dict[str, str | os.PathLike[str] | None]) -> None:
     """Refuse an output folder that is, or contains, one of the inputs.
 
@@ -150,17 +169,25 @@ def _refuse_overlap(out: Path, inputs: dict[str, str | os.PathLike[str] | None])
     input inside it would be deleted with the old folder, so ``convert SRC SRC`` or an OUT
     above SRC must never start.
     """
-    target = out.resolve()
+    target = _resolved(out, "output folder")
     for what, path in inputs.items():
         if path is None:
             continue
-        p = Path(path).resolve()
+        p = _resolved(Path(path), what)
         if p == target or target in p.parents:
             where = "is" if p == target else "contains"
             raise ConfigError(
                 f"output folder {out} {where} the {what} {path}: the conversion would "
                 "replace it; choose an output folder outside the input"
             )
+
+
+def _resolved(path: Path, what: str) -> Path:
+    """``path`` made absolute, symbolic links followed; a link loop is one line."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # Python raises RuntimeError for a loop
+        raise DataFormatError(path, f"{what}: cannot resolve the path ({exc})") from None
 
 
 __all__ = ["FORMATS", "convert", "detect_format"]

@@ -15,7 +15,10 @@ from typing import TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from asma_bench.data.store import atomic_replace_dir
+from asma_bench.data.files import MAX_TEXT_BYTES as MAX_TEXT_BYTES  # the readers' limit
+from asma_bench.data.files import check_regular_file as check_regular_file
+from asma_bench.data.files import input_exists, read_text
+from asma_bench.data.store import atomic_replace_dir, check_output
 from asma_bench.errors import ConfigError, DataFormatError
 from asma_bench.errors import one_line as one_line  # the readers' shared helper
 from asma_bench.fileio import temp_dir_beside
@@ -36,24 +39,6 @@ def ntu_name_fields(name: str) -> dict[str, int] | None:
     return dict(
         setup=setup, camera=camera, subject=subject, replication=replication, label=action - 1
     )
-
-
-def check_regular_file(path: str | os.PathLike[str], limit: int | None = None) -> None:
-    """DataFormatError unless ``path`` is a regular file (after symlinks) of at most
-    ``limit`` bytes."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise DataFormatError(path, f"cannot read: {exc.strerror or exc}") from None
-    import stat
-
-    if not stat.S_ISREG(st.st_mode):
-        raise DataFormatError(path, "not a regular file (a FIFO, device or folder)")
-    if limit is not None and st.st_size > limit:
-        raise DataFormatError(
-            path, f"{st.st_size / 2**20:.0f} MiB is too large for this format "
-            f"(at most {limit / 2**20:.0f} MiB)"
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,25 +71,18 @@ def progress_bar(
     return iter(tqdm(items, desc=desc, total=total, unit=unit, disable=not progress))
 
 
-#: The largest text file a reader opens. The biggest real skeleton text files (PKU-MMD
-#: sequences, NTU's 300-frame two-body clips) are a few MB; a larger one is not a skeleton
-#: file, and reading it whole could exhaust memory (a 2 GB sparse file: 10 GB of lines).
-MAX_TEXT_BYTES = 256 * 2**20
-
-
 def read_text_lines(path: str | os.PathLike[str], limit: int = MAX_TEXT_BYTES) -> list[str]:
-    """Lines of a text file (CRLF, CR or LF), trailing blank lines dropped; empty → error.
+    """Lines of a UTF-8 text file (a byte-order mark dropped; CRLF, CR or LF), trailing
+    blank lines dropped; empty → error.
 
     Only regular files are opened (a FIFO named ``.skeleton`` would block forever) and only
-    up to ``limit`` bytes."""
-    check_regular_file(path, limit)
-    try:
-        # universal newlines: "\r\n" and "\n" files give the same lines; latin-1 never fails
-        # to decode, so garbage surfaces as a bad number with its line number
-        with open(path, encoding="latin-1") as fh:
-            lines = fh.read().split("\n")
-    except OSError as exc:
-        raise DataFormatError(path, f"cannot read: {exc.strerror or exc}") from None
+    up to ``limit`` bytes. A byte that is not UTF-8 is refused naming its offset
+    (:func:`~asma_bench.data.files.decode_text`): latin-1, which never fails, turned a
+    class name ``Händeschütteln`` into ``HÃ¤ndeschÃ¼tteln`` without a word."""
+    text = read_text(path, limit)
+    # universal newlines by hand: "\r\n", "\r" and "\n" files give the same lines, and
+    # no other character (str.splitlines would split at \x0c, \x1c, \u2028...) ends one
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -189,7 +167,9 @@ def read_name_list(path: str | os.PathLike[str], suffix: str = "") -> set[str]:
 
 
 def require_exists(path: Path, what: str = "source") -> Path:
-    if not path.exists():
+    """``path``, which must exist; a symbolic-link loop (or any path that cannot be
+    reached) is said as such rather than as missing."""
+    if not input_exists(path):
         raise DataFormatError(path, f"{what} does not exist")
     return path
 
@@ -200,8 +180,7 @@ def staging_dir(out: Path, overwrite: bool) -> Iterator[Path]:
 
     For readers that write several datasets (one per benchmark) as one atomic result.
     """
-    if out.exists() and not overwrite:
-        raise DataFormatError(out, "output already exists (use --overwrite to replace it)")
+    check_output(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_dir_beside(out)
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from asma_bench.data.files import check_npz, read_npy_header
 from asma_bench.data.readers._common import (
     DEFAULT_OPTIONS,
     ConvertOptions,
@@ -72,23 +73,18 @@ def one_hot_labels(path: Path, key: str, y: np.ndarray, count: int) -> np.ndarra
 def open_member(path: Path, key: str) -> Iterator[tuple[tuple[int, ...], Iterator[np.ndarray]]]:
     """Shape of member ``key`` and an iterator over its rows, streamed from the zip.
 
-    Object arrays (which would need pickle) are refused; Fortran-ordered or version-3
-    members fall back to ``np.load(allow_pickle=False)``.
+    Object arrays (which would need pickle) are refused; Fortran-ordered members fall back
+    to ``np.load(allow_pickle=False)``. Every member's header was checked against its size
+    in the zip directory (:func:`~asma_bench.data.files.check_npz`) before.
     """
     with ExitStack() as stack:
         try:
             zf = stack.enter_context(zipfile.ZipFile(path))
             fh = stack.enter_context(zf.open(f"{key}.npy"))
-            version = np.lib.format.read_magic(fh)
-            header = {
-                (1, 0): np.lib.format.read_array_header_1_0,
-                (2, 0): np.lib.format.read_array_header_2_0,
-            }.get(version)
-            shape, fortran, dtype = header(fh) if header else ((), True, np.dtype(np.float32))
         except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
             raise DataFormatError(path, f"cannot read {key} ({one_line(exc)})") from None
-        if dtype.hasobject:
-            raise DataFormatError(path, f"{key} holds Python objects; refusing to unpickle")
+        header = read_npy_header(fh, path, key)  # object dtypes refused, sizes checked before
+        shape, fortran, dtype = header.shape, header.fortran, header.dtype
         if fortran:
             with np.load(path, allow_pickle=False) as npz:
                 arr = npz[key]
@@ -125,6 +121,7 @@ def convert(
         if len(found) != 1:
             raise DataFormatError(source, f"expected one .npz file here, found {len(found)}")
         source = found[0]
+    check_npz(source)  # a header claiming 559 GiB in a 1 KB member is refused, not allocated
     try:
         with np.load(source, allow_pickle=False) as npz:
             members = list(npz.files)

@@ -25,6 +25,10 @@ The layout (``--layout``: ``ntu25``, ``kinect_v2``, ``kinect20``, ``coco17`` or 
 that number, or one more for a confidence channel (COCO keypoints as x, y, score: C = 3
 with a 2-D layout). Shorter samples are zero-padded to the longest; nothing is resampled.
 
+``labels.csv`` and ``classes.txt`` are UTF-8 (with or without the byte-order mark a
+spreadsheet writes); file names may be any Unicode, in either normal form. A ``.npy`` whose
+header claims more (or less) data than the file holds is refused before it is loaded.
+
 >>> convert(Path("my_clips"), Path("data/my-clips"), layout="coco17")  # doctest: +SKIP
 """
 
@@ -33,16 +37,17 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from asma_bench.data.files import input_exists, load_npy
 from asma_bench.data.layouts import SkeletonLayout, get_layout
 from asma_bench.data.readers._common import (
     DEFAULT_OPTIONS,
     ConvertOptions,
-    check_regular_file,
-    one_line,
     progress_bar,
     read_text_lines,
     require_exists,
@@ -57,13 +62,33 @@ LABELS_FILE, STACKED_FILE, CLASSES_FILE = "labels.csv", "data.npy", "classes.txt
 MAX_SAMPLE_BYTES = 256 * 2**20
 SPLIT_COLUMN = re.compile(r"^split(?:_([A-Za-z0-9][\w.-]*))?$")
 INT_COLUMNS = ("label", "subject", "view", "length")
+#: Integer fields have at most this many digits: every value then fits the int64 columns of
+#: meta.csv (a 40-digit subject would turn the column into Python objects, a 5,000-digit
+#: label would pass the pattern and fail Python's int()).
+MAX_DIGITS = 18
 
 
 def read_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, str]]:
-    """(rows, {split column: split name}) of a labels CSV; errors name the file and line."""
+    """(rows, {split column: split name}) of a labels CSV; errors name the file and line.
+
+    The file is UTF-8; a byte-order mark (spreadsheets write one) is not part of the first
+    column's name."""
     text = "\n".join(read_text_lines(path))
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _read_rows(path, reader)
+    except csv.Error as exc:  # a field over the csv module's size limit, a stray quote...
+        line = reader.reader.line_num or None  # the row being parsed (DictReader's lags)
+        raise DataFormatError(path, f"not CSV: {exc}", line=line) from None
+
+
+def _read_rows(
+    path: Path, reader: csv.DictReader[str]
+) -> tuple[list[dict[str, str]], dict[str, str]]:
     header = [h.strip() for h in (reader.fieldnames or [])]
+    twice = sorted(h for h, k in Counter(header).items() if k > 1)
+    if twice:  # csv.DictReader would keep the last one silently
+        raise DataFormatError(path, f"column {twice[0]!r} appears twice in the header", line=1)
     if "label" not in header:
         raise DataFormatError(
             path, f"needs a 'label' column (header: {', '.join(header) or 'none'})"
@@ -87,10 +112,16 @@ def read_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, str]]:
             raise DataFormatError(path, "more fields than columns", line=line)
         for column in INT_COLUMNS:
             value = row.get(column, "")
-            if value and not re.fullmatch(r"-?\d+", value):
+            if value and not re.fullmatch(r"-?[0-9]+", value):
                 raise DataFormatError(path, f"{column} {value[:40]!r} is not an integer", line=line)
+            if len(value.lstrip("-")) > MAX_DIGITS:
+                raise DataFormatError(
+                    path, f"{column} {value[:40]!r} has more than {MAX_DIGITS} digits", line=line
+                )
         if not row.get("label"):
             raise DataFormatError(path, "empty label", line=line)
+        if "file" in header and not row.get("file"):
+            raise DataFormatError(path, "empty file name", line=line)
         for column in splits:
             if row.get(column, "").lower() not in ("", "train", "test"):
                 raise DataFormatError(
@@ -101,6 +132,22 @@ def read_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, str]]:
     if not rows:
         raise DataFormatError(path, "no samples (only a header)")
     return rows, splits
+
+
+def read_class_names(path: Path) -> list[str]:
+    """Class names, one a line in label order (UTF-8, blank lines skipped); a name listed
+    twice is refused, as two labels with one name could not be told apart in a report."""
+    names: dict[str, int] = {}
+    for no, line in enumerate(read_text_lines(path), start=1):
+        name = line.strip()
+        if not name:
+            continue
+        if name in names:
+            raise DataFormatError(
+                path, f"class {name[:40]!r} is listed twice (line {names[name]})", line=no
+            )
+        names[name] = no
+    return list(names)
 
 
 def _as_sample(arr: np.ndarray, where: Path, layout: SkeletonLayout, what: str) -> np.ndarray:
@@ -125,12 +172,23 @@ def _as_sample(arr: np.ndarray, where: Path, layout: SkeletonLayout, what: str) 
 
 
 def _load(path: Path, mmap: bool) -> np.ndarray:
-    if not mmap:
-        check_regular_file(path, MAX_SAMPLE_BYTES)
-    try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataFormatError(path, f"not a readable .npy array ({one_line(exc)})") from None
+    """A sample file (at most MAX_SAMPLE_BYTES) or the stacked array (memory-mapped), its
+    header checked against its size before anything is allocated."""
+    return load_npy(path, mmap=mmap, limit=None if mmap else MAX_SAMPLE_BYTES)
+
+
+def _sample_path(base: Path, name: str) -> Path:
+    """The file the CSV's ``name`` refers to. A name typed on one system and a file
+    copied from another can spell ``ä`` differently (one code point, NFC, or ``a`` plus a
+    combining mark, NFD, as macOS file systems store it); both spellings are tried."""
+    path = base / name
+    if input_exists(path):
+        return path
+    for form in ("NFC", "NFD"):
+        other = base / unicodedata.normalize(form, name)
+        if other != path and input_exists(other):
+            return other
+    return path
 
 
 def convert(
@@ -153,7 +211,7 @@ def convert(
     require_exists(source)
     folder = source if source.is_dir() else source.parent
     csv_path = Path(opts.labels) if opts.labels is not None else folder / LABELS_FILE
-    if not csv_path.is_file():
+    if not input_exists(csv_path):  # a symbolic-link loop is said as such, not as missing
         raise DataFormatError(csv_path, "no labels CSV (one row per sample, see the format)")
     rows, splits = read_rows(csv_path)
     base = csv_path.parent
@@ -161,7 +219,7 @@ def convert(
     stacked = None
     if not per_file:
         stacked_path = source if source.is_file() else folder / STACKED_FILE
-        if not stacked_path.is_file():
+        if not input_exists(stacked_path):
             raise DataFormatError(
                 csv_path, f"has no 'file' column and {stacked_path} does not exist"
             )
@@ -173,9 +231,7 @@ def convert(
                 f"{len(rows)} rows of {csv_path.name}",
             )
     classes_path = folder / CLASSES_FILE
-    class_names = None
-    if classes_path.is_file():
-        class_names = [n.strip() for n in read_text_lines(classes_path) if n.strip()]
+    class_names = read_class_names(classes_path) if input_exists(classes_path) else None
     first = _first_sample(rows, base, stacked, skeleton, csv_path)
     channels, bodies = first.shape[0], first.shape[3]
     with DatasetWriter(
@@ -190,9 +246,9 @@ def convert(
     ) as writer:
         kept: list[dict[str, str]] = []
         for i, row in enumerate(progress_bar(rows, progress=opts.progress, desc="generic")):
-            where = base / row["file"] if per_file else csv_path
             name = row.get("name") or (Path(row["file"]).stem if per_file else str(i))
-            with writer.guard(name):
+            with writer.guard(name):  # a path that cannot be reached is a bad sample too
+                where = _sample_path(base, row["file"]) if per_file else csv_path
                 if per_file:
                     x = _as_sample(_load(where, mmap=False), where, skeleton, "sample")
                 else:
@@ -240,9 +296,7 @@ def _first_sample(
     """The first sample, which fixes the dataset's channels and bodies."""
     if stacked is not None:
         return _as_sample(stacked[0], csv_path, layout, "sample 0")
-    if not rows[0].get("file"):
-        raise DataFormatError(csv_path, "empty file name", line=2)
-    path = base / rows[0]["file"]
+    path = _sample_path(base, rows[0]["file"])
     return _as_sample(_load(path, mmap=False), path, layout, "sample")
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from asma_bench.data.files import load_npy
 from asma_bench.data.readers._common import (
     DEFAULT_OPTIONS,
     ConvertOptions,
     ntu_name_fields,
-    one_line,
     progress_bar,
     require_exists,
     staging_dir,
@@ -93,11 +93,9 @@ def read_labels(path: Path, count: int, data_path: Path) -> tuple[list[str], lis
 
 
 def open_array(path: Path) -> np.ndarray:
-    """Memory-map a (N, 3, T, 25, M) array without loading it."""
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataFormatError(path, f"not a readable .npy array ({one_line(exc)})") from None
+    """Memory-map a (N, 3, T, 25, M) array without loading it (its header checked against
+    the file's size first)."""
+    arr = load_npy(path, mmap=True)
     if arr.ndim != 5 or arr.shape[1] != 3 or arr.shape[3] != 25:
         raise DataFormatError(path, f"array shape {arr.shape} is not (N, 3, T, 25, M)")
     if not np.issubdtype(arr.dtype, np.floating):

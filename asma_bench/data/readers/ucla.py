@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from asma_bench.data.files import read_text
 from asma_bench.data.readers._common import (
     DEFAULT_OPTIONS,
     MAX_TEXT_BYTES,
     ConvertOptions,
-    check_regular_file,
     one_line,
     progress_bar,
     require_exists,
@@ -63,11 +63,7 @@ def read_sample(path: str | os.PathLike[str]) -> tuple[np.ndarray, SampleMeta]:
     if m is None:
         raise DataFormatError(path, "file name does not follow aAA_sSS_eEE_vVV.json")
     _, subject, replication, view = (int(g) for g in m.groups())
-    check_regular_file(path, MAX_TEXT_BYTES)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataFormatError(path, f"cannot read as UTF-8 text ({one_line(exc)})") from None
+    text = read_text(path, MAX_TEXT_BYTES)  # UTF-8, a byte-order mark accepted
     if not text.strip():
         raise DataFormatError(path, "empty file")
     try:
