@@ -42,7 +42,7 @@ MAX_FRAMES = 10_000
 #: The most blocks a backbone or a distilled student may have (``distill.student_depth``,
 #: ``num_blocks`` and ``channels`` in ``backbone.params``; checked at planning).
 MAX_BLOCKS = 1_000
-#: ``data.normalize`` choices, as the feeder implements them (asma_bench/data/feeder.py).
+#: ``data.normalize`` choices, which the feeder implements (asma_bench/data/feeder.py).
 NORMALIZATIONS = (
     "none",
     "center_first_frame",

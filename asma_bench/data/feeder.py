@@ -28,19 +28,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from asma_bench.config import NORMALIZATIONS as CONFIG_NORMALIZATIONS
 from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.data.store import SkeletonDataset
 from asma_bench.data.streams import STREAMS, to_stream
 from asma_bench.data.transforms import resize_frames
 from asma_bench.errors import ConfigError
 
-NORMALIZATIONS = (
-    "none",
-    "center_first_frame",
-    "center_every_frame",
-    "center_every_frame_rotate",
-    "center_first_frame_rotate",
-)
+#: (the one list, kept in config.py so that a bad value is refused when a config is read)
+NORMALIZATIONS = CONFIG_NORMALIZATIONS
 """Choices for ``normalize``; the centre joint is the layout's (NTU joint 21, spine shoulder).
 
 * ``none``: coordinates as stored.
