@@ -272,6 +272,8 @@ class DatasetWriter:
             raise DataFormatError(meta.name, "sample has no frames")
         if not np.isfinite(x).all():
             raise DataFormatError(meta.name, "sample contains NaN or inf values")
+        if not x.any():  # nothing tracked: no run could train or be tested on it
+            raise DataFormatError(meta.name, "sample is all zeros (no joint was ever tracked)")
         self._raw.write(np.ascontiguousarray(x.transpose(1, 0, 2, 3)).tobytes())
         self._lengths.append(x.shape[1])
         meta.length = meta.length or int(x.shape[1])

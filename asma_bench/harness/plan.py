@@ -142,7 +142,7 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
             )
         seen[u.id] = u.cell.name
     _check_names(grid, units)
-    _refuse_equal_masks(grid, units)
+    units = _refuse_equal_masks(grid, units)
     return units
 
 
@@ -253,28 +253,50 @@ def _joint_count(data: Any) -> int | None:  # noqa: ANN401 - a DataConfig
     return None if layout is None else layout.num_joints
 
 
-def _refuse_equal_masks(grid: GridSpec, units: Sequence[Unit]) -> None:
-    """Cells that differ only in ``masking.n``/``masking.k`` must mask different counts.
+_SAID: set[tuple] = set()  # cells left out, already said in this process
 
-    Counts given as fractions of V and T are rounded at the run's sizes; at a small T (the
-    quick profile's 16 frames) several of the paper's k values round to the same count, and
-    such cells would be the same experiment under different names.
+
+def _refuse_equal_masks(grid: GridSpec, units: Sequence[Unit]) -> list[Unit]:
+    """``units`` without the cells that would be another cell's experiment under its name.
+
+    Counts given as fractions of V and T are rounded at the run's sizes. At a small T (16
+    frames) several of the paper's k values round to the same count: that is refused, with
+    the frames to run at. On a skeleton with fewer joints than the paper's 25 (NW-UCLA's
+    20), n values that the paper tells apart round to one count (n = 7 and 8 of 25 are both
+    6 of 20), and no setting can separate them on that dataset: the later cell is left out,
+    said once per cell in a warning, and its row stays empty in the report.
     """
-    seen: dict[tuple, str] = {}
+    seen: dict[tuple, Unit] = {}
+    keep: list[Unit] = []
+    dropped: dict[str, tuple[str, float, int | None]] = {}
     for u in units:
         m, v, t = u.config.masking, _joint_count(u.config.data), u.config.data.frames
         n = round(m.n * v) if (m.n < 1 and v) else m.n
         k = round(m.k * t) if m.k < 1 else m.k
         rest = u.config.model_dump(mode="json", exclude={"masking": {"n", "k"}})
         key = (u.protocol, json.dumps(rest, sort_keys=True), n, k)
-        if seen.get(key, u.cell.name) != u.cell.name:
-            other = seen[key]
+        first = seen.get(key)
+        if first is None or first.cell.name == u.cell.name:
+            seen[key] = u
+            keep.append(u)
+            continue
+        if first.config.masking.k != m.k:  # frames make them alike: the user can change that
             raise ConfigError(
-                f"grid {grid.name!r}: cells {other!r} and {u.cell.name!r} mask the same "
-                f"{n:g} joints and {k:g} of {t} frames (fractions of V and T round alike at "
+                f"grid {grid.name!r}: cells {first.cell.name!r} and {u.cell.name!r} mask the "
+                f"same {n:g} joints and {k:g} of {t} frames (fractions of T round alike at "
                 "this size); run with more frames, e.g. --set data.frames=50"
             )
-        seen[key] = u.cell.name
+        dropped[u.cell.name] = (first.cell.name, n, v)
+    for cell, (other, n, v) in dropped.items():
+        if (grid.name, cell, other, v) in _SAID:  # planned again by the runner: said once
+            continue
+        _SAID.add((grid.name, cell, other, v))
+        log.warning(
+            "grid %s: cell %s masks the same %g of %s joints as cell %s on this dataset (the "
+            "fractions of V round alike), so it is not run: its results would be %s's",
+            grid.name, cell, n, v, other, other,
+        )  # fmt: skip
+    return keep
 
 
 def prepare_synthetic(units: list[Unit], data_root: Path, label: str) -> None:

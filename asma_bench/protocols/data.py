@@ -350,9 +350,17 @@ def _require_validation(
 
 def _refuse_garbage(ds: SkeletonDataset, path: Path, part: str, tensors: TensorSet) -> None:
     """Nothing trains or is evaluated on NaN/inf or on an empty (all-zero) clip: such samples
-    stop the run, named, instead of silently becoming numbers."""
+    stop the run, named, instead of silently becoming numbers.
+
+    "Empty" is judged on the stored clip, not on the stream made from it: a one-frame clip
+    (NW-UCLA's ``a02_s09_e04_v02``) has a motion stream of zeros, which is its true motion,
+    as in the CTR-GCN line's feeders, not a corrupt sample."""
     flat = tensors.x.flatten(1)
-    bad = ~torch.isfinite(flat).all(dim=1) | (flat.abs().sum(dim=1) == 0)
+    bad = ~torch.isfinite(flat).all(dim=1)
+    zero = (flat.abs().sum(dim=1) == 0) & ~bad
+    for pos in torch.nonzero(zero).flatten().tolist():  # few: read only their stored clips
+        if not np.any(ds.data[int(tensors.index[pos])]):
+            bad[pos] = True
     if bool(bad.any()):
         rows = tensors.index[bad].tolist()
         names = ", ".join(str(ds.meta["name"].iloc[i]) for i in rows[:5])

@@ -218,3 +218,21 @@ def test_a_pairing_the_objective_ignores_is_refused_not_hashed():
                                     overrides=["pretrain.pairing=hdsm_hmtm"]))  # fmt: skip
     other = ["pretrain.params={theta_masks: ldsm_lmtm}"]  # the way to choose them
     plan_units(grid, RunOptions(profile="smoke", seeds=[0], overrides=other))
+
+
+def test_n_values_that_round_alike_on_a_smaller_skeleton_are_run_once(tmp_path, caplog):
+    """On 20 joints (NW-UCLA's Kinect v1) the paper's n = 7 and 8 of 25 both mask 6 joints:
+    the n8 cells would be the n7 cells' experiment under another name, so they are left out
+    with a warning instead of stopping the grid."""
+    from asma_bench.data.synthetic import generate
+
+    data = generate(tmp_path / "k20", "tiny", layout="kinect20")
+    grid = load_grid("masking_ratio")
+    with caplog.at_level("WARNING", logger="asma_bench.harness.plan"):
+        units = plan_units(grid, RunOptions(profile="smoke", seeds=[0], data=str(data)))
+    cells = {u.cell.name for u in units}
+    assert not any(c.startswith("n8_") for c in cells)
+    assert {f"n{n}_k{k}" for n in (7, 9, 10) for k in range(7, 12)} <= cells
+    assert "cell n8_k7 masks the same 6 of 20 joints as cell n7_k7" in caplog.text
+    masks = {u.cell.name: round(u.config.masking.n * 20) for u in units if u.cell.name[0] == "n"}
+    assert len({(masks[c], c.split("_")[1]) for c in masks}) == len(masks)  # all distinct

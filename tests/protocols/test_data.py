@@ -89,3 +89,38 @@ def test_resolve_splits_records_the_split_each_dataset_uses(tiny, tmp_path):
     with pytest.raises(ConfigError, match=r"^data.split 'xset' not in synthetic data \(has xsub, "
                        r"xview\); choose one with --set data.split=NAME$"):  # fmt: skip
         resolve_splits(build_config("smoke", ["data.split=xset"]))
+
+
+def test_a_one_frame_clip_has_zero_motion_and_is_not_refused(tiny, tmp_path):
+    """NW-UCLA's a02_s09_e04_v02 has one frame: its motion stream is zero, which is its
+    motion (as in the CTR-GCN line), not an empty sample. An all-zero stored clip still is."""
+    info = json.loads((tiny / "info.json").read_text())
+    one = info["splits"]["xsub"]["train"][0]
+    data = np.load(tiny / "data.npy", mmap_mode="r+")
+    data[one, :, 1:] = 0.0
+    data.flush()
+    del data
+    meta = pd.read_csv(tiny / "meta.csv")
+    meta.loc[one, "length"] = 1
+    meta.to_csv(tiny / "meta.csv", index=False)
+    prepared = prepare_data(_cfg(tiny, stream="motion"), 0, tmp_path)
+    parts = [prepared.train, prepared.val]
+    found = [p.x[p.index == one] for p in parts if bool((p.index == one).any())]
+    assert len(found) == 1 and float(found[0].abs().sum()) == 0.0  # zero motion, kept
+    joint = prepare_data(_cfg(tiny, stream="joint"), 0, tmp_path)
+    assert len(joint.train) + len(joint.val) == len(prepared.train) + len(prepared.val)
+
+
+def test_an_all_zero_sample_is_refused_when_written_and_skipped_with_skip_bad(tmp_path):
+    from asma_bench.data.store import DatasetWriter, SampleMeta
+
+    x = np.zeros((3, 5, 25, 2), dtype=np.float32)
+    with pytest.raises(DataFormatError, match="empty: sample is all zeros"):
+        with DatasetWriter(tmp_path / "a", layout="ntu25", source="t") as w:
+            w.add(x, SampleMeta("empty", 0))
+    with DatasetWriter(tmp_path / "b", layout="ntu25", source="t", skip_bad=True) as w:
+        with w.guard("empty"):
+            w.add(x, SampleMeta("empty", 0))
+        with w.guard("ok"):
+            w.add(x + 1.0, SampleMeta("ok", 0))
+    assert w.skipped == [("empty", "empty: sample is all zeros (no joint was ever tracked)")]
