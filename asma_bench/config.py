@@ -71,6 +71,12 @@ class DataConfig(_Strict):
     synth_seed: int = Field(
         0, ge=0, le=MAX_SEED, description="seed of the synthetic data (fixed across run seeds)"
     )
+    layout: str | None = Field(
+        None,
+        description="synthetic data only: the built-in skeleton its clips are written on "
+        "(kinect20, coco17, ...; default ntu25), the same motions retargeted; set by itself "
+        "when a synthetic source is transferred to a dataset on another skeleton",
+    )
     fingerprint: str | None = Field(
         None,
         description="content hash of the dataset folder, set when a run is planned: a unit "
@@ -255,7 +261,7 @@ class RobustnessConfig(_Strict):
     noise_std: list[float] = Field(default_factory=lambda: [0.0, 0.01, 0.05])
 
 
-TARGET_OWN_FIELDS = ("source", "preset", "synth_seed", "fingerprint")
+TARGET_OWN_FIELDS = ("source", "preset", "synth_seed", "layout", "fingerprint")
 
 
 class TransferConfig(_Strict):
@@ -338,6 +344,8 @@ class RunConfig(_Strict):
                 data.pop("source", None)
             elif isinstance(data, dict):
                 data.pop("fingerprint", None)  # (ids of synthetic units stay as they were)
+            if isinstance(data, dict) and data.get("layout") is None:
+                data.pop("layout", None)
         return d
 
     def digest(self, exclude: Iterable[str] = ()) -> str:

@@ -49,3 +49,24 @@ def _seed() -> None:
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+UCLA_ARCHIVE = SHARED_FIXTURES.parent / "datasets" / "nw-ucla.tar.xz"
+
+
+@pytest.fixture(scope="session")
+def ucla_dir(tmp_path_factory) -> Path:
+    """Real NW-UCLA, unpacked and converted into a temporary folder (never kept); skipped
+    cleanly where the shared archive is absent."""
+    import tarfile
+
+    if not UCLA_ARCHIVE.is_file():
+        pytest.skip(f"NW-UCLA archive not found at {UCLA_ARCHIVE}")
+    from asma_bench.data.readers import convert
+
+    root = tmp_path_factory.mktemp("ucla")
+    with tarfile.open(UCLA_ARCHIVE) as tar:
+        tar.extractall(root, filter="data")
+    out = root / "canonical"
+    convert(root / "nwucla", out, fmt="ucla")
+    return out

@@ -22,7 +22,7 @@ Grid YAML::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -67,6 +67,12 @@ class GridSpec(BaseModel):
     baseline: str | None = None
     metric: str = "test_top1"
     base: dict[str, Any] = Field(default_factory=dict)
+    data_role: Literal["source", "target"] = Field(
+        "source",
+        description="what `run --data` names: the data a grid pretrains and evaluates on "
+        "(source), or, for a transfer grid, the target its pretrained encoders are evaluated "
+        "on (the source then stays the grid's own, e.g. synthetic, on the target's skeleton)",
+    )
     references: list[str] = Field(default_factory=lambda: ["random_init"])
     cells: list[CellSpec] = Field(min_length=1, description="at least one cell")
     # the file a grid was read from (None: a built-in grid), for messages

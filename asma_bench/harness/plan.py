@@ -40,7 +40,12 @@ from asma_bench.harness.tracking import (
 from asma_bench.objectives import OBJECTIVES, objective_class
 from asma_bench.protocols.base import PROTOCOLS
 from asma_bench.protocols.classifier import resolve_features
-from asma_bench.protocols.data import dataset_layout, resolve_dataset, resolve_splits
+from asma_bench.protocols.data import (
+    dataset_layout,
+    resolve_dataset,
+    resolve_splits,
+    synthetic_path,
+)
 from asma_bench.protocols.pretrain import encoder_names
 from asma_bench.strategies.pairs import PAIRINGS
 
@@ -99,12 +104,18 @@ class GridOutcome:
 
 
 def command_line_overrides(
-    data: str | None, device: str | None, overrides: Iterable[str | dict]
+    data: str | None,
+    device: str | None,
+    overrides: Iterable[str | dict],
+    data_role: str = "source",
 ) -> list[str | dict]:
     """``--data``, ``--device`` and the ``--set`` overrides as config layers, in the order
-    they apply (``run`` and ``tune`` alike)."""
+    they apply (``run`` and ``tune`` alike). With ``data_role="target"`` (a transfer grid)
+    ``--data`` names the dataset the pretrained encoders are evaluated on."""
     cli: list[str | dict] = []
-    if data:
+    if data and data_role == "target":
+        cli.append({"transfer": {"target": {"source": data}}})
+    elif data:
         cli.append({"data": {"source": data}})
     if device:
         cli.append({"device": device})
@@ -116,7 +127,7 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
     """Resolve every (cell, seed) config up front, so a bad override fails before training."""
     from asma_bench.harness.limits import check_plan
 
-    cli = command_line_overrides(opts.data, opts.device, opts.overrides)
+    cli = command_line_overrides(opts.data, opts.device, opts.overrides, grid.data_role)
     check_plan(grid, opts, cli)  # seeds, plan size, each cell's values, device, masks, memory
     units = []
     for seed in opts.seeds:
@@ -303,13 +314,13 @@ def prepare_synthetic(units: list[Unit], data_root: Path, label: str) -> None:
     """Generate the synthetic datasets ``units`` read (training data and transfer targets)
     before the first unit starts: a step of its own, with a line saying so, so that the
     units' progress and ETA measure units and not a one-off generation."""
-    needed: dict[tuple[str, int], Any] = {}
+    needed: dict[Path, Any] = {}
     for unit in units:
         for data in (unit.config.data, unit.config.transfer.target):
             if data is not None and data.source == "synthetic":
-                needed.setdefault((data.preset, data.synth_seed), data)
-    for (preset, seed), data in sorted(needed.items()):
-        path = data_root / f"synthetic-{preset}-seed{seed}"
+                needed.setdefault(synthetic_path(data, data_root), data)
+    for path, data in sorted(needed.items()):
+        preset, seed = data.preset, data.synth_seed
         if (path / "info.json").is_file():
             continue
         print(f"{label}: generating the synthetic '{preset}' data (seed {seed}), once for "

@@ -103,6 +103,12 @@ def source_path(cfg: DataConfig, key: str = "data.source") -> Path:
         raise ConfigError(f"{key} {cfg.source!r}: {exc}") from None
 
 
+def synthetic_path(cfg: DataConfig, data_root: Path) -> Path:
+    """Where the synthetic data ``cfg`` names is generated under ``data_root``."""
+    on = f"-{cfg.layout}" if cfg.layout and cfg.layout != "ntu25" else ""
+    return Path(data_root) / f"synthetic-{cfg.preset}-seed{cfg.synth_seed}{on}"
+
+
 def resolve_dataset(cfg: DataConfig, data_root: Path) -> Path:
     """The dataset folder a config names; synthetic data is generated on first use."""
     if cfg.source != "synthetic":
@@ -110,10 +116,10 @@ def resolve_dataset(cfg: DataConfig, data_root: Path) -> Path:
         if not path.exists():
             raise ConfigError(f"data.source {cfg.source!r}: no such dataset folder")
         return path
-    path = Path(data_root) / f"synthetic-{cfg.preset}-seed{cfg.synth_seed}"
+    path = synthetic_path(cfg, data_root)
     if not (path / "info.json").is_file():
         try:
-            generate(path, cfg.preset, seed=cfg.synth_seed)
+            generate(path, cfg.preset, seed=cfg.synth_seed, layout=cfg.layout)
         except DataFormatError:
             if not (path / "info.json").is_file():  # another worker may have won the race
                 raise
@@ -199,8 +205,9 @@ def resolve_split(cfg: DataConfig, key: str = "data.split") -> DataConfig:
 def dataset_layout(cfg: DataConfig) -> SkeletonLayout | None:
     """The layout of the dataset ``cfg`` names, read from its ``info.json`` without loading
     the arrays; None when it cannot be known yet (``prepare_data`` will say why)."""
-    if cfg.source == "synthetic":  # runs generate NTU-25 clips
-        return get_layout("ntu25")
+    if cfg.source == "synthetic":  # NTU-25 clips, or the same motions retargeted
+        check_synthetic_layout(cfg)
+        return get_layout(cfg.layout or "ntu25")
     summary = _info_summary(source_path(cfg))
     return None if summary is None else summary[1]
 
@@ -243,6 +250,46 @@ def pin_dataset(cfg: DataConfig, key: str = "data.source") -> DataConfig:
     return cfg.model_copy(update=update)
 
 
+def check_synthetic_layout(cfg: DataConfig, key: str = "data.layout") -> None:
+    """``data.layout`` names a built-in skeleton, and only for synthetic data."""
+    if cfg.layout is None:
+        return
+    if cfg.source != "synthetic":
+        raise ConfigError(f"{key}={cfg.layout!r} applies to synthetic data only; a dataset "
+                          "folder's skeleton is the one it was converted with")  # fmt: skip
+    from asma_bench.data.layouts import ALIASES, LAYOUTS
+
+    if cfg.layout not in LAYOUTS and cfg.layout not in ALIASES:
+        raise ConfigError(f"{key}={cfg.layout!r}: synthetic data is written on a built-in "
+                          f"layout: {', '.join(sorted([*LAYOUTS, *ALIASES]))}")  # fmt: skip
+
+
+def _source_on_targets_skeleton(data: DataConfig, target: DataConfig) -> DataConfig:
+    """The transfer source as it must be to pretrain encoders the target can use: a
+    synthetic source is written on the target's skeleton (pretrain on synthetic motions,
+    evaluate on NW-UCLA's Kinect v1 joints); two dataset folders on different skeletons are
+    refused here, before anything trains."""
+    check_synthetic_layout(data)
+    check_synthetic_layout(target, "transfer.target.layout")
+    theirs = dataset_layout(target)
+    if theirs is None:
+        return data
+    if data.source == "synthetic" and data.layout is None and theirs.name != "ntu25":
+        if not theirs.builtin:
+            raise ConfigError(
+                f"transfer.target {target.source}: its skeleton {theirs.name!r} is not a "
+                "built-in layout, so synthetic data cannot be written on it"
+            )
+        return data.model_copy(update={"layout": theirs.name})
+    mine = dataset_layout(data)
+    if mine is not None and mine.name != theirs.name:
+        raise ConfigError(
+            f"transfer: the source's skeleton {mine.name} differs from the target's "
+            f"{theirs.name}; encoders pretrained on one cannot be evaluated on the other"
+        )
+    return data
+
+
 def check_fingerprint(cfg: DataConfig, path: Path) -> None:
     """Refuse to run on a dataset whose content is not the one the unit was planned on (it
     was rebuilt, or a relative path now names another folder)."""
@@ -268,6 +315,7 @@ def resolve_splits(cfg: RunConfig) -> RunConfig:
     target = cfg.transfer.target
     new_target = None
     if target is not None:
+        data = _source_on_targets_skeleton(data, target)
         new_target = resolve_split(target, "transfer.target.split")
         new_target = resolve_normalize(new_target, "transfer.target.normalize")
         new_target = pin_dataset(new_target, "transfer.target.source")

@@ -18,7 +18,7 @@ def transfer(cfg: RunConfig, ctx: UnitContext) -> ProtocolResult:
         raise ConfigError("transfer.target must name the target dataset (a data section)")
     source = prepare_data(cfg.data, cfg.seed, ctx.data_root)
     target = prepare_data(cfg.transfer.target, cfg.seed, ctx.data_root)
-    if source.layout.name != target.layout.name:
+    if source.layout.name != target.layout.name:  # (planning refuses it first)
         raise ConfigError(
             f"transfer: source layout {source.layout.name} differs from target "
             f"layout {target.layout.name}"

@@ -5,8 +5,6 @@ real NW-UCLA clips."""
 from __future__ import annotations
 
 import math
-import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +24,6 @@ from asma_bench.protocols.probe import (
     stratified_folds,
 )
 from asma_bench.protocols.training import estimate_bn_stats
-
-UCLA_ARCHIVE = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nw-ucla.tar.xz"
 
 
 class ScaledEncoder(nn.Module):
@@ -147,21 +143,6 @@ def test_knn_matches_a_hand_computation():
     assert int(scores3.argmax()) == 0
     # k larger than the bank uses the whole bank
     assert knn_predict(bank, labels, query, 3, k=50, temperature=t)[0, 2] > 0
-
-
-@pytest.fixture(scope="module")
-def ucla_dir(tmp_path_factory) -> Path:
-    """Real NW-UCLA, unpacked and converted into a temporary folder (never kept)."""
-    if not UCLA_ARCHIVE.is_file():
-        pytest.skip(f"NW-UCLA archive not found at {UCLA_ARCHIVE}")
-    from asma_bench.data.readers import convert
-
-    root = tmp_path_factory.mktemp("ucla")
-    with tarfile.open(UCLA_ARCHIVE) as tar:
-        tar.extractall(root, filter="data")
-    out = root / "canonical"
-    convert(root / "nwucla", out, fmt="ucla")
-    return out
 
 
 def test_random_init_probe_is_far_above_chance_on_real_ucla(ucla_dir, tmp_path):
