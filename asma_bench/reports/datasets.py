@@ -51,7 +51,10 @@ class AcrossDatasets:
 
 
 def dataset_name(key: str) -> str:
-    """A dataset's short name for a column: the folder's name (``synthetic/small`` kept)."""
+    """A dataset's short name for a column: the folder's name (``synthetic/small`` kept;
+    a transfer's ``source → target`` both ways)."""
+    if " → " in key:
+        return " → ".join(dataset_name(part) for part in key.split(" → "))
     return key if key.startswith("synthetic/") else (Path(key).name or key)
 
 

@@ -45,7 +45,9 @@ EXPERIMENT = "asma-bench"
 # params that legitimately differ between the seeds of one cell
 PER_SEED_PARAMS = ("seed",)
 # what names a unit's dataset: runs of one cell may differ in these only between datasets
-DATASET_PARAMS = ("data.source", "data.preset", "data.synth_seed", "data.split", "data.fingerprint")
+_DATA_FIELDS = ("source", "preset", "synth_seed", "split", "layout", "fingerprint")
+#: what names a run's dataset (see :func:`dataset_key`): not a setting of the experiment
+DATASET_PARAMS = tuple(f"{p}{f}" for p in ("data.", "transfer.target.") for f in _DATA_FIELDS)
 # where the runner records the seeds a grid was asked for, on the grid's parent run
 SEEDS_PARAM = "seeds"  # older runners logged the requested seeds as a parameter
 MAX_LISTED = 8  # cells named in a one-line message before "… and N more"
@@ -520,22 +522,37 @@ def _one_run_per_unit(df: pd.DataFrame) -> pd.DataFrame:
 
 def dataset_key(df: pd.DataFrame) -> pd.Series:
     """Each run's dataset: its ``data.source`` as recorded (``synthetic/PRESET`` for the
-    synthetic data), so the report can analyse one grid run on several datasets."""
-    source = df.get("params.data.source", pd.Series("?", index=df.index)).fillna("?")
-    preset = df.get("params.data.preset", pd.Series("", index=df.index)).fillna("")
-    content = df.get("params.data.fingerprint", pd.Series("", index=df.index))
-    content = content.fillna("").astype(str).replace("None", "")
+    synthetic data), so the report can analyse one grid run on several datasets. A
+    transfer unit's is ``SOURCE → TARGET``: the target is the data it is evaluated on, so
+    two targets in one store are two datasets, never averaged together."""
+    names = _data_keys(df, "data.")
+    if "params.transfer.target.source" in df:
+        targets = _data_keys(df, "transfer.target.")
+        given = df["params.transfer.target.source"].astype(str).isin(["None", "nan", ""])
+        names = [n if no else f"{n} → {t}" for n, t, no in zip(names, targets, given, strict=True)]
+    return pd.Series(names, index=df.index, dtype=object)
+
+
+def _data_keys(df: pd.DataFrame, prefix: str) -> list[str]:
+    """The dataset keys of one data section (``data.`` or ``transfer.target.``)."""
+
+    def column(name: str, default: str) -> pd.Series:
+        values = df.get(f"params.{prefix}{name}", pd.Series(default, index=df.index))
+        return values.fillna(default).astype(str)
+
+    source, preset = column("source", "?"), column("preset", "")
+    layout = column("layout", "").replace("None", "")
+    content = column("fingerprint", "").replace("None", "")
     names = [
-        f"synthetic/{p}" if s == "synthetic" else str(s)
-        for s, p in zip(source.astype(str), preset.astype(str), strict=True)
+        (f"synthetic/{p}" + (f"@{lay}" if lay else "")) if s == "synthetic" else s
+        for s, p, lay in zip(source, preset, layout, strict=True)
     ]
     # a folder rebuilt in place holds another dataset: its runs are told apart by content
     versions = pd.Series(content.to_numpy(), index=names).groupby(level=0).nunique()
-    names = [
+    return [
         f"{n} ({c[:8]})" if c and versions.get(n, 0) > 1 else n
         for n, c in zip(names, content, strict=True)
     ]
-    return pd.Series(names, index=df.index, dtype=object)
 
 
 def _check_consistent(df: pd.DataFrame, grid: str) -> None:

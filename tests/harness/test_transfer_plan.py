@@ -49,3 +49,21 @@ def test_skeletons_that_cannot_meet_are_refused_at_planning(kinect20, tmp_path):
     with pytest.raises(ConfigError, match="data.layout='mars': synthetic data is written"):
         plan_units(grid, RunOptions(profile="smoke", seeds=[0], data=str(kinect20),
                                     overrides=["data.layout=mars"]))  # fmt: skip
+
+
+def test_two_targets_in_one_store_are_two_datasets_in_the_report(kinect20, tmp_path):
+    """The transfer grid's source is synthetic whatever --data names: the report keys a
+    transfer run by source and target, so two targets are never averaged together."""
+    from asma_bench.reports.results import load_grid_runs
+
+    other = generate(tmp_path / "other", "tiny", seed=6, layout="kinect20")
+    grid = load_grid("transfer")
+    for target in (kinect20, other):
+        opts = RunOptions(profile="smoke", seeds=[0], data=str(target), out=tmp_path / "runs",
+                          progress=False)  # fmt: skip
+        assert not run_grid(grid, opts).failed
+    runs = load_grid_runs(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}", "transfer", grid)
+    assert len(runs.datasets) == 2
+    assert all(d.startswith("synthetic/tiny@kinect20 → ") for d in runs.datasets)
+    assert {d.rsplit(" → ", 1)[1] for d in runs.datasets} == {
+        str(kinect20.resolve()), str(other.resolve())}  # fmt: skip
