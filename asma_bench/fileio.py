@@ -103,6 +103,11 @@ def sweep_stale_beside(dest: Path) -> None:
                 remove_path(path)
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine."""
+    return _alive(pid)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

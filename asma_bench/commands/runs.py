@@ -63,6 +63,7 @@ def rerun(
     from asma_bench.api import unit_run
     from asma_bench.config import validate_config
     from asma_bench.errors import ConfigError
+    from asma_bench.harness.execute import UnitHeld
     from asma_bench.harness.grids import CellSpec
     from asma_bench.harness.locks import holder, lock_root, unit_lock
     from asma_bench.harness.runner import Unit, run_unit
@@ -86,7 +87,13 @@ def rerun(
                 f"unit {unit.name} of grid {unit.grid} is being run by {holder(locks, unit.id)}; "
                 "rerun it once that is done"
             )
-        result = run_unit(unit, tracker, parent, Path(runs))
+        try:
+            result = run_unit(unit, tracker, parent, Path(runs))
+        except UnitHeld as exc:
+            raise ConfigError(
+                f"unit {unit.name} of grid {unit.grid} is being run by {exc.who}; rerun it "
+                "once that is done"
+            ) from None
     if before and before != "RUNNING":
         tracker.finish(parent, before)  # the grid's own status is not this rerun's business
     typer.echo(f"reran {unit.name} of grid {unit.grid} ({protocol}):")

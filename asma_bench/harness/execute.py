@@ -4,7 +4,9 @@ queue's workers share."""
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -12,9 +14,12 @@ import numpy as np
 
 from asma_bench.harness.plan import Unit
 from asma_bench.harness.tracking import (
+    HEARTBEAT_SECONDS,
     TAG_CELL,
     TAG_CHECKPOINT,
     TAG_FAILURE,
+    TAG_HEARTBEAT,
+    TAG_PID,
     TAG_SEED,
     TAG_UNIT,
     Tracker,
@@ -50,7 +55,37 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
     run_id = tracker.start_unit(parent, unit.grid, unit.name, {
         TAG_UNIT: unit.id, TAG_CELL: unit.cell.name, TAG_SEED: unit.seed,
         "asma.protocol": unit.protocol, **environment_tags(),
+        TAG_PID: os.getpid(), TAG_HEARTBEAT: f"{time.time():.0f}",
     })  # fmt: skip
+    who = tracker.rival(unit.grid, unit.id, run_id)  # a process on another machine
+    if who is not None:  # started it first: it keeps the unit, this run never happened
+        tracker.client.delete_run(run_id)
+        raise UnitHeld(who)
+    stop = threading.Event()
+    beat = threading.Thread(
+        target=_beat, args=(tracker, run_id, stop), name=f"heartbeat-{unit.name}", daemon=True
+    )
+    beat.start()
+    try:
+        return _train(unit, tracker, run_id, out, progress)
+    finally:
+        stop.set()
+
+
+class UnitHeld(Exception):  # noqa: N818 - it is a state, not an error of the user's
+    """Another live process (on another machine) is training the unit."""
+
+    def __init__(self, who: str):
+        super().__init__(f"held by {who}")
+        self.who = who
+
+
+def _beat(tracker: Tracker, run_id: str, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        tracker.heartbeat(run_id)
+
+
+def _train(unit: Unit, tracker: Tracker, run_id: str, out: Path, progress=None) -> ProtocolResult:
     params = {
         **unit.config.flat(),
         "protocol": unit.protocol,

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asma_bench.errors import AsmaBenchError, ConfigError, library_error
-from asma_bench.harness.execute import run_unit
+from asma_bench.harness.execute import UnitHeld, run_unit
 from asma_bench.harness.plan import (
     GridOutcome,
     RunOptions,
@@ -477,6 +477,8 @@ def run_grid_queued(grid: GridSpec, opts: RunOptions) -> GridOutcome:
                 unit, tracker, parent, out, progress=stage_progress if opts.progress else None
             )
         except DivergenceError as exc:
+            raise UnitFailed(str(exc)) from None
+        except UnitHeld as exc:  # a process outside the queue trains it: try again later
             raise UnitFailed(str(exc)) from None
         value = result.metrics.get("val_top1", 0.0)
         return (float(value) if value == value else 0.0), {}

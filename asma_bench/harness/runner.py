@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asma_bench.harness.execute import _metric_text, run_unit
+from asma_bench.harness.execute import UnitHeld, _metric_text, run_unit
 from asma_bench.harness.grids import GridSpec
 from asma_bench.harness.locks import holder, lock_root, unit_lock
 from asma_bench.harness.plan import (
@@ -84,6 +84,7 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     outcome.skipped = [u.name for u in units if u.id in done]
     prepare_synthetic(todo, out / "data", grid.name)
     start = time.monotonic()
+    remote: dict[str, str] = {}  # units a process on another machine holds: who
     bar = tqdm(todo, desc=grid.name, unit="unit", disable=not opts.progress, dynamic_ncols=True)
     for unit in bar:
         bar.set_description(f"{grid.name} {unit.name}")
@@ -106,6 +107,11 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
                 )
             outcome.ran.append(unit.name)
             status = _metric_text(result.metrics, grid.metric)
+        except UnitHeld as exc:  # a live process on another machine started it first
+            outcome.held.append(unit.name)
+            remote[unit.name] = exc.who
+            log.info("%s left alone: %s", unit.name, exc)
+            status = str(exc)
         except DivergenceError as exc:
             outcome.failed[unit.name] = str(exc)
             log.warning("%s failed: %s", unit.name, exc)
@@ -131,7 +137,9 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
     done_meanwhile = [n for n in outcome.held if by_name[n].id in finished]
     outcome.skipped += done_meanwhile  # the other process finished them while we worked
     outcome.held = [
-        f"{n} ({holder(locks, by_name[n].id)})" for n in outcome.held if n not in done_meanwhile
+        f"{n} ({remote.get(n) or holder(locks, by_name[n].id)})"
+        for n in outcome.held
+        if n not in done_meanwhile
     ]
     if not finished.keys() >= {u.id for u in units}:
         log.info("grid %s has unfinished units", grid.name)

@@ -29,12 +29,35 @@ TAG_KIND, TAG_FAILURE, TAG_PARENT = "asma.kind", "asma.failure", "mlflow.parentR
 # on a grid's parent run: every seed requested so far (a JSON list) and the latest profile
 TAG_SEEDS, TAG_PROFILE = "asma.seeds", "asma.profile"
 TAG_CHECKPOINT = "asma.checkpoint"  # asma.checkpoint.<kind> = the file a unit used
+# on a RUNNING unit run: the process training it, and when it last said it was alive
+TAG_HOST, TAG_PID, TAG_HEARTBEAT = "asma.host", "asma.pid", "asma.heartbeat"
+HEARTBEAT_SECONDS = 30.0
+#: a unit run whose heartbeat is older than this, on another machine, is a dead process's
+STALE_AFTER = 3 * HEARTBEAT_SECONDS
 # on an experiment whose artifacts live in ``artifacts/`` beside its SQLite store (the
 # runner's default layout): the two travel together when the runs folder is moved
 TAG_ARTIFACTS, BESIDE_STORE, ARTIFACTS = "asma.artifacts", "beside-store", "artifacts"
 # tables every MLflow SQL store has; a SQLite file without them is another program's
 MLFLOW_TABLES = ("alembic_version", "experiments", "runs")
 MAX_PARAM_LEN = 6000
+
+
+def is_live(run: Any, now: float | None = None) -> bool:  # noqa: ANN401 - an MLflow Run
+    """Whether a RUNNING unit run is still being trained: on this machine, its process
+    exists; on another, its heartbeat is younger than STALE_AFTER. Runs of versions before
+    the heartbeat count as a dead process's, as they always did."""
+    from asma_bench.fileio import pid_alive
+
+    tags = run.data.tags
+    beat, pid = tags.get(TAG_HEARTBEAT), tags.get(TAG_PID, "")
+    if beat is None:
+        return False
+    if tags.get(TAG_HOST) == platform.node() and pid.isdigit():
+        return int(pid) != os.getpid() and pid_alive(int(pid))
+    try:
+        return (time.time() if now is None else now) - float(beat) < STALE_AFTER
+    except ValueError:
+        return False
 
 
 def filter_value(value: str) -> str:
@@ -219,10 +242,39 @@ class Tracker:
 
     @_store_errors
     def close_stale(self, grid: str, unit: str) -> None:
-        """Mark earlier unfinished runs of a unit KILLED (a crashed or killed worker)."""
+        """Mark the unfinished runs of a unit whose process is gone KILLED (a crashed or
+        killed worker); a run another live process is training (see :func:`is_live`) is
+        left alone."""
+        now = time.time()
         for r in self.unit_runs(grid):
             if r.data.tags.get(TAG_UNIT) == unit and r.info.status == "RUNNING":
-                self.client.set_terminated(r.info.run_id, status="KILLED")
+                if not is_live(r, now):
+                    self.client.set_terminated(r.info.run_id, status="KILLED")
+
+    @_store_errors
+    def rival(self, grid: str, unit: str, mine: str) -> str | None:
+        """Who else is training ``unit`` right now, in words, when their run started before
+        run ``mine`` (the earlier run keeps the unit: two processes that started it at the
+        same moment on two machines agree on which one goes on); None if nobody."""
+        runs = [r for r in self.unit_runs(grid)
+                if r.data.tags.get(TAG_UNIT) == unit and r.info.status == "RUNNING"]  # fmt: skip
+        order = {r.info.run_id: (r.info.start_time, r.info.run_id) for r in runs}
+        now = time.time()
+        for r in sorted(runs, key=lambda r: order[r.info.run_id]):
+            if r.info.run_id == mine:
+                return None
+            if is_live(r, now):
+                tags = r.data.tags
+                return f"process {tags.get(TAG_PID, '?')} on {tags.get(TAG_HOST, '?')}"
+        return None
+
+    def heartbeat(self, run_id: str) -> None:
+        """Say that the process training ``run_id`` is alive (best effort: a missed beat
+        only lets another machine take the unit over sooner)."""
+        try:
+            self.client.set_tag(run_id, TAG_HEARTBEAT, f"{time.time():.0f}")
+        except Exception as exc:  # noqa: BLE001 - never stops the unit
+            log.debug("heartbeat of %s failed: %s", run_id, exc)
 
     @_store_errors
     def start_unit(self, parent_id: str, grid: str, name: str, tags: Mapping[str, Any]) -> str:

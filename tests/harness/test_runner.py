@@ -220,12 +220,16 @@ def test_a_pairing_the_objective_ignores_is_refused_not_hashed():
     plan_units(grid, RunOptions(profile="smoke", seeds=[0], overrides=other))
 
 
-def test_n_values_that_round_alike_on_a_smaller_skeleton_are_run_once(tmp_path, caplog):
+def test_n_values_that_round_alike_on_a_smaller_skeleton_are_run_once(
+    tmp_path, caplog, monkeypatch
+):
     """On 20 joints (NW-UCLA's Kinect v1) the paper's n = 7 and 8 of 25 both mask 6 joints:
     the n8 cells would be the n7 cells' experiment under another name, so they are left out
     with a warning instead of stopping the grid."""
     from asma_bench.data.synthetic import generate
+    from asma_bench.harness import plan
 
+    monkeypatch.setattr(plan, "_SAID", set())  # said once per process: not yet in this one
     data = generate(tmp_path / "k20", "tiny", layout="kinect20")
     grid = load_grid("masking_ratio")
     with caplog.at_level("WARNING", logger="asma_bench.harness.plan"):

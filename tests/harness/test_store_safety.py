@@ -357,3 +357,48 @@ def test_sigterm_closes_the_runs_and_says_so(tmp_path, grid_file):
     tracker = Tracker(uri, experiment="asma-bench")
     assert [r.info.status for r in tracker.unit_runs("tiny")] == ["KILLED"]
     assert not list((runs / ".locks").iterdir())
+
+
+def test_a_unit_another_machine_trains_is_left_to_it_until_its_heartbeat_stops(tmp_path, grid_file):
+    """Processes on two machines share no lock file: a unit run another machine started
+    and keeps heartbeating is left to it (the run ends NOT FINISHED); once its heartbeat
+    is older than STALE_AFTER the run is closed KILLED and the unit trained here."""
+    from asma_bench.harness.tracking import TAG_HEARTBEAT, TAG_HOST, TAG_PID
+
+    runs = tmp_path / "runs"
+    grid = load_grid(str(grid_file))
+    opts = RunOptions(profile="smoke", seeds=[0], out=runs, progress=False)
+    (unit,) = plan_units(grid, opts)
+    uri = default_tracking_uri(runs)
+    runs.mkdir()
+    tracker = Tracker(uri, experiment="asma-bench", artifact_root=runs / "artifacts")
+    parent = tracker.parent_run("tiny", {})
+    theirs = tracker.start_unit(parent, "tiny", unit.name, {
+        TAG_UNIT: unit.id, TAG_HOST: "elsewhere", TAG_PID: 4242,
+        TAG_HEARTBEAT: f"{time.time():.0f}"})  # fmt: skip
+    outcome = run_grid(grid, opts)
+    assert outcome.held == ["a/seed0 (process 4242 on elsewhere)"] and not outcome.ran
+    assert [r.info.status for r in tracker.unit_runs("tiny")] == ["RUNNING"]  # ours deleted
+
+    tracker.set_tags(theirs, {TAG_HEARTBEAT: f"{time.time() - 1000:.0f}"})  # it died
+    outcome = run_grid(grid, opts)
+    assert outcome.ran == ["a/seed0"] and not outcome.held
+    status = {r.info.run_id: r.info.status for r in tracker.unit_runs("tiny")}
+    assert status.pop(theirs) == "KILLED" and list(status.values()) == ["FINISHED"]
+
+
+def test_of_two_live_runs_of_a_unit_the_earlier_keeps_it(tmp_path):
+    from asma_bench.harness.tracking import TAG_HEARTBEAT, TAG_HOST, TAG_PID
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="asma-bench")
+    parent = tracker.parent_run("g", {})
+    made = []
+    for host in ("one", "two"):
+        tags = {TAG_UNIT: "u", TAG_HOST: host, TAG_PID: 7, TAG_HEARTBEAT: f"{time.time():.0f}"}
+        made.append(tracker.start_unit(parent, "g", "a/seed0", tags))
+        time.sleep(0.01)  # two start times
+    first, second = made
+    assert tracker.rival("g", "u", first) is None
+    assert tracker.rival("g", "u", second) == "process 7 on one"
+    tracker.close_stale("g", "u")  # both alive: nothing closed
+    assert {r.info.status for r in tracker.unit_runs("g")} == {"RUNNING"}
