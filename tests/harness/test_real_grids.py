@@ -13,7 +13,7 @@ from asma_bench.harness.runner import RunOptions, run_grid
 from asma_bench.harness.tracking import Tracker
 
 #: sizes that keep every grid's units to seconds; the clips are still real
-SUBSET = ["data.train_limit=120", "data.test_limit=60"]
+SUBSET = ["data.train_limit=60", "data.test_limit=30"]
 
 
 @pytest.mark.slow
