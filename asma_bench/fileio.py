@@ -48,7 +48,7 @@ def _sweep_stale(path: Path) -> None:
     prefix = f".{path.name}."
     for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
         pid = tmp.name[len(prefix) :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 
@@ -86,17 +86,17 @@ def sweep_stale_beside(dest: Path) -> None:
     stem = glob.escape(f".{name}.")
     for path in parent.glob(f"{stem}tmp-*"):
         pid = path.name[len(f".{name}.tmp-") :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             remove_path(path)
     # ``.NAME.PID.tmp`` and what SQLite keeps beside it (``-journal``, ``-wal``, ``-shm``)
     for suffix in ("*.tmp", "*.tmp-journal", "*.tmp-wal", "*.tmp-shm"):
         for path in parent.glob(f"{stem}{suffix}"):
             pid = path.name[len(f".{name}.") :].split(".", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 remove_path(path)
     for path in parent.glob(f"{stem}old-*"):
         pid = path.name[len(f".{name}.old-") :]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             if not dest.exists() and not dest.is_symlink():
                 os.rename(path, dest)  # the old data was never replaced: put it back
             else:
@@ -105,10 +105,6 @@ def sweep_stale_beside(dest: Path) -> None:
 
 def pid_alive(pid: int) -> bool:
     """Whether a process ``pid`` exists on this machine."""
-    return _alive(pid)
-
-
-def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

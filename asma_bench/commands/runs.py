@@ -82,13 +82,10 @@ def rerun(
     parent = parent_id or tracker.parent_run(unit.grid, {})
     locks = lock_root(tracker.uri, runs)
     with unit_lock(locks, unit.id) as mine:  # never beside a run training the same unit
-        if not mine:
-            raise ConfigError(
-                f"unit {unit.name} of grid {unit.grid} is being run by {holder(locks, unit.id)}; "
-                "rerun it once that is done"
-            )
         try:
-            result = run_unit(unit, tracker, parent, Path(runs))
+            if not mine:  # a process on this machine holds it
+                raise UnitHeld(holder(locks, unit.id))
+            result = run_unit(unit, tracker, parent, Path(runs))  # (or one on another)
         except UnitHeld as exc:
             raise ConfigError(
                 f"unit {unit.name} of grid {unit.grid} is being run by {exc.who}; rerun it "

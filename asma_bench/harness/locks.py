@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from asma_bench.harness.tracking import sqlite_path
+
 try:  # POSIX; elsewhere units are not locked (one run per store is then the user's care)
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -39,8 +41,9 @@ LOCK_DIR = ".locks"
 
 def lock_root(uri: str, out: str | os.PathLike[str]) -> Path:
     """The folder whose ``.locks/`` serialises the units of the store at ``uri``."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///").partition("?")[0]).resolve().parent
+    db = sqlite_path(uri)
+    if db is not None:
+        return db.resolve().parent
     if "://" in uri and not uri.startswith("file:"):
         try:
             user = getpass.getuser()

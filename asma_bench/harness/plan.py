@@ -153,7 +153,7 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
             )
         seen[u.id] = u.cell.name
     _check_names(grid, units)
-    units = _refuse_equal_masks(grid, units)
+    units = _distinct_masks(grid, units)
     return units
 
 
@@ -267,7 +267,7 @@ def _joint_count(data: Any) -> int | None:  # noqa: ANN401 - a DataConfig
 _SAID: set[tuple] = set()  # cells left out, already said in this process
 
 
-def _refuse_equal_masks(grid: GridSpec, units: Sequence[Unit]) -> list[Unit]:
+def _distinct_masks(grid: GridSpec, units: Sequence[Unit]) -> list[Unit]:
     """``units`` without the cells that would be another cell's experiment under its name.
 
     Counts given as fractions of V and T are rounded at the run's sizes. At a small T (16

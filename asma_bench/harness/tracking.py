@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from asma_bench.errors import AsmaBenchError, ConfigError, library_error
-from asma_bench.fileio import sweep_stale_beside
+from asma_bench.fileio import pid_alive, sweep_stale_beside
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,6 @@ def is_live(run: Any, now: float | None = None) -> bool:  # noqa: ANN401 - an ML
     """Whether a RUNNING unit run is still being trained: on this machine, its process
     exists; on another, its heartbeat is younger than STALE_AFTER. Runs of versions before
     the heartbeat count as a dead process's, as they always did."""
-    from asma_bench.fileio import pid_alive
-
     tags = run.data.tags
     beat, pid = tags.get(TAG_HEARTBEAT), tags.get(TAG_PID, "")
     if beat is None:
