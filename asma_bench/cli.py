@@ -261,35 +261,42 @@ def run(
     ] = "asma-bench",
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Print the units and what sets them apart; train nothing."),
+        typer.Option(
+            "--dry-run",
+            help="Print the units and what sets them apart, and what the run will cost; "
+            "train nothing.",
+        ),
     ] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            help="With --dry-run: measure the cost (one unit of each kind trained for 2 "
+            "epochs per stage on this machine, then extrapolated)."
+        ),
+    ] = True,
 ) -> None:
-    """Run every (cell, seed) of a grid that is not finished yet, logging to MLflow."""
+    """Run every (cell, seed) of a grid, or of every grid of a suite (`--grid paper`: the
+    whole evaluation, pretrainings shared between grids), that is not finished yet,
+    logging to MLflow."""
     from asma_bench.harness.grids import load_grid
-    from asma_bench.harness.runner import (
-        RunOptions,
-        grid_results,
-        plan_units,
-        profile_conflicts,
-        run_grid,
-        summary_table,
-    )
-    from asma_bench.harness.tracking import Tracker
-    from asma_bench.protocols.metrics import knn_metric
+    from asma_bench.harness.runner import RunOptions, plan_units, profile_conflicts
+    from asma_bench.harness.suites import find_suite
 
     run_seeds = _seeds(seeds, seed_list)
     _check_device(device)
     _refuse_seed_override(set_, "--seeds N or --seed-list 0,1,2")
     if worker and not storage:
         raise ConfigError("--worker needs --storage (the shared queue to take units from)")
-    spec = load_grid(grid)
-    overruled = profile_conflicts(spec, profile)
-    if overruled:  # the documented order: a cell's own settings win over the profile's
-        typer.echo(
-            f"note: grid {spec.name}'s cells set {', '.join(overruled)} themselves; the "
-            f"cells' values are used, not profile {profile}'s",
-            err=True,
-        )
+    suite = find_suite(grid)
+    specs = suite.load_grids() if suite else [load_grid(grid)]
+    for spec in specs:
+        overruled = profile_conflicts(spec, profile)
+        if overruled:  # the documented order: a cell's own settings win over the profile's
+            typer.echo(
+                f"note: grid {spec.name}'s cells set {', '.join(overruled)} themselves; the "
+                f"cells' values are used, not profile {profile}'s",
+                err=True,
+            )
     if device and device.startswith("cuda"):
         import torch
 
@@ -313,50 +320,177 @@ def run(
         )
         for source in sources
     ]
-    plans = [plan_units(spec, opts) for opts in runs_of]  # every dataset checked up front
+    # every grid on every dataset is planned (and checked) before anything trains
+    jobs = [(spec, opts, plan_units(spec, opts)) for spec in specs for opts in runs_of]
     if dry_run:
-        for opts, plan in zip(runs_of, plans, strict=True):
-            if len(runs_of) > 1:
-                typer.echo(f"data {opts.data or 'synthetic'}:")
-            _print_plan(spec.name, plan)
+        if suite is None:
+            for spec, opts, plan in jobs:
+                if len(runs_of) > 1:
+                    typer.echo(f"data {opts.data or 'synthetic'}:")
+                _print_plan(spec.name, plan)
+        if estimate:
+            _print_cost(suite.name if suite else specs[0].name, jobs, len(runs_of) > 1, out,
+                        tracking_uri, experiment, itemize=suite is not None)  # fmt: skip
+        elif suite is not None:
+            _print_suite_plan(suite.name, jobs, len(runs_of) > 1)
         return
     failed = False
-    for opts, plan in zip(runs_of, plans, strict=True):
-        if len(runs_of) > 1:
-            typer.echo(f"grid {spec.name} on {opts.data or 'synthetic'}:")
-        outcome = run_grid(spec, opts)
-        held = f", {len(outcome.held)} held by other processes" if outcome.held else ""
+    outcomes = []
+    for spec, opts, plan in jobs:
+        if len(jobs) > 1:
+            where = f" on {opts.data or 'synthetic'}" if len(runs_of) > 1 else ""
+            typer.echo(f"grid {spec.name}{where}:")
+        outcome, ok = _run_planned(spec, opts, plan, worker, experiment)
+        outcomes.append(outcome)
+        failed = failed or not ok
+    if suite is not None:
+        ran = sum(len(o.ran) for o in outcomes)
+        done = sum(len(o.skipped) for o in outcomes)
+        bad = sum(len(o.failed) + len(o.held) for o in outcomes)
         typer.echo(
-            f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
-            f"finished{held}, {len(outcome.failed)} failed ({outcome.seconds:.0f} s)"
-        )
-        for name, reason in outcome.failed.items():
-            typer.echo(f"  FAILED {name}: {reason}")
-        for name in outcome.held:
-            typer.echo(f"  NOT FINISHED {name}: rerun this command once it is done")
-        failed = failed or bool(outcome.failed) or bool(outcome.held)
-        if worker:
-            continue
-        tracker = Tracker(outcome.tracking_uri, experiment=experiment)
-        results = grid_results(tracker, spec.name, unit_ids=[u.id for u in plan])
-        cells = [c.name for c in spec.all_cells()]
-        table = summary_table(results, cells, spec.metric)
-        if not table.empty:
-            knn = f"; knn_*: {knn_metric(spec.metric)}" if "knn_mean" in table else ""
-            _print_table(f"{spec.name}: {spec.metric} (%), mean and std over seeds{knn}", table)
-            if "vs_random_init" in table:
-                typer.echo(
-                    "vs_random_init: 'better' when a cell's mean exceeds random_init's by more "
-                    "than the larger of the two seed stds (a screen, not a test); "
-                    f"`asma-bench report --grid {spec.name}` tests each cell against the "
-                    f"grid's baseline ({spec.baseline or 'none set'})."
-                )
-        typer.echo(
-            f"\nMLflow store: {outcome.tracking_uri}  (browse: mlflow ui --backend-store-uri "
-            f"{outcome.tracking_uri})"
+            f"suite {suite.name}: {len(jobs)} grid runs, {ran} units run, {done} already "
+            f"finished, {bad} failed or unfinished ({sum(o.seconds for o in outcomes):.0f} s); "
+            f"`asma-bench report --runs {out}` writes every grid's tables"
         )
     if failed:
         raise typer.Exit(1)
+
+
+def _run_planned(spec, opts, plan, worker: bool, experiment: str):  # noqa: ANN001, ANN202
+    """Run one planned grid and print its outcome and table; (outcome, nothing failed)."""
+    from asma_bench.harness.runner import grid_results, run_grid, summary_table
+    from asma_bench.harness.tracking import Tracker
+    from asma_bench.protocols.metrics import knn_metric
+
+    outcome = run_grid(spec, opts)
+    held = f", {len(outcome.held)} held by other processes" if outcome.held else ""
+    typer.echo(
+        f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
+        f"finished{held}, {len(outcome.failed)} failed ({outcome.seconds:.0f} s)"
+    )
+    for name, reason in outcome.failed.items():
+        typer.echo(f"  FAILED {name}: {reason}")
+    for name in outcome.held:
+        typer.echo(f"  NOT FINISHED {name}: rerun this command once it is done")
+    ok = not outcome.failed and not outcome.held
+    if worker:
+        return outcome, ok
+    tracker = Tracker(outcome.tracking_uri, experiment=experiment)
+    results = grid_results(tracker, spec.name, unit_ids=[u.id for u in plan])
+    cells = [c.name for c in spec.all_cells()]
+    table = summary_table(results, cells, spec.metric)
+    if not table.empty:
+        knn = f"; knn_*: {knn_metric(spec.metric)}" if "knn_mean" in table else ""
+        _print_table(f"{spec.name}: {spec.metric} (%), mean and std over seeds{knn}", table)
+        if "vs_random_init" in table:
+            typer.echo(
+                "vs_random_init: 'better' when a cell's mean exceeds random_init's by more "
+                "than the larger of the two seed stds (a screen, not a test); "
+                f"`asma-bench report --grid {spec.name}` tests each cell against the "
+                f"grid's baseline ({spec.baseline or 'none set'})."
+            )
+    typer.echo(
+        f"\nMLflow store: {outcome.tracking_uri}  (browse: mlflow ui --backend-store-uri "
+        f"{outcome.tracking_uri})"
+    )
+    return outcome, ok
+
+
+def _job_label(spec, opts, multi: bool) -> str:  # noqa: ANN001
+    return f"{spec.name} on {opts.data or 'synthetic'}" if multi else spec.name
+
+
+def _print_suite_plan(name: str, jobs: list, multi: bool) -> None:
+    import pandas as pd
+
+    from asma_bench.harness.cost import pretrain_digests
+
+    seen: set[str] = set()
+    rows = []
+    for spec, opts, plan in jobs:
+        digests = {d for u in plan for d in pretrain_digests(u)}
+        rows.append({"grid": _job_label(spec, opts, multi), "units": len(plan),
+                     "pretrainings": len(digests), "shared": len(digests & seen)})  # fmt: skip
+        seen |= digests
+    _print_table(f"{name}: {sum(r['units'] for r in rows)} units, {len(seen)} distinct "
+                 "pretrainings (dry run: nothing trained)",
+                 pd.DataFrame(rows).set_index("grid"))  # fmt: skip
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("s" if n != 1 else "")
+
+
+def _threads(n: int) -> str:
+    return _count(n, "thread")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _print_cost(name, jobs, multi, out, tracking_uri, experiment, itemize) -> None:  # noqa: ANN001
+    """What the planned jobs will cost on this machine (see :mod:`asma_bench.harness.cost`)."""
+    import pandas as pd
+    import torch
+
+    from asma_bench.harness.cost import PROBE_EPOCHS, estimate
+    from asma_bench.harness.tracking import Tracker, default_tracking_uri, sqlite_path
+
+    uri = tracking_uri or default_tracking_uri(Path(out))
+    finished = lambda _g: ()  # noqa: E731 - no store yet: nothing finished
+    db = sqlite_path(uri)
+    if (db is not None and db.is_file()) or (db is None and tracking_uri):
+        tracker = Tracker(uri, experiment=experiment)
+        finished = lambda g: tracker.finished_units(g)  # noqa: E731
+
+    def told(i: int, n: int, unit) -> None:  # noqa: ANN001
+        if i == 0:
+            typer.echo(f"measuring what the units cost: one unit of each of {n} kinds, "
+                       f"{PROBE_EPOCHS} epochs per training stage…", err=True)  # fmt: skip
+        typer.echo(f"  [{i + 1}/{n}] {unit.grid} {unit.name} ({unit.protocol})", err=True)
+
+    labelled = [(_job_label(spec, opts, multi), plan) for spec, opts, plan in jobs]
+    grids_of = {_job_label(s, o, multi): s.name for s, o, _ in jobs}
+    cost = estimate(
+        [(label, plan) for label, plan in labelled],
+        finished=lambda label: finished(grids_of[label]),
+        runs=Path(out) if Path(out).is_dir() else None,
+        on_probe=told,
+    )
+    rows = [
+        {"grid": g.grid, "units": g.units, "to run": g.to_run, "pretrainings": g.pretrainings,
+         "shared": g.shared, "estimate": _duration(g.seconds)}
+        for g in cost.grids
+    ]  # fmt: skip
+    units = sum(g.units for g in cost.grids)
+    todo = sum(g.to_run for g in cost.grids)
+    if itemize:
+        rows.append({"grid": "total", "units": units, "to run": todo,
+                     "pretrainings": cost.pretrainings,
+                     "shared": sum(g.shared for g in cost.grids),
+                     "estimate": _duration(cost.seconds)})  # fmt: skip
+        _print_table(f"{name}: {len(jobs)} grid runs (dry run: nothing trained)",
+                     pd.DataFrame(rows).set_index("grid"))  # fmt: skip
+    typer.echo(
+        f"{name}: {todo} of {units} units to run, "
+        f"{_count(cost.pretrainings_needed, 'pretraining')} to train ({cost.pretrainings} "
+        "needed; one checkpoint serves every unit and grid that needs it); estimated "
+        f"{_duration(cost.seconds)} of wall time at "
+        f"{_threads(torch.get_num_threads())} on this machine"
+    )
+    typer.echo(
+        f"estimate: one unit of each of {cost.kinds} kinds run here with every training loop "
+        f"cut to {PROBE_EPOCHS} epochs ({_duration(cost.probe_seconds)}), the other epochs "
+        "added at each stage's measured pace; 'shared': pretrainings an earlier grid or the "
+        "runs folder provides"
+    )
+    for unit, why in cost.failures.items():
+        typer.echo(f"  not measured: {unit}: {why}")
 
 
 @app.command("grids")
@@ -364,10 +498,19 @@ def grids() -> None:
     """List the named grids: cells (reference rows included), protocol, the paper's table,
     and the whole description."""
     from asma_bench.harness.grids import list_grids, load_grid
+    from asma_bench.harness.suites import find_suite, list_suites
 
     specs = [load_grid(name) for name in list_grids()]
     rows = [(s.name, str(len(s.all_cells())), s.protocol, s.table) for s in specs]
     print_listing(("grid", "cells", "protocol", "paper"), rows, [s.description for s in specs])
+    suites = [s for s in map(find_suite, list_suites()) if s is not None]
+    if suites:
+        typer.echo("")
+        print_listing(
+            ("suite", "grids"),
+            [(s.name, str(len(s.grids))) for s in suites],
+            [f"{s.description} Grids: {', '.join(s.grids)}." for s in suites],
+        )
 
 
 def _profile_summary(name: str) -> str:

@@ -36,11 +36,39 @@ def latency(
         "reports"
     ),
     threads: Annotated[str, typer.Option(help="Intra-op thread counts, e.g. 1,2.")] = "1,2",
-    runs: Annotated[int, typer.Option(help="Timed inferences per model and thread count.")] = 100,
+    repeats: Annotated[
+        int, typer.Option(help="Timed inferences per model and thread count.")
+    ] = 100,
     warmup: Annotated[int, typer.Option(help="Untimed inferences first.")] = 10,
     work: Annotated[
         Path, typer.Option(help="Folder for data and checkpoints (shared with `run --out`).")
     ] = Path("runs"),
+    runs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Time the teacher and student a grid trained: the folder of `asma-bench "
+            "run` (with --grid, or --run-id). Nothing is trained again."
+        ),
+    ] = None,
+    grid: Annotated[
+        str | None, typer.Option(help="With --runs: the distill grid, e.g. teacher_kind.")
+    ] = None,
+    cell: Annotated[
+        str | None, typer.Option(help="With --runs: the cell (default: the grid's first).")
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="With --runs: a distill unit's MLflow run id.")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="'synthetic' or a canonical dataset folder: the data the models are trained "
+            "on and scored on (with --runs: which dataset's unit)."
+        ),
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option(help="With --runs: MLflow tracking URI (default: in --runs).")
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the teacher and student.")] = 0,
     exporter: Annotated[str, typer.Option(help="dynamo | torchscript")] = "dynamo",
     train: Annotated[
@@ -65,19 +93,46 @@ def latency(
     ] = None,
 ) -> None:
     """Export the ASMa teacher and its student to ONNX, check them, quantise the student
-    to int8 and time all three at batch 1 (paper Table 2)."""
+    to int8 and time all three at batch 1 (paper Table 2): the models a grid trained
+    (`--runs DIR --grid teacher_kind`), or ones trained here for `--profile`."""
+    from asma_bench.errors import ConfigError
     from asma_bench.perf.latency import LatencyOptions, latency_notes, run_latency
 
     _refuse_seed_override(set_, "--seed")
+    overrides: list[str | dict] = list(set_ or [])
+    config = origin = None
+    if runs is None:
+        if grid or cell or run_id or store:
+            raise ConfigError("--grid, --cell, --run-id and --store need --runs (a runs folder)")
+        if data:
+            source = data if data == "synthetic" else str(Path(data).expanduser())
+            overrides.insert(0, {"data": {"source": source}})
+    else:
+        from asma_bench.perf.trained import check_checkpoints, find_unit, with_overrides
+
+        if not train:
+            raise ConfigError("--no-train times untrained models; --runs times trained ones")
+        if runs.is_dir() is False and str(runs).isdigit():
+            raise ConfigError(
+                f"--runs {runs}: --runs names a runs folder; the number of timed inferences "
+                "is --repeats"
+            )
+        unit = find_unit(runs, store, grid, cell, seed, run_id, data)
+        check_checkpoints(unit, runs)
+        config = with_overrides(unit.config, [str(o) for o in overrides])
+        origin = unit.origin
+        work = runs
     opts = LatencyOptions(
         profile=profile,
-        overrides=list(set_ or []),
+        overrides=overrides,
         seed=seed,
         threads=_int_list(threads, "--threads"),
-        runs=runs,
+        runs=repeats,
         warmup=warmup,
         exporter=exporter,
         train=train,
+        config=config,
+        origin=origin,
     )
     mode, start = _progress_mode(progress), time.monotonic()
 

@@ -32,6 +32,7 @@ from asma_bench.data.synthetic import resolve_config
 from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import CellSpec, GridSpec
 from asma_bench.harness.tracking import (
+    TAG_LEFT_OUT,
     TAG_PROFILE,
     TAG_SEEDS,
     Tracker,
@@ -265,6 +266,8 @@ def _joint_count(data: Any) -> int | None:  # noqa: ANN401 - a DataConfig
 
 
 _SAID: set[tuple] = set()  # cells left out, already said in this process
+#: grid name → {cell: why the latest plan of the grid left it out}, for its grid run's tag
+LEFT_OUT: dict[str, dict[str, str]] = {}
 
 
 def _distinct_masks(grid: GridSpec, units: Sequence[Unit]) -> list[Unit]:
@@ -298,6 +301,10 @@ def _distinct_masks(grid: GridSpec, units: Sequence[Unit]) -> list[Unit]:
                 "this size); run with more frames, e.g. --set data.frames=50"
             )
         dropped[u.cell.name] = (first.cell.name, n, v)
+    LEFT_OUT[grid.name] = {
+        cell: f"masks the same {n:g} of {v} joints as {other} (the fractions of V round alike)"
+        for cell, (other, n, v) in dropped.items()
+    }
     for cell, (other, n, v) in dropped.items():
         if (grid.name, cell, other, v) in _SAID:  # planned again by the runner: said once
             continue
@@ -365,7 +372,14 @@ def open_grid_run(
     except ValueError:
         earlier = []
     seeds = sorted({int(s) for s in [*earlier, *opts.seeds]})
-    tracker.set_tags(parent, {TAG_SEEDS: json.dumps(seeds), TAG_PROFILE: opts.profile})
+    tags = {TAG_SEEDS: json.dumps(seeds), TAG_PROFILE: opts.profile}
+    if LEFT_OUT.get(grid.name):  # cells this dataset cannot tell apart: the report says why
+        try:
+            said = json.loads(run.data.tags.get(TAG_LEFT_OUT, "{}"))
+        except ValueError:
+            said = {}
+        tags[TAG_LEFT_OUT] = json.dumps({**said, **LEFT_OUT[grid.name]}, sort_keys=True)
+    tracker.set_tags(parent, tags)
     fresh = {k: v for k, v in {"grid": grid.name, "table": grid.table}.items()
              if k not in run.data.params}  # fmt: skip
     if fresh:

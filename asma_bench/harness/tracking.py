@@ -28,6 +28,7 @@ TAG_GRID, TAG_UNIT, TAG_CELL, TAG_SEED = "asma.grid", "asma.unit", "asma.cell", 
 TAG_KIND, TAG_FAILURE, TAG_PARENT = "asma.kind", "asma.failure", "mlflow.parentRunId"
 # on a grid's parent run: every seed requested so far (a JSON list) and the latest profile
 TAG_SEEDS, TAG_PROFILE = "asma.seeds", "asma.profile"
+TAG_LEFT_OUT = "asma.left_out"  # on a grid's run: JSON {cell: why planning left it out}
 TAG_CHECKPOINT = "asma.checkpoint"  # asma.checkpoint.<kind> = the file a unit used
 # on a RUNNING unit run: the process training it, and when it last said it was alive
 TAG_HOST, TAG_PID, TAG_HEARTBEAT = "asma.host", "asma.pid", "asma.heartbeat"

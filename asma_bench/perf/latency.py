@@ -363,6 +363,27 @@ def latency_notes(results: Sequence[ModelResult], opts: Any) -> list[str]:
         )
     teacher = next((m for m in results if m.name.startswith("teacher")), None)
     student = next((m for m in results if m.name.startswith("student")), None)
+    int8 = next((m for m in results if m.name == "student (int8)"), None)
+    if student and int8 and np.isfinite(student.accuracy) and np.isfinite(int8.accuracy):
+        loss = student.accuracy - int8.accuracy
+        notes.append(
+            f"int8 student: test top-1 {int8.accuracy:.2f} % against the fp32 student's "
+            f"{student.accuracy:.2f} %: "
+            + (f"{loss:.2f} points lost to quantisation" if loss > 0 else "no accuracy lost")
+        )
+    if teacher and student and np.isfinite(teacher.accuracy) and np.isfinite(student.accuracy):
+        gap = student.accuracy - teacher.accuracy
+        notes.append(
+            f"student vs teacher: {gap:+.2f} points of test top-1 with "
+            f"{100 * (1 - student.params / teacher.params):.0f} % fewer parameters"
+        )
+    trained_now = list(getattr(opts, "trained_now", []) or [])
+    if getattr(opts, "origin", None):
+        notes.append(
+            "trained now, not by the grid: " + ", ".join(trained_now)
+            if trained_now
+            else "every model was loaded from the grid's checkpoints; nothing was trained"
+        )
     if teacher and student and student.params >= teacher.params:
         notes.append(
             f"the student ({student.params / 1e6:.3g} M parameters) is not smaller "
@@ -387,6 +408,9 @@ class LatencyOptions:
     check_clips: int = 4
     device: str = "cpu"
     train: bool = True  # False: time the architectures with initial weights, no accuracy
+    config: RunConfig | None = None  # the models' config (a grid's unit); None: the profile's
+    origin: str | None = None  # where ``config`` comes from, for the caption
+    trained_now: list[str] = field(default_factory=list)  # checkpoints this command trained
 
     def __post_init__(self) -> None:
         if not self.threads or any(t < 1 for t in self.threads):
@@ -420,15 +444,17 @@ def run_latency(
     """Build, export, check, quantise and time the teacher and student; write
     ``out_dir/latency/`` (Markdown, CSV, JSON, ONNX models, manifest) and the HTML page."""
     say = progress or (lambda _msg: None)
-    cfg = latency_config(opts.profile, opts.overrides, opts.seed)
+    cfg = opts.config or latency_config(opts.profile, opts.overrides, opts.seed)
+    folder = Path(out_dir) / "latency"
+    html.check_report_folder(folder.parent, [folder.name])  # refused before hours of training
+    before = _checkpoints(work_dir)
     say(
         "training / loading the teacher and the student"
         if opts.train
         else "building the teacher and the student (untrained)"
     )
     teacher, student, data = latency_models(cfg, work_dir, opts.device, opts.train)
-    folder = Path(out_dir) / "latency"
-    html.check_report_folder(folder.parent, [folder.name])  # refused before hours of timing
+    trained = sorted(_checkpoints(work_dir) - before)
     models_dir = folder / "models"
     example = data.test.x[:1].clone()
     check = data.test.x[: opts.check_clips]
@@ -479,8 +505,16 @@ def run_latency(
             m.timings[threads] = measure(Path(m.path), threads, opts.runs, opts.warmup)
     table = latency_table(results)
     caption = _caption(cfg, opts, data)
+    if opts.config is not None:  # a grid's models: say which were trained now, not by it
+        opts.trained_now = list(trained)
     files = _write(folder, results, table, caption, cfg, opts, data)
     return LatencyResult(results, table, files, caption)
+
+
+def _checkpoints(work_dir: Path) -> set[str]:
+    """The checkpoint files under ``work_dir`` (what training the models added)."""
+    folder = Path(work_dir) / "checkpoints"
+    return {p.name for p in folder.glob("*.pt")} if folder.is_dir() else set()
 
 
 def _caption(cfg: RunConfig, opts: LatencyOptions, data: Any) -> str:
@@ -494,8 +528,8 @@ def _caption(cfg: RunConfig, opts: LatencyOptions, data: Any) -> str:
         f"FLOPs from torch.utils.flop_counter (a multiply-add = 2 FLOPs). Peak RSS: the "
         f"timing process (Python + ONNX Runtime + model). Accuracy: test split of "
         f"{data.name} ({cfg.data.split}, {len(data.test)} clips) through ONNX Runtime. "
-        f"Profile {opts.profile}, seed {opts.seed}; ratio rows are teacher / student "
-        f"(FPS: student / teacher)."
+        + (f"Models: {opts.origin}" if opts.origin else f"Profile {opts.profile}, seed {opts.seed}")
+        + "; ratio rows are teacher / student (FPS: student / teacher)."
     )
 
 
@@ -522,7 +556,7 @@ def _write(
     payload = {
         "caption": caption,
         "profile": opts.profile,
-        "options": {k: v for k, v in asdict(opts).items() if k != "overrides"},
+        "options": {k: v for k, v in asdict(opts).items() if k not in ("overrides", "config")},
         "overrides": [str(o) for o in opts.overrides],
         "config": cfg.model_dump(mode="json"),
         "dataset": {"name": data.name, "split": cfg.data.split, "test_clips": len(data.test)},

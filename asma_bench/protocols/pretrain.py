@@ -47,6 +47,7 @@ from asma_bench.protocols.training import (
     EpochCallback,
     RandomStreams,
     batches,
+    capped,
     check_finite,
     estimate_bn_stats,
     make_optimizer,
@@ -163,7 +164,9 @@ def pretrain(
         # a GPU holds the whole pre-processed training set: batches are gathered on it
         clips = data.train.x.to(device) if on_gpu else data.train.x
         model = wrap(objective, device)
-        for epoch in range(start, p.epochs):
+        if progress:
+            progress(start, p.epochs)
+        for epoch in range(start, max(start, capped(p.epochs))):
             model.train()
             total, count = 0.0, 0
             # ranks share the batch stream only; each draws its own views and masks

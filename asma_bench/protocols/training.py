@@ -12,6 +12,8 @@ import math
 import os
 import random
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,28 @@ from asma_bench.protocols.metrics import Predictions
 from asma_bench.strategies.base import MaskStream
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+_EPOCH_CAP: ContextVar[int | None] = ContextVar("asma_epoch_cap", default=None)
+
+
+@contextmanager
+def epoch_cap(epochs: int) -> Iterator[None]:
+    """Inside the block every training loop stops after at most ``epochs`` epochs while its
+    schedule and its progress reports keep the configured count: what the cost estimate of
+    ``run --dry-run`` measures (a few timed epochs of each stage, extrapolated), never a
+    way to train. The loops' ``progress(0, total)`` call marks where a stage starts."""
+    token = _EPOCH_CAP.set(max(1, int(epochs)))
+    try:
+        yield
+    finally:
+        _EPOCH_CAP.reset(token)
+
+
+def capped(epochs: int) -> int:
+    """``epochs``, or fewer inside :func:`epoch_cap`."""
+    cap = _EPOCH_CAP.get()
+    return epochs if cap is None else min(epochs, cap)
 
 
 class DivergenceError(AsmaBenchError):
@@ -271,7 +295,9 @@ def fit_classifier(
     sched = warmup_cosine(opt, 0, steps)
     x_all, y_all = train
     last: dict[str, float] = {}
-    for epoch in range(epochs):
+    if progress:
+        progress(0, epochs)
+    for epoch in range(capped(epochs)):
         model.train()
         for name, module in (frozen or {}).items():
             assert_frozen(module, name)

@@ -25,6 +25,7 @@ from asma_bench.harness.tracking import (
     TAG_FAILURE,
     TAG_GRID,
     TAG_KIND,
+    TAG_LEFT_OUT,
     TAG_PROFILE,
     TAG_SEED,
     TAG_SEEDS,
@@ -113,6 +114,8 @@ class GridRuns:
     expected_seeds: list[int] = field(default_factory=list)
     seeds_source: str = ""
     missing: dict[str, list[int]] = field(default_factory=dict)
+    # cells planning left out (another cell's experiment on this dataset) → why
+    left_out: dict[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -153,7 +156,7 @@ class GridRuns:
         expected = [s for s in self.expected_seeds if (df["seed"] == s).any()]
         have = set(zip(df["cell"], df["seed"], strict=True))
         missing = {
-            c: miss for c in self.cells
+            c: miss for c in self.cells if c not in self.left_out
             if (miss := [s for s in expected if (c, s) not in have])
         }  # fmt: skip
         sub = replace(self, runs=df, missing=missing, notes=[], expected_seeds=expected)
@@ -162,9 +165,10 @@ class GridRuns:
         return sub
 
     def unfinished_cells(self) -> list[str]:
-        """Cells of the table without any FINISHED run (no run at all, or all failed)."""
+        """Cells of the table without any FINISHED run (no run at all, or all failed);
+        cells planning left out are not among them (a note says why they are empty)."""
         done = set(self.finished["cell"])
-        return [c for c in self.cells if c not in done]
+        return [c for c in self.cells if c not in done and c not in self.left_out]
 
     def param(self, name: str, cells: Iterable[str] | None = None) -> list[str]:
         """Distinct values of a run parameter (over ``cells``, default all), in order seen."""
@@ -295,13 +299,21 @@ def load_grid_runs(
         source = "seen in the store; the requested seeds were not recorded"
     have = set(zip(df["cell"], df["seed"], df["dataset"], strict=True))
     datasets = list(dict.fromkeys(df["dataset"]))
+    left_out = {c: why for c, why in _left_out(parents).items() if c not in set(df["cell"])}
+    if left_out:
+        notes.append(
+            "not run (planning left them out: on this dataset each would be another cell's "
+            "experiment under its name): "
+            + "; ".join(f"{c} {why}" for c, why in left_out.items())
+            + "."
+        )
     missing = {
-        c: miss for c in cells
+        c: miss for c in cells if c not in left_out
         if (miss := [s for s in expected if any((c, s, d) not in have for d in datasets)])
     }  # fmt: skip
     runs = GridRuns(
         grid, uri, df.reset_index(drop=True), cells, labels, base, table, metric, profile, notes,
-        expected, source, missing,
+        expected, source, missing, left_out,
     )  # fmt: skip
     if base is not None and base in runs.unfinished_cells():
         if baseline is not None:
@@ -313,6 +325,21 @@ def load_grid_runs(
         runs.baseline = None
     runs.notes[:0] = completeness_notes(runs, where)
     return runs
+
+
+def _left_out(parents: pd.DataFrame) -> dict[str, str]:
+    """Cells the grid's planning left out (``asma.left_out`` on its grid run), with why."""
+    col = f"tags.{TAG_LEFT_OUT}"
+    found: dict[str, str] = {}
+    if col in parents:
+        for text in parents[col].dropna().astype(str):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                found.update({str(k): str(v) for k, v in value.items()})
+    return found
 
 
 def requested_seeds(parents: pd.DataFrame) -> list[int]:
@@ -346,8 +373,9 @@ def completeness_notes(runs: GridRuns, where: Sequence[str] = ()) -> list[str]:
     no run at all, against the seeds the grid expects; [] for a complete grid."""
     if not runs.expected_seeds:
         return []
-    n_cells, seeds = len(runs.cells), runs.expected_seeds
-    expected = {(c, s) for c in runs.cells for s in seeds}
+    cells = [c for c in runs.cells if c not in runs.left_out]
+    n_cells, seeds = len(cells), runs.expected_seeds
+    expected = {(c, s) for c in cells for s in seeds}
     done = set(zip(runs.finished["cell"], runs.finished["seed"], strict=True))
     lacking = expected - done
     if not lacking:
