@@ -23,7 +23,13 @@ def _classes(text: str | None) -> list[int] | None:
 
 @app.command("report")
 def report(
-    grid: Annotated[str, typer.Option(help="Grid name (see `asma-bench grids`) or YAML file.")],
+    grid: Annotated[
+        str,
+        typer.Option(
+            help="Grid name (see `asma-bench grids`), YAML file, or a suite (e.g. paper: "
+            "every grid of it that has runs)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Report folder (one HTML page for all).")] = Path(
         "reports"
     ),
@@ -80,6 +86,84 @@ def report(
     strategies hides. Cells or seeds missing from the store are named in a warning block
     and under the table; a store where no unit of the grid finished is an error.
     """
+    from asma_bench.harness.suites import find_suite
+    from asma_bench.reports.results import NoResultsError, NoRunsError, resolve_tracking_uri
+
+    suite = find_suite(grid)
+    if suite is None:
+        _report_one(
+            grid,
+            out,
+            runs,
+            store,
+            correction,
+            baseline,
+            metric,
+            seed_test,
+            per_clip,
+            where,
+            embeddings,
+            embedding_method,
+            classes,
+            experiment,
+            masking_draws,
+        )
+        return
+    if baseline is not None:
+        from asma_bench.errors import ConfigError
+
+        raise ConfigError(
+            f"--baseline names a cell of one grid; suite {suite.name} has "
+            f"{len(suite.grids)} grids, each with its own baseline"
+        )
+    resolve_tracking_uri(store, runs)  # a missing store is one error, not one per grid
+    done = []
+    for name in suite.grids:
+        typer.echo(f"== {name}")
+        try:
+            _report_one(
+                name,
+                out,
+                runs,
+                store,
+                correction,
+                baseline,
+                metric,
+                seed_test,
+                per_clip,
+                where,
+                embeddings,
+                embedding_method,
+                classes,
+                experiment,
+                masking_draws,
+            )
+            done.append(name)
+        except (NoRunsError, NoResultsError) as exc:  # not run yet: the others still report
+            typer.echo(f"grid {name}: not reported ({exc})")
+    typer.echo(f"\nsuite {suite.name}: {len(done)} of {len(suite.grids)} grids reported")
+    if not done:
+        raise NoResultsError(f"suite {suite.name}: none of its grids has a finished run in {runs}")
+
+
+def _report_one(
+    grid,
+    out,
+    runs,
+    store,
+    correction,
+    baseline,
+    metric,
+    seed_test,
+    per_clip,  # noqa: ANN001, PLR0913
+    where,
+    embeddings,
+    embedding_method,
+    classes,
+    experiment,
+    masking_draws,
+) -> None:
+    """One grid's report (what ``report --grid NAME`` writes and prints)."""
     from asma_bench.reports.build import FigureOptions, write_report
     from asma_bench.reports.results import resolve_tracking_uri
     from asma_bench.reports.tables import ReportOptions

@@ -60,6 +60,10 @@ class NoResultsError(AsmaBenchError):
     exit_code = 1
 
 
+class NoRunsError(ConfigError):
+    """The store has no run of the grid at all (a suite's report skips such a grid)."""
+
+
 def resolve_tracking_uri(store: str | None, runs_dir: Path | str = "runs") -> str:
     """``store`` if given, else the SQLite store the runner writes in ``runs_dir``.
 
@@ -244,7 +248,7 @@ def load_grid_runs(
     parents = parents[parents[grid_col] == grid] if grid_col in parents else parents.iloc[:0]
     if df.empty:
         there = f"grids there: {', '.join(others)}" if others else "it has no grid runs"
-        raise ConfigError(f"--grid {grid}: no runs of this grid in {uri} ({there})")
+        raise NoRunsError(f"--grid {grid}: no runs of this grid in {uri} ({there})")
     df = df.copy()
     df["cell"] = df[f"tags.{TAG_CELL}"].astype(str)
     df["seed"] = pd.to_numeric(df[f"tags.{TAG_SEED}"], errors="coerce").fillna(-1).astype(int)

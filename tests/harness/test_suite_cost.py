@@ -171,6 +171,16 @@ def test_a_suite_trains_a_pretraining_two_grids_share_once(tmp_path, capsys):
         (run,) = tracker.unit_runs(grid)
         curves[grid] = tracker.client.get_metric_history(run.info.run_id, "pretrain_loss")
     assert curves["share_a"] and not curves["share_b"]  # the second grid loaded it
+    # one report command for the suite: every grid of it that has runs
+    rep = tmp_path / "rep"
+    assert main(["report", "--grid", str(suite), "--runs", str(out), "--out", str(rep),
+                 "--no-embeddings", "--masking-draws", "0"]) == 0  # fmt: skip
+    assert "suite both: 2 of 2 grids reported" in capsys.readouterr().out
+    assert (rep / "share_a" / "share_a.md").is_file() and (rep / "share_b" / "share_b.md").is_file()
+    assert main(["report", "--grid", "paper", "--runs", str(out), "--out", str(tmp_path / "p"),
+                 "--no-embeddings", "--masking-draws", "0"]) == 1  # fmt: skip
+    said = capsys.readouterr()
+    assert "grid masking_pairs: not reported" in said.out and "none of its grids" in said.err
     # planned again, everything is done: nothing to run, nothing to measure
     assert main([*args, "--dry-run"]) == 0
     again = capsys.readouterr().out
