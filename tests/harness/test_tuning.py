@@ -303,7 +303,7 @@ def test_a_key_both_profile_and_cells_set_takes_the_cells_value(tmp_path, capsys
     assert profile_conflicts(grid, str(path)) == ["pretrain.pairing"]
     assert profile_conflicts(grid, "smoke") == []  # built-in profiles only size the runs
     args = ["run", "--grid", "masking_pairs", "--profile", str(path), "--seeds", "1",
-            "--dry-run", "--out", str(tmp_path / "runs")]  # fmt: skip
+            "--dry-run", "--no-estimate", "--out", str(tmp_path / "runs")]  # fmt: skip
     assert main(args) == 0
     err = capsys.readouterr().err
     assert err == (
