@@ -120,7 +120,9 @@ def latency(
         unit = find_unit(runs, store, grid, cell, seed, run_id, data)
         check_checkpoints(unit, runs)
         config = with_overrides(unit.config, [str(o) for o in overrides])
-        origin = unit.origin
+        origin = unit.origin + (
+            f", changed by --set {' '.join(str(o) for o in overrides)}" if overrides else ""
+        )
         work = runs
     opts = LatencyOptions(
         profile=profile,

@@ -8,6 +8,11 @@ every training loop stopped after :data:`PROBE_EPOCHS` epochs (:func:`epoch_cap`
 data preparation, feature extraction, L-BFGS fits and predictions run whole, and each
 training stage's remaining epochs are added at the speed of its last measured epoch.
 
+A ``distill`` unit loads every model it trained (pretraining, teacher, student) from
+checkpoints named by digest: one that an earlier unit of the plan already is (the same
+unit in two grids, e.g. ``teacher_kind``'s ``linear_teacher`` and ``distill_kind``'s
+``logit``), or whose student the runs folder holds, costs nothing to train.
+
 Pretrainings are counted once. A unit's pretraining (its ``pretrain-<digest>.pt``) is
 paid by the first unit of the plan that needs it, or by nobody when the runs folder
 already holds it; every other unit that needs it costs only its evaluation. Other cached
@@ -37,6 +42,9 @@ log = logging.getLogger(__name__)
 #: Epochs each training stage runs in a probe: the first carries the start-up (memory,
 #: kernels' first calls), the second is the steady pace the rest are extrapolated from.
 PROBE_EPOCHS = 2
+
+#: Protocols whose unit, run again, loads the models it trained instead of training them.
+REPLAYED = frozenset({"distill"})
 
 #: Settings that change what a unit learns but not what it costs to train.
 COST_NEUTRAL = frozenset({"seed", "masking", "device", "deterministic", "rng"})
@@ -222,7 +230,17 @@ def estimate(
     def exists(digest: str) -> bool:
         return runs is not None and (runs / "checkpoints" / f"pretrain-{digest}.pt").is_file()
 
+    def replayed(u: Unit) -> bool:  # its models exist, or an earlier unit trains them
+        if u.protocol not in REPLAYED:
+            return False
+        if u.id in ran:
+            return True
+        from asma_bench.protocols.unit_files import unit_checkpoints
+
+        return runs is not None and "student" in unit_checkpoints(u.config, runs / "checkpoints")
+
     paid: set[str] = set()
+    ran: set[str] = set()
     rows: list[GridCost] = []
     needed_all: set[str] = set()
     for (grid, units), (_, waiting) in zip(plans, todo, strict=True):
@@ -232,6 +250,15 @@ def estimate(
         for u in waiting:
             probe = probes[cost_kind(u)]
             digests = pretrain_digests(u)
+            if replayed(u):
+                for d in digests:
+                    if d not in grid_digests and (d in paid or exists(d)):
+                        shared.add(d)
+                    grid_digests.add(d)
+                    needed_all.add(d)
+                ran.add(u.id)
+                continue
+            ran.add(u.id)
             if probe.error:
                 unknown += 1
             costs = probe.pretrainings

@@ -14,10 +14,9 @@ from asma_bench.protocols.linear import linear_head_path
 from asma_bench.protocols.pretrain import pretrain_digest
 
 
-def unit_checkpoints(cfg: RunConfig, ckpt_dir: Path) -> dict[str, Path]:
-    """The checkpoints a unit of ``cfg`` uses that exist in ``ckpt_dir``, by kind
-    (pretrain, linear head, fine-tuned model, student): what ``asma-bench show`` lists and
-    each unit's MLflow tags name."""
+def unit_checkpoint_paths(cfg: RunConfig, ckpt_dir: Path) -> dict[str, Path]:
+    """Where each checkpoint a unit of ``cfg`` may use lives in ``ckpt_dir``, by kind
+    (pretrain, linear head, fine-tuned model, student), whether it exists or not."""
 
     def outside(sections: tuple[str, ...]) -> list[str]:
         return [k for k in RunConfig.model_fields if k not in sections]
@@ -28,4 +27,11 @@ def unit_checkpoints(cfg: RunConfig, ckpt_dir: Path) -> dict[str, Path]:
         "finetune": f"finetune-{cfg.digest(exclude=outside(FINETUNE_SECTIONS))}.pt",
         "student": f"student-{cfg.digest(exclude=['device'])}.pt",
     }
-    return {kind: ckpt_dir / n for kind, n in names.items() if (ckpt_dir / n).is_file()}
+    return {kind: Path(ckpt_dir) / n for kind, n in names.items()}
+
+
+def unit_checkpoints(cfg: RunConfig, ckpt_dir: Path) -> dict[str, Path]:
+    """The checkpoints a unit of ``cfg`` uses that exist in ``ckpt_dir``, by kind
+    (pretrain, linear head, fine-tuned model, student): what ``asma-bench show`` lists and
+    each unit's MLflow tags name."""
+    return {k: p for k, p in unit_checkpoint_paths(cfg, ckpt_dir).items() if p.is_file()}

@@ -135,3 +135,17 @@ def test_latency_smoke_end_to_end(tmp_path):
     assert "latency/latency.csv" in (tmp_path / "reports" / "index.html").read_text()
     with pytest.raises(ConfigError, match="--threads"):
         LatencyOptions(threads=(0,))
+
+
+def test_int8_calibration_draws_every_class_alike():
+    from asma_bench.perf.latency import calibration_clips
+
+    # a training split stored class by class: its first 40 clips are all class 0
+    y = torch.arange(4).repeat_interleave(40)
+    x = torch.arange(160.0).view(-1, 1, 1, 1, 1).expand(-1, 3, 2, 5, 1).clone()  # clip = row
+    clips = calibration_clips(x, y, 40, seed=0)
+    rows = clips[:, 0, 0, 0, 0].astype(int)
+    assert len(set(rows)) == 40 and np.bincount(rows // 40).tolist() == [10, 10, 10, 10]
+    np.testing.assert_array_equal(clips, calibration_clips(x, y, 40, seed=0))  # seeded
+    assert not np.array_equal(clips, calibration_clips(x, y, 40, seed=1))
+    assert len(calibration_clips(x, y, 1000, seed=0)) == 160  # at most the split

@@ -46,7 +46,7 @@ def test_the_table_times_and_scores_the_grids_own_models(trained, tmp_path, caps
     assert student["params"] == metrics["student_params"]
     assert teacher["params"] == metrics["teacher_params"]
     assert run_id in payload["caption"] and "linear_teacher" in payload["caption"]
-    assert "nothing was trained" in io.out and "int8 student: test top-1" in io.out
+    assert "this command trained nothing" in io.out and "int8 student: test top-1" in io.out
     # another cell, by name or by run id, is another pair of models
     fine_id, fine = unit_metrics(trained, "finetune_teacher")
     code, io = latency(capsys, trained, tmp_path / "rep2", "--run-id", fine_id)
@@ -89,3 +89,31 @@ def test_a_missing_checkpoint_is_refused_not_retrained(trained, tmp_path, capsys
     assert code == 2 and "student checkpoint is not under" in io.err
     assert f"asma-bench rerun {run_id}" in io.err
     assert not list((copy / "checkpoints").glob("student-*.pt"))
+
+
+def test_models_changed_by_set_are_trained_into_the_runs_folder_and_listed(
+    trained, tmp_path, capsys
+):
+    import shutil
+
+    copy = tmp_path / "runs"
+    shutil.copytree(trained, copy)
+    three = "distill.teacher_streams=[joint,bone,motion]"
+    code, io = latency(capsys, copy, tmp_path / "rep", "--grid", "teacher_kind", "--set", three)
+    assert code == 0, io.err
+    line = next(ln for ln in io.out.splitlines() if "trained now, by this command" in ln)
+    listed = sorted(line.split(": ", 1)[1].split(", "))
+
+    def finals(folder):
+        return {p.name for p in (folder / "checkpoints").glob("*.pt") if ".partial" not in p.name}
+
+    assert listed == sorted(finals(copy) - finals(trained))
+    # the bone and motion teachers (a pretraining and a probe head each) and a new student
+    assert [n.split("-")[0] for n in listed].count("pretrain") == 2
+    assert [n.split("-")[0] for n in listed].count("student") == 1
+    payload = json.loads((tmp_path / "rep" / "latency" / "latency.json").read_text())
+    assert "changed by --set" in payload["caption"]
+    assert (
+        payload["models"][0]["params"]
+        > 2.5 * unit_metrics(trained, "linear_teacher")[1]["teacher_params"]
+    )  # three streams, each the grid's teacher's size
