@@ -350,7 +350,7 @@ def run(
         typer.echo(
             f"suite {suite.name}: {len(jobs)} grid runs, {ran} units run, {done} already "
             f"finished, {bad} failed or unfinished ({sum(o.seconds for o in outcomes):.0f} s); "
-            f"`asma-bench report --runs {out}` writes every grid's tables"
+            f"`asma-bench report --grid {grid} --runs {out}` writes every grid's tables"
         )
     if failed:
         raise typer.Exit(1)
