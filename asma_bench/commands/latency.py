@@ -112,7 +112,7 @@ def latency(
 
         if not train:
             raise ConfigError("--no-train times untrained models; --runs times trained ones")
-        if runs.is_dir() is False and str(runs).isdigit():
+        if not runs.is_dir() and str(runs).isdigit():
             raise ConfigError(
                 f"--runs {runs}: --runs names a runs folder; the number of timed inferences "
                 "is --repeats"

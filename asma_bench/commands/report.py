@@ -89,25 +89,15 @@ def report(
     from asma_bench.harness.suites import find_suite
     from asma_bench.reports.results import NoResultsError, NoRunsError, resolve_tracking_uri
 
+    settings = dict(
+        out=out, runs=runs, store=store, correction=correction, baseline=baseline,
+        metric=metric, seed_test=seed_test, per_clip=per_clip, where=where,
+        embeddings=embeddings, embedding_method=embedding_method, classes=classes,
+        experiment=experiment, masking_draws=masking_draws,
+    )  # fmt: skip
     suite = find_suite(grid)
     if suite is None:
-        _report_one(
-            grid,
-            out,
-            runs,
-            store,
-            correction,
-            baseline,
-            metric,
-            seed_test,
-            per_clip,
-            where,
-            embeddings,
-            embedding_method,
-            classes,
-            experiment,
-            masking_draws,
-        )
+        _report_one(grid, **settings)
         return
     if baseline is not None:
         from asma_bench.errors import ConfigError
@@ -121,23 +111,7 @@ def report(
     for name in suite.grids:
         typer.echo(f"== {name}")
         try:
-            _report_one(
-                name,
-                out,
-                runs,
-                store,
-                correction,
-                baseline,
-                metric,
-                seed_test,
-                per_clip,
-                where,
-                embeddings,
-                embedding_method,
-                classes,
-                experiment,
-                masking_draws,
-            )
+            _report_one(name, **settings)
             done.append(name)
         except (NoRunsError, NoResultsError) as exc:  # not run yet: the others still report
             typer.echo(f"grid {name}: not reported ({exc})")

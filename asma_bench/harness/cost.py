@@ -36,6 +36,7 @@ from asma_bench.harness.plan import Unit, prepare_synthetic
 from asma_bench.protocols import UnitContext, run_protocol
 from asma_bench.protocols.pretrain import pretrain_digest
 from asma_bench.protocols.training import epoch_cap
+from asma_bench.protocols.unit_files import unit_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +236,6 @@ def estimate(
             return False
         if u.id in ran:
             return True
-        from asma_bench.protocols.unit_files import unit_checkpoints
-
         return runs is not None and "student" in unit_checkpoints(u.config, runs / "checkpoints")
 
     paid: set[str] = set()
