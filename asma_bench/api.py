@@ -6,10 +6,11 @@
 >>> df.groupby("cell")["test_top1"].agg(["mean", "std"])
 
 ``load_results`` gives one row per unit (cell, seed), its latest FINISHED run: ``cell``,
-``seed``, ``status``, ``run_id``, every resolved configuration value under its dotted name
-(``pretrain.pairing``, ``masking.k`` …) and every final metric (``test_top1``,
-``test_knn_top1``, ``linear_loss`` …). Units that failed are left out unless
-``finished_only=False``.
+``seed``, ``status``, ``run_id``, ``protocol``, the cell's ``label.*``, every resolved
+configuration value under its dotted name (``pretrain.pairing``, ``masking.k`` …, with the
+types of the run's ``config.json``: bool, int, float, text, lists, None) and every final
+metric (``test_top1``, ``test_knn_top1``, ``linear_loss`` …), in that order, each group
+sorted. Units that failed are left out unless ``finished_only=False``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,19 @@ from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import load_grid
 from asma_bench.harness.runner import GridOutcome, RunOptions
 from asma_bench.harness.runner import run_grid as _run_grid
-from asma_bench.harness.tracking import TAG_KIND, Tracker
+from asma_bench.harness.tracking import TAG_KIND, Tracker, resolve_run_id
+from asma_bench.predict import PREDICTABLE, EvalPipeline, Predictor, pipeline_path
 from asma_bench.protocols import UnitContext
-from asma_bench.protocols.data import prepare_data
+from asma_bench.protocols.data import prepare_data, resolve_dataset
 from asma_bench.protocols.finetune import finetuned_classifier
 from asma_bench.protocols.linear import cached_linear_teacher
 from asma_bench.protocols.unit_files import unit_checkpoints
-from asma_bench.reports.results import check_sqlite_store, load_grid_runs, resolve_tracking_uri
+from asma_bench.reports.results import (
+    check_sqlite_store,
+    load_grid_runs,
+    resolve_tracking_uri,
+    unit_table,
+)
 
 __all__ = ["load_model", "load_results", "run_grid", "unit_run"]
 
@@ -39,7 +46,7 @@ def run_grid(
     grid: str | Path,
     *,
     profile: str = "quick",
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: int | Sequence[int] = (0, 1, 2),
     data: str | None = None,
     out: str | Path = "runs",
     overrides: Sequence[str] = (),
@@ -48,7 +55,20 @@ def run_grid(
     experiment: str = "asma-bench",
 ) -> GridOutcome:
     """Run every unfinished (cell, seed) of ``grid`` (a name or a YAML/JSON file) into the
-    MLflow store under ``out``: what ``asma-bench run`` does, without the printing."""
+    MLflow store under ``out``: what ``asma-bench run`` does, without the printing.
+
+    ``seeds`` is a count N (seeds 0..N-1, like ``--seeds 3``) or the seeds themselves
+    (``[0, 2, 5]``, like ``--seeds 0,2,5``)."""
+    from numbers import Integral
+
+    from asma_bench.harness.limits import MAX_SEEDS
+
+    if isinstance(seeds, (bool, str, bytes)):
+        raise ConfigError(f"seeds={seeds!r}: give a count N or a list of seeds")
+    if isinstance(seeds, Integral):
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ConfigError(f"seeds={seeds}: a count of seeds is 1..{MAX_SEEDS}")
+        seeds = range(int(seeds))
     spec = load_grid(str(grid))
     opts = RunOptions(
         profile=profile, seeds=list(seeds), out=Path(out), data=data, device=device,
@@ -66,25 +86,17 @@ def load_results(
     experiment: str = "asma-bench",
 ) -> pd.DataFrame:
     """One row per unit of ``grid`` in the store of ``runs`` (or the tracking URI
-    ``store``): cell, seed, status, run_id, configuration values and final metrics."""
+    ``store``): cell, seed, status, run_id, protocol, the cell's labels, configuration
+    values with their real types (from each run's ``config.json``: bool, int, float, text,
+    lists, None) and final metrics, in that column order (see
+    :func:`~asma_bench.reports.results.unit_table`)."""
     try:
         spec = load_grid(grid)
     except ConfigError:  # a grid run from a file no longer at hand: its runs still read
         spec = None
     uri = resolve_tracking_uri(store, Path(runs))
     gr = load_grid_runs(uri, spec.name if spec else grid, spec, experiment=experiment)
-    df = gr.finished if finished_only else gr.runs
-    params = {c: c.removeprefix("params.") for c in df.columns if c.startswith("params.")}
-    metrics = {c: c.removeprefix("metrics.") for c in df.columns if c.startswith("metrics.")}
-    out = df[["cell", "seed", "status", "run_id", *params, *metrics]].rename(
-        columns={**params, **metrics}
-    )
-    out = out.loc[:, ~out.columns.duplicated()]  # 'cell' is also a logged parameter
-    for col in params.values():  # MLflow keeps parameters as text: numbers back to numbers
-        if col in out and col not in ("cell", "seed"):
-            numbers = pd.to_numeric(out[col], errors="coerce")
-            if numbers.notna().sum() == out[col].notna().sum():
-                out[col] = numbers
+    out = unit_table(gr, finished_only)
     order = {c: i for i, c in enumerate(gr.cells)}
     out = out.assign(_order=out["cell"].map(order)).sort_values(["_order", "seed"])
     return out.drop(columns="_order").reset_index(drop=True)
@@ -93,16 +105,15 @@ def load_results(
 def unit_run(
     run_id: str, runs: str | Path = "runs", store: str | None = None, experiment: str = "asma-bench"
 ) -> tuple:
-    """(tracker, MLflow run, resolved config dict) of a unit run, or one line saying why not."""
+    """(tracker, MLflow run, resolved config dict) of a unit run, or one line saying why not.
+    ``run_id`` may be a unique prefix of the id (see :func:`resolve_run_id`)."""
     import json
 
     uri = resolve_tracking_uri(store, Path(runs))
     check_sqlite_store(uri)
     tracker = Tracker(uri, experiment=experiment)  # the run's own experiment is used below
-    try:
-        run = tracker.client.get_run(run_id)
-    except Exception:  # noqa: BLE001 - MLflow raises several types for an unknown id
-        raise ConfigError(f"run {run_id!r} is not in the store {uri}") from None
+    run_id = resolve_run_id(tracker.client, run_id, uri)
+    run = tracker.client.get_run(run_id)
     tracker.experiment_id = run.info.experiment_id  # a rerun goes where the run is
     if run.data.tags.get(TAG_KIND) != "unit":
         raise ConfigError(f"run {run_id!r} is not a unit run of a grid (kind: "
@@ -111,18 +122,20 @@ def unit_run(
     return tracker, run, json.loads(Path(path).read_text())
 
 
-def load_model(run_id: str, runs: str | Path = "runs", store: str | None = None):  # noqa: ANN201
-    """The trained classifier of a unit run (frozen, eval mode): the pretrained encoders
-    and the probe head of a ``linear`` unit, or the fine-tuned model of a ``finetune`` /
-    ``semi`` / ``supervised`` unit, loaded from the checkpoints under ``runs``. Calling it
-    on a batch (N, C, T, V, M) of pre-processed clips gives class logits. Nothing is
-    trained: a missing checkpoint is an error that names ``asma-bench rerun``."""
+def load_model(run_id: str, runs: str | Path = "runs", store: str | None = None) -> Predictor:
+    """The trained classifier of a unit run (frozen, eval mode) with the run's test-time
+    pipeline: the pretrained encoders and the probe head of a ``linear`` unit, or the
+    fine-tuned model of a ``finetune`` / ``semi`` / ``supervised`` unit, loaded from the
+    checkpoints under ``runs``. ``.predict(clips, lengths)`` takes clips as stored in a
+    dataset's data.npy (N, C, T, V, M) and ``.predict_folder(DIR, part="test")`` a dataset
+    folder, pre-processed as the run's ``SkeletonFeeder(train=False)`` did; calling it on a
+    batch of pre-processed clips gives class logits (see :mod:`asma_bench.predict`).
+    Nothing is trained: a missing checkpoint is an error that names ``asma-bench rerun``."""
 
     _, run, config = unit_run(run_id, runs, store)
     cfg = validate_config(config)
     protocol = run.data.tags.get("asma.protocol", "")
-    needed = {"linear": "linear", "finetune": "finetune", "semi": "finetune",
-              "supervised": "finetune"}.get(protocol)  # fmt: skip
+    needed = PREDICTABLE.get(protocol)
     if needed is None:
         raise ConfigError(f"run {run_id}: load_model reads linear, finetune, semi and "
                           f"supervised units, not {protocol or 'this'} ones")  # fmt: skip
@@ -134,5 +147,12 @@ def load_model(run_id: str, runs: str | Path = "runs", store: str | None = None)
     ctx = UnitContext(data_root=runs / "data", ckpt_dir=runs / "checkpoints", device="cpu")
     data = prepare_data(cfg.data, cfg.seed, ctx.data_root)
     if needed == "linear":
-        return cached_linear_teacher(cfg, data, ctx)
-    return finetuned_classifier(cfg, data, ctx)[0]
+        model = cached_linear_teacher(cfg, data, ctx)
+    else:
+        model = finetuned_classifier(cfg, data, ctx)[0]
+    saved = pipeline_path(have[needed])
+    if saved.is_file():
+        return Predictor(model, EvalPipeline.load(saved))
+    # a run made before units saved their pipeline: the same one, from its config.json
+    folder = resolve_dataset(cfg.data, ctx.data_root)
+    return Predictor(model, EvalPipeline.from_data(cfg.data, folder))

@@ -18,21 +18,32 @@ from asma_bench.commands.app import (
     _EXIT,
     _NO_ARGS_HELP,
     _USAGE_ERROR,
+    LateHelp,
     _check_device,
     _interactive,
     _print_table,
     _refuse_seed_override,
+    _state,
     app,
     data_app,
     print_listing,
+    renamed,
+    say_notes,
 )
 from asma_bench.errors import AsmaBenchError, ConfigError
+
+
+def _presets_help() -> str:
+    """The synthetic presets, as ``--preset`` accepts them (the registry's names)."""
+    from asma_bench.data.synthetic import SYNTH_PRESETS
+
+    return " | ".join(SYNTH_PRESETS)
 
 
 @data_app.command("synth")
 def data_synth(
     out: Annotated[Path, typer.Option(help="Output dataset folder.")] = Path("data/synthetic"),
-    preset: Annotated[str, typer.Option(help="default | noisy | tiny")] = "default",
+    preset: Annotated[str, typer.Option(help=LateHelp(lambda: _presets_help()))] = "default",
     seed: Annotated[
         int | None, typer.Option(min=0, help="Generator seed (preset's if unset).")
     ] = None,
@@ -181,30 +192,35 @@ def data_info(
 
 
 # --------------------------------------------------------------------------- runs
-def _seeds(seeds: int, seed_list: str | None) -> list[int]:
-    """The run's seeds: ``--seed-list`` (comma-separated, each in 0..MAX_SEED, none twice)
-    or ``0..N-1`` for ``--seeds N``; at most MAX_SEEDS either way."""
-    from asma_bench.config import MAX_SEED
+def _seeds(seeds: str, seed_list: str | None = None) -> list[int]:
+    """The run's seeds: ``--seeds`` a count N (seeds 0..N-1, at most MAX_SEEDS) or
+    comma-separated seeds (``0,2,5``); ``--seed-list`` the seeds as a list however many
+    (``7`` is seed 7), which overrides ``--seeds``. Each in 0..MAX_SEED, none twice."""
     from asma_bench.harness.limits import MAX_SEEDS, check_seeds
 
-    if seed_list:
+    option, text = "--seeds", seeds.strip()
+    if seed_list is not None:  # it overrides --seeds, as it always has
+        option, text = "--seed-list", seed_list.strip() + ","
+    if "," not in text:
         try:
-            values = [int(s) for s in seed_list.split(",") if s.strip()]
+            count = int(text)
         except ValueError:
-            raise ConfigError(
-                f"--seed-list {seed_list[:60]!r} must be comma-separated integers"
-            ) from None
-        if not values:
-            raise ConfigError("--seed-list must name at least one seed")
-        if min(values) < 0 or max(values) > MAX_SEED:
-            bad = min(values) if min(values) < 0 else max(values)
-            raise ConfigError(f"--seed-list: seed {bad} is outside 0..{MAX_SEED}")
-        return check_seeds(values, "--seed-list")
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    if seeds > MAX_SEEDS:
-        raise ConfigError(f"--seeds {seeds}: at most {MAX_SEEDS} seeds per run")
-    return list(range(seeds))
+            raise ConfigError(f"--seeds {text[:60]!r} must be a count N or comma-separated "
+                              "seeds, e.g. 0,2,5") from None  # fmt: skip
+        if count < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {count}")
+        if count > MAX_SEEDS:
+            raise ConfigError(f"--seeds {count}: at most {MAX_SEEDS} seeds per run")
+        return list(range(count))
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"{option} {text.rstrip(',')[:60]!r} must be comma-separated integers"
+        ) from None
+    if not values:
+        raise ConfigError(f"{option} must name at least one seed")
+    return check_seeds(values, option)
 
 
 @app.command("run")
@@ -218,14 +234,22 @@ def run(
             "grid on several datasets (the report then analyses them together)."
         ),
     ] = None,
-    seeds: Annotated[int, typer.Option(help="Number of seeds (0..N-1).")] = 3,
-    seed_list: Annotated[str | None, typer.Option(help="Explicit seeds, e.g. 0,1,2.")] = None,
-    out: Annotated[Path, typer.Option(help="Output folder (store, checkpoints, data).")] = Path(
+    seeds: Annotated[
+        str, typer.Option(help="A count N (seeds 0..N-1) or the seeds, e.g. 0,2,5.")
+    ] = "3",
+    seed_list: Annotated[
+        str | None,
+        typer.Option(
+            help="The seeds as a list, even one: 7 is seed 7 (--seeds 7: 0..6); overrides --seeds."
+        ),
+    ] = None,
+    runs: Annotated[Path, typer.Option(help="The runs folder (store, checkpoints, data).")] = Path(
         "runs"
     ),
+    old_out: Annotated[Path | None, typer.Option("--out", hidden=True)] = None,  # old --runs
     device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N")] = None,
     tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI (default: SQLite in --out).")
+        str | None, typer.Option(help="MLflow tracking URI (default: SQLite in --runs).")
     ] = None,
     set_: Annotated[
         Optional[list[str]],  # noqa: UP045 - typer cannot parse "list[str] | None"
@@ -282,9 +306,10 @@ def run(
     from asma_bench.harness.runner import RunOptions, plan_units, profile_conflicts
     from asma_bench.harness.suites import find_suite
 
+    out = renamed("run", "--runs", runs, "--out", old_out, Path("runs"))
     run_seeds = _seeds(seeds, seed_list)
     _check_device(device)
-    _refuse_seed_override(set_, "--seeds N or --seed-list 0,1,2")
+    _refuse_seed_override(set_, "--seeds N or --seeds 0,1,2")
     if worker and not storage:
         raise ConfigError("--worker needs --storage (the shared queue to take units from)")
     suite = find_suite(grid)
@@ -731,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: list[str], debug: bool) -> int:
+    _state["notes"].clear()
     try:
         from asma_bench import commands
 
@@ -738,6 +764,7 @@ def _main(args: list[str], debug: bool) -> int:
         # without standalone mode click returns a command's `typer.Exit(code)` instead of raising
         code = app(args=args, prog_name="asma-bench", standalone_mode=False)
     except _EXIT as exc:
+        say_notes()
         return exc.exit_code
     except _ABORT:
         if _STOPPED_BY:  # said once, by main
@@ -754,7 +781,8 @@ def _main(args: list[str], debug: bool) -> int:
         hint = ""
         ctx = getattr(exc, "ctx", None)
         if isinstance(exc, _USAGE_ERROR) and ctx is not None and ctx.help_option_names:
-            hint = f" (see '{ctx.command_path} {ctx.help_option_names[0]}')"
+            names = ctx.help_option_names
+            hint = f" (see '{ctx.command_path} {'--help' if '--help' in names else names[0]}')"
         message = " ".join(exc.format_message().split())
         typer.echo(f"error: {message}{hint}", err=True)
         return exc.exit_code
@@ -781,6 +809,7 @@ def _main(args: list[str], debug: bool) -> int:
             err=True,
         )
         return 1
+    say_notes()
     return code if isinstance(code, int) else 0
 
 

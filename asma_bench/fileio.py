@@ -15,13 +15,15 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     rename it over ``path``: a reader (or a rerun after a kill) sees the old file or the new
     one, never half of one. The temporary file names its writer's process id; one left by a
     writer that was killed (SIGKILL runs no cleanup) is removed by the next write of the
-    same file, while those of live writers are left alone."""
+    same file, while those of live writers are left alone. The file gets the permissions a
+    plain ``open(path, "w")`` gives (0666 less the umask), not the temporary file's 0600."""
     path = Path(path)
     _sweep_stale(path)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
     )
     try:
+        os.chmod(tmp, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -54,9 +56,28 @@ def _sweep_stale(path: Path) -> None:
 
 def temp_dir_beside(dest: Path) -> Path:
     """A new empty folder ``.NAME.tmp-PID-XXXX`` beside ``dest`` (for building ``dest``
-    whole and renaming it into place); stale ones of dead writers are swept first."""
+    whole and renaming it into place); stale ones of dead writers are swept first. It has
+    the permissions of a plain ``mkdir`` (0777 less the umask), not ``mkdtemp``'s 0700, so
+    ``dest`` has them once renamed."""
     sweep_stale_beside(dest)
-    return Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent))
+    tmp = tempfile.mkdtemp(prefix=f".{dest.name}.tmp-{os.getpid()}-", dir=dest.parent)
+    os.chmod(tmp, 0o777 & ~umask())
+    return Path(tmp)
+
+
+def umask() -> int:
+    """This process's umask, read without changing it where the system says it (Linux);
+    elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # (a file made meanwhile by another thread is private, not open)
+    os.umask(mask)
+    return mask
 
 
 def backup_name(dest: Path) -> Path:

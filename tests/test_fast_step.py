@@ -467,5 +467,7 @@ def test_bf16_autocast_step_on_cpu_tracks_the_fp32_step():
         assert g16.dtype == torch.float32
         if g32.norm() > 1e-2 * scale:  # not the biases before a BatchNorm (zero in fp32)
             cosines.append(float(F.cosine_similarity(g32.flatten(), g16.flatten(), dim=0)))
-    # measured: 0.94-0.998 per tensor with this tiny model and batch
-    assert min(cosines) > 0.9 and sum(cosines) / len(cosines) > 0.97
+    # measured: 0.94-0.998 per tensor with this tiny model and batch at 2 threads, down to
+    # 0.89 for one tensor at 1 thread (the kernels sum in another order); bf16 keeps 8 bits
+    # of mantissa, so a wrong cast or a dropped scale would give ~0, not 0.85
+    assert min(cosines) > 0.85 and sum(cosines) / len(cosines) > 0.97

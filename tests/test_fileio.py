@@ -75,3 +75,35 @@ def test_a_killed_conversion_leaves_nothing_and_its_backup_comes_back(tmp_path):
     other.write_text("old file")
     fresh = temp_dir_beside(dest)
     assert not other.exists() and fresh.name.startswith(f".canon.tmp-{live}-")
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_written_files_and_converted_folders_get_the_umasks_permissions(
+    tmp_path, capsys, umask_022
+):
+    """Not the 0600 / 0700 of the temporary file and folder they are built in."""
+    import numpy as np
+
+    from asma_bench.cli import main
+    from asma_bench.fileio import umask
+
+    assert umask() == 0o022
+    csv = atomic_write_text(tmp_path / "maskings.csv", "a,b\n1,2\n")
+    assert oct(csv.stat().st_mode & 0o777) == oct(0o644)
+    src = tmp_path / "src"
+    src.mkdir()
+    np.save(src / "data.npy", np.random.default_rng(0).normal(size=(4, 6, 17, 2)))
+    (src / "labels.csv").write_text("label,split_xsub\n0,train\n1,train\n0,test\n1,test\n")
+    args = ["data", "convert", str(src), str(tmp_path / "canon"), "--format", "generic"]
+    assert main([*args, "--layout", "coco17"]) == 0, capsys.readouterr().err
+    assert oct((tmp_path / "canon").stat().st_mode & 0o777) == oct(0o755)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "canon").iterdir()}
+    assert modes and set(modes.values()) == {0o644}, modes
+    os.umask(0o027)  # another umask: its permissions
+    assert atomic_write_text(tmp_path / "b.csv", "x\n").stat().st_mode & 0o777 == 0o640

@@ -14,12 +14,13 @@ import os
 import re
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
-from typer.core import TyperArgument, TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from asma_bench import __version__
 from asma_bench.errors import ConfigError
@@ -61,6 +62,7 @@ PLACEHOLDERS = {
     "--storage": "URL",
     "--store": "URI",
     "--tracking-uri": "URI",
+    "--seeds": "N|SEEDS",
     "--seed-list": "SEEDS",
     "--threads": "COUNTS",
     "--objectives": "NAMES",
@@ -94,17 +96,25 @@ def placeholder(param: click.Parameter) -> str:
 
 def _plain_params(params: list[click.Parameter]) -> None:
     """Plain placeholders (``--profile NAME``, ``--set KEY=VALUE``, nothing for flags)
-    instead of typer's ``<str>`` / ``<list[str]>`` / ``<bool>``; an explicit ``metavar=``
-    stays."""
+    instead of typer's ``<str>`` / ``<list[str]>`` / ``<bool>``, and an argument's name in
+    capitals (``RUN_ID``); an explicit ``metavar=`` stays. Only click's own ``metavar``
+    attribute is set: no class of typer's is changed."""
     for param in params:
         if param.metavar is not None:
             continue
-        if isinstance(param, (click.Argument, TyperArgument)):
+        if param.param_type_name == "argument":
             param.metavar = (param.name or "").upper()
-            if type(param) is TyperArgument and hasattr(TyperArgument, "display_type_rich"):
-                param.__class__ = _PlainArgument
         else:
             param.metavar = placeholder(param)
+
+
+def _usage_piece(param: click.Parameter) -> str:
+    """An argument in the usage line: ``RUN_ID``, ``[NAME]`` when optional, ``NAME...`` when
+    it takes several values (without the braces typer puts around required ones)."""
+    name = param.metavar or (param.name or "").upper()
+    if not param.required:
+        name = f"[{name}]"
+    return name + ("..." if param.nargs != 1 else "")
 
 
 def _unwrap(text: str | None) -> str | None:
@@ -116,9 +126,16 @@ def _unwrap(text: str | None) -> str | None:
     return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
 
 
-class _PlainArgument(TyperArgument):
-    def display_type_rich(self, ctx: click.Context) -> str | None:  # noqa: ARG002
-        return None  # the argument's name (its metavar) already says what it is
+class LateHelp(str):
+    """An option's help written only when the help is shown, by ``make()`` (for a text that
+    needs a slow import, e.g. the names of a registry): every other command starts fast."""
+
+    make: Callable[[], str]
+
+    def __new__(cls, make: Callable[[], str]) -> LateHelp:
+        text = super().__new__(cls, "")
+        text.make = make
+        return text
 
 
 class _PlainHelp:
@@ -131,6 +148,12 @@ class _PlainHelp:
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
         _plain_params(self.params)  # type: ignore[attr-defined]
 
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for param in self.params:  # type: ignore[attr-defined]
+            if isinstance(param.help, LateHelp):
+                param.help = param.help.make()
+        super().format_help(ctx, formatter)  # type: ignore[misc]
+
     def get_help_option(self, ctx: click.Context) -> click.Option | None:
         option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
@@ -140,6 +163,16 @@ class _PlainHelp:
 
 class PlainCommand(_PlainHelp, TyperCommand):
     """The class of every ``asma-bench`` command."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        """The usage line (click's documented hook): ``[OPTIONS] SOURCE OUT``."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_usage_piece(param))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
 
 
 class PlainGroup(_PlainHelp, TyperGroup):
@@ -164,11 +197,20 @@ app = _Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # every command's too
 )
 data_app = _Typer(help="Create, convert and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-_state = {"debug": False}
+_state: dict[str, typing.Any] = {"debug": False, "notes": []}
+
+
+def say_notes() -> None:
+    """Print the notes the command left for its end (a deprecated flag's new name) on
+    stderr, once; a command refused for bad input says only its one error line."""
+    for note in dict.fromkeys(_state["notes"]):
+        typer.echo(note, err=True)
+    _state["notes"].clear()
 
 
 def _version(value: bool) -> None:
@@ -233,6 +275,28 @@ def _refuse_seed_override(overrides: list[str] | None, use: str) -> None:
     for text in overrides or []:
         if "seed" in parse_override(text):
             raise ConfigError(f"--set {text}: the seed is not a config override here; use {use}")
+
+
+def renamed(
+    command: str,
+    new: str,
+    value: typing.Any,
+    old: str,
+    old_value: typing.Any,
+    default: typing.Any,
+) -> typing.Any:
+    """The value of option ``new`` (``default`` unless given), which its deprecated name
+    ``old`` gives too: ``old_value`` when given (said deprecated in one line on stderr that
+    names ``new``, when the command ends), else ``value``. Both given,
+    with different values, are refused. One name means one thing in every command:
+    ``--runs`` the runs folder, ``--out`` the folder a command writes its report to."""
+    if old_value is None:
+        return value
+    _state["notes"].append(f"{old} is deprecated for `{command}`; use {new}")
+    if value != default and value != old_value:
+        raise ConfigError(f"{new} {value} and {old} {old_value}: {old} is {new}'s old name; "
+                          f"give {new} only")  # fmt: skip
+    return old_value
 
 
 def _check_writable(path: Path | None, option: str) -> None:

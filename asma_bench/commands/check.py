@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -24,18 +25,31 @@ def check(
             help="Progress bar; default: a bar on a terminal, else one line per check.",
         ),
     ] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write every check's outcome to this JSON file."),
+    ] = None,
+    junit_out: Annotated[
+        Path | None,
+        typer.Option("--junit-xml", help="Also write JUnit XML (one testcase per check)."),
+    ] = None,
 ) -> None:
     """Accuracy, latency ratios and model sizes against the baseline; exit 1 on regression."""
+    from asma_bench.commands.app import _check_writable
     from asma_bench.perf.check import (
         CheckSettings,
         compare,
         cpu_kind,
+        junit_xml,
+        latency_note,
         load_baseline,
         measure,
         other_cpu,
+        report_json,
         rows_table,
         settings_for_update,
         write_baseline,
+        write_report,
     )
 
     reference = None if update else load_baseline(baseline)  # a bad file fails before measuring
@@ -43,6 +57,8 @@ def check(
     if reference is not None:
         settings = CheckSettings.model_validate(reference["settings"])
     assert settings is not None
+    _check_writable(json_out, "--json")
+    _check_writable(junit_out, "--junit-xml")
     mode = _progress_mode(progress)
     steps = len(settings.units) * len(settings.seeds) + 1
     bar = None
@@ -86,9 +102,17 @@ def check(
             f"CPU, this one is {cpu_kind(current.environment)} (accuracy and counts "
             "are); a baseline for this kind of CPU: --update with --baseline OTHER.json"
         )
+    if json_out is not None:
+        text = json.dumps(report_json(rows, reference, current, baseline), indent=1) + "\n"
+        typer.echo(f"wrote {write_report(json_out, text)}")
+    if junit_out is not None:
+        xml = junit_xml(rows, baseline, time.monotonic() - start)
+        typer.echo(f"wrote {write_report(junit_out, xml)}")
+    if any("statistic" in r.detail for r in rows):
+        typer.echo(latency_note(settings))
     if failed:
         _print_table(
-            f"{len(failed)} of {len(rows)} checks regressed against {baseline}", rows_table(failed)
+            f"{len(failed)} of {len(rows)} checks regressed against {baseline}", rows_table(rows)
         )
         typer.echo("\n(rerun with --update to accept the new values as the baseline)")
         raise typer.Exit(1)

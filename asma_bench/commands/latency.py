@@ -14,6 +14,7 @@ from asma_bench.commands.app import (
     _progress_mode,
     _refuse_seed_override,
     app,
+    renamed,
 )
 
 
@@ -40,34 +41,34 @@ def latency(
         int, typer.Option(help="Timed inferences per model and thread count.")
     ] = 100,
     warmup: Annotated[int, typer.Option(help="Untimed inferences first.")] = 10,
-    work: Annotated[
-        Path, typer.Option(help="Folder for data and checkpoints (shared with `run --out`).")
-    ] = Path("runs"),
     runs: Annotated[
-        Path | None,
+        Path,
         typer.Option(
-            help="Time the teacher and student a grid trained: the folder of `asma-bench "
-            "run` (with --grid, or --run-id). Nothing is trained again."
+            help="The runs folder (data, checkpoints; that of `asma-bench run`): with --grid or "
+            "--run-id, the teacher and student trained there are timed, nothing trained again."
         ),
-    ] = None,
+    ] = Path("runs"),
+    old_work: Annotated[Path | None, typer.Option("--work", hidden=True)] = None,  # --runs
     grid: Annotated[
-        str | None, typer.Option(help="With --runs: the distill grid, e.g. teacher_kind.")
+        str | None,
+        typer.Option(help="Time a grid's trained models: the distill grid, e.g. teacher_kind."),
     ] = None,
     cell: Annotated[
-        str | None, typer.Option(help="With --runs: the cell (default: the grid's first).")
+        str | None, typer.Option(help="With --grid: the cell (default: the grid's first).")
     ] = None,
     run_id: Annotated[
-        str | None, typer.Option(help="With --runs: a distill unit's MLflow run id.")
+        str | None, typer.Option(help="Time a trained distill unit: its MLflow run id.")
     ] = None,
     data: Annotated[
         str | None,
         typer.Option(
             help="'synthetic' or a canonical dataset folder: the data the models are trained "
-            "on and scored on (with --runs: which dataset's unit)."
+            "on and scored on (with --grid: which dataset's unit)."
         ),
     ] = None,
     store: Annotated[
-        str | None, typer.Option(help="With --runs: MLflow tracking URI (default: in --runs).")
+        str | None,
+        typer.Option(help="With --grid/--run-id: MLflow tracking URI (default: in --runs)."),
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the teacher and student.")] = 0,
     exporter: Annotated[str, typer.Option(help="dynamo | torchscript")] = "dynamo",
@@ -94,16 +95,24 @@ def latency(
 ) -> None:
     """Export the ASMa teacher and its student to ONNX, check them, quantise the student
     to int8 and time all three at batch 1 (paper Table 2): the models a grid trained
-    (`--runs DIR --grid teacher_kind`), or ones trained here for `--profile`."""
+    (`--runs DIR --grid teacher_kind`), or ones trained here for `--profile` (their data and
+    checkpoints kept in --runs)."""
     from asma_bench.errors import ConfigError
     from asma_bench.perf.latency import LatencyOptions, latency_notes, run_latency
 
     _refuse_seed_override(set_, "--seed")
+    given = old_work is not None or runs != Path("runs")
+    runs = renamed("latency", "--runs", runs, "--work", old_work, Path("runs"))
+    if given and not runs.is_dir() and str(runs).isdigit():
+        raise ConfigError(
+            f"--runs {runs}: --runs names a runs folder; the number of timed inferences "
+            "is --repeats"
+        )
     overrides: list[str | dict] = list(set_ or [])
     config = origin = None
-    if runs is None:
-        if grid or cell or run_id or store:
-            raise ConfigError("--grid, --cell, --run-id and --store need --runs (a runs folder)")
+    if grid is None and run_id is None:  # models trained here (or found in --runs)
+        if cell or store:
+            raise ConfigError("--cell and --store need --grid or --run-id (a trained unit)")
         if data:
             source = data if data == "synthetic" else str(Path(data).expanduser())
             overrides.insert(0, {"data": {"source": source}})
@@ -111,19 +120,13 @@ def latency(
         from asma_bench.perf.trained import check_checkpoints, find_unit, with_overrides
 
         if not train:
-            raise ConfigError("--no-train times untrained models; --runs times trained ones")
-        if not runs.is_dir() and str(runs).isdigit():
-            raise ConfigError(
-                f"--runs {runs}: --runs names a runs folder; the number of timed inferences "
-                "is --repeats"
-            )
+            raise ConfigError("--no-train times untrained models; --grid/--run-id trained ones")
         unit = find_unit(runs, store, grid, cell, seed, run_id, data)
         check_checkpoints(unit, runs)
         config = with_overrides(unit.config, [str(o) for o in overrides])
         origin = unit.origin + (
             f", changed by --set {' '.join(str(o) for o in overrides)}" if overrides else ""
         )
-        work = runs
     opts = LatencyOptions(
         profile=profile,
         overrides=overrides,
@@ -144,7 +147,7 @@ def latency(
         else:  # logs: one plain line per step (a model exported or timed)
             _progress_line(f"latency: {message} ({time.monotonic() - start:.0f} s)")
 
-    result = run_latency(opts, out, work, progress=None if mode == "off" else say)
+    result = run_latency(opts, out, runs, progress=None if mode == "off" else say)
     typer.echo(result.caption)
     _print_table("latency", result.table)
     for note in latency_notes(result.models, opts):

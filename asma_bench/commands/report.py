@@ -159,8 +159,8 @@ def _report_one(
         experiment=experiment,
         progress=(lambda step: typer.echo(f"  drawing {step}…", err=True)) if show else None,
     )  # fmt: skip
-    from asma_bench.reports.datasets import dataset_name
     from asma_bench.reports.datasets import display_rows as across_rows
+    from asma_bench.reports.naming import dataset_name
     from asma_bench.reports.tables import display_rows
 
     reports = {dataset_name(k): p.report for k, p in result.parts.items()} or {"": result.report}
@@ -212,10 +212,10 @@ def results(
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"--format must be table, csv or json, got {fmt!r}")
     df = load_results(grid, runs, store=store, finished_only=not all_runs, experiment=experiment)
-    if fmt == "csv":
-        typer.echo(df.to_csv(index=False), nl=False)
-    elif fmt == "json":
-        typer.echo(df.to_json(orient="records", indent=1))
+    if fmt in ("csv", "json"):  # typed values: true/false, empty or null for None, lists
+        from asma_bench.reports.results import results_csv, results_json
+
+        typer.echo(results_csv(df) if fmt == "csv" else results_json(df), nl=fmt == "json")
     else:
         shown = [c for c in ("cell", "seed", "status", "test_top1", "test_knn_top1",
                              "unit_seconds", "run_id") if c in df]  # fmt: skip

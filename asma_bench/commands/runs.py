@@ -29,8 +29,8 @@ def show(
     from asma_bench.config import flatten
     from asma_bench.harness.tracking import TAG_CELL, TAG_CHECKPOINT, TAG_GRID, TAG_SEED
 
-    _, run, config = unit_run(run_id, runs, store)
-    tags = run.data.tags
+    _, run, config = unit_run(run_id, runs, store)  # run_id may be a prefix of the id
+    tags, run_id = run.data.tags, run.info.run_id
     typer.echo(f"run {run_id}: grid {tags.get(TAG_GRID)}, cell {tags.get(TAG_CELL)}, "
                f"seed {tags.get(TAG_SEED)}, protocol {tags.get('asma.protocol')}, "
                f"{run.info.status}")  # fmt: skip
@@ -66,25 +66,30 @@ def rerun(
     from asma_bench.harness.execute import UnitHeld
     from asma_bench.harness.grids import CellSpec
     from asma_bench.harness.locks import holder, lock_root, unit_lock
+    from asma_bench.harness.plan import check_unit_inputs
     from asma_bench.harness.runner import Unit, run_unit
     from asma_bench.harness.tracking import TAG_CELL, TAG_GRID, TAG_SEED
 
-    tracker, run, config = unit_run(run_id, runs, store)
+    tracker, run, config = unit_run(run_id, runs, store)  # run_id may be a prefix of the id
     tags = run.data.tags
     cfg = validate_config(config)
     labels = {k.removeprefix("label."): v for k, v in run.data.params.items()
               if k.startswith("label.")}  # fmt: skip
     protocol = tags.get("asma.protocol", run.data.params.get("protocol", "linear"))
     cell = CellSpec(name=tags[TAG_CELL], protocol=protocol, labels=labels)
-    unit = Unit(tags[TAG_GRID], cell, int(tags[TAG_SEED]), protocol, cfg)
+    given = {k.removeprefix("asma.").removesuffix(".source_given"): v for k, v in tags.items()
+             if k.startswith("asma.") and k.endswith(".source_given")}  # fmt: skip
+    unit = Unit(tags[TAG_GRID], cell, int(tags[TAG_SEED]), protocol, cfg, given)
+    # every check that needs no training before a run is created: a failed one writes none
+    check_unit_inputs(unit, Path(runs), run_id)
     parent_id = tags.get("mlflow.parentRunId")
-    before = tracker.client.get_run(parent_id).info.status if parent_id else None
-    parent = parent_id or tracker.parent_run(unit.grid, {})
     locks = lock_root(tracker.uri, runs)
     with unit_lock(locks, unit.id) as mine:  # never beside a run training the same unit
         try:
             if not mine:  # a process on this machine holds it
                 raise UnitHeld(holder(locks, unit.id))
+            before = tracker.client.get_run(parent_id).info.status if parent_id else None
+            parent = parent_id or tracker.parent_run(unit.grid, {})
             result = run_unit(unit, tracker, parent, Path(runs))  # (or one on another)
         except UnitHeld as exc:
             raise ConfigError(

@@ -16,6 +16,7 @@ from asma_bench.commands.app import (
     _refuse_seed_override,
     app,
     print_listing,
+    renamed,
 )
 from asma_bench.errors import ConfigError
 
@@ -33,13 +34,18 @@ def tune(
     storage: Annotated[
         str | None,
         typer.Option(
-            help="Optuna storage URL (default: SQLite in --out); share it to tune "
+            help="Optuna storage URL (default: SQLite in --runs); share it to tune "
             "from several machines."
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output folder (study, MLflow store, data).")] = Path(
-        "tuning"
-    ),
+    runs: Annotated[
+        Path,
+        typer.Option(
+            help="The runs folder: the study's store, and the MLflow store the grids log to "
+            "(trials go to its experiment tune:SPACE). Earlier versions' default: tuning."
+        ),
+    ] = Path("runs"),
+    old_out: Annotated[Path | None, typer.Option("--out", hidden=True)] = None,  # --runs
     study: Annotated[
         str | None,
         typer.Option(help="Study name: letters, digits, _ . + - : (default: space + config hash)."),
@@ -53,7 +59,7 @@ def tune(
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N")] = None,
     tracking_uri: Annotated[
-        str | None, typer.Option(help="MLflow tracking URI (default: SQLite in --out).")
+        str | None, typer.Option(help="MLflow tracking URI (default: SQLite in --runs).")
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -82,6 +88,7 @@ def tune(
     from asma_bench.harness.tuning import save_profile as write_profile
     from asma_bench.harness.tuning import tune as run_tuning
 
+    out = renamed("tune", "--runs", runs, "--out", old_out, Path("runs"))
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout must be > 0 seconds, got {timeout:g}")
     _check_device(device)
@@ -128,7 +135,7 @@ def tune(
             f"saved {profile} + the tuned parameters as a profile: {path}  (use --profile {path})"
         )
     typer.echo(f"Optuna storage: {outcome.storage}  (browse: optuna-dashboard {outcome.storage})")
-    typer.echo(f"MLflow store: {outcome.tracking_uri}  (experiment asma-bench-tuning)")
+    typer.echo(f"MLflow store: {outcome.tracking_uri}  (experiment {outcome.experiment})")
     if outcome.best is None:
         raise typer.Exit(1)
 

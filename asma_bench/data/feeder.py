@@ -120,6 +120,38 @@ def _shoulders(layout: SkeletonLayout, mode: str) -> tuple[int, int]:
     return layout.joint_names.index("left_shoulder"), layout.joint_names.index("right_shoulder")
 
 
+def eval_window(length: int, eval_crop_ratio: float = 1.0, min_frames: int = 2) -> tuple[int, int]:
+    """(start, length) of the frames an eval-mode clip of ``length`` valid frames is resized
+    from: the centred ``eval_crop_ratio`` of them, at least ``min_frames``."""
+    floor = min(min_frames, length)
+    crop = min(max(int(np.floor(length * eval_crop_ratio)), floor), length)
+    return (length - crop) // 2, crop
+
+
+def make_clip(
+    x: np.ndarray, layout: SkeletonLayout, start: int, crop: int, *, frames: int,
+    normalize: str, stream: str,
+) -> torch.Tensor:  # fmt: skip
+    """One item of a feeder from a sample (C, T, V, M) cut to its valid length: normalised,
+    frames ``start`` … ``start + crop`` resized to ``frames``, then the stream (float32)."""
+    x = normalize_sample(np.asarray(x, dtype=np.float32), layout, normalize)
+    clip = resize_frames(torch.from_numpy(x), crop, frames, starts=start)
+    return to_stream(clip, stream, layout).to(torch.float32).contiguous()
+
+
+def eval_clip(
+    sample: np.ndarray, length: int, layout: SkeletonLayout, *, frames: int,
+    normalize: str, stream: str, eval_crop_ratio: float = 1.0, min_frames: int = 2,
+) -> torch.Tensor:  # fmt: skip
+    """What ``SkeletonFeeder(..., train=False)[k]`` gives for a stored sample (C, T, V, M)
+    with ``length`` valid frames (clipped to 1..T): the test-time pre-processing, for clips
+    that are not in a dataset folder."""
+    length = int(np.clip(length, 1, sample.shape[1]))
+    x = np.array(sample[:, :length], dtype=np.float32)
+    start, crop = eval_window(length, eval_crop_ratio, min_frames)
+    return make_clip(x, layout, start, crop, frames=frames, normalize=normalize, stream=stream)
+
+
 class SkeletonFeeder(Dataset):
     """Samples of a :class:`SkeletonDataset` as fixed-length clips (C, frames, V, M).
 
@@ -199,19 +231,17 @@ class SkeletonFeeder(Dataset):
             raise IndexError(f"index {k} out of range for {len(self)} samples")
         i, length = int(self.indices[k]), int(self.lengths[k])
         x = np.array(self.dataset.data[i, :, :length], dtype=np.float32)  # one sample only
-        x = normalize_sample(x, self.layout, self.normalize)
         start, crop = self.window(k)
-        clip = resize_frames(torch.from_numpy(x), crop, self.frames, starts=start)
-        clip = to_stream(clip, self.stream, self.layout)
-        return clip.to(torch.float32).contiguous(), int(self.labels[k])
+        clip = make_clip(x, self.layout, start, crop, frames=self.frames,
+                         normalize=self.normalize, stream=self.stream)  # fmt: skip
+        return clip, int(self.labels[k])
 
     def window(self, k: int) -> tuple[int, int]:
         """(start, length) of the frames item ``k`` is resized from."""
         length = int(self.lengths[k])
         floor = min(self.min_frames, length)
         if not self.train:
-            crop = min(max(int(np.floor(length * self.eval_crop_ratio)), floor), length)
-            return (length - crop) // 2, crop
+            return eval_window(length, self.eval_crop_ratio, self.min_frames)
         rng = np.random.default_rng([self.seed, self.epoch, int(self.indices[k])])
         crop = min(max(int(np.floor(length * rng.uniform(*self.crop_ratio))), floor), length)
         return int(rng.integers(0, length - crop + 1)), crop

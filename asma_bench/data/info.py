@@ -62,7 +62,8 @@ def summarize(ds: SkeletonDataset, max_motion_samples: int = 2000, seed: int = 0
     rng = np.random.default_rng(seed)
     n = len(ds)
     pick = np.sort(rng.choice(n, size=min(n, max_motion_samples), replace=False))
-    motion = np.mean([joint_motion(ds.data[i], int(ds.lengths[i])) for i in pick], axis=0)
+    dims = ds.layout.dims  # coordinates only: a score channel is not motion
+    motion = np.mean([joint_motion(ds.data[i][:dims], int(ds.lengths[i])) for i in pick], axis=0)
     layout = ds.layout
     per_joint = pd.DataFrame(
         {"joint": layout.joint_names, "degree": layout.degrees, "motion": motion}

@@ -3,6 +3,7 @@ queue's workers share."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -25,6 +26,7 @@ from asma_bench.harness.tracking import (
     Tracker,
     environment_tags,
 )
+from asma_bench.predict import save_pipeline
 from asma_bench.protocols import ProtocolResult, UnitContext, run_protocol
 from asma_bench.protocols.metrics import per_class_accuracy
 from asma_bench.protocols.training import DivergenceError
@@ -55,7 +57,7 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
     run_id = tracker.start_unit(parent, unit.grid, unit.name, {
         TAG_UNIT: unit.id, TAG_CELL: unit.cell.name, TAG_SEED: unit.seed,
         "asma.protocol": unit.protocol, **environment_tags(),
-        TAG_PID: os.getpid(), TAG_HEARTBEAT: f"{time.time():.0f}",
+        TAG_PID: os.getpid(), TAG_HEARTBEAT: f"{time.time():.0f}", **unit.source_tags,
     })  # fmt: skip
     who = tracker.rival(unit.grid, unit.id, run_id)  # a process on another machine
     if who is not None:  # started it first: it keeps the unit, this run never happened
@@ -118,6 +120,9 @@ def _train(unit: Unit, tracker: Tracker, run_id: str, out: Path, progress=None) 
         raise
     metrics = {**result.metrics, "unit_seconds": time.monotonic() - t0}
     ckpts = unit_checkpoints(unit.config, ctx.ckpt_dir)
+    pipeline = save_pipeline(unit.config, unit.protocol, ckpts, ctx.data_root)
+    if pipeline is not None:  # the test-time pre-processing, for load_model(...).predict
+        tracker.log_dict(run_id, json.loads(pipeline.to_json()), "pipeline.json")
     tracker.set_tags(
         run_id, {f"{TAG_CHECKPOINT}.{k}": runs_relative(p, out) for k, p in ckpts.items()}
     )

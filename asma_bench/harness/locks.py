@@ -1,11 +1,12 @@
 """One process per unit: an advisory lock file per (cell, seed), kept beside the store.
 
 Two ``asma-bench run`` commands that log to one store (a second terminal, a job submitted
-twice, two ``--out`` folders given one ``--tracking-uri``) would otherwise both train a
+twice, two ``--runs`` folders given one ``--tracking-uri``) would otherwise both train a
 unit and log two FINISHED runs of it. A unit is run only by the process holding its lock
-(``fcntl.flock``, released by the kernel when a process dies, so a killed run never blocks
-the next one); the others leave it to that process. Whoever takes a lock re-reads the
-store first, because the unit may have finished while it waited.
+(:mod:`filelock`: ``flock`` on POSIX, ``msvcrt.locking`` on Windows, both released by the
+system when a process dies, so a killed run never blocks the next one); the others leave it
+to that process. Whoever takes a lock re-reads the store first, because the unit may have
+finished while it waited.
 
 The locks follow the store, not the output folder (:func:`lock_root`): a SQLite store's
 are in ``.locks/`` beside its file (for the default store, ``OUT/.locks``); a server's
@@ -15,12 +16,15 @@ whose heartbeats work across machines.
 
 Lock files are removed when released; a process that opened the old file and lost the race
 only ever leaves the unit alone, and the re-read covers the one that comes after, so
-removing them is safe. The holder writes its process id into the file, so a unit held by
-another process is reported with who holds it (and whether that process is stopped).
+removing them is safe. The holder writes its process id into ``UNIT.pid`` beside the lock
+(not into the lock file, which a waiting process may truncate and Windows keeps locked), so
+a unit held by another process is reported with who holds it (and whether that process is
+stopped).
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import os
@@ -29,12 +33,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from asma_bench.harness.tracking import sqlite_path
+from filelock import FileLock, Timeout
 
-try:  # POSIX; elsewhere units are not locked (one run per store is then the user's care)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from asma_bench.harness.tracking import sqlite_path
 
 LOCK_DIR = ".locks"
 
@@ -57,36 +58,31 @@ def lock_root(uri: str, out: str | os.PathLike[str]) -> Path:
 @contextmanager
 def unit_lock(root: str | os.PathLike[str], unit_id: str) -> Iterator[bool]:
     """Yield True while this process holds ``unit_id``'s lock under ``root/.locks``, False
-    if another process does."""
-    if fcntl is None:
-        yield True
-        return
+    if another process (or another ``unit_lock`` of this one) does. Never waits."""
     folder = Path(root) / LOCK_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{unit_id}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    path, pid_file = folder / f"{unit_id}.lock", folder / f"{unit_id}.pid"
+    lock = FileLock(str(path), timeout=0)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            yield True
-        finally:
-            path.unlink(missing_ok=True)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        lock.acquire()
+    except Timeout:
+        yield False
+        return
+    try:
+        pid_file.write_text(f"{os.getpid()}\n")
+        yield True
     finally:
-        os.close(fd)
+        pid_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # Windows: removed by the release instead
+            path.unlink()  # while held: whoever opens the name next makes a new lock
+        lock.release()
 
 
 def holder(root: str | os.PathLike[str], unit_id: str) -> str:
     """Who holds ``unit_id``'s lock, in words: ``process 1234``, ``process 1234
     (stopped)``, or ``another process`` when the file names none (yet)."""
     try:
-        text = (Path(root) / LOCK_DIR / f"{unit_id}.lock").read_text().strip()
+        text = (Path(root) / LOCK_DIR / f"{unit_id}.pid").read_text().strip()
     except OSError:
         text = ""
     if not text.isdigit():

@@ -60,6 +60,9 @@ class Unit:
     seed: int
     protocol: str
     config: RunConfig
+    # the data sources as the user typed them ("data" → "ucla/canonical"), where planning
+    # recorded another (an absolute path): kept as tags, never part of the unit's id
+    sources_given: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -72,6 +75,21 @@ class Unit:
     @property
     def name(self) -> str:
         return f"{self.cell.name}/seed{self.seed}"
+
+    @property
+    def source_tags(self) -> dict[str, str]:
+        """``asma.data.source_given`` (``asma.transfer.target.source_given``): the source
+        as given, where the config records the absolute folder it named."""
+        return {f"asma.{k}.source_given": v for k, v in self.sources_given.items()}
+
+
+def sources_given(given: RunConfig, recorded: RunConfig) -> dict[str, str]:
+    """The data sources of ``given`` that ``recorded`` (its resolved config) names otherwise
+    (relative folders pinned to absolute ones): ``{"data": "ucla/canonical"}``."""
+    pairs = {"data": (given.data, recorded.data)}
+    if given.transfer.target is not None and recorded.transfer.target is not None:
+        pairs["transfer.target"] = (given.transfer.target, recorded.transfer.target)
+    return {k: a.source for k, (a, b) in pairs.items() if a.source != b.source}
 
 
 @dataclass
@@ -136,6 +154,7 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
             cfg = build_config(
                 opts.profile, [cell.overrides, *cli, cell.fixed, {"seed": int(seed)}]
             )
+            given = cfg
             try:  # the split each unit really uses is the one recorded and hashed
                 cfg = resolve_splits(cfg)
                 _refuse_unused_masking(cfg)
@@ -143,7 +162,8 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
                 _refuse_unfit_features(cfg, cell.protocol or grid.protocol)
             except ConfigError as exc:
                 raise ConfigError(f"grid {grid.name!r}, cell {cell.name!r}: {exc}") from None
-            units.append(Unit(grid.name, cell, int(seed), cell.protocol or grid.protocol, cfg))
+            protocol = cell.protocol or grid.protocol
+            units.append(Unit(grid.name, cell, int(seed), protocol, cfg, sources_given(given, cfg)))
     seen: dict[str, str] = {}
     for u in units:
         if u.id in seen:
@@ -338,18 +358,45 @@ def prepare_synthetic(units: list[Unit], data_root: Path, label: str) -> None:
               file=sys.stderr, flush=True)  # fmt: skip
 
 
+def check_unit_inputs(unit: Unit, out: Path, given: str = "") -> None:
+    """What a recorded unit needs before a run of it is created (``rerun``): its dataset
+    folders there, holding the content it was planned on, its synthetic data generated, and
+    writable checkpoint and data folders under ``out``; one line naming what is wrong.
+    ``given`` is how the user named the unit (its run id) in the messages."""
+    from asma_bench.protocols.data import check_fingerprint
+
+    who = f"run {given}: " if given else ""
+    for key, data in (("data", unit.config.data), ("transfer.target", unit.config.transfer.target)):
+        if data is None or data.source == "synthetic":
+            continue
+        try:
+            check_fingerprint(data, resolve_dataset(data, out / "data"))
+        except ConfigError as exc:
+            hint = ""
+            if not Path(data.source).expanduser().is_absolute():  # a store of older versions
+                hint = (f" ({key}.source was recorded relative to the folder the run was made "
+                        "in: rerun it from there)")  # fmt: skip
+            raise ConfigError(f"{who}{exc}{hint}") from None
+    for folder in (out / "checkpoints", out / "data"):
+        try:
+            ensure_writable(folder)
+        except ConfigError as exc:
+            raise ConfigError(f"{who}{exc}") from None
+    prepare_synthetic([unit], out / "data", unit.grid)
+
+
 def ensure_writable(folder: str | Path) -> Path:
     """``folder``, created if needed, after proving a file can be written in it: a read-only
     or full output folder fails at once, not after MLflow's database retries."""
     folder = Path(folder)
     if folder.is_symlink() and not folder.exists():
-        raise ConfigError(f"--out {folder}: a symbolic link to nothing (or a link loop)")
+        raise ConfigError(f"--runs {folder}: a symbolic link to nothing (or a link loop)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise ConfigError(f"--out {folder}: cannot write there ({exc.strerror or exc})") from None
+        raise ConfigError(f"--runs {folder}: cannot write there ({exc.strerror or exc})") from None
     return folder
 
 

@@ -141,12 +141,36 @@ def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
         for n in outcome.held
         if n not in done_meanwhile
     ]
+    try:
+        log_grid_summary(tracker, parent, grid, units)
+    except Exception as exc:  # noqa: BLE001 - the units' own runs hold the results
+        log.warning("grid %s: the summary on its parent run was not logged: %s", grid.name, exc)
     if not finished.keys() >= {u.id for u in units}:
         log.info("grid %s has unfinished units", grid.name)
     else:
         tracker.finish(parent)
     outcome.seconds = time.monotonic() - start
     return outcome
+
+
+def log_grid_summary(
+    tracker: Tracker, parent: str, grid: GridSpec, units: list[Unit]
+) -> dict[str, float]:
+    """Log on the grid's parent run, per cell, the mean and std (N−1) over seeds of the
+    grid's main metric and its number of seeds, from the finished units of ``units``:
+    ``<cell>.<metric>_mean``, ``<cell>.<metric>_std`` (none for one seed) and
+    ``<cell>.<metric>_seeds``. Returns what was logged."""
+    results = grid_results(tracker, grid.name, grid.metric, unit_ids=[u.id for u in units])
+    cells = list(dict.fromkeys(u.cell.name for u in units))
+    table = summary_table(results, cells, grid.metric)
+    metrics: dict[str, float] = {}
+    for cell, row in table.iterrows():
+        for stat in ("mean", "std", "seeds"):
+            metrics[f"{cell}.{grid.metric}_{stat}"] = float(row[stat])
+    metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
+    if metrics:
+        tracker.log_metrics(parent, metrics)
+    return metrics
 
 
 def grid_results(

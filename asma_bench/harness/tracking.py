@@ -13,7 +13,9 @@ import logging
 import math
 import os
 import platform
+import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -141,16 +143,33 @@ def git_commit() -> str:
         return "unknown"
 
 
+def source_name(argv: list[str] | None = None) -> str:
+    """What made the run, for ``mlflow.source.name``: ``asma-bench run`` for the command
+    line (its first argument that is no flag), else the script's file name."""
+    argv = sys.argv if argv is None else argv
+    program = Path(argv[0]) if argv else Path("python")
+    if program.name.startswith("asma-bench") or program.parent.name == "asma_bench":
+        command = next((a for a in argv[1:] if not a.startswith("-")), None)
+        return f"asma-bench {command}" if command else "asma-bench"
+    return program.name or "python"
+
+
 def environment_tags() -> dict[str, str]:
+    """The code and machine a run ran on: ``asma.*`` and MLflow's own ``mlflow.source.*``
+    (the command, ``LOCAL``, and the git commit where the package is a git checkout)."""
     import numpy
     import torch
 
+    commit = git_commit()
     return {
-        "asma.git_commit": git_commit(),
+        "asma.git_commit": commit,
         "asma.python": platform.python_version(),
         "asma.torch": torch.__version__,
         "asma.numpy": numpy.__version__,
         "asma.host": platform.node(),
+        "mlflow.source.name": source_name(),
+        "mlflow.source.type": "LOCAL",
+        **({"mlflow.source.git.commit": commit} if commit != "unknown" else {}),
     }
 
 
@@ -346,9 +365,16 @@ def _probe_server(uri: str, timeout: float = 10.0) -> None:
         raise TrackingError(f"tracking server {uri} is unreachable: {reason}") from None
 
 
+#: MLflow's switch for its "Downloading artifacts" progress bar (read at each download)
+PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
 def quiet_artifact_downloads() -> None:
-    """No MLflow progress bar per downloaded artifact (a report reads hundreds of them)."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    """No MLflow progress bar per downloaded artifact: a report reads hundreds of them, and
+    ``show`` / ``rerun`` one or two whose bars would only clutter a log (stdout or stderr
+    not a terminal) or the lines printed on one. Called before every download; a value the
+    user set in the environment (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true``) is kept."""
+    os.environ.setdefault(PROGRESS_BAR_ENV, "false")
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -390,7 +416,7 @@ def refuse_foreign_sqlite(path: Path) -> None:
         theirs = ", ".join(sorted(names)[:3]) + (" …" if len(names) > 3 else "")
         raise ConfigError(
             f"{path} is a SQLite database of another program (tables {theirs or 'none'}), not "
-            "an MLflow tracking store; choose another --out or --tracking-uri"
+            "an MLflow tracking store; choose another --runs or --tracking-uri"
         )
 
 
@@ -500,6 +526,97 @@ def _dispose_engines() -> None:
 def _param_value(v: Any) -> str:
     s = json.dumps(v) if isinstance(v, (list, dict)) else str(v)
     return s if len(s) <= MAX_PARAM_LEN else s[: MAX_PARAM_LEN - 3] + "..."
+
+
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?inf|nan")
+
+
+def parse_param(text: Any) -> Any:  # noqa: ANN401 - the value a parameter stood for
+    """The value an MLflow parameter's text stands for, the inverse of :func:`_param_value`:
+    ``"True"``/``"False"`` → bool, ``"None"`` → None, ``"3"`` → int, ``"0.25"`` → float,
+    JSON lists and objects → list/dict; other text (and text cut at ``MAX_PARAM_LEN``)
+    stays text, a missing value (NaN) is None. MLflow keeps every parameter as text, so a
+    string setting that reads as one of these comes back as it: the run's ``config.json``
+    is the exact record (see :func:`asma_bench.reports.results.unit_table`)."""
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return None
+    if not isinstance(text, str):
+        return text
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    if text[:1] in "[{" and not text.endswith("..."):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+#: the shortest run-id prefix accepted for a run (MLflow's run ids are 32 hex digits)
+MIN_RUN_PREFIX = 8
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def resolve_run_id(client: Any, run_id: str, uri: str) -> str:  # noqa: ANN401 - MlflowClient
+    """The full id of the run ``run_id`` names in the store at ``uri``: the id itself, or
+    the one active run whose id starts with it (at least :data:`MIN_RUN_PREFIX` hex
+    digits, as ``results`` prints them cut). One line naming the store when no run has it
+    (:class:`ConfigError`), or how many runs share the prefix when it is ambiguous."""
+    text = run_id.strip().lower()
+    try:
+        return client.get_run(text).info.run_id
+    except Exception:  # noqa: BLE001 - MLflow raises several types for an unknown id
+        pass
+    unknown = ConfigError(f"run {run_id!r} is not in the store {uri}")
+    if len(text) < MIN_RUN_PREFIX or not _HEX.fullmatch(text):
+        raise unknown from None
+    found = _ids_with_prefix(client, text, uri)
+    if not found:
+        raise unknown from None
+    if len(found) > 1:
+        raise ConfigError(
+            f"run {run_id!r}: {len(found)} runs in the store {uri} have ids starting with "
+            "it; give more of the id"
+        )
+    return found[0]
+
+
+def _ids_with_prefix(client: Any, prefix: str, uri: str) -> list[str]:  # noqa: ANN401
+    """Ids of the active runs starting with ``prefix``: one query of a SQLite store
+    (read-only), a scan of every experiment's runs on other stores."""
+    import sqlite3
+
+    db = sqlite_path(uri)
+    if db is not None and db.is_file():
+        try:
+            con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                rows = con.execute(
+                    "SELECT run_uuid FROM runs WHERE lifecycle_stage = 'active' AND "
+                    "substr(run_uuid, 1, ?) = ?", (len(prefix), prefix),
+                ).fetchall()  # fmt: skip
+            finally:
+                con.close()
+            return sorted(r[0] for r in rows)
+        except sqlite3.Error as exc:  # another schema: ask MLflow, as for other stores
+            log.debug("run-id prefix lookup in %s by SQL failed: %s", db, exc)
+    found: list[str] = []
+    for exp in client.search_experiments():
+        token = None
+        while True:
+            page = client.search_runs([exp.experiment_id], max_results=1000, page_token=token)
+            found += [r.info.run_id for r in page if r.info.run_id.startswith(prefix)]
+            token = page.token
+            if not token:
+                break
+    return sorted(found)
 
 
 def _metric_key(k: str) -> str:

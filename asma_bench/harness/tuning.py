@@ -8,8 +8,8 @@ the user's own::
     protocol: linear                 # what one trial runs
     base: {pretrain: {objective: asma}, linear: {features: aligned}}
     params:
-      masking.n: {type: float, low: 0.2, high: 0.52}
-      masking.k: {type: float, low: 0.1, high: 0.3}
+      masking.n: {type: count, of: joints, low: 0.2, high: 0.52}   # whole joints of V
+      masking.k: {type: count, of: frames, low: 0.1, high: 0.3}    # whole frames of T
       pretrain.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
       distill.student_depth: {type: int, low: 2, high: 7}
       pretrain.pairing: {type: categorical, choices: [ldsm_hmtm, hdsm_lmtm]}
@@ -19,17 +19,29 @@ never looked at). Every epoch's validation accuracy of the protocol's main stage
 reported to the trial, and a trial whose curve falls below the median of earlier trials at
 the same step is pruned. The first trial of a new study runs the profile's own values (when
 they lie in the space), so "improved" means better than the configuration you started from.
-Every trial is an MLflow run (experiment ``asma-bench-tuning``, tag ``asma.kind = trial``),
-which grid reports never read. The study names its objective after the metric
-(``study.metric_names``), so Optuna's plots and dashboard label the axis ``val_top1``.
+A ``count`` parameter (the masking sizes n and k) is drawn as an integer over the counts
+the dataset's V joints or the profile's T frames allow and stored in the config as
+count/total, which the masks turn back into that count: no two trials differ only by a
+fraction that rounds to the same mask (:class:`ParamSpec`).
 
-A study is resumed by running ``tune`` again with its name and storage. The resumed run
-goes on where the study stands: a trial a process on this host left RUNNING and that process
-is gone (a SIGKILL; each trial records its host and pid, ``asma.worker``) is marked FAIL, its
-MLflow run KILLED and its point queued once more (trials of other hosts are failed by
-Optuna's heartbeat); the sampler is seeded from the seed and the number of trials already
-there, so it proposes new points instead of the first ones again; and a point already
-evaluated is not run again: its trial takes the earlier value (``asma.same_as``).
+Every trial is an MLflow run (tag ``asma.kind = trial``) in the experiment ``tune:<space>``
+of the runs folder's store (``--runs``, the store the grids log to; ``--tracking-uri``
+another), which grid reports never read; a study of an earlier version goes on logging to
+``asma-bench-tuning`` in its own folder. The study names its objective after the metric
+(``study.metric_names``), so Optuna's plots and dashboard label the axis ``val_top1``, and
+records what it tunes on as user attributes (``asma.space``, ``asma.params``,
+``asma.profile``, ``asma.data``, ``asma.seeds``, ``asma.tracking_uri``, ``asma.experiment``;
+see :func:`resume_attrs`).
+
+A study is resumed by running ``tune`` again with its name and storage; one made with
+another space, profile or data is refused in one line, a new seed is said in one. The
+resumed run goes on where the study stands: a trial a process on this host left RUNNING
+and that process is gone (a SIGKILL; each trial records its host and pid, ``asma.worker``)
+is marked FAIL, its MLflow run KILLED and its point queued once more (trials of other
+hosts are failed by Optuna's heartbeat); the sampler is seeded from the seed and the
+number of trials already there, so it proposes new points instead of the first ones again;
+and a point already evaluated is not run again: its trial takes the earlier value
+(``asma.same_as``).
 
 The best trial can be saved as a profile (:func:`save_profile`): the profile the tuning
 started from plus the tuned parameters at their best values, and nothing else. What the
@@ -48,7 +60,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -112,22 +124,39 @@ PRUNE_KEYS: dict[str, tuple[str, ...]] = {
 
 
 class ParamSpec(BaseModel):
-    """One dimension of a search space."""
+    """One dimension of a search space.
+
+    ``type: count`` is a whole number of the dataset's joints (``of: joints``, V) or of the
+    profile's frames (``of: frames``, T = ``data.frames``), e.g. the masking sizes n and k:
+    Optuna draws an integer between ``low``·total and ``high``·total (fractions of the
+    total, default: every count from 1 to total − 1), and the config stores count/total,
+    which the masks turn back into exactly that count (:func:`fraction_count`). Two trials
+    never differ only in a fraction that rounds to the same mask."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["float", "int", "categorical"]
+    type: Literal["float", "int", "categorical", "count"]
     low: float | None = None
     high: float | None = None
     log: bool = False
     step: float | None = None
     choices: list[Any] | None = None
+    of: Literal["joints", "frames"] | None = None  # what a count counts
 
     @model_validator(mode="after")
     def _check(self) -> ParamSpec:
+        if (self.of is None) == (self.type == "count"):
+            raise ValueError("'type: count' needs 'of: joints' or 'of: frames', and only it")
         if self.type == "categorical":
             if not self.choices:
                 raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+            return self
+        if self.type == "count":
+            if self.log or self.step is not None or self.choices is not None:
+                raise ValueError("a count parameter takes 'of', 'low' and 'high' only")
+            bounds = [b for b in (self.low, self.high) if b is not None]
+            if not all(0 < b <= 1 for b in bounds) or (len(bounds) == 2 and bounds[0] >= bounds[1]):
+                raise ValueError("a count's 'low' < 'high' are fractions of the total in (0, 1]")
             return self
         if self.low is None or self.high is None or not self.low < self.high:
             raise ValueError("needs 'low' < 'high'")
@@ -140,23 +169,57 @@ class ParamSpec(BaseModel):
             raise ValueError("an int parameter needs integer bounds")
         return self
 
-    def contains(self, value: Any) -> bool:
-        """Whether ``value`` is a point of this dimension (used to start from the profile)."""
+    def count_range(self, total: int) -> tuple[int, int]:
+        """The whole counts of ``total`` joints or frames a count parameter spans: from
+        ``low``·total up to ``high``·total, at least 1, and one left visible."""
+        eps = 1e-9  # 0.2 * 25 is 5, not 5.000000000000001
+        lo = 1 if self.low is None else max(1, math.ceil(self.low * total - eps))
+        hi = total - 1 if self.high is None else min(total - 1, math.floor(self.high * total + eps))
+        return lo, hi
+
+    def contains(self, value: Any, totals: Mapping[str, int] | None = None) -> bool:
+        """Whether ``value`` is a point of this dimension (used to start from the profile;
+        a count's ``value`` is a count, of ``totals[of]``)."""
         if self.type == "categorical":
             return value in (self.choices or [])
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
-        if self.type == "int" and not float(value).is_integer():
+        if self.type in ("int", "count") and not float(value).is_integer():
             return False
+        if self.type == "count":
+            lo, hi = self.count_range(_total(self, totals))
+            return lo <= value <= hi
         return bool(self.low <= value <= self.high)
 
-    def suggest(self, trial: Any, name: str) -> Any:
+    def suggest(self, trial: Any, name: str, totals: Mapping[str, int] | None = None) -> Any:
         if self.type == "categorical":
             return trial.suggest_categorical(name, self.choices)
+        if self.type == "count":
+            return trial.suggest_int(name, *self.count_range(_total(self, totals)))
         if self.type == "int":
             step = int(self.step) if self.step else 1
             return trial.suggest_int(name, int(self.low), int(self.high), step=step, log=self.log)
         return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+
+
+def _total(spec: ParamSpec, totals: Mapping[str, int] | None) -> int:
+    if not totals or spec.of not in totals:
+        raise ValueError(f"a count of {spec.of} needs their total (see count_totals)")
+    return totals[spec.of]
+
+
+def fraction_count(value: float, total: int) -> int:
+    """The count a config's mask size stands for: a fraction below 1 of ``total`` is
+    ``round(value · total)`` (as :func:`asma_bench.strategies.base.resolve_count` takes
+    it), a larger value a count."""
+    return int(round(value * total)) if value < 1 else int(value)
+
+
+def count_fraction(count: int, total: int) -> float:
+    """What the config stores for ``count`` of ``total`` joints or frames: count/total,
+    which :func:`fraction_count` (and the masks) turn back into ``count`` for every
+    count from 1 to total − 1."""
+    return count / total
 
 
 class SearchSpace(BaseModel):
@@ -245,12 +308,50 @@ def nested(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def count_totals(space: SearchSpace, cfg: RunConfig) -> dict[str, int]:
+    """What the space's count parameters count: ``joints`` = the dataset's V, ``frames`` =
+    T = ``data.frames`` of ``cfg``; one line naming a count that spans no whole count."""
+    counts = {k: spec for k, spec in space.params.items() if spec.type == "count"}
+    if not counts:
+        return {}
+    from asma_bench.protocols.data import dataset_layout
+
+    layout = dataset_layout(cfg.data)
+    if layout is None:
+        raise ConfigError(
+            f"search space {space.name!r}: {', '.join(counts)} count the dataset's joints "
+            f"or frames, and {cfg.data.source} holds no converted dataset (no info.json)"
+        )
+    totals = {"joints": layout.num_joints, "frames": cfg.data.frames}
+    for key, spec in counts.items():
+        lo, hi = spec.count_range(totals[spec.of])
+        if lo > hi:
+            raise ConfigError(
+                f"search space {space.name!r}: {key} spans no whole number of the "
+                f"{totals[spec.of]} {spec.of} (low {spec.low}, high {spec.high} of them)"
+            )
+    return totals
+
+
+def config_values(
+    space: SearchSpace, params: Mapping[str, Any], totals: Mapping[str, int]
+) -> dict[str, Any]:
+    """A trial's parameters as the config stores them: a count of V joints or T frames
+    as count/total (:func:`count_fraction`), others as they are."""
+    out = {}
+    for key, value in params.items():
+        spec = space.params.get(key)
+        counted = spec is not None and spec.type == "count"
+        out[key] = count_fraction(value, _total(spec, totals)) if counted else value
+    return out
+
+
 # --------------------------------------------------------------------------- tuning
 @dataclass
 class TuneOptions:
     profile: str = "smoke"
     trials: int = 20
-    out: Path = Path("tuning")
+    out: Path = Path("runs")  # the runs folder: its MLflow store takes the trials
     storage: str | None = None  # default: SQLite in ``out``
     study: str | None = None  # default: space name + hash of the space and base config
     seed: int = 0
@@ -295,6 +396,8 @@ class TuneOutcome:
     # what the space's base and the command line set during tuning, which the profile omits
     not_saved: dict[str, Any] = field(default_factory=dict)
     tracking_uri: str = ""
+    experiment: str = ""  # the MLflow experiment of the trials
+    counts: dict[str, str] = field(default_factory=dict)  # the best counts: "8 of 20 joints"
 
     @property
     def improved(self) -> bool:
@@ -345,24 +448,27 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
     base = resolve_splits(build_config(opts.profile, [space.base, *cli, {"seed": opts.seed}]))
     PROTOCOLS.get(space.protocol)  # an unknown protocol fails before any storage is touched
     check_config(base, space.protocol)  # the device, the masks, the memory: before storage
+    totals = count_totals(space, base)  # V and T of the count parameters (masking n, k)
     name = opts.study or f"tune:{space.name}:{study_digest(space, base)}"
     out.mkdir(parents=True, exist_ok=True)
     url = opts.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
     storage = open_storage(url, QueueSettings())
+    uri = opts.tracking_uri or default_tracking_uri(out)
     with quiet_optuna():
         study = optuna.create_study(
             storage=storage, study_name=name, direction="maximize", load_if_exists=True,
             pruner=optuna.pruners.MedianPruner(n_startup_trials=opts.prune_startup_trials,
                                                n_warmup_steps=opts.prune_warmup_steps),
         )  # fmt: skip
+        check_distributions(study, space, totals)  # before the study records this space
+        experiment = resume_attrs(study, study_attrs(space, opts, base, uri))
         study.set_metric_names([space.objective])  # plots say val_top1, not "Objective Value"
         resumed = len(study.trials)  # trials the study holds before this call adds any
         if opts.start_from_profile and not study.trials:
-            start = {k: get_dotted(base.model_dump(mode="json"), k) for k in space.params}
-            if all(space.params[k].contains(v) for k, v in start.items()):
+            start = profile_point(space, base, totals)
+            if start is not None:
                 study.enqueue_trial(start, user_attrs={"asma.start": "profile"})
-    uri = opts.tracking_uri or default_tracking_uri(out)
-    tracker = Tracker(uri, experiment=TUNING_EXPERIMENT, artifact_root=out / "artifacts")
+    tracker = Tracker(uri, experiment=experiment, artifact_root=out / "artifacts")
     with quiet_optuna():
         reclaim_dead_trials(study, tracker)
         # a resumed study draws on from where it stands, not from the seed's first points
@@ -372,6 +478,7 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
         )
     parent = _study_run(tracker, name, space, opts)
     objective = _Objective(space, opts, cli, tracker, parent, name, out)
+    objective.totals = totals
     bar = None
     if opts.progress:
         from tqdm.auto import tqdm
@@ -403,12 +510,147 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
         )
     if bar is not None:
         bar.close()
-    outcome = summarize(study, space, opts, redact(url))
-    outcome.tracking_uri = uri
+    outcome = summarize(study, space, opts, redact(url), totals)
+    outcome.tracking_uri, outcome.experiment = uri, experiment
     if outcome.best is not None:
         tracker.log_metrics(parent, {f"best_{space.objective}": outcome.best.value})
         tracker.set_tags(parent, {"asma.best_trial": outcome.best.number})
     return outcome
+
+
+def profile_point(
+    space: SearchSpace, base: RunConfig, totals: Mapping[str, int]
+) -> dict[str, Any] | None:
+    """The profile's own values as a point of the space (a mask size as its count), or
+    None when one lies outside it."""
+    values = base.model_dump(mode="json")
+    point = {}
+    for key, spec in space.params.items():
+        value = get_dotted(values, key)
+        if spec.type == "count" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = fraction_count(value, totals[spec.of])
+        if not spec.contains(value, totals):
+            return None
+        point[key] = value
+    return point
+
+
+#: study user attributes: what the study tunes on (a resumption that differs is refused)
+ATTR_SPACE, ATTR_PARAMS, ATTR_PROFILE, ATTR_DATA = (
+    "asma.space", "asma.params", "asma.profile", "asma.data"
+)  # fmt: skip
+#: the trials' seeds (a new one is added, with a warning), and where the trials are logged
+ATTR_SEEDS, ATTR_TRACKING, ATTR_EXPERIMENT = "asma.seeds", "asma.tracking_uri", "asma.experiment"
+
+
+def study_attrs(
+    space: SearchSpace, opts: TuneOptions, base: RunConfig, tracking_uri: str
+) -> dict[str, Any]:
+    """The study's user attributes: the space (its name and parameter grid), the profile,
+    the data source (its content fingerprint where it is a folder), the seeds and the
+    MLflow store and experiment of its trials (``tune:<space>``)."""
+    data = {"source": base.data.source}
+    if base.data.source == "synthetic":
+        data.update(preset=base.data.preset, synth_seed=base.data.synth_seed)
+    elif base.data.fingerprint:
+        data["fingerprint"] = base.data.fingerprint
+    params = {k: p.model_dump(mode="json", exclude_defaults=True) for k, p in space.params.items()}
+    return {
+        ATTR_SPACE: space.name,
+        ATTR_PARAMS: params,
+        ATTR_PROFILE: opts.profile,
+        ATTR_DATA: data,
+        ATTR_SEEDS: [opts.seed],
+        ATTR_TRACKING: redact(tracking_uri),
+        ATTR_EXPERIMENT: f"tune:{space.name}",
+    }
+
+
+def resume_attrs(study: Any, attrs: dict[str, Any]) -> str:  # noqa: ANN401 - an Optuna Study
+    """Record ``attrs`` on ``study``; a study that holds them already must have been made
+    with the same space, parameters, profile and data (else one line refuses it: its
+    trials would not compare), and a new seed or MLflow store is said in one warning line.
+    Returns the MLflow experiment of its trials: the recorded one, or for a study of an
+    earlier version (no attributes, trials logged to ``asma-bench-tuning``) that one."""
+    had = study.user_attrs
+    if ATTR_SPACE not in had:  # a new study, or one from before the attributes
+        experiment = TUNING_EXPERIMENT if study.trials else attrs[ATTR_EXPERIMENT]
+        for key, value in {**attrs, ATTR_EXPERIMENT: experiment}.items():
+            study.set_user_attr(key, value)
+        return experiment
+    differ = [k for k in (ATTR_SPACE, ATTR_PARAMS, ATTR_PROFILE, ATTR_DATA)
+              if not _same(k, had.get(k), attrs[k])]  # fmt: skip
+    if differ:
+        was = ", ".join(f"{k.removeprefix('asma.')}={_compact(had.get(k))}" for k in differ)
+        now = ", ".join(f"{k.removeprefix('asma.')}={_compact(attrs[k])}" for k in differ)
+        raise ConfigError(
+            f"study {study.study_name!r} was made with {was}; this run has {now}: resume it "
+            "with the same settings, or name a new --study"
+        )
+    seeds = sorted({*had.get(ATTR_SEEDS, []), *attrs[ATTR_SEEDS]})
+    if seeds != sorted(had.get(ATTR_SEEDS, [])):
+        log.warning("tune: study %r ran its trials with seed %s; its new trials run with seed %s",
+                    study.study_name, had.get(ATTR_SEEDS), attrs[ATTR_SEEDS][0])  # fmt: skip
+        study.set_user_attr(ATTR_SEEDS, seeds)
+    if had.get(ATTR_TRACKING) != attrs[ATTR_TRACKING]:
+        log.warning("tune: study %r logged its trials to %s; its new trials go to %s",
+                    study.study_name, had.get(ATTR_TRACKING), attrs[ATTR_TRACKING])  # fmt: skip
+    return str(had.get(ATTR_EXPERIMENT) or attrs[ATTR_EXPERIMENT])
+
+
+def check_distributions(
+    study: Any,  # noqa: ANN401 - an Optuna Study
+    space: SearchSpace,
+    totals: Mapping[str, int],
+) -> None:
+    """Refuse, in one line, a space that draws a parameter of the study otherwise than its
+    trials did (a float ``masking.n`` of an earlier version's study, now a count; other
+    categorical choices, or log scale): Optuna would fail the first trial on it."""
+    import optuna
+
+    dists: dict[str, Any] = {}
+    for t in study.get_trials(deepcopy=False):
+        dists.update(t.distributions)
+    for key, spec in space.params.items():
+        if key not in dists:
+            continue
+        new = _distribution(spec, totals)
+        try:
+            optuna.distributions.check_distribution_compatibility(dists[key], new)
+        except ValueError:
+            raise ConfigError(
+                f"study {study.study_name!r} drew {key} as {_kind(dists[key])}; space "
+                f"{space.name!r} draws it as {_kind(new)}: name a new --study"
+            ) from None
+
+
+def _distribution(spec: ParamSpec, totals: Mapping[str, int]) -> Any:  # noqa: ANN401
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if spec.type == "categorical":
+        return CategoricalDistribution(spec.choices or [])
+    if spec.type == "count":
+        return IntDistribution(*spec.count_range(_total(spec, totals)))
+    if spec.type == "int":
+        return IntDistribution(int(spec.low), int(spec.high), log=spec.log)  # type: ignore[arg-type]
+    return FloatDistribution(spec.low, spec.high, log=spec.log)  # type: ignore[arg-type]
+
+
+def _kind(dist: Any) -> str:  # noqa: ANN401 - an Optuna distribution
+    name = type(dist).__name__.removesuffix("Distribution").lower()
+    if getattr(dist, "choices", None) is not None:
+        return f"{name} {list(dist.choices)}"
+    return f"{name}{' (log)' if getattr(dist, 'log', False) else ''}"
+
+
+def _same(key: str, had: Any, now: Any) -> bool:  # noqa: ANN401 - JSON values
+    if key == ATTR_DATA and isinstance(had, dict) and had.get("fingerprint"):
+        return had.get("fingerprint") == now.get("fingerprint")  # the content, wherever it is
+    return bool(had == now)
+
+
+def _compact(value: Any) -> str:  # noqa: ANN401 - JSON values
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def sampler_seed(seed: int, trials: int) -> int:
@@ -548,8 +790,15 @@ def _best(study: Any) -> Any:
         return None
 
 
-def summarize(study: Any, space: SearchSpace, opts: TuneOptions, storage: str) -> TuneOutcome:
-    """Trials, the best and the first complete trial, and the best configuration as a profile."""
+def summarize(
+    study: Any,  # noqa: ANN401 - an Optuna Study
+    space: SearchSpace,
+    opts: TuneOptions,
+    storage: str,
+    totals: Mapping[str, int] | None = None,
+) -> TuneOutcome:
+    """Trials, the best and the first complete trial, and the best configuration as a
+    profile (``totals``: V and T of the count parameters, see :func:`count_totals`)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         seconds = (
@@ -563,7 +812,12 @@ def summarize(study: Any, space: SearchSpace, opts: TuneOptions, storage: str) -
     if complete:
         outcome.first = complete[0]
         outcome.best = max(complete, key=lambda r: (r.value, -r.number))
-        outcome.profile = best_profile(space, opts, outcome.best.params)
+        outcome.profile = best_profile(space, opts, outcome.best.params, totals)
+        outcome.counts = {
+            k: f"{v} of {totals[space.params[k].of]} {space.params[k].of}"  # type: ignore[index]
+            for k, v in outcome.best.params.items()
+            if k in space.params and space.params[k].type == "count" and totals
+        }
         outcome.base_profile = opts.profile
         outcome.not_saved = {
             k: v for k, v in fixed_settings(space, opts).items() if k not in outcome.best.params
@@ -571,15 +825,25 @@ def summarize(study: Any, space: SearchSpace, opts: TuneOptions, storage: str) -
     return outcome
 
 
-def best_profile(space: SearchSpace, opts: TuneOptions, params: dict[str, Any]) -> dict[str, Any]:
+def best_profile(
+    space: SearchSpace,
+    opts: TuneOptions,
+    params: dict[str, Any],
+    totals: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """A profile for ``--profile FILE``: the base profile's own values (``opts.profile``,
-    as its file has them) with the tuned parameters at ``params`` merged in, validated.
+    as its file has them) with the tuned parameters at ``params`` merged in, validated; a
+    count of joints or frames as the fraction count/total (of ``totals``, by default the
+    tuning's dataset and profile), so the profile keeps its meaning on another skeleton.
 
     What the space's ``base`` and the command line (``--set``, ``--data``, ``--device``)
     fixed is left out: carried along, a space's setup (``pretrain.objective: asma``,
     ``linear.features: aligned``) would be imposed on every grid run with the profile.
     """
-    d = deep_merge(profile_dict(opts.profile), nested(params))
+    if totals is None and any(p.type == "count" for p in space.params.values()):
+        cli = [space.base, *_cli_overrides(opts), {"seed": opts.seed}]
+        totals = count_totals(space, resolve_splits(build_config(opts.profile, cli)))
+    d = deep_merge(profile_dict(opts.profile), nested(config_values(space, params, totals or {})))
     build_config(None, [d])  # fails here, not when the file is used
     return d
 
@@ -607,7 +871,7 @@ def save_profile(outcome: TuneOutcome, path: Path) -> Path:
         f"`asma-bench tune --space {outcome.space}`.",
         f"space: {outcome.space}; study: {outcome.study}; metric: {outcome.objective}; "
         f"trial: {outcome.best.number}; value: {outcome.best.value:.4g}",
-        f"tuned: {_settings(outcome.best.params)}",
+        f"tuned: {_tuned(outcome)}",
     ]
     if outcome.not_saved:
         lines.append(
@@ -618,6 +882,15 @@ def save_profile(outcome: TuneOutcome, path: Path) -> Path:
     text = header + yaml.safe_dump(outcome.profile, sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, text)
+
+
+def _tuned(outcome: TuneOutcome) -> str:
+    """The best parameters as the profile has them, and the counts a fraction stands for."""
+    best = outcome.best.params if outcome.best else {}
+    text = _settings({k: get_dotted(outcome.profile, k) for k in best})
+    if outcome.counts:
+        text += f" (counts: {', '.join(f'{k} {v}' for k, v in outcome.counts.items())})"
+    return text
 
 
 def _settings(values: dict[str, Any]) -> str:
@@ -671,26 +944,28 @@ class _Objective:
         self.space, self.opts, self.cli = space, opts, cli
         self.tracker, self.parent, self.study, self.out = tracker, parent, study, out
         self.progress: Any = None
+        self.totals: dict[str, int] = {}  # V and T of the count parameters
 
     def __call__(self, trial: Any) -> float:
         import optuna
 
         trial.set_user_attr(ATTR_WORKER, _this_worker())  # who runs it, for reclaim_dead_trials
-        params = {key: spec.suggest(trial, key) for key, spec in self.space.params.items()}
+        params = {k: spec.suggest(trial, k, self.totals) for k, spec in self.space.params.items()}
         same = evaluated(trial.study, params)
         if same is not None:  # a point already evaluated is not run again: its value stands
             trial.set_user_attr(ATTR_SAME_AS, same.number)
             trial.set_user_attr(ATTR_REASON, f"the point of trial {same.number}, not run again")
             return float(same.value)
+        values = nested(config_values(self.space, params, self.totals))  # counts: fractions
         cfg = build_config(
-            self.opts.profile,
-            [self.space.base, *self.cli, nested(params), {"seed": self.opts.seed}],
+            self.opts.profile, [self.space.base, *self.cli, values, {"seed": self.opts.seed}]
         )
         cfg = resolve_splits(cfg)  # the split the trial really uses is the one logged
         run_id = self.tracker.client.create_run(
             self.tracker.experiment_id, run_name=f"{self.space.name}/trial{trial.number}",
             tags={TAG_KIND: "trial", TAG_STUDY: self.study, TAG_SPACE: self.space.name,
-                  TAG_TRIAL: str(trial.number), "mlflow.parentRunId": self.parent},
+                  TAG_TRIAL: str(trial.number), "mlflow.parentRunId": self.parent,
+                  **environment_tags()},
         ).info.run_id  # fmt: skip
         trial.set_user_attr(ATTR_RUN, run_id)
         self.tracker.log_params(

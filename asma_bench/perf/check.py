@@ -9,33 +9,51 @@ Three kinds of checks, none of which uses absolute wall time:
   of the difference of two n-seed means, so ``k = 2`` is a two-sigma band.
 - **latency ratios**, all measured in the same run on one thread: the student's forward
   time over the teacher's, and each masking strategy's time over a fixed-size matrix
-  product. The timings of the two sides are interleaved over rounds and each ratio is the
-  fastest numerator over the fastest denominator (another job on a shared machine only
-  ever adds time); the relative spread of the per-round ratios (interquartile range /
-  median) widens the band: a ratio regresses above ``baseline · (1 + band)`` with ``band =
-  min(max(k · spread, floor), cap)``. Masking strategies are sub-millisecond operations
-  whose speed relative to a matrix product moves more between runs than a model's, so
-  their floor is higher (``masking_floor``: 2x slower fails; the regressions that matter,
-  such as a Python loop over samples, cost 10x or more).
+  product. Each ratio is measured over ``latency_rounds`` rounds; in a round the two sides
+  are timed back to back (numerator first in even rounds, denominator first in odd ones)
+  and the round gives one ratio. Times are the timing thread's CPU time (``latency_clock
+  = "thread"``; ``"wall"``: elapsed time): while other jobs run, the time the check
+  spends descheduled is not its code's time. On a 2-core machine at load 6 one run's
+  per-round ratios spread 1.2–1.8x in CPU time against 2.6–57x in elapsed time. The
+  recorded ratio is the median of the rounds, its spread their interquartile range /
+  median. The band is ``min(max(k · spread, floor), cap)`` (the larger spread of
+  baseline and current run), the limit ``baseline · (1 + band)``, and a ratio regresses
+  only when its *whole spread* is beyond the limit: with ``latency_statistic = "best"``
+  (the default) when even its fastest round is, i.e. every round was slower than the
+  limit. A disturbance (a context switch, a cache another job emptied) slows whichever
+  side it happens to hit, so single rounds move while the code is unchanged; a slower
+  strategy is slower in every round. ``"bound"`` judges a one-sided distribution-free
+  lower confidence bound of the median ratio (an order statistic, ``latency_confidence``;
+  with 7 rounds at 95 % it is the fastest round, with 9 the second fastest), ``"median"``
+  the median (strictest, for quiet machines). "improved" mirrors it (the slowest round
+  below ``baseline / (1 + band)``). Masking strategies are sub-millisecond operations whose
+  speed relative to a matrix product moves more between runs than a model's, so their
+  floor is higher (``masking_floor``: 2x slower fails; the regressions that matter, such
+  as a Python loop over samples, cost 10x or more).
 - **counts**: parameters and forward FLOPs of teacher and student, equal within
   ``count_rtol`` (exact by default).
 
 The baseline file (JSON) holds the settings of the benchmark it was measured with, so a
-check always re-measures the same thing; ``--update`` rewrites it atomically.
+check always re-measures the same thing; ``--update`` rewrites it atomically. A check's
+rows can be written as JSON (:func:`report_json`) and as JUnit XML (:func:`junit_xml`),
+both atomically.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
 import platform
 import statistics
 import tempfile
-from collections.abc import Callable, Mapping
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import torch
@@ -48,7 +66,7 @@ from asma_bench.data.layouts import get_layout
 from asma_bench.errors import ConfigError, DataFormatError, validation_line
 from asma_bench.fileio import atomic_write_text
 from asma_bench.perf.models import TEACHER_OBJECTIVE, ModelShapes, teacher_and_student
-from asma_bench.perf.timing import calibrate, fastest_ratio, sample_std, time_per_call
+from asma_bench.perf.timing import calibrate, sample_std, summarize
 from asma_bench.protocols import UnitContext, run_protocol
 from asma_bench.strategies import create_masking, list_maskings
 
@@ -96,6 +114,13 @@ class CheckSettings(BaseModel):
     latency_floor: float = Field(0.5, ge=0, description="relative: 0.5 = 50 % slower")
     masking_floor: float = Field(1.0, ge=0, description="for masking ratios: 1.0 = 2x slower")
     latency_cap: float = Field(2.0, gt=0, description="widest band: 2.0 = 3x slower fails")
+    latency_statistic: Literal["best", "bound", "median"] = Field(
+        "best", description="which per-round ratio is judged: best round, median bound, median"
+    )
+    latency_confidence: float = Field(0.95, gt=0.5, lt=1, description="for 'bound'")
+    latency_clock: Literal["thread", "wall"] = Field(
+        "thread", description="thread: CPU time of the timing thread; wall: elapsed time"
+    )
     masking_batch: int = Field(32, ge=1)
     reference_size: int = Field(256, ge=8, description="n of the n×n reference matmul")
     count_rtol: float = Field(0.0, ge=0)
@@ -103,11 +128,17 @@ class CheckSettings(BaseModel):
 
 @dataclass
 class LatencyStat:
-    ratio: float
+    ratio: float  # median of the per-round ratios
     spread: float  # interquartile range / median over rounds
+    rounds: list[float] = field(default_factory=list)  # the ratio of each round
 
-    def to_json(self) -> dict[str, float]:
-        return {"ratio": self.ratio, "spread": self.spread}
+    @classmethod
+    def of_rounds(cls, rounds: Sequence[float]) -> LatencyStat:
+        s = summarize(rounds)
+        return cls(s.median, s.iqr_spread, [float(r) for r in rounds])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ratio": self.ratio, "spread": self.spread, "rounds": self.rounds}
 
 
 @dataclass
@@ -136,11 +167,20 @@ class CheckRow:
     baseline: float | None
     current: float | None
     limit: float | None
-    status: str  # ok | improved | new | REGRESSED | CHANGED | MISSING
+    status: str  # ok | improved | new | REGRESSED | CHANGED | MISSING | not compared (…)
+    tolerance: str = ""  # the allowed change, e.g. "-4.5 pt", "+100 %", "exact"
+    detail: dict[str, Any] = field(default_factory=dict)  # latency: rounds, median, statistic
 
     @property
     def failed(self) -> bool:
         return self.status in FAILING
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "name": self.name, "status": self.status, "failed": self.failed,
+            "value": self.current, "baseline": self.baseline, "limit": self.limit,
+            "tolerance": self.tolerance, **self.detail,
+        }  # fmt: skip
 
 
 # --------------------------------------------------------------------------- measuring
@@ -214,26 +254,78 @@ def _latency(settings: CheckSettings) -> tuple[dict[str, LatencyStat], dict[str,
         "teacher": lambda: teacher(x), "student": lambda: student(x), "matmul": lambda: a @ b,
         **{f"masking/{k}": (lambda s=s: s(batch, generator=mask_gen)) for k, s in maskings.items()},
     }  # fmt: skip
+    pairs = {"student_over_teacher": ("student", "teacher")}
+    pairs.update({f"masking/{k}_over_matmul": (f"masking/{k}", "matmul") for k in maskings})
     with torch.no_grad():
         reps = {k: calibrate(f) for k, f in timers.items()}
-        times: dict[str, list[float]] = {k: [] for k in timers}
-        for _ in range(settings.latency_rounds):
-            # interleaved, so a slow moment of the machine hits numerator and denominator alike
-            for k, f in timers.items():
-                times[k].append(time_per_call(f, reps[k]))
-    stats = {"student_over_teacher": _stat(times["student"], times["teacher"])}
-    stats.update(
-        {
-            f"masking/{k}_over_matmul": _stat(times[f"masking/{k}"], times["matmul"])
-            for k in maskings
-        }
-    )
-    return stats, counts
+        clock = time.thread_time if settings.latency_clock == "thread" else time.perf_counter
+        rounds = paired_rounds(timers, reps, pairs, settings.latency_rounds, clock)
+    return {name: LatencyStat.of_rounds(r) for name, r in rounds.items()}, counts
 
 
-def _stat(numerator: list[float], denominator: list[float]) -> LatencyStat:
-    """Fastest over fastest, and the relative spread of the per-round ratios."""
-    return LatencyStat(*fastest_ratio(numerator, denominator))
+def paired_rounds(
+    timers: Mapping[str, Callable[[], Any]],
+    reps: Mapping[str, int],
+    pairs: Mapping[str, tuple[str, str]],
+    rounds: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
+    """The ratio of each round of each ``name → (numerator, denominator)`` pair: in a round
+    the two sides are timed back to back (ABAB…: numerator first in even rounds,
+    denominator first in odd ones), so a slow moment of the machine tends to hit both, and
+    one that hits only one side spoils that round alone. ``clock`` is read around each
+    side's ``reps`` calls."""
+
+    def timed(key: str) -> float:
+        fn, start = timers[key], clock()
+        for _ in range(reps[key]):
+            fn()
+        return max(clock() - start, 1e-9)
+
+    out: dict[str, list[float]] = {name: [] for name in pairs}
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()  # as timeit does: a collection of the process's garbage is no side's time
+    try:
+        for i in range(rounds):
+            for name, (num, den) in pairs.items():
+                order = (num, den) if i % 2 == 0 else (den, num)
+                t = {k: timed(k) / reps[k] for k in order}
+                out[name].append(t[num] / t[den])
+    finally:
+        if enabled:
+            gc.enable()
+    return out
+
+
+def median_bound_rank(n: int, confidence: float) -> int:
+    """The rank ``k`` (1 = the smallest) of the order statistic that is a one-sided
+    distribution-free lower confidence bound of the median of ``n`` values: the largest
+    ``k`` with ``P(Binomial(n, 1/2) ≤ k − 1) ≤ 1 − confidence`` (the k-th smallest exceeds
+    the median only when fewer than k values fall below it); 1 when ``n`` is too small."""
+    alpha, k, below = 1.0 - confidence, 0, 0.0
+    while k < n:
+        below += math.comb(n, k) / 2.0**n  # P(X ≤ k)
+        if below > alpha:
+            break
+        k += 1
+    return max(k, 1)
+
+
+def judged_ratios(rounds: Sequence[float], settings: CheckSettings) -> tuple[float, float]:
+    """(low, high): the per-round values a ratio is judged by, after
+    ``settings.latency_statistic``: ``best`` the fastest and the slowest round, ``bound``
+    the order statistics of :func:`median_bound_rank` from either end, ``median`` the
+    median twice. A ratio regresses when ``low`` is above its limit and improved when
+    ``high`` is below ``baseline / (1 + band)``."""
+    values = sorted(rounds)
+    if settings.latency_statistic == "median":
+        mid = statistics.median(values)
+        return mid, mid
+    k = 1
+    if settings.latency_statistic == "bound":
+        k = median_bound_rank(len(values), settings.latency_confidence)
+    return values[k - 1], values[-k]
 
 
 def _environment() -> dict[str, str]:
@@ -315,7 +407,12 @@ def compare(baseline: Mapping[str, Any], current: Measurement) -> list[CheckRow]
             if now > base["mean"] + tol
             else "ok"
         )
-        rows.append(CheckRow("accuracy", name, base["mean"], now, base["mean"] - tol, status))
+        rows.append(
+            CheckRow(
+                "accuracy", name, base["mean"], now, base["mean"] - tol, status,
+                f"-{tol:.3g} pt", {"values": list(values)},
+            )
+        )  # fmt: skip
     for name, values in current.accuracy.items():
         if name not in baseline.get("accuracy", {}):
             rows.append(CheckRow("accuracy", name, None, statistics.fmean(values), None, "new"))
@@ -327,19 +424,29 @@ def compare(baseline: Mapping[str, Any], current: Measurement) -> list[CheckRow]
             continue
         if elsewhere:  # reported, not compared: the ratio would measure the machine
             status = f"not compared ({elsewhere} baseline)"
-            rows.append(CheckRow("latency", name, base["ratio"], stat.ratio, None, status))
+            detail = {"median": stat.ratio, "spread": stat.spread, "rounds": stat.rounds}
+            rows.append(
+                CheckRow("latency", name, base["ratio"], stat.ratio, None, status, "", detail)
+            )
             continue
         floor = settings.masking_floor if name.startswith("masking/") else None
         band = latency_band(base["spread"], stat.spread, settings, floor)
         limit = base["ratio"] * (1 + band)
+        low, high = judged_ratios(stat.rounds or [stat.ratio], settings)
         status = (
             "REGRESSED"
-            if stat.ratio > limit
+            if low > limit
             else "improved"
-            if stat.ratio < base["ratio"] / (1 + band)
+            if high < base["ratio"] / (1 + band)
             else "ok"
         )
-        rows.append(CheckRow("latency", name, base["ratio"], stat.ratio, limit, status))
+        detail = {
+            "statistic": settings.latency_statistic, "median": stat.ratio,
+            "spread": stat.spread, "rounds": stat.rounds,
+        }  # fmt: skip
+        rows.append(
+            CheckRow("latency", name, base["ratio"], low, limit, status, f"+{band:.0%}", detail)
+        )
     for name, stat in current.latency.items():
         if name not in baseline.get("latency", {}):
             rows.append(CheckRow("latency", name, None, stat.ratio, None, "new"))
@@ -349,14 +456,39 @@ def compare(baseline: Mapping[str, Any], current: Measurement) -> list[CheckRow]
             rows.append(CheckRow("count", name, base, None, None, "MISSING"))
             continue
         same = abs(now - base) <= settings.count_rtol * abs(base)
-        rows.append(CheckRow("count", name, base, now, base, "ok" if same else "CHANGED"))
+        tol = f"±{settings.count_rtol:.3g}x" if settings.count_rtol else "exact"
+        rows.append(CheckRow("count", name, base, now, base, "ok" if same else "CHANGED", tol))
     for name, now in current.counts.items():
         if name not in baseline.get("counts", {}):
             rows.append(CheckRow("count", name, None, now, None, "new"))
     return rows
 
 
+def latency_note(settings: CheckSettings) -> str:
+    """What a latency row's ``current`` is, for the printed table."""
+    n = settings.latency_rounds
+    if settings.latency_statistic == "median":
+        what = f"the median of the {n} paired rounds' ratios"
+    elif settings.latency_statistic == "bound":
+        k = median_bound_rank(n, settings.latency_confidence)
+        rank = {1: "", 2: "2nd ", 3: "3rd "}.get(k, f"{k}th ")
+        what = (
+            f"a {settings.latency_confidence:.0%} lower bound of the median ratio (the "
+            f"{rank}fastest of {n} paired rounds)"
+        )
+    else:
+        what = f"the fastest of the {n} paired rounds' ratios"
+    return f"latency: current = {what}; rounds = the range of the rounds' ratios"
+
+
 def rows_table(rows: list[CheckRow]) -> pd.DataFrame:
+    """Every row: the value judged (a latency ratio's: see :func:`judged_ratios`), the
+    baseline, the limit and tolerance, the range of a latency ratio's rounds, the status."""
+
+    def spread(r: CheckRow) -> str:
+        rounds = r.detail.get("rounds")
+        return f"{min(rounds):.4g}..{max(rounds):.4g}" if rounds else ""
+
     return pd.DataFrame(
         [
             {
@@ -365,11 +497,77 @@ def rows_table(rows: list[CheckRow]) -> pd.DataFrame:
                 "baseline": r.baseline,
                 "current": r.current,
                 "limit": r.limit,
+                "tolerance": r.tolerance,
+                "rounds": spread(r),
                 "status": r.status,
             }
             for r in rows
         ]
     ).set_index(["kind", "check"])
+
+
+def report_json(
+    rows: Sequence[CheckRow], baseline: Mapping[str, Any], current: Measurement, source: Path
+) -> dict[str, Any]:
+    """The check's outcome as a JSON document: every row, what was compared, the exit code."""
+    failed = sum(r.failed for r in rows)
+    return {
+        "format": 1,
+        "baseline": str(source),
+        "passed": not failed,
+        "exit_code": 1 if failed else 0,
+        "checks": len(rows),
+        "failed": failed,
+        "settings": CheckSettings.model_validate(baseline["settings"]).model_dump(mode="json"),
+        "environment": current.environment,
+        "baseline_environment": baseline.get("environment", {}),
+        "rows": [r.to_json() for r in rows],
+    }
+
+
+def junit_xml(rows: Sequence[CheckRow], source: Path, seconds: float = 0.0) -> str:
+    """The check as JUnit XML: one ``testcase`` per row (classname ``check.<kind>``), a
+    ``failure`` for a failing row, ``skipped`` for a ratio not compared on this kind of
+    CPU; each case's ``properties`` and ``system-out`` hold value, baseline, limit,
+    tolerance and status."""
+    failures = sum(r.failed for r in rows)
+    skipped = sum(r.status.startswith("not compared") for r in rows)
+    counts = {"tests": str(len(rows)), "failures": str(failures), "errors": "0",
+              "skipped": str(skipped), "time": f"{seconds:.3f}"}  # fmt: skip
+    suites = ET.Element("testsuites", {"name": "asma-bench check", **counts})
+    suite = ET.SubElement(suites, "testsuite", {"name": "asma-bench check", **counts})
+    ET.SubElement(ET.SubElement(suite, "properties"), "property",
+                  {"name": "baseline", "value": str(source)})  # fmt: skip
+    for r in rows:
+        case = ET.SubElement(
+            suite, "testcase", {"classname": f"check.{r.kind}", "name": r.name, "time": "0"}
+        )
+        fields = {"value": r.current, "baseline": r.baseline, "limit": r.limit,
+                  "tolerance": r.tolerance, "status": r.status}  # fmt: skip
+        if "statistic" in r.detail:
+            fields["statistic"] = r.detail["statistic"]
+        props = ET.SubElement(case, "properties")
+        for key, value in fields.items():
+            shown = "" if value is None else str(value)
+            ET.SubElement(props, "property", {"name": key, "value": shown})
+        text = " ".join(f"{k}={'' if v is None else v}" for k, v in fields.items())
+        if r.detail.get("rounds"):
+            text += " rounds=" + ",".join(f"{v:.6g}" for v in r.detail["rounds"])
+        if r.failed:
+            message = f"{r.status}: {r.current} against baseline {r.baseline} (limit {r.limit})"
+            ET.SubElement(case, "failure", {"message": message, "type": r.status}).text = text
+        elif r.status.startswith("not compared"):
+            ET.SubElement(case, "skipped", {"message": r.status})
+        ET.SubElement(case, "system-out").text = text
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_report(path: Path, text: str) -> Path:
+    """Write a report file atomically (a temporary file renamed over ``path``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(path, text)
 
 
 # --------------------------------------------------------------------------- files

@@ -90,7 +90,7 @@ def find_unit(
             on = f" on {data}" if data else ""
             raise ConfigError(
                 f"grid {spec.name} has no finished unit {cell}/seed{seed}{on} in {runs} "
-                f"(`asma-bench run --grid {spec.name} --out {runs}` trains it)"
+                f"(`asma-bench run --grid {spec.name} --runs {runs}` trains it)"
             )
         sources = sorted({str(r.get("data.fingerprint") or r.get("data.source"))
                           for r in rows.to_dict("records")})  # fmt: skip

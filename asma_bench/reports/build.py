@@ -4,8 +4,9 @@ Which figures a grid gets is decided by its cells' labels, not by its name: spat
 temporal labels give the masking-pair heatmap (Fig. 3), any other full grid of two numeric
 axes a heatmap of that grid (Table 7), one numeric axis a sensitivity curve (Fig. 4),
 runs with both encoders' predictions the per-class difference (Fig. 6). Every grid gets
-its training curves, the t-SNE of encoder features (Figs. 5 / 7, when the checkpoints are
-in ``runs_dir``) and the degree–motion plot of its dataset (Fig. 1, when it is there).
+its training curves (of metrics logged every epoch: one logged once per run is no curve),
+the t-SNE of encoder features (Figs. 5 / 7, when the checkpoints are in ``runs_dir``) and
+the degree–motion plot of its dataset (Fig. 1, when it is there).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from asma_bench.objectives import objective_class
 from asma_bench.protocols.data import prepare_data, resolve_dataset
 from asma_bench.protocols.pretrain import pretrain_digest
 from asma_bench.reports import factorial, figures, html, tables
-from asma_bench.reports.datasets import AcrossDatasets, across_datasets, dataset_name, write_across
+from asma_bench.reports.datasets import AcrossDatasets, across_datasets, write_across
 from asma_bench.reports.datasets import display_rows as datasets_display
 from asma_bench.reports.embeddings import dataset_class_names, encoder_embeddings
+from asma_bench.reports.naming import dataset_info, dataset_name, dataset_title, dataset_titles
 from asma_bench.reports.results import (
     GridRuns,
     load_artifact_json,
@@ -126,10 +128,11 @@ def _write_across(
             "compare across them (--baseline CELL)"
         )
     parts = {}
+    titles = dataset_titles(runs.datasets)
     for ds in runs.datasets:
         name = f"{runs.grid}@{_slug(dataset_name(ds))}"
         parts[ds] = _write_grid(runs.for_dataset(ds), out_dir, name, runs_dir, opts, fig_opts,
-                                progress, dataset=dataset_name(ds))  # fmt: skip
+                                progress, dataset=titles[ds])  # fmt: skip
     folder = out_dir / runs.grid
     across = across_datasets(
         {ds: p.report for ds, p in parts.items()}, opts.correction, opts.confidence, opts.alpha
@@ -145,7 +148,7 @@ def _write_across(
                       "CSV": files["csv"].name},
         }],
         "notes": across.notes + [
-            f"{dataset_name(ds)}: its own report in {p.folder.name}/" for ds, p in parts.items()
+            f"{titles[ds]}: its own report in {p.folder.name}/" for ds, p in parts.items()
         ],
         "figures": [],
     }  # fmt: skip
@@ -384,9 +387,14 @@ def _curves(
     if not keys:
         return []
     hist = metric_histories(runs.uri, list(done["run_id"]), keys)
-    multi = hist.groupby("key")["step"].max()
-    keys = [k for k in keys if multi.get(k, 0) >= 1][:CURVE_PANELS]
+    # a curve has two or more steps in a run: a linear probe's val_top1 is logged once, at
+    # its last L-BFGS iteration's step, and is a number of the table, not a curve
+    curves = set(figures.curve_keys(hist))
+    once = [k for k in keys if k not in curves and k in set(hist["key"])]
+    keys = [k for k in keys if k in curves][:CURVE_PANELS]
     if not keys:
+        if once:
+            raise ConfigError(f"no per-epoch history: {', '.join(once)} logged once per run")
         return []
     meta = done.set_index("run_id")[["cell", "seed"]]
     hist = hist[hist["key"].isin(keys)].join(meta, on="run_id")
@@ -398,9 +406,25 @@ def _curves(
     shown = "; ".join(f"{figures.metric_title(k)} ({k})" for k in keys)
     caption = (
         f"Training curves of {runs.grid} per epoch: {shown} (MLflow metric history), one "
-        f"line per cell, mean ± std over seeds."
+        f"line per cell, mean ± std over seeds at each epoch."
+        + (f" Logged once per run, so not drawn: {', '.join(once)}." if once else "")
+        + _pretraining_note(hist, runs.cells)
     )
     return [_figure(fig, folder, f"{runs.grid}_curves", caption)]
+
+
+def _pretraining_note(hist: pd.DataFrame, cells: Sequence[str]) -> str:
+    """What a missing pretraining line means: the loss is logged by the unit that trained
+    the checkpoint, and units that load it (or train none) draw no line of their own."""
+    drawn = set(hist.loc[hist["key"] == "pretrain_loss", "cell"])
+    silent = [c for c in cells if c not in drawn]
+    if not drawn or not silent:
+        return ""
+    return (
+        f" A pretraining is logged by the unit that trained its checkpoint: {', '.join(silent)} "
+        "loaded a checkpoint another cell trained, or train none (random init), so they "
+        "draw no pretraining line."
+    )
 
 
 def _embeddings(
@@ -459,11 +483,12 @@ def _dataset(
     path = resolve_dataset(cfg.data, runs_dir / "data")
     ds = SkeletonDataset(path)
     summary = summarize(ds, max_motion_samples=500)
+    title = dataset_title(path)
     fig = figures.degree_motion(
-        summary["motion_joints"], title=f"{path.name}: joint degree vs motion intensity"
+        summary["motion_joints"], title=f"{title}: joint degree vs motion intensity"
     )
     caption = (
-        f"Joint degree vs motion intensity (paper Fig. 1) of dataset {path.name} "
+        f"Joint degree vs motion intensity (paper Fig. 1) of dataset {title} "
         f"({summary['motion_samples']} samples): mean displacement per frame of each "
         f"joint, and the mean ± std per degree."
     )
@@ -509,7 +534,10 @@ def _masking_diagnostics(
     if not strategies or len(set(per_cell)) < 2:  # not a grid that compares maskings
         return [], None
     result = diagnose(data.train.x, data.layout, strategies, draws, augment=Augment(data.layout))
-    made = write_masking_diagnostics(result, strategies, data.train.x, data.layout, folder)
+    # 2-D keypoints are image coordinates (y down), but the synthetic camera's y is up
+    synthetic = first.data.source == "synthetic" or "synthetic" in _dataset_info(first, runs_dir)
+    made = write_masking_diagnostics(result, strategies, data.train.x, data.layout, folder,
+                                     y_down=data.layout.dims == 2 and not synthetic)  # fmt: skip
     table = {
         "caption": f"What each masking strategy of the grid masks: {result.draws} draws per "
         f"strategy on augmented training clips of {tables.describe_data(runs)}",
@@ -520,6 +548,16 @@ def _masking_diagnostics(
     return made, table
 
 
+def _dataset_info(cfg: Any, runs_dir: Path) -> dict:  # noqa: ANN401 - a validated Config
+    """The info.json of the dataset folder ``cfg.data`` names ({} for generated data)."""
+    if cfg.data.source == "synthetic":
+        return {}
+    try:
+        return dataset_info(resolve_dataset(cfg.data, runs_dir / "data"))
+    except AsmaBenchError:
+        return {}
+
+
 def write_masking_diagnostics(
     result: Any,  # noqa: ANN401 - a strategies.diagnose.Diagnosis
     strategies: dict[str, Any],
@@ -527,11 +565,13 @@ def write_masking_diagnostics(
     layout: Any,  # noqa: ANN401 - a SkeletonLayout
     folder: Path,
     figure_folder: Path | None = None,
+    y_down: bool | None = None,
 ) -> list[dict]:
     """``maskings.md``, ``maskings.csv``, ``maskings_joints.csv`` in ``folder`` and the two
     figures (joints coloured by masked share; a clip's motion curve with each temporal
     strategy's frames) in ``figure_folder`` (default ``folder/figures``); returns the
-    figures' entries. Shared by
+    figures' entries. ``y_down`` draws the skeletons in image orientation (default: for a
+    2-D layout, whose keypoints are image coordinates). Shared by
     ``maskings --diagnose --out`` and the report of a grid that compares maskings."""
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -545,6 +585,7 @@ def write_masking_diagnostics(
         fig = figures.masking_skeletons(
             result.joints, mean_pose(clips), layout.edges, spatial,
             title=f"per-joint masked share ({result.draws} draws)",
+            y_down=layout.dims == 2 if y_down is None else y_down,
         )  # fmt: skip
         made.append(_figure(fig, fig_dir, "maskings_joints",
                             "Each joint coloured by how often each spatial masking hides it "

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from asma_bench.reports import stats
+from asma_bench.reports.naming import dataset_title, dataset_titles
 from asma_bench.reports.tables import (
     SIG_THRESHOLDS,
     GridReport,
@@ -39,23 +40,20 @@ class AcrossDatasets:
     table: pd.DataFrame  # index: cell; axes, per-dataset mean/std/seeds, the combined test
     axes: list[str]
     notes: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # dataset → its title (columns)
+
+    def title(self, dataset: str) -> str:
+        """The dataset's column title (:func:`dataset_titles`)."""
+        return self.names.get(dataset) or dataset_title(dataset)
 
     @property
     def caption(self) -> str:
         return (
             f"{self.grid} across {len(self.datasets)} datasets "
-            f"({', '.join(dataset_name(d) for d in self.datasets)}): "
+            f"({', '.join(self.title(d) for d in self.datasets)}): "
             f"{metric_label(self.metric)} (%), mean ± std (N−1) over seeds per dataset; Δ "
             f"against {self.baseline} averaged over the datasets, the dataset as a block."
         )
-
-
-def dataset_name(key: str) -> str:
-    """A dataset's short name for a column: the folder's name (``synthetic/small`` kept;
-    a transfer's ``source → target`` both ways)."""
-    if " → " in key:
-        return " → ".join(dataset_name(part) for part in key.split(" → "))
-    return key if key.startswith("synthetic/") else (Path(key).name or key)
 
 
 def across_datasets(
@@ -71,6 +69,7 @@ def across_datasets(
     cells = list(first.table.index)
     refs = [c for c in cells if _is_reference(first.table, c, axes)]
     rows = []
+    names = dataset_titles(list(reports))
     per_seed = {
         ds: r.per_seed[r.per_seed["status"] == "FINISHED"].pivot_table(
             index="seed", columns="cell", values="value", aggfunc="first"
@@ -82,7 +81,7 @@ def across_datasets(
         for a in axes:
             row[a] = first.table.loc[cell, a]
         for ds, r in reports.items():
-            name = dataset_name(ds)
+            name = names[ds]
             for col in ("mean", "std", "seeds"):
                 row[f"{name}:{col}"] = r.table.loc[cell, col] if cell in r.table.index else math.nan
         if cell != base:
@@ -125,7 +124,8 @@ def across_datasets(
     power = _pooled_power(per_seed, [base, *compared], alpha, confidence)
     if power:
         notes.append(power)
-    return AcrossDatasets(first.grid, first.metric, base, list(reports), table, axes, notes)
+    return AcrossDatasets(first.grid, first.metric, base, list(reports), table, axes, notes,
+                          names)  # fmt: skip
 
 
 def _is_reference(table: pd.DataFrame, cell: str, axes: list[str]) -> bool:
@@ -179,7 +179,7 @@ def display_rows(result: AcrossDatasets) -> pd.DataFrame:
     t = result.table
     out = label_frame(t, result.axes)
     for ds in result.datasets:
-        name = dataset_name(ds)
+        name = result.title(ds)
         out[name] = [_mean_std(r, name) for _, r in t.iterrows()]
     out["Δ (all datasets)"] = [fmt_value(d, sign=True) for d in t["delta"]]
     out["CI"] = [

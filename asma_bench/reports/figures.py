@@ -9,7 +9,10 @@
   (Figs. 5 / 7), by t-SNE (scikit-learn) or, when it is unavailable, PCA — the axes and
   title name the method actually used;
 * :func:`degree_motion` — joint degree against motion intensity of a dataset (Fig. 1);
-* :func:`training_curves` — per-epoch metrics, mean ± std over seeds per cell.
+* :func:`training_curves` — per-epoch metrics, mean ± std over seeds per cell (a metric
+  logged once per run, such as a probe's final accuracy, is no curve and is left out);
+* :func:`masking_skeletons` — joints coloured by how often each masking hides them, a
+  2-D (image-coordinate) skeleton drawn y down, every joint inside its panel.
 
 Every function returns a matplotlib Figure; :func:`save_figure` writes PNG and SVG. Every
 visible axis is labelled, with its unit where it has one ("top-1 accuracy (%)", "epoch"),
@@ -452,56 +455,160 @@ def degree_motion(motion_joints: pd.DataFrame, title: str = "") -> Figure:
 
 
 # --------------------------------------------------------------------------- curves
+def metric_x_label(key: str) -> str:
+    """What a logged metric's step counts: a linear probe's objective (``linear_objective``)
+    is logged per step of its fit (an L-BFGS iteration, or an epoch with Adam), the rest
+    per epoch."""
+    return "probe fit step (L-BFGS iteration or epoch)" if key.endswith("_objective") else "epoch"
+
+
+def _run_columns(history: pd.DataFrame) -> list[str]:
+    """The columns naming one run of ``history``: its cell and seed (or run id)."""
+    cols = [c for c in ("cell", "seed", "run_id") if c in history.columns]
+    return cols or ["cell"]
+
+
+def curve_keys(history: pd.DataFrame) -> list[str]:
+    """The keys of ``history`` that are curves: logged at two or more steps in some run.
+
+    A metric logged once per run (a probe's validation accuracy, logged at the step of its
+    last L-BFGS iteration) is one number, not a curve: drawn against "epoch" it would put
+    iteration counts on the x axis and join different seeds' points with a line."""
+    if history.empty:
+        return []
+    steps = history.groupby(["key", *_run_columns(history)])["step"].nunique()
+    longest = steps.groupby(level="key").max()
+    return [k for k in dict.fromkeys(history["key"]) if longest.get(k, 0) >= 2]
+
+
+def curve_summary(history: pd.DataFrame, key: str) -> dict[str, pd.DataFrame]:
+    """Per cell, the curve :func:`training_curves` draws for ``key``: indexed by x (the
+    epoch or, for an ``*_objective``, the fit step, counted from 1), columns ``mean``,
+    ``std`` (N − 1, 0 for one seed) and ``seeds`` (the runs averaged).
+
+    Each run's values are reduced to one per step (the last logged) and the cell's seeds
+    averaged at every step, so a line never jumps from one seed to another. Runs logged
+    at different steps (L-BFGS fits of different lengths, thinned differently) are first
+    interpolated linearly onto the steps of all of them, over the range every run covers;
+    runs of one length (epochs) are averaged as they are."""
+    h = history[history["key"] == key]
+    runs = _run_columns(h)
+    per_run = h.groupby([*runs, "step"], sort=True)["value"].last().reset_index()
+    out: dict[str, pd.DataFrame] = {}
+    for cell in dict.fromkeys(h["cell"]):
+        mine = per_run[per_run["cell"] == cell]
+        curves = [
+            (g["step"].to_numpy(float), g["value"].to_numpy(float))
+            for _, g in mine.groupby(runs, sort=True)
+        ]
+        if not curves:
+            continue
+        lo = max(float(x[0]) for x, _ in curves)
+        hi = min(float(x[-1]) for x, _ in curves)
+        steps = np.unique(np.concatenate([x for x, _ in curves]))
+        steps = steps[(steps >= lo) & (steps <= hi)]
+        if not len(steps):
+            continue
+        values = np.stack([np.interp(steps, x, v) for x, v in curves])  # (runs, steps)
+        std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(len(steps))
+        x = steps + 1
+        table = pd.DataFrame(
+            {"mean": values.mean(axis=0), "std": std, "seeds": len(values)},
+            index=pd.Index(x.astype(int), name=metric_x_label(key)),
+        )
+        out[str(cell)] = table
+    return out
+
+
 def training_curves(
     history: pd.DataFrame, keys: Sequence[str] | None = None, title: str = ""
 ) -> Figure:
     """Per-epoch metrics: one panel per key, one line per cell (mean over seeds, ±std band).
 
-    ``history`` has columns cell, seed, key, step, value. Panels are titled by
-    :func:`metric_title` and their y axes by :func:`metric_axis_label`.
+    ``history`` has columns cell, seed (or run_id), key, step, value. Panels are titled by
+    :func:`metric_title`, their y axes by :func:`metric_axis_label` and x axes by
+    :func:`metric_x_label`. Keys without a curve (:func:`curve_keys`: one value per run)
+    get no panel; a ConfigError when no key has one.
     """
     if history.empty:
         raise ConfigError("training curves: no metric history")
-    keys = list(keys or dict.fromkeys(history["key"]))
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
-    cells = list(dict.fromkeys(history["cell"]))
+    curves = set(curve_keys(history))
+    wanted = list(keys or dict.fromkeys(history["key"]))
+    dropped = [k for k in wanted if k not in curves]
+    if dropped:
+        log.info("training curves: %s logged once per run, not a curve", ", ".join(dropped))
+    keys = [k for k in wanted if k in curves]
+    if not keys:
+        raise ConfigError(
+            "training curves: every metric was logged once per run (no per-epoch history)"
+        )
+    fig, axes = plt.subplots(
+        1, len(keys), figsize=(4.2 * len(keys) + 1.2, 3.6), squeeze=False, layout="constrained"
+    )
+    cells = [str(c) for c in dict.fromkeys(history["cell"])]
     for ax, key in zip(axes[0], keys, strict=True):
-        h = history[history["key"] == key]
+        summary = curve_summary(history, key)
         for k, cell in enumerate(cells):
-            g = h[h["cell"] == cell].groupby("step")["value"]
-            if not len(g):
+            if cell not in summary:
                 continue
-            mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
-            ax.plot(mean.index + 1, mean, color=f"C{k % 10}", label=cell, lw=1.2)
-            ax.fill_between(mean.index + 1, mean - std, mean + std, color=f"C{k % 10}", alpha=0.15)
+            curve = summary[cell]
+            x = curve.index.to_numpy(float)
+            mean, std = curve["mean"].to_numpy(float), curve["std"].to_numpy(float)
+            ax.plot(x, mean, color=f"C{k % 10}", label=cell, lw=1.2)
+            ax.fill_between(x, mean - std, mean + std, color=f"C{k % 10}", alpha=0.15)
         ax.set_title(textwrap.fill(metric_title(key), 48), fontsize=9)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(metric_x_label(key))
         ax.set_ylabel(metric_axis_label(key))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=MIN_FONT_SIZE, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title or "training curves (mean ± std over seeds)", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
 # --------------------------------------------------------------------------- maskings
+def skeleton_limits(points: np.ndarray, margin: float = 0.12) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) x and y limits that hold every point of ``points`` (..., 2), all joints
+    of all frames, with ``margin`` of the larger extent on every side (room for the
+    markers); absent joints (exactly 0, 0) are left out unless nothing else is there."""
+    xy = np.asarray(points, dtype=float).reshape(-1, 2)
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    seen = xy[(xy != 0).any(axis=1)]
+    xy = seen if len(seen) else xy
+    if not len(xy):
+        return np.array([-1.0, -1.0]), np.array([1.0, 1.0])
+    low, high = xy.min(axis=0), xy.max(axis=0)
+    pad = margin * max(float((high - low).max()), 1e-6)
+    return low - pad, high + pad
+
+
 def masking_skeletons(
     shares: pd.DataFrame,
     pose: np.ndarray,
     edges: Sequence[tuple[int, int]],
     names: Sequence[str],
     title: str = "",
+    y_down: bool = False,
 ) -> Figure:
     """One skeleton per strategy (``names``, columns of ``shares``: per-joint masked share),
-    joints at ``pose`` (V, 2) coloured by their share on one shared scale."""
+    joints at ``pose`` (V, 2) coloured by their share on one shared scale.
+
+    ``y_down`` draws image coordinates (2-D keypoints: y grows downwards) the right way up.
+    Every panel has the same limits, from all joints with a margin (:func:`skeleton_limits`),
+    so no joint is cut off; the title, panel titles and colour bar never overlap."""
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(2.1 * cols + 1.2, 3.2 * rows + 0.4), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    # constrained layout keeps titles apart; the extra pad covers multi-line panel titles
+    fig.get_layout_engine().set(h_pad=0.1)
     values = shares[list(names)].to_numpy(float)
     vmin, vmax = float(np.nanmin(values)), float(np.nanmax(values))
     if vmin == vmax:
         vmin, vmax = vmin - 0.01, vmax + 0.01
+    low, high = skeleton_limits(pose)
     mappable = None
     for ax, name in zip(axes.flat, names, strict=False):
         for a, b in edges:
@@ -510,8 +617,12 @@ def masking_skeletons(
             pose[:, 0], pose[:, 1], c=shares[name].to_numpy(float), cmap="viridis",
             vmin=vmin, vmax=vmax, s=60, edgecolors="k", linewidths=0.5, zorder=2,
         )  # fmt: skip
-        ax.set_title(name, fontsize=10)
-        ax.set_aspect("equal")
+        # a long name (``ldsm:inverse_degree``) breaks after its colon, not into a neighbour
+        ax.set_title(textwrap.fill(name.replace(":", ": "), 16, break_long_words=False),
+                     fontsize=10)  # fmt: skip
+        ax.set_xlim(low[0], high[0])
+        ax.set_ylim((high[1], low[1]) if y_down else (low[1], high[1]))
+        ax.set_aspect("equal", adjustable="box")
         ax.axis("off")
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")

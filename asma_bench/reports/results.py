@@ -3,12 +3,23 @@
 The store is the only results database: nothing is copied elsewhere. Only FINISHED unit runs
 count as results; a unit whose every run FAILED (or was KILLED) is reported as failed with
 its reason, never as a number.
+
+MLflow keeps every parameter as text (``True``, ``None``, ``[0.0001, 0.01]``), so the
+``params.*`` columns of :func:`load_grid_runs` are text, compared as text (``--where``, the
+consistency check). The one-row-per-unit table of ``results`` and
+:func:`asma_bench.api.load_results` (:func:`unit_table`) takes each unit's settings with
+their real types from the run's ``config.json`` artifact, flattened to dotted names, and
+parses the text back (:func:`~asma_bench.harness.tracking.parse_param`) only for a run
+without one (a unit that failed before logging it).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import math
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from asma_bench.config import flatten
 from asma_bench.errors import AsmaBenchError, ConfigError, DataFormatError, library_error
 from asma_bench.harness.tracking import (
     MLFLOW_TABLES,
@@ -33,6 +45,7 @@ from asma_bench.harness.tracking import (
     TrackingError,
     _probe_server,
     grid_filter,
+    parse_param,
     quiet_artifact_downloads,
     reroot_artifacts,
     sqlite_path,
@@ -480,6 +493,139 @@ def load_artifact_json(uri: str, run_id: str, name: str) -> Any:
             ) from None
         except Exception as exc:  # missing artifact or unreachable artifact store
             raise DataFormatError(f"run {run_id}/{name}", str(exc).splitlines()[0]) from None
+
+
+#: the columns that name a unit, first in every results table in this order (then the
+#: cell's ``label.*`` values, then its settings, then its metrics, each in sorted order)
+UNIT_COLUMNS = ("cell", "seed", "status", "run_id", "protocol")
+
+
+def unit_table(runs: GridRuns, finished_only: bool = True) -> pd.DataFrame:
+    """One row per unit of ``runs`` (its FINISHED units, or all with ``finished_only=False``)
+    with typed values, in a fixed column order: :data:`UNIT_COLUMNS`, the ``label.*``
+    columns, the resolved settings under their dotted names, the final metrics.
+
+    Settings come from each run's ``config.json`` (exact types), else from its parameters
+    parsed back (:func:`~asma_bench.harness.tracking.parse_param`); the ``label.*`` and
+    ``protocol`` parameters stay text, numbers where a whole column is. Columns are bool,
+    int or float where every value is one (pandas' nullable ``boolean``/``Int64`` where a
+    unit lacks the value), otherwise objects: text, lists, dicts and None."""
+    df = runs.finished if finished_only else runs.runs
+    params = sorted(c for c in df.columns if c.startswith("params."))
+    metrics = sorted(c for c in df.columns if c.startswith("metrics."))
+    rows: list[dict[str, Any]] = []
+    labels: set[str] = set()
+    for _, r in df.iterrows():
+        row: dict[str, Any] = {"cell": str(r["cell"]), "seed": int(r["seed"]),
+                               "status": str(r["status"]), "run_id": str(r["run_id"])}  # fmt: skip
+        config = _run_config(runs.uri, r)
+        for col in params:
+            key = col.removeprefix("params.")
+            text = r[col]
+            if key in ("cell", "seed") or (key not in config and pd.isna(text)):
+                continue
+            if key == "protocol" or key.startswith("label."):
+                labels.add(key)
+                row[key] = None if pd.isna(text) else str(text)
+            else:
+                row[key] = config[key] if key in config else parse_param(text)
+        for key, value in config.items():
+            row.setdefault(key, value)
+        rows.append(row)
+    names = [c.removeprefix("metrics.") for c in metrics]
+    label_cols = sorted(labels - {"protocol"})
+    settings = sorted({k for row in rows for k in row} - set(UNIT_COLUMNS) - labels)
+    first = [c for c in UNIT_COLUMNS if c != "protocol" or c in labels]
+    out = pd.DataFrame(
+        {c: _typed([row.get(c) for row in rows]) for c in [*first, *label_cols, *settings]},
+        index=range(len(rows)),
+    )
+    for c in label_cols:  # label values are text; numbers where every unit's is one
+        numbers = pd.to_numeric(out[c], errors="coerce")
+        if numbers.notna().sum() == out[c].notna().sum() and out[c].notna().any():
+            out[c] = numbers
+    for col, name in zip(metrics, names, strict=True):
+        if name not in out:  # a metric never shadows a setting or a unit column
+            out[name] = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    return out
+
+
+def _run_config(uri: str, row: pd.Series) -> dict[str, Any]:
+    """The flattened ``config.json`` of a run ({} without one): read in place from a local
+    artifact store, downloaded from another."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    location = str(row.get("artifact_uri") or "")
+    try:
+        if location.startswith("file:"):
+            path = Path(url2pathname(urlparse(location).path)) / "config.json"
+            if not path.is_file():
+                return {}
+            config = json.loads(path.read_text())
+        else:
+            config = load_artifact_json(uri, str(row["run_id"]), "config.json")
+    except (OSError, ValueError, DataFormatError) as exc:
+        log.debug("run %s: no config.json (%s); parameters parsed", row["run_id"], exc)
+        return {}
+    return flatten(config) if isinstance(config, dict) else {}
+
+
+def _typed(values: list[Any]) -> pd.Series:
+    """A column of python values with the narrowest dtype that holds them all."""
+    present = [v for v in values if v is not None]
+    full = len(present) == len(values)
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype=bool if full else "boolean")
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="int64" if full else "Int64")
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pd.Series([math.nan if v is None else float(v) for v in values], dtype=float)
+    return pd.Series(values, dtype=object)
+
+
+def _plain(value: Any) -> Any:  # noqa: ANN401 - a cell of a results table
+    """A table cell as a plain python value: None for a missing one (NaN, pd.NA)."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def results_csv(df: pd.DataFrame) -> str:
+    """``df`` as CSV: booleans ``true``/``false``, an empty field for None or NaN, lists and
+    dicts as JSON, floats exactly as python writes them."""
+
+    def field(value: Any) -> str:  # noqa: ANN401
+        value = _plain(value)
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (list, dict)):
+            return json.dumps(value)
+        return repr(value) if isinstance(value, float) else str(value)
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(df.columns)
+    for row in df.itertuples(index=False):
+        writer.writerow([field(v) for v in row])
+    return buffer.getvalue()
+
+
+def results_json(df: pd.DataFrame) -> str:
+    """``df`` as a JSON list of records with real booleans, numbers, lists and null."""
+    records = [
+        {c: _plain(v) for c, v in zip(df.columns, row, strict=True)}
+        for row in df.itertuples(index=False)
+    ]
+    return json.dumps(records, indent=1)
 
 
 def metric_histories(uri: str, run_ids: Sequence[str], keys: Sequence[str]) -> pd.DataFrame:

@@ -43,6 +43,7 @@ from asma_bench.reports.factorial import (
     effects_table,
     marginal_table,
 )
+from asma_bench.reports.naming import dataset_title
 from asma_bench.reports.results import (
     ClipOutcome,
     GridRuns,
@@ -528,7 +529,7 @@ def describe_data(runs: GridRuns) -> str:
             presets = runs.param("data.preset")
             parts.append(f"synthetic ({', '.join(presets)} preset)" if presets else "synthetic")
         else:
-            parts.append(Path(src).name or src)
+            parts.append(dataset_title(src) if Path(src).is_dir() else Path(src).name or src)
     splits = runs.param("data.split")
     return f"{', '.join(parts)}, split {', '.join(splits) or '?'}"
 

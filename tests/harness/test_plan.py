@@ -38,14 +38,14 @@ def test_an_unwritable_output_folder_fails_at_once(tmp_path):
 
     assert ensure_writable(tmp_path / "new" / "deep") == tmp_path / "new" / "deep"
     (tmp_path / "a_file").write_text("")
-    with pytest.raises(ConfigError, match=r"--out .*a_file/runs: cannot write there"):
+    with pytest.raises(ConfigError, match=r"--runs .*a_file/runs: cannot write there"):
         ensure_writable(tmp_path / "a_file" / "runs")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
         if not os.access(locked, os.W_OK):  # root ignores permissions
-            with pytest.raises(ConfigError, match=r"--out .*locked: cannot write there"):
+            with pytest.raises(ConfigError, match=r"--runs .*locked: cannot write there"):
                 ensure_writable(locked)
     finally:
         locked.chmod(0o700)

@@ -22,9 +22,14 @@ from asma_bench.harness.tuning import (
     SearchSpace,
     TuneOptions,
     best_profile,
+    config_values,
+    count_fraction,
+    count_totals,
+    fraction_count,
     list_spaces,
     load_space,
     nested,
+    profile_point,
     save_profile,
     tune,
 )
@@ -36,17 +41,22 @@ def test_every_builtin_space_gives_valid_configs(name):
     space = load_space(name)
     assert space.prune_keys and "val" in space.objective
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    totals = count_totals(space, build_config("smoke", [space.base]))
     for _ in range(4):
         trial = study.ask()
-        params = {k: spec.suggest(trial, k) for k, spec in space.params.items()}
-        cfg = build_config("smoke", [space.base, nested(params)])
+        params = {k: spec.suggest(trial, k, totals) for k, spec in space.params.items()}
+        cfg = build_config("smoke", [space.base, nested(config_values(space, params, totals))])
         flat = cfg.flat()
         for key, value in params.items():
-            assert flat[key] == value
-            assert space.params[key].contains(value)
+            spec = space.params[key]
+            stored = flat[key]
+            if spec.type == "count":  # the config stores a fraction of V or T
+                stored = fraction_count(stored, totals[spec.of])
+            assert stored == value
+            assert spec.contains(value, totals)
     for profile in ("smoke", "quick"):  # tuning starts from the profile's own values
-        flat = build_config(profile, [space.base]).flat()
-        assert all(spec.contains(flat[k]) for k, spec in space.params.items()), profile
+        base = build_config(profile, [space.base])
+        assert profile_point(space, base, count_totals(space, base)) is not None, profile
 
 
 @pytest.mark.parametrize(
@@ -64,6 +74,9 @@ def test_every_builtin_space_gives_valid_configs(name):
             "protocol: robustness\nparams: {linear.lr: {type: float, low: 0.1, high: 1}}",
             "not tunable",
         ),
+        ("params: {masking.n: {type: count, low: 0.2, high: 0.5}}", "'of: joints'"),
+        ("params: {masking.n: {type: int, of: joints, low: 2, high: 5}}", "'of: joints'"),
+        ("params: {masking.n: {type: count, of: joints, low: 2, high: 5}}", "fractions"),
     ],
 )
 def test_bad_space_files_fail_with_one_line(tmp_path, params, message):
@@ -144,7 +157,8 @@ def test_median_pruning_on_validation_curves(tmp_path, curve_protocol):
     best = max(complete, key=lambda t: t.value)
     assert outcome.best.number == best.number and outcome.best.value == best.value
     assert outcome.first.number == 0 and outcome.improved == (best.value > trials[0].value)
-    tracker = Tracker(outcome.tracking_uri, experiment=TUNING_EXPERIMENT)
+    assert outcome.experiment == "tune:curve"  # the space's own experiment
+    tracker = Tracker(outcome.tracking_uri, experiment=outcome.experiment)
     runs = tracker.client.search_runs([tracker.experiment_id], "tags.`asma.kind` = 'trial'")
     by_trial = {int(r.data.tags["asma.trial"]): r for r in runs}
     assert sorted(by_trial) == list(range(14))
@@ -196,7 +210,7 @@ def test_tune_on_smoke_says_whether_it_beat_the_first_trial(tmp_path, capsys):
         "3",
         "--profile",
         "smoke",
-        "--out",
+        "--runs",
         str(out),
         "--save-profile",
         str(best),
@@ -234,9 +248,10 @@ def test_tune_on_smoke_says_whether_it_beat_the_first_trial(tmp_path, capsys):
     fixed = 'pretrain.objective="barlow_twins", pretrain.pairing="ldsm_hmtm", linear.epochs=4'
     assert header[3].endswith(f"(the space's base and the command line): {fixed}")
     # each trial is an MLflow run of its own kind: grids and reports never see it
-    tracker = Tracker(f"sqlite:///{out}/mlflow.db", experiment=TUNING_EXPERIMENT)
+    tracker = Tracker(f"sqlite:///{out}/mlflow.db", experiment="tune:probe_lr")
     runs = tracker.client.search_runs([tracker.experiment_id], "tags.`asma.kind` = 'trial'")
     assert len(runs) == 3 and not tracker.unit_runs("probe_lr")
+    assert "(experiment tune:probe_lr)" in printed
     # resuming the study adds trials to it
     assert main([*args[:4], "1", *args[5:]]) == 0
     assert len(optuna.load_study(study_name=None, storage=f"sqlite:///{out}/optuna.db").trials) == 4
@@ -303,7 +318,7 @@ def test_a_key_both_profile_and_cells_set_takes_the_cells_value(tmp_path, capsys
     assert profile_conflicts(grid, str(path)) == ["pretrain.pairing"]
     assert profile_conflicts(grid, "smoke") == []  # built-in profiles only size the runs
     args = ["run", "--grid", "masking_pairs", "--profile", str(path), "--seeds", "1",
-            "--dry-run", "--no-estimate", "--out", str(tmp_path / "runs")]  # fmt: skip
+            "--dry-run", "--no-estimate", "--runs", str(tmp_path / "runs")]  # fmt: skip
     assert main(args) == 0
     err = capsys.readouterr().err
     assert err == (
@@ -317,7 +332,7 @@ def test_tune_prints_one_line_per_trial_without_a_terminal(tmp_path, curve_proto
     space.write_text(yaml.safe_dump(curve_protocol.model_dump(mode="json")))
     commands.load_all()
     args = ["tune", "--space", str(space), "--trials", "3", "--profile", "smoke"]
-    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    result = CliRunner().invoke(app, [*args, "--runs", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert [line.split(":")[0] for line in lines] == [
@@ -326,7 +341,7 @@ def test_tune_prints_one_line_per_trial_without_a_terminal(tmp_path, curve_proto
     # the smoke profile's linear.lr = 0.01 runs first: val_top1 = 100 * lr
     assert lines[0].startswith("[1/3] tune curve trial 0: COMPLETE val_top1=1.00 (best 1.00, ")
     assert all(line.endswith(" s)") for line in lines)
-    quiet = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--no-progress"])
+    quiet = CliRunner().invoke(app, [*args, "--runs", str(tmp_path / "b"), "--no-progress"])
     assert quiet.exit_code == 0, quiet.output
     assert "tune curve" not in quiet.stderr
 
@@ -353,7 +368,7 @@ def test_a_trial_left_running_by_a_dead_process_is_failed_and_its_point_rerun(
     first = tune(curve_protocol, opts)
     storage = f"sqlite:///{tmp_path}/optuna.db"
     study = optuna.load_study(study_name=first.study, storage=storage)
-    tracker = Tracker(first.tracking_uri, experiment=TUNING_EXPERIMENT)
+    tracker = Tracker(first.tracking_uri, experiment=first.experiment)
     # a trial a SIGKILLed tune left behind: RUNNING, its process gone, its MLflow run open
     dead = study.ask({"linear.lr": optuna.distributions.FloatDistribution(0.01, 1.0)})
     run_id = tracker.client.create_run(tracker.experiment_id).info.run_id
@@ -412,3 +427,127 @@ def test_a_point_already_evaluated_is_not_run_again(tmp_path, curve_protocol):
                 if t.number == 1]  # fmt: skip
     assert trial.user_attrs[ATTR_SAME_AS] == 0 and trial.value == outcome.trials[0].value
     assert len(calls) == 1  # only trial 0 ran the protocol
+
+
+@pytest.mark.parametrize("layout, frames", [("ntu25", 12), ("kinect20", 16), ("ntu25", 50)])
+def test_every_count_survives_the_config_as_a_fraction(layout, frames):
+    """count → the fraction the config stores → the count the masks draw: the identity for
+    every count a mask can have, so each integer Optuna draws is a mask size of its own."""
+    from asma_bench.data.layouts import get_layout
+    from asma_bench.strategies.base import create_masking
+
+    joints = get_layout(layout).num_joints
+    for n in range(1, joints):
+        assert create_masking("ldsm", layout=layout, n=count_fraction(n, joints)).n == n
+        assert fraction_count(count_fraction(n, joints), joints) == n
+    for k in range(1, frames):
+        hmtm = create_masking("hmtm", layout=layout, k=count_fraction(k, frames))
+        assert hmtm.resolve_k(frames) == k
+
+
+COUNTS = SearchSpace(
+    name="masks",
+    protocol="masks",
+    prune_on=["masks_val_top1"],
+    params={
+        "masking.n": {"type": "count", "of": "joints", "low": 0.2, "high": 0.52},
+        "masking.k": {"type": "count", "of": "frames", "low": 0.1, "high": 0.3},
+    },
+)
+
+
+def test_masking_sizes_are_tuned_as_whole_counts(tmp_path, monkeypatch):
+    """smoke on the synthetic NTU-25 clips: n in 5..13 of V = 25 joints, k in 2..3 of
+    T = 12 frames; the protocol sees the fractions the config stores, and no two trials
+    that ran masked the same number of joints and frames."""
+    ran: list[tuple[int, int]] = []
+
+    def masks(cfg, ctx):
+        n, k = fraction_count(cfg.masking.n, 25), fraction_count(cfg.masking.k, 12)
+        assert 0 < cfg.masking.n < 1 and 0 < cfg.masking.k < 1
+        ran.append((n, k))
+        ctx.on_epoch(0, {"masks_val_top1": float(n + k)})
+        return ProtocolResult({"val_top1": float(10 * n + k)})
+
+    monkeypatch.setitem(PROTOCOLS._entries, "masks", masks)
+    opts = TuneOptions(profile="smoke", trials=10, out=tmp_path / "runs", startup_trials=20)
+    outcome = tune(COUNTS, opts)
+    points = [(t.params["masking.n"], t.params["masking.k"]) for t in outcome.trials]
+    assert points[0] == (9, 3)  # the profile's 0.36 and 0.25 of 25 joints and 12 frames
+    assert all(isinstance(n, int) and 5 <= n <= 13 and k in (2, 3) for n, k in points)
+    assert len(ran) == len(set(ran)) == len(set(points))  # a repeated point is not run again
+    assert sorted(ran) == sorted(set(points))
+    # the best profile stores the fractions, and the header says the counts
+    best = save_profile(outcome, tmp_path / "best.yaml")
+    n, k = outcome.best.params["masking.n"], outcome.best.params["masking.k"]
+    assert yaml.safe_load(best.read_text())["masking"] == {"n": n / 25, "k": k / 12}
+    assert f"(counts: masking.n {n} of 25 joints, masking.k {k} of 12 frames)" in best.read_text()
+    # the trials are logged to the runs folder's store, in the space's own experiment
+    assert outcome.tracking_uri == f"sqlite:///{(tmp_path / 'runs' / 'mlflow.db').resolve()}"
+    assert outcome.experiment == "tune:masks"
+    # a range holding no whole count fails in one line before anything runs
+    narrow = COUNTS.model_copy(deep=True)
+    narrow.params["masking.k"] = narrow.params["masking.k"].model_copy(
+        update={"low": 0.01, "high": 0.05}
+    )
+    with pytest.raises(ConfigError, match=r"masking.k spans no whole number of the 12 frames"):
+        count_totals(narrow, build_config("smoke"))
+
+
+def test_the_study_records_what_it_tunes_on_and_refuses_other_settings(
+    tmp_path, curve_protocol, caplog
+):
+    opts = TuneOptions(profile="smoke", trials=1, out=tmp_path, study="s")
+    tune(curve_protocol, opts)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    attrs = optuna.load_study(study_name="s", storage=storage).user_attrs
+    assert attrs["asma.space"] == "curve" and attrs["asma.profile"] == "smoke"
+    assert attrs["asma.params"] == {"linear.lr": {"type": "float", "low": 0.01, "high": 1.0}}
+    assert attrs["asma.data"] == {"source": "synthetic", "preset": "tiny", "synth_seed": 0}
+    assert attrs["asma.seeds"] == [0] and attrs["asma.experiment"] == "tune:curve"
+    # another profile under the same study name: refused in one line, nothing run
+    with pytest.raises(ConfigError) as err:
+        tune(curve_protocol, TuneOptions(profile="quick", trials=1, out=tmp_path, study="s"))
+    tiny, small = (
+        f'{{"preset":"{p}","source":"synthetic","synth_seed":0}}' for p in ("tiny", "small")
+    )
+    assert str(err.value) == (
+        f"study 's' was made with profile=\"smoke\", data={tiny}; this run has "
+        f'profile="quick", data={small}: resume it with the same settings, or name a new '
+        "--study"
+    )
+    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 1
+    # another seed: said in one line, and recorded
+    with caplog.at_level("WARNING", logger="asma_bench.harness.tuning"):
+        tune(curve_protocol, TuneOptions(profile="smoke", trials=1, out=tmp_path, study="s",
+                                         seed=1))  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if "seed" in r.getMessage()]
+    assert said == ["tune: study 's' ran its trials with seed [0]; its new trials run with seed 1"]
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study.user_attrs["asma.seeds"] == [0, 1] and len(study.trials) == 2
+
+
+def test_a_study_of_an_earlier_version_keeps_logging_where_it_did(tmp_path, curve_protocol):
+    """A tuning folder of before the attributes: its study goes on in its experiment."""
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    old = optuna.create_study(study_name="old", storage=storage, direction="maximize")
+    lr = optuna.distributions.FloatDistribution(0.01, 1.0)
+    point = {"params": {"linear.lr": 0.5}, "distributions": {"linear.lr": lr}}
+    old.add_trial(optuna.trial.create_trial(**point, value=50.0))
+    outcome = tune(curve_protocol, TuneOptions(profile="smoke", trials=1, out=tmp_path,
+                                               study="old"))  # fmt: skip
+    assert outcome.experiment == TUNING_EXPERIMENT == "asma-bench-tuning"
+    assert len(outcome.trials) == 2 and outcome.best.value == 50.0
+    study = optuna.load_study(study_name="old", storage=storage)
+    assert study.user_attrs["asma.experiment"] == TUNING_EXPERIMENT
+    # a space drawing a parameter of the study otherwise (as masking.n, once a float, is
+    # now a count) is refused in one line, before it runs a trial
+    categorical = {"linear.lr": {"type": "categorical", "choices": [0.1, 0.2]}}
+    other = SearchSpace.model_validate({**curve_protocol.model_dump(), "params": categorical})
+    with pytest.raises(ConfigError) as err:
+        tune(other, TuneOptions(profile="smoke", trials=1, out=tmp_path, study="old"))
+    assert str(err.value) == (
+        "study 'old' drew linear.lr as float; space 'curve' draws it as categorical "
+        "[0.1, 0.2]: name a new --study"
+    )
+    assert len(optuna.load_study(study_name="old", storage=storage).trials) == 2

@@ -17,12 +17,16 @@ from asma_bench.perf import check as check_module
 from asma_bench.perf.check import (
     CheckSettings,
     CheckUnit,
+    LatencyStat,
     accuracy_tolerance,
     compare,
+    judged_ratios,
     latency_band,
     load_baseline,
     measure,
+    median_bound_rank,
     other_cpu,
+    paired_rounds,
     write_baseline,
 )
 from asma_bench.strategies import MASKINGS
@@ -76,6 +80,9 @@ def test_measurement_is_what_it_claims(measured):
         f"masking/{name}_over_matmul" for name in MASKINGS.list()
     }
     assert all(s.ratio > 0 and s.spread >= 0 for s in current.latency.values())
+    for stat in current.latency.values():  # one ratio per paired round, the median recorded
+        assert len(stat.rounds) == settings.latency_rounds
+        assert stat.ratio == pytest.approx(statistics.median(stat.rounds))
     teacher, student, _ = check_module.check_models(settings)
     assert current.counts["teacher_params"] == sum(p.numel() for p in teacher.parameters())
     assert current.counts["student_params"] == sum(p.numel() for p in student.parameters())
@@ -202,6 +209,10 @@ def test_cli_check_update_and_regression_table(measured, tmp_path, monkeypatch, 
     assert "1 of" in out and "regressed" in out
     table = [line for line in out.splitlines() if "REGRESSED" in line]
     assert len(table) == 1 and "bt" in table[0]
+    # the summary lists every check, not only the failed one, with its tolerance
+    rows = compare(json.loads(path.read_text()), current)
+    assert all(r.name in out for r in rows) and len(rows) > 10
+    assert "tolerance" in out and "exact" in out and "+100%" in out
 
 
 def test_check_prints_one_line_per_check_without_a_terminal(measured, tmp_path, monkeypatch):
@@ -269,3 +280,164 @@ def test_committed_baseline_measures_the_default_benchmark():
     assert {"teacher_params", "student_params", "teacher_flops", "student_flops"} == set(
         data["counts"]
     )
+
+
+def test_paired_rounds_count_cpu_time_not_time_spent_descheduled():
+    """A side that waits 50 ms (as if another job held the core) besides its 2 ms of work:
+    the thread's CPU time sees the same work on both sides, elapsed time a 25x ratio."""
+    import time
+
+    def busy():
+        end = time.thread_time() + 0.002
+        while time.thread_time() < end:
+            pass
+
+    timers = {"waits": lambda: (busy(), time.sleep(0.05)), "works": busy}
+    args = (timers, {"waits": 1, "works": 1}, {"r": ("waits", "works")}, 3)
+    cpu = paired_rounds(*args, time.thread_time)["r"]
+    wall = paired_rounds(*args, time.perf_counter)["r"]
+    assert len(cpu) == 3 and all(0.8 < r < 1.5 for r in cpu), cpu
+    assert max(wall) > 5, wall
+
+
+def test_median_bound_rank_and_judged_ratios():
+    # P(Binomial(n, 1/2) <= k - 1) <= 5 %: n = 7 -> 1/128 (k = 1), n = 9 -> 10/512 (k = 2),
+    # n = 20 -> 0.0207 (k = 6; k = 7 would be 0.0577)
+    assert [median_bound_rank(n, 0.95) for n in (3, 7, 9, 20)] == [1, 1, 2, 6]
+    assert median_bound_rank(7, 0.9) == 2  # P(X <= 1) = 8/128 = 0.0625
+    rounds = [3.0, 1.0, 2.0, 10.0, 2.5, 2.2, 1.5, 2.8, 2.4]
+    judged = {
+        stat: judged_ratios(rounds, CheckSettings(latency_statistic=stat))
+        for stat in ("best", "bound", "median")
+    }
+    assert judged == {"best": (1.0, 10.0), "bound": (1.5, 3.0), "median": (2.4, 2.4)}
+
+
+def _latency_baseline(baseline, name, ratio, statistic="best"):
+    edited = copy.deepcopy(baseline)
+    edited["latency"][name] = {"ratio": ratio, "spread": 0.0, "rounds": [ratio] * 5}
+    edited["settings"]["latency_statistic"] = statistic
+    return edited
+
+
+def test_a_ratio_regresses_only_when_its_whole_spread_is_beyond_the_limit(measured):
+    """Two disturbed rounds of seven (the user's 2x false alarm on a busy machine) fail
+    nothing; slower in every round fails with every statistic; "median" is the strictest."""
+    _, current, baseline = measured
+    name = "masking/csm_over_matmul"  # masking floor: 2x the baseline fails
+
+    def status(rounds, statistic="best"):
+        now = copy.deepcopy(current)
+        now.latency[name] = LatencyStat.of_rounds(rounds)
+        row = {r.name: r for r in compare(_latency_baseline(baseline, name, 1.0, statistic), now)}
+        return row[name].status, row[name].current, row[name].limit
+
+    disturbed = [1.05, 0.98, 2.6, 1.0, 3.1, 1.02, 0.99]
+    assert status(disturbed)[0] == status(disturbed, "bound")[0] == "ok"
+    slower = [2.5, 2.6, 2.4, 2.55, 2.45, 2.5, 2.6]
+    for stat in ("best", "bound", "median"):
+        got, value, limit = status(slower, stat)
+        assert got == "REGRESSED" and value > limit == pytest.approx(2.0)
+    mostly_slower = [0.9, 2.2, 2.3, 2.4, 2.5, 2.2, 2.1]  # one round at the old speed
+    assert status(mostly_slower)[0] == "ok" and status(mostly_slower, "median")[0] == "REGRESSED"
+    faster = [0.3, 0.32, 0.31, 0.3, 0.33, 0.3, 0.31]
+    assert status(faster)[0] == "improved"
+    assert status([*faster[:6], 1.2])[0] == "ok"  # improved only when every round is
+
+
+def test_a_bad_latency_statistic_is_one_line(measured, tmp_path, capsys):
+    _, _, baseline = measured
+    bad = copy.deepcopy(baseline)
+    bad["settings"]["latency_statistic"] = "fastest"
+    (tmp_path / "b.json").write_text(json.dumps(bad))
+    assert main(["check", "--baseline", str(tmp_path / "b.json"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "b.json" in err and "latency_statistic" in err and err.count("\n") == 1
+
+
+def _junit(path):
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    suite = root.find("testsuite")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    return suite, cases
+
+
+def test_json_and_junit_outputs_pass_and_fail(measured, tmp_path, monkeypatch, capsys):
+    """Both files hold every check, on success and on failure, with the same counts as
+    the exit code, and are written by renaming a temporary file (nothing left beside)."""
+    settings, current, baseline = measured
+    monkeypatch.setattr(check_module, "measure", lambda s, workdir=None, progress=None: current)
+    path, out = tmp_path / "baseline.json", tmp_path / "out"
+    path.write_text(json.dumps(baseline))
+    files = ["--json", str(out / "check.json"), "--junit-xml", str(out / "junit.xml")]
+    n = len(compare(baseline, current))
+    assert main(["check", "--baseline", str(path), "--no-progress", *files]) == 0
+    report = json.loads((out / "check.json").read_text())
+    assert (report["passed"], report["exit_code"], report["checks"], report["failed"]) == (
+        True, 0, n, 0)  # fmt: skip
+    suite, cases = _junit(out / "junit.xml")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == (str(n), "0", "0")
+    assert len(cases) == n and not any(c.find("failure") is not None for c in cases.values())
+
+    name = "masking/hdsm_over_matmul"  # a baseline that demands a 100x faster strategy
+    impossible = _latency_baseline(baseline, name, current.latency[name].ratio / 100)
+    path.write_text(json.dumps(impossible))
+    capsys.readouterr()
+    assert main(["check", "--baseline", str(path), "--no-progress", *files]) == 1
+    printed = capsys.readouterr().out
+    assert f"1 of {n} checks regressed" in printed and "within tolerance" not in printed
+    assert [line.split()[-1] for line in printed.splitlines() if name in line] == ["REGRESSED"]
+    report = json.loads((out / "check.json").read_text())
+    assert (report["passed"], report["exit_code"], report["failed"]) == (False, 1, 1)
+    row = {r["name"]: r for r in report["rows"]}[name]
+    assert row["status"] == "REGRESSED" and row["value"] > row["limit"]
+    assert row["statistic"] == "best" and row["value"] == min(row["rounds"])
+    assert row["tolerance"] == "+100%"
+    suite, cases = _junit(out / "junit.xml")
+    assert (suite.get("tests"), suite.get("failures")) == (str(n), "1")
+    failed = [k for k, c in cases.items() if c.find("failure") is not None]
+    assert failed == [name] and cases[name].find("failure").get("type") == "REGRESSED"
+    props = {p.get("name"): p.get("value") for p in cases[name].iter("property")}
+    assert float(props["value"]) == pytest.approx(row["value"])
+    assert float(props["limit"]) == pytest.approx(row["limit"]) and props["tolerance"] == "+100%"
+    assert "tolerance=+100%" in cases[name].find("system-out").text
+    assert sorted(p.name for p in out.iterdir()) == ["check.json", "junit.xml"]
+
+    # an output path that cannot be written fails before measuring, in one line
+    capsys.readouterr()
+    assert main(["check", "--baseline", str(path), "--no-progress", "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and "folder" in err and err.count("\n") == 1
+
+
+def test_a_real_slower_workload_is_caught_end_to_end(measured, tmp_path, monkeypatch):
+    """The real measurement through the CLI: a strategy made 20x slower fails (exit 1,
+    its row REGRESSED in the JSON), the other ratios of the same run pass."""
+    settings, _, baseline = measured
+    original = MASKINGS.get("random_joint")
+
+    def slow(**params):
+        strategy = original(**params)
+        draw = strategy._draw
+
+        def twenty_times(x, generator, lengths):
+            for _ in range(19):
+                draw(x, generator, lengths)
+            return draw(x, generator, lengths)
+
+        strategy._draw = twenty_times
+        return strategy
+
+    monkeypatch.setitem(MASKINGS._entries, "random_joint", slow)
+    latency_only = copy.deepcopy(baseline)
+    latency_only["settings"]["units"] = {}
+    latency_only["accuracy"] = {}
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(latency_only))
+    assert main(["check", "--baseline", str(path), "--no-progress", "--json",
+                 str(tmp_path / "r.json")]) == 1  # fmt: skip
+    rows = {r["name"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
+    assert rows["masking/random_joint_over_matmul"]["status"] == "REGRESSED"
+    assert [k for k, r in rows.items() if r["failed"]] == ["masking/random_joint_over_matmul"]

@@ -58,7 +58,7 @@ def test_the_table_times_and_scores_the_grids_own_models(trained, tmp_path, caps
 @pytest.mark.parametrize(
     "extra, words",
     [
-        ([], "--runs needs --grid"),
+        (["--cell", "linear_teacher"], "--cell and --store need --grid or --run-id"),
         (["--grid", "masking_pairs"], "no distill units"),
         (["--grid", "teacher_kind", "--cell", "nope"], "cell 'nope'"),
         (["--grid", "teacher_kind", "--seed", "7"], "no finished unit linear_teacher/seed7"),
@@ -71,10 +71,14 @@ def test_what_cannot_be_timed_is_one_line(trained, tmp_path, capsys, extra, word
     assert not (tmp_path / "rep").exists()
 
 
-def test_grid_options_need_a_runs_folder(tmp_path, capsys):
+def test_grid_options_read_the_runs_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --runs: ./runs by default, as in every command
     code = main(["latency", "--grid", "teacher_kind", "--out", str(tmp_path / "rep")])
     err = capsys.readouterr().err
-    assert code == 2 and "need --runs" in err
+    assert code == 2 and "runs" in err and len(err.strip().splitlines()) == 1, err
+    code = main(["latency", "--store", "sqlite:///x.db", "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--store need --grid or --run-id" in err
 
 
 def test_a_missing_checkpoint_is_refused_not_retrained(trained, tmp_path, capsys):

@@ -73,11 +73,13 @@ def test_report_writes_tables_heatmap_and_page(smoke_runs, tmp_path, capsys):
             assert table.loc[cell, "knn_mean"] == pytest.approx(rows["knn_value"].mean())
     assert (folder / "masking_pairs.tex").read_text().count(r"\begin{table}") == 1
     assert "masking_pairs (Table 9 / Fig. 3)" in stdout
-    # figures: heatmap, curves, embeddings, the dataset's degree/motion, each PNG + SVG
+    # figures: heatmap, embeddings, the dataset's degree/motion, each PNG + SVG; no curves,
+    # since a 1-epoch smoke store has no per-epoch history, and the report says so
     figs = folder / "figures"
+    assert not (figs / "masking_pairs_curves.png").exists()
+    assert "figure not drawn: training curves" in stdout
     for name in (
         "masking_pairs_heatmap",
-        "masking_pairs_curves",
         "masking_pairs_embeddings",
         "dataset_degree_motion",
     ):
