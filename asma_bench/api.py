@@ -15,12 +15,14 @@ sorted. Units that failed are left out unless ``finished_only=False``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from torch import nn
 
-from asma_bench.config import validate_config
+from asma_bench.config import RunConfig, validate_config
 from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import load_grid
 from asma_bench.harness.runner import GridOutcome, RunOptions
@@ -28,7 +30,7 @@ from asma_bench.harness.runner import run_grid as _run_grid
 from asma_bench.harness.tracking import TAG_KIND, Tracker, resolve_run_id
 from asma_bench.predict import PREDICTABLE, EvalPipeline, Predictor, pipeline_path
 from asma_bench.protocols import UnitContext
-from asma_bench.protocols.data import prepare_data, resolve_dataset
+from asma_bench.protocols.data import PreparedData, prepare_data, resolve_dataset
 from asma_bench.protocols.finetune import finetuned_classifier
 from asma_bench.protocols.linear import cached_linear_teacher
 from asma_bench.protocols.unit_files import unit_checkpoints
@@ -122,7 +124,9 @@ def unit_run(
     return tracker, run, json.loads(Path(path).read_text())
 
 
-def load_model(run_id: str, runs: str | Path = "runs", store: str | None = None) -> Predictor:
+def load_model(
+    run_id: str | os.PathLike[str], runs: str | Path = "runs", store: str | None = None
+) -> Predictor:
     """The trained classifier of a unit run (frozen, eval mode) with the run's test-time
     pipeline: the pretrained encoders and the probe head of a ``linear`` unit, or the
     fine-tuned model of a ``finetune`` / ``semi`` / ``supervised`` unit, loaded from the
@@ -130,8 +134,15 @@ def load_model(run_id: str, runs: str | Path = "runs", store: str | None = None)
     dataset's data.npy (N, C, T, V, M) and ``.predict_folder(DIR, part="test")`` a dataset
     folder, pre-processed as the run's ``SkeletonFeeder(train=False)`` did; calling it on a
     batch of pre-processed clips gives class logits (see :mod:`asma_bench.predict`).
-    Nothing is trained: a missing checkpoint is an error that names ``asma-bench rerun``."""
+    Nothing is trained: a missing checkpoint is an error that names ``asma-bench rerun``.
 
+    ``run_id`` may instead be the path of a classifier checkpoint (``checkpoints/linear-…pt``
+    or ``finetune-…pt``) or of the ``.pipeline.json`` beside it: the model is then rebuilt
+    from that checkpoint folder alone, without the MLflow store or the dataset."""
+
+    if _is_file_reference(run_id):
+        return _load_from_checkpoint(Path(run_id))
+    run_id = str(run_id)
     _, run, config = unit_run(run_id, runs, store)
     cfg = validate_config(config)
     protocol = run.data.tags.get("asma.protocol", "")
@@ -145,14 +156,56 @@ def load_model(run_id: str, runs: str | Path = "runs", store: str | None = None)
         raise ConfigError(f"run {run_id}: its {needed} checkpoint is not under {runs} "
                           f"(`asma-bench rerun {run_id}` recreates it)")  # fmt: skip
     ctx = UnitContext(data_root=runs / "data", ckpt_dir=runs / "checkpoints", device="cpu")
-    data = prepare_data(cfg.data, cfg.seed, ctx.data_root)
-    if needed == "linear":
-        model = cached_linear_teacher(cfg, data, ctx)
-    else:
-        model = finetuned_classifier(cfg, data, ctx)[0]
+    model = _classifier(cfg, needed, prepare_data(cfg.data, cfg.seed, ctx.data_root), ctx)
     saved = pipeline_path(have[needed])
     if saved.is_file():
         return Predictor(model, EvalPipeline.load(saved))
     # a run made before units saved their pipeline: the same one, from its config.json
     folder = resolve_dataset(cfg.data, ctx.data_root)
-    return Predictor(model, EvalPipeline.from_data(cfg.data, folder))
+    return Predictor(model, EvalPipeline.from_data(cfg.data, folder, cfg, protocol))
+
+
+def _classifier(cfg: RunConfig, kind: str, data: PreparedData, ctx: UnitContext) -> nn.Module:
+    """The frozen classifier of checkpoint ``kind`` (``linear`` or ``finetune``), loaded."""
+    if kind == "linear":
+        return cached_linear_teacher(cfg, data, ctx)
+    return finetuned_classifier(cfg, data, ctx)[0]
+
+
+def _is_file_reference(ref: str | os.PathLike[str]) -> bool:
+    """A checkpoint or pipeline file rather than a run id (ids are 32 hex characters)."""
+    text = os.fspath(ref)
+    return text.endswith((".pt", ".pipeline.json")) or os.sep in text or Path(text).is_file()
+
+
+def _load_from_checkpoint(path: Path) -> Predictor:
+    """:func:`load_model` of a classifier checkpoint, from its folder alone: the pipeline
+    file beside it holds the unit's config and the data's shape, so neither the store nor
+    the dataset is read, and the folder must also hold the unit's pretraining checkpoint."""
+    if path.name.endswith(".pipeline.json"):
+        sidecar = path
+        path = path.with_name(path.name.removesuffix(".pipeline.json") + ".pt")
+    else:
+        sidecar = pipeline_path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such checkpoint")
+    if not sidecar.is_file():
+        raise ConfigError(f"{path}: no {sidecar.name} beside it (a run made before units "
+                          "saved their pipeline: use load_model(run_id, runs=...))")  # fmt: skip
+    pipeline = EvalPipeline.load(sidecar)
+    kind = PREDICTABLE.get(pipeline.protocol)
+    if pipeline.config is None or kind is None:
+        raise ConfigError(f"{sidecar}: it names no unit config (written by an older version: "
+                          "use load_model(run_id, runs=...))")  # fmt: skip
+    cfg = validate_config(pipeline.config)
+    ctx = UnitContext(data_root=path.parent / "data", ckpt_dir=path.parent, device="cpu")
+    have = unit_checkpoints(cfg, path.parent)
+    found = have.get(kind)
+    if (
+        found is None
+        or found.resolve() != path.resolve()
+        or (cfg.pretrain.epochs > 0 and "pretrain" not in have)
+    ):
+        raise ConfigError(f"{path}: its unit's {kind} and pretraining checkpoints are not "
+                          f"both in {path.parent}")  # fmt: skip
+    return Predictor(_classifier(cfg, kind, pipeline.empty_data(), ctx), pipeline)

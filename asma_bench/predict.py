@@ -23,7 +23,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ from asma_bench.data.layouts import SkeletonLayout, get_layout, layout_ref
 from asma_bench.data.store import SkeletonDataset
 from asma_bench.errors import ConfigError, DataFormatError
 from asma_bench.fileio import atomic_write_text
+
+if TYPE_CHECKING:
+    from asma_bench.protocols.data import PreparedData
 
 __all__ = [
     "PREDICTABLE", "EvalPipeline", "Prediction", "Predictor", "pipeline_path", "save_pipeline",
@@ -65,16 +68,38 @@ class EvalPipeline:
     split: str | None = None
     eval_crop_ratio: float = 1.0
     min_frames: int = 2
+    #: the unit's protocol and whole config: with them the checkpoint folder alone rebuilds
+    #: the model (``load_model(path)``), without the MLflow store or the dataset
+    protocol: str = ""
+    config: dict[str, Any] | None = None
 
     @classmethod
-    def from_data(cls, cfg: DataConfig, dataset: Path | str) -> EvalPipeline:
-        """The pipeline of data config ``cfg`` on its (resolved) dataset folder."""
+    def from_data(
+        cls, cfg: DataConfig, dataset: Path | str, run: RunConfig | None = None,
+        protocol: str = "",
+    ) -> EvalPipeline:  # fmt: skip
+        """The pipeline of data config ``cfg`` on its (resolved) dataset folder; ``run``
+        (the unit's config) and ``protocol`` are kept for rebuilding the model."""
         ds = SkeletonDataset(dataset)
         names = ds.info.get("class_names") or [str(i) for i in range(ds.num_classes)]
         return cls(
             frames=cfg.frames, normalize=cfg.normalize, stream=cfg.stream,
             layout=layout_ref(ds.layout), channels=int(ds.data.shape[1]),
             bodies=int(ds.data.shape[4]), class_names=[str(n) for n in names], split=cfg.split,
+            protocol=protocol, config=None if run is None else run.model_dump(mode="json"),
+        )  # fmt: skip
+
+    def empty_data(self) -> PreparedData:
+        """What building the unit's model reads of its data (the skeleton, the channels,
+        the clip shape, the classes), with no clip: the dataset is not needed."""
+        from asma_bench.protocols.data import PreparedData, TensorSet
+
+        shape = (0, self.channels, self.frames, self.skeleton.num_joints, self.bodies)
+        empty = TensorSet(torch.zeros(shape), torch.zeros(0, dtype=torch.long),
+                          torch.zeros(0, dtype=torch.long))  # fmt: skip
+        return PreparedData(
+            name="", layout=self.skeleton, num_classes=len(self.class_names),
+            class_names=list(self.class_names), train=empty, val=empty, test=empty,
         )  # fmt: skip
 
     @property
@@ -143,7 +168,7 @@ def save_pipeline(
         return None
     from asma_bench.protocols.data import resolve_dataset
 
-    pipeline = EvalPipeline.from_data(cfg.data, resolve_dataset(cfg.data, data_root))
+    pipeline = EvalPipeline.from_data(cfg.data, resolve_dataset(cfg.data, data_root), cfg, protocol)
     pipeline.save(pipeline_path(checkpoints[kind]))
     return pipeline
 

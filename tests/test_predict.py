@@ -106,3 +106,29 @@ def test_clips_of_another_shape_are_one_line(units):
         predictor.predict(np.zeros((2, 3, 30, 20, 2), dtype=np.float32))
     with pytest.raises(AsmaBenchError, match="lengths: 2 integers"):
         predictor.predict(np.zeros((2, 3, 30, 25, 2), dtype=np.float32), [5])
+
+
+@pytest.mark.parametrize("protocol", ["linear", "finetune"])
+def test_the_checkpoint_folder_alone_predicts_as_the_run_did(units, protocol, tmp_path):
+    """Only the checkpoints, copied elsewhere: no MLflow store, no dataset folder."""
+    import shutil
+
+    runs, rows = units
+    row = rows[protocol]
+    by_run = load_model(row["run_id"], runs)
+    _, _, clips, lengths, labels = stored_test_clips(runs, by_run.pipeline)
+    clips = np.array(clips)  # read before the dataset goes away
+    kept = tmp_path / "ckpts"
+    shutil.copytree(runs / "checkpoints", kept)
+    (pipeline_file,) = [p for p in kept.glob(f"{protocol}-*.pipeline.json")]
+    alone = load_model(str(pipeline_file))
+    assert alone.pipeline.protocol == protocol and alone.pipeline.config is not None
+    pred = alone.predict(clips, lengths)
+    assert pred.accuracy(labels) == pytest.approx(row["test_top1"], abs=1e-9)
+    np.testing.assert_allclose(pred.logits, by_run.predict(clips, lengths).logits, atol=1e-6)
+    checkpoint = pipeline_file.with_name(pipeline_file.name.replace(".pipeline.json", ".pt"))
+    assert load_model(checkpoint).predict(clips, lengths).accuracy(labels) == pred.accuracy(labels)
+    for pre in kept.glob("pretrain-*.pt"):  # without its pretraining the folder is not enough
+        pre.unlink()
+    with pytest.raises(AsmaBenchError, match="pretraining checkpoints are not both in"):
+        load_model(checkpoint)

@@ -522,15 +522,24 @@ def is_number(v: str) -> bool:
 
 
 def describe_data(runs: GridRuns) -> str:
-    sources = runs.param("data.source")
+    """The data a grid's numbers come from: ``NW-UCLA, split xview``; for a transfer grid,
+    where the scores were measured (the target) and what the encoders were pretrained on."""
+    here = _describe_source(runs, "data")
+    if runs.param("transfer.target.source"):
+        target = _describe_source(runs, "transfer.target")
+        return f"{target} (pretrained on {here})"
+    return here
+
+
+def _describe_source(runs: GridRuns, key: str) -> str:
     parts = []
-    for src in sources or ["?"]:
+    for src in runs.param(f"{key}.source") or ["?"]:
         if src == "synthetic":
-            presets = runs.param("data.preset")
+            presets = runs.param(f"{key}.preset")
             parts.append(f"synthetic ({', '.join(presets)} preset)" if presets else "synthetic")
         else:
             parts.append(dataset_title(src) if Path(src).is_dir() else Path(src).name or src)
-    splits = runs.param("data.split")
+    splits = runs.param(f"{key}.split")
     return f"{', '.join(parts)}, split {', '.join(splits) or '?'}"
 
 

@@ -183,3 +183,28 @@ def test_a_dataset_is_called_by_its_own_name(tmp_path):
         other: "NW-UCLA (canon2)",
         hrnet: "ntu60_hrnet",
     }
+
+
+class _Params:
+    """A GridRuns' ``param`` over a fixed mapping (what describe_data reads)."""
+
+    def __init__(self, params: dict[str, list[str]]) -> None:
+        self.params = params
+
+    def param(self, name: str) -> list[str]:
+        return self.params.get(name, [])
+
+
+def test_a_transfer_grid_is_described_by_its_target_not_its_pretraining_data(tmp_path):
+    from asma_bench.reports.tables import describe_data
+
+    target = tmp_path / "canonical"
+    target.mkdir()
+    (target / "info.json").write_text('{"source": "ucla"}')
+    plain = {"data.source": ["synthetic"], "data.preset": ["small"], "data.split": ["xsub"]}
+    assert describe_data(_Params(plain)) == "synthetic (small preset), split xsub"
+    transfer = plain | {"transfer.target.source": [str(target)],
+                        "transfer.target.split": ["xview"]}  # fmt: skip
+    assert describe_data(_Params(transfer)) == (
+        "NW-UCLA, split xview (pretrained on synthetic (small preset), split xsub)"
+    )
