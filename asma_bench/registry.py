@@ -78,10 +78,13 @@ def check_params(
 class Registry(Generic[T]):
     """Name → factory mapping with ``register``, ``create``, ``list`` and clear errors."""
 
-    def __init__(self, kind: str, context: tuple[str, ...] = ()):
+    def __init__(self, kind: str, context: tuple[str, ...] = (), name_attribute: str | None = None):
         self.kind = kind
         #: arguments the code passes to every entry (a masking's layout): not parameters
         self.context = context
+        #: class attribute set to the key a class is registered under (a masking's ``name``),
+        #: unless the class itself already sets it (then an earlier key, or its own)
+        self.name_attribute = name_attribute
         self._entries: dict[str, T] = {}
 
     def register(self, name: str | None = None, *, override: bool = False) -> Callable[[T], T]:
@@ -90,6 +93,9 @@ class Registry(Generic[T]):
             if key in self._entries and not override:
                 raise ValueError(f"{self.kind} {key!r} is already registered")
             self._entries[key] = fn
+            attribute = self.name_attribute
+            if attribute and isinstance(fn, type) and attribute not in vars(fn):
+                setattr(fn, attribute, key)
             return fn
 
         return deco

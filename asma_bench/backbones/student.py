@@ -6,64 +6,43 @@ The default here — 5 blocks 32, 32, 64 (stride 2), 128 (stride 2), 128 — has
 0.46 M parameters on NTU-25; every width, the depth and the output size are parameters.
 
 >>> import torch
->>> student = Student("ntu25", base_channels=4, num_blocks=2, out_dim=8)
->>> student(torch.randn(2, 3, 16, 25, 1)).shape
+>>> model = student("ntu25", base_channels=4, num_blocks=2, out_dim=8)
+>>> model(torch.randn(2, 3, 16, 25, 1)).shape
 torch.Size([2, 8])
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from typing import Any
 
 from asma_bench.backbones.stgcn import STGCN
 from asma_bench.data.layouts import SkeletonLayout
 
+#: What the student changes in ST-GCN's defaults (timm's habit: a variant is its model args).
+STUDENT_ARGS: dict[str, Any] = dict(base_channels=32, num_blocks=5, out_dim=128)
 
-class Student(STGCN):
+
+def student(layout: str | SkeletonLayout = "ntu25", in_channels: int = 3, **kwargs: Any) -> STGCN:
     """ST-GCN with a student's defaults: 5 blocks, spatial kernel 3 (the 3 partition
-    subsets), temporal kernel 9, 32 base channels, 128-d output (``out_dim=None``)."""
+    subsets), temporal kernel 9, 32 base channels, 128-d output (``out_dim=None``); every
+    other parameter, and its meaning, is :class:`~asma_bench.backbones.stgcn.STGCN`'s."""
+    model_args = dict(STUDENT_ARGS)
+    if kwargs.get("out_dim") is None:
+        kwargs.pop("out_dim", None)
+        if kwargs.get("channels") is not None:
+            del model_args["out_dim"]  # an explicit channel list decides the output size itself
+    return STGCN(layout, in_channels, **dict(model_args, **kwargs))
 
-    def __init__(
-        self,
-        layout: str | SkeletonLayout = "ntu25",
-        in_channels: int = 3,
-        *,
-        base_channels: int = 32,
-        out_dim: int | None = None,
-        num_blocks: int = 5,
-        channels: Sequence[int] | None = None,
-        strides: Sequence[int] | None = None,
-        temporal_kernel: int = 9,
-        partition: str = "spatial",
-        max_hop: int = 1,
-        dilation: int = 1,
-        normalization: str = "column",
-        edge_importance: bool = True,
-        dropout: float = 0.5,
-        residual: bool = True,
-        data_norm: str = "joint",
-        num_bodies: int = 2,
-        renormalize_subgraph: bool = False,
-    ):
-        if out_dim is None and channels is None:
-            out_dim = 128  # an explicit channel list decides the output size itself
-        super().__init__(
-            layout,
-            in_channels,
-            base_channels=base_channels,
-            out_dim=out_dim,
-            num_blocks=num_blocks,
-            channels=channels,
-            strides=strides,
-            temporal_kernel=temporal_kernel,
-            partition=partition,
-            max_hop=max_hop,
-            dilation=dilation,
-            normalization=normalization,
-            edge_importance=edge_importance,
-            dropout=dropout,
-            residual=residual,
-            data_norm=data_norm,
-            num_bodies=num_bodies,
-            renormalize_subgraph=renormalize_subgraph,
-        )
+
+# ST-GCN's signature with the student's defaults: the registry checks names against it
+_stgcn = inspect.signature(STGCN)
+student.__signature__ = _stgcn.replace(  # type: ignore[attr-defined]
+    parameters=[
+        p.replace(default=STUDENT_ARGS[p.name]) if p.name in ("base_channels", "num_blocks") else p
+        for p in _stgcn.parameters.values()
+    ]
+)
+
+#: the former class name, kept for callers that build the student directly
+Student = student

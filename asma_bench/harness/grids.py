@@ -22,7 +22,7 @@ Grid YAML::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -31,6 +31,8 @@ from asma_bench.errors import ConfigError, validation_line
 from asma_bench.harness.names import KNOWN_METRICS, known_metric, name_problem
 
 REFERENCE_CELLS = ("random_init", "supervised")
+
+Spec = TypeVar("Spec", bound=BaseModel)
 
 
 class CellSpec(BaseModel):
@@ -57,11 +59,22 @@ class CellSpec(BaseModel):
         return v
 
 
-class GridSpec(BaseModel):
+class NamedSpec(BaseModel):
+    """A named catalog document (a grid, a search space): unknown fields are errors, and
+    the name is one :meth:`CellSpec._safe_name` accepts."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str
     description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_spec_name(cls, v: str) -> str:
+        return CellSpec._safe_name(v)
+
+
+class GridSpec(NamedSpec):
     table: str = ""
     protocol: str = "linear"
     baseline: str | None = None
@@ -81,11 +94,6 @@ class GridSpec(BaseModel):
     @property
     def source(self) -> str | None:
         return self._source
-
-    @field_validator("name")
-    @classmethod
-    def _safe_grid_name(cls, v: str) -> str:
-        return CellSpec._safe_name(v)
 
     @field_validator("metric")
     @classmethod
@@ -141,13 +149,20 @@ def list_grids() -> list[str]:
     return GRIDS.names()
 
 
+def load_spec(catalog: Catalog, name_or_path: str | Path, model: type[Spec]) -> tuple[Any, Spec]:
+    """A catalog's document (built-in by name, or a YAML file by path) validated as
+    ``model``: (where it was read from, the spec); else one ConfigError line naming the
+    file and the first bad field. Grids and search spaces both load through it."""
+    source, data = catalog.load(name_or_path)
+    try:
+        return source, model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {validation_line(exc, catalog.what)}") from None
+
+
 def load_grid(name_or_path: str | Path) -> GridSpec:
     """A built-in grid by name, or a grid YAML file by path."""
-    source, data = GRIDS.load(name_or_path)
-    try:
-        spec = GridSpec.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {validation_line(exc, 'grid')}") from None
+    source, spec = load_spec(GRIDS, name_or_path, GridSpec)
     if GRIDS.is_file(name_or_path):
         spec._source = str(source)
     return spec

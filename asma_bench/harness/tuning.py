@@ -70,7 +70,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -85,9 +84,10 @@ from asma_bench.config import (
     parse_override,
     profile_dict,
 )
-from asma_bench.errors import ConfigError, validation_line
+from asma_bench.errors import ConfigError
 from asma_bench.fileio import atomic_write_text
-from asma_bench.harness.limits import check_config, check_study_name, name_problem
+from asma_bench.harness.grids import NamedSpec, load_spec
+from asma_bench.harness.limits import check_config, check_study_name
 from asma_bench.harness.plan import command_line_overrides
 from asma_bench.harness.queue import QueueSettings, open_storage, quiet_optuna, redact
 from asma_bench.harness.tracking import (
@@ -222,26 +222,14 @@ def count_fraction(count: int, total: int) -> float:
     return count / total
 
 
-class SearchSpace(BaseModel):
+class SearchSpace(NamedSpec):
     """A named search space: the protocol a trial runs and the parameters to tune."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    description: str = ""
     protocol: str = "linear"
     objective: str = "val_top1"
     prune_on: list[str] = Field(default_factory=list, description="per-epoch keys (fnmatch)")
     base: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, ParamSpec]
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, v: str) -> str:
-        problem = name_problem(v)  # it names the study, its runs and store queries
-        if problem is not None:
-            raise ValueError(problem)
-        return v
 
     @field_validator("objective")
     @classmethod
@@ -289,11 +277,7 @@ def list_spaces() -> list[str]:
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """A built-in search space by name, or a space YAML file by path."""
-    source, data = SPACES.load(name_or_path)
-    try:
-        return SearchSpace.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {validation_line(exc, 'search space')}") from None
+    return load_spec(SPACES, name_or_path, SearchSpace)[1]
 
 
 def nested(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Self-supervised objectives by name: ``barlow_twins`` (ASMa's triplet Barlow Twins),
 ``asma`` (two encoders on complementary masks), ``moco`` and ``mae``.
 
+References: docs/references.md#barlow-twins, #asma, #moco, #mae.
+
 Each objective is an :class:`~asma_bench.objectives.base.Objective` built around encoder(s)
 and masking strategies, declaring what it needs from a run's config; its ``forward``
 returns a dict with at least ``loss``. Any masking strategy fits any objective.
@@ -21,9 +23,8 @@ from asma_bench.objectives.barlow_twins import (
     barlow_twins_loss,
     cross_correlation,
     gather_batch,
-    masked_view,
 )
-from asma_bench.objectives.base import Objective
+from asma_bench.objectives.base import Objective, masked_view
 from asma_bench.objectives.mae import MaskedReconstruction, masked_mse, motion_target
 from asma_bench.objectives.moco import MoCo, info_nce
 from asma_bench.registry import Registry

@@ -1,5 +1,7 @@
 """ASMa pre-training: two encoders on complementary masks (ASMa Sec. 3.3, eq. 9).
 
+References: docs/references.md#asma.
+
 By default f_θ learns from HDSM + LMTM and f_ϕ from LDSM + HMTM (the abstract's two
 complementary pairs in Algorithm 1's order; see :mod:`asma_bench.strategies.pairs` for the
 readings of Section 3.2), each through its own :class:`TripletBarlowTwins` (own projector);
@@ -10,16 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.errors import ConfigError
 from asma_bench.objectives.barlow_twins import TripletBarlowTwins
 from asma_bench.objectives.base import Objective
 from asma_bench.strategies import ASMA_ENCODERS, create_pairing
 from asma_bench.strategies.pairs import pairing_masks
+
+if TYPE_CHECKING:  # the config layer is imported for types only
+    from asma_bench.config import RunConfig
 
 VIEW_SHARING = ("separate", "shared", "algorithm1")
 
@@ -60,7 +66,7 @@ class ASMaObjective(Objective):
     uses_projector = True
 
     @classmethod
-    def masks(cls, cfg, layout):  # noqa: ANN001, ANN206
+    def masks(cls, cfg: RunConfig, layout: SkeletonLayout | str) -> tuple[tuple[Any, Any], ...]:
         """f_θ's and f_ϕ's (spatial, temporal) strategies: ``pretrain.params.theta_masks``
         / ``phi_masks``, each a pairing name (built with the run's n and k) or
         ``{pairing: NAME, spatial: SPEC, temporal: SPEC}`` (a side left out comes from the
@@ -77,7 +83,13 @@ class ASMaObjective(Objective):
         return tuple(out)
 
     @classmethod
-    def config_params(cls, cfg, encoders, layout, train_size=None):  # noqa: ANN001, ANN206
+    def config_params(
+        cls,
+        cfg: RunConfig,
+        encoders: Mapping[str, nn.Module],
+        layout: SkeletonLayout,
+        train_size: int | None = None,
+    ) -> dict[str, Any]:
         params = super().config_params(cfg, encoders, layout, train_size)
         for role, masks in zip(cls.encoder_roles, cls.masks(cfg, layout), strict=True):
             params[f"{role}_masks"] = masks
@@ -187,7 +199,13 @@ def _combined(theta: Mapping[str, Tensor], phi: Mapping[str, Tensor]) -> dict[st
     }
 
 
-def _spec_masks(cfg, masks: Mapping[str, Any], default: str, layout, role: str):  # noqa: ANN001, ANN202
+def _spec_masks(
+    cfg: RunConfig,
+    masks: Mapping[str, Any],
+    default: str,
+    layout: SkeletonLayout | str,
+    role: str,
+) -> tuple[Any, Any]:
     """``{spatial: SPEC, temporal: SPEC}`` (either may be left out, and ``pairing: NAME``
     names the pairing the other side comes from; default the role's) as strategies."""
     unknown = sorted(set(masks) - {"pairing", "spatial", "temporal"})

@@ -1,5 +1,7 @@
 """What an objective needs, declared by the objective: the pretraining protocol asks.
 
+References: docs/references.md#asma, #pstl.
+
 Every registered objective is an ``nn.Module`` subclassing :class:`Objective`. Its class
 says which encoders it trains (``encoder_roles``: one ``("encoder",)``, or ASMa's
 ``("theta", "phi")``), whether ``pretrain.pairing`` chooses its masks (``takes_pairing``)
@@ -12,19 +14,26 @@ things and is trained by ``asma-bench run`` without any change to the protocols.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.errors import ConfigError
 from asma_bench.registry import check_params
+from asma_bench.strategies import create_masking
+from asma_bench.strategies.apply import apply_mask
+from asma_bench.strategies.base import MaskStream, slot_generator
 from asma_bench.strategies.pairs import pairing_masks
 
 if TYPE_CHECKING:  # the config layer is imported for types only
     from asma_bench.config import RunConfig
+
+MASK_MODES = ("zero", "drop")
 
 
 class Objective(nn.Module):
@@ -116,3 +125,92 @@ class Objective(nn.Module):
 
 def _out_dim(encoders: Mapping[str, nn.Module]) -> int:
     return int(next(iter(encoders.values())).out_dim)
+
+
+# --- helpers shared by the objectives -------------------------------------------------------
+
+
+def masked_view(
+    x: Tensor,
+    strategies: Sequence[Callable[..., Tensor] | None],
+    mode: str = "zero",
+    generator: torch.Generator | MaskStream | None = None,
+    lengths: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Mask ``x`` with every strategy's mask (drawn on ``x``, in order) and apply the union:
+    ``(x_masked, kept_joints or None)``.
+
+    In ``drop`` mode each mask must be purely temporal (whole frames) or purely spatial
+    (whole joints): the masked frames are removed first, then the masked joints.
+    """
+    # one generator per slot, drawn for every slot (an empty one included), so a run's
+    # mask stream stays aligned across cells whatever their strategies draw (MaskStream)
+    slots = [(s, slot_generator(generator)) for s in strategies]
+    masks = [s(x, generator=g, lengths=lengths) for s, g in slots if s is not None]
+    if not masks:
+        return x, None
+    if mode == "zero" or len(masks) == 1:
+        union = masks[0]
+        for m in masks[1:]:
+            union = union | m
+        return apply_mask(x, union, mode)
+    frames = torch.zeros_like(masks[0][:, :, 0])
+    joints = torch.zeros_like(masks[0][:, 0, :])
+    for m in masks:
+        if bool((m == m[:, :, :1]).all()):
+            frames = frames | m[:, :, 0]
+        elif bool((m == m[:, :1, :]).all()):
+            joints = joints | m[:, 0, :]
+        else:
+            raise ConfigError(
+                "mask_mode='drop' needs purely spatial or purely temporal masks; one mask "
+                "varies over both frames and joints (use mask_mode='zero')"
+            )
+    n, _, t, v, _ = x.shape
+    x, _ = apply_mask(x, frames[:, :, None].expand(n, t, v), "drop")
+    return apply_mask(x, joints[:, None, :].expand(n, x.shape[2], v), "drop")
+
+
+def resolve_strategy(strategy: Any, encoder: nn.Module | None, slot: str) -> Any:
+    """A masking strategy object (or ``None``); names are built with ``create_masking`` for
+    the encoder's layout."""
+    if strategy is None:
+        return None
+    if isinstance(strategy, str):
+        layout = getattr(encoder, "layout", "ntu25")
+        return create_masking(strategy, layout=layout)
+    if not callable(strategy):
+        raise ConfigError(
+            f"{slot} must be a masking strategy (callable) or a masking name, got "
+            f"{type(strategy).__name__}"
+        )
+    return strategy
+
+
+def encoder_dim(encoder: nn.Module) -> int:
+    dim = getattr(encoder, "out_dim", None)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ConfigError(
+            f"encoder {type(encoder).__name__} has no integer out_dim; objectives need it"
+        )
+    return dim
+
+
+def check_mask_mode(mode: str) -> str:
+    if mode not in MASK_MODES:
+        raise ConfigError(f"mask_mode={mode!r} is not one of {', '.join(MASK_MODES)}")
+    return mode
+
+
+def check_non_negative(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}={value!r} must be a number")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name}={value!r} must be finite and >= 0")
+    return float(value)
+
+
+def check_positive(value: float, name: str) -> float:
+    if check_non_negative(value, name) <= 0:
+        raise ConfigError(f"{name}={value!r} must be > 0")
+    return float(value)

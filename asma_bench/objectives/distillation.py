@@ -1,4 +1,7 @@
-"""Logit distillation loss (Hinton et al.; ASMa eqs. 13–14)."""
+"""Logit distillation loss (Hinton et al.; ASMa eqs. 13–14).
+
+References: docs/references.md#knowledge-distillation, #asma.
+"""
 
 from __future__ import annotations
 

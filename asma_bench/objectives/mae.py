@@ -1,5 +1,7 @@
 """Masked reconstruction (MAE family): predict what the mask hid.
 
+References: docs/references.md#mae, #simmim, #mamp.
+
 The encoder sees the zero-filled masked input (masked positions replaced, SimMIM-style,
 rather than removed as in MAE, so graph backbones keep their graph); a light decoder
 maps its per-joint features back to every frame and joint and predicts coordinates
@@ -17,8 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from asma_bench.errors import ConfigError
-from asma_bench.objectives.barlow_twins import encoder_dim, resolve_strategy
-from asma_bench.objectives.base import Objective
+from asma_bench.objectives.base import Objective, encoder_dim, resolve_strategy
 from asma_bench.strategies.apply import apply_mask
 from asma_bench.strategies.base import slot_generator
 

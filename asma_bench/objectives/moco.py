@@ -1,5 +1,7 @@
 """MoCo-family contrastive learning on skeletons (as in CrosSCLR and AimCLR).
 
+References: docs/references.md#moco, #crossclr, #aimclr.
+
 A query encoder and a momentum (EMA) key encoder with MLP heads, a queue of past keys as
 negatives, InfoNCE at temperature 0.07 (MoCo, He et al. CVPR 2020, eqs. 1–2; MoCo v2's
 MLP head). The query view can be masked by any strategies (ASMa's masks used as an
@@ -12,21 +14,26 @@ import copy
 import inspect
 import logging
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.errors import ConfigError
-from asma_bench.objectives.barlow_twins import (
+from asma_bench.objectives.base import (
+    Objective,
     check_mask_mode,
     check_positive,
     encoder_dim,
     masked_view,
     resolve_strategy,
 )
-from asma_bench.objectives.base import Objective
+
+if TYPE_CHECKING:  # the config layer is imported for types only
+    from asma_bench.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +70,13 @@ class MoCo(Objective):
     num_views = 2
 
     @classmethod
-    def config_params(cls, cfg, encoders, layout, train_size=None):  # noqa: ANN001, ANN206
+    def config_params(
+        cls,
+        cfg: RunConfig,
+        encoders: Mapping[str, nn.Module],
+        layout: SkeletonLayout,
+        train_size: int | None = None,
+    ) -> dict[str, Any]:
         """As :meth:`Objective.config_params`; a queue longer than the training set (MoCo's
         32,768 negatives on NW-UCLA's 1,000 clips) would mostly hold its random initial
         keys, so unless ``pretrain.params`` sets it the queue is capped at ``train_size``."""

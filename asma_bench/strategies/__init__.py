@@ -1,6 +1,8 @@
 """Masking strategies by name: ASMa's HDSM/LDSM/HMTM/LMTM, the random baselines, PSTL's
 CSM/MATM, Skeleton2vec's tubes, HA-CM's hierarchy/attention and MAMP's patches.
 
+References: docs/references.md#asma, #pstl, #skeleton2vec, #ha-cm, #mamp.
+
 >>> import torch
 >>> create_masking("hmtm", k=10)(torch.randn(4, 3, 50, 25, 2)).shape
 torch.Size([4, 50, 25])

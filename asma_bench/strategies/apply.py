@@ -1,5 +1,7 @@
 """Applying a mask to a batch: zero-filling, or dropping joints / frames as PSTL does.
 
+References: docs/references.md#pstl.
+
 >>> x = torch.ones(2, 3, 4, 5, 1)
 >>> mask = torch.zeros(2, 4, 5, dtype=torch.bool)
 >>> mask[:, 1] = True  # frame 1 of every sample

@@ -1,5 +1,7 @@
 """The masking interface shared by every strategy, its registry, and the random draws.
 
+References: docs/references.md#gumbel-top-k.
+
 A strategy is a small callable object: ``mask = strategy(x, generator=None, lengths=None)``
 takes a batch ``x`` of shape (N, C, T, V, M) and returns a bool mask (N, T, V), True where
 the input is masked. Masks are drawn per sample, vectorised on ``x``'s device, and are
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,28 +30,80 @@ from asma_bench.data.layouts import SkeletonLayout, get_layout
 from asma_bench.errors import ConfigError
 from asma_bench.registry import Registry
 
-MASKINGS: Registry[Any] = Registry("masking", context=("layout",))
+MASKINGS: Registry[Any] = Registry("masking", context=("layout",), name_attribute="name")
 
 KINDS = ("spatial", "temporal", "spatiotemporal", "none")
 
 # Smallest float32 above zero; keeps log(-log(u)) finite when the uniform draw is exactly 0.
 _TINY = float(torch.finfo(torch.float32).tiny)
 
+# Plug-in hooks renamed to public names: old name -> new name. The old names keep working
+# for one release and warn (DeprecationWarning); they go in the release after.
+RENAMED_HOOKS = {"_draw": "draw", "_set_law": "set_law"}
+
+
+def _deprecated_alias(func: Callable[..., Any], old: str, new: str) -> Callable[..., Any]:
+    """``func`` under its old name: warns, then calls ``func`` itself (not ``self.<new>``,
+    so an old-style override calling ``super().<old>`` reaches the base's hook)."""
+
+    def alias(self: Any, *args: Any, **kwargs: Any) -> Any:
+        warnings.warn(
+            f"masking strategy {type(self).__name__}: {old}() is deprecated, use {new}()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return func(self, *args, **kwargs)
+
+    alias.__name__ = old
+    alias.__doc__ = f"Deprecated name of :meth:`{new}`."
+    return alias
+
 
 class MaskingStrategy:
     """Base class: validates the batch, then asks the subclass for a mask.
 
-    Subclasses set ``name`` and ``kind``, validate their parameters in ``__init__`` (recording
-    the resolved values in ``self.params``), and implement ``_draw`` and ``budget``.
+    Subclasses set ``kind``, validate their parameters in ``__init__`` (recording the
+    resolved values in ``self.params``), and implement ``draw`` and ``budget``. ``name`` is
+    the key the class is registered under (``MASKINGS.register`` sets it).
+
+    A subclass that still defines a hook under its old private name (``_draw``,
+    ``_set_law``) works for one release and warns when it is defined; calling an old name
+    warns too.
     """
 
     name: ClassVar[str] = "base"
     kind: str = "none"
     stochastic: bool = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        for old, new in RENAMED_HOOKS.items():
+            if old in own and new not in own:  # an old-style plug-in: its hook is the new one
+                warnings.warn(
+                    f"masking strategy {cls.__qualname__} defines {old}(), which is deprecated "
+                    f"and stops working in the next release; name it {new}()",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                setattr(cls, new, own[old])
+            elif new in own and old not in own:
+                setattr(cls, old, _deprecated_alias(own[new], old, new))
+
     def __init__(self, layout: str | SkeletonLayout = "ntu25"):
         self.layout = get_layout(layout)
         self.params: dict[str, Any] = {"layout": self.layout.name}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in RENAMED_HOOKS:  # ``strategy._draw = f`` on an instance, the old way
+            warnings.warn(
+                f"masking strategy {type(self).__name__}: setting {name} is deprecated, "
+                f"set {RENAMED_HOOKS[name]}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            name = RENAMED_HOOKS[name]
+        super().__setattr__(name, value)
 
     @torch.no_grad()
     def __call__(
@@ -63,15 +118,19 @@ class MaskingStrategy:
         are zero padding and are never chosen by frame-selecting strategies.
         """
         self._check_batch(x)
-        return self._draw(x, generator, _check_lengths(lengths, x, self.name))
+        return self.draw(x, generator, _check_lengths(lengths, x, self.name))
 
     def budget(self, num_frames: int) -> int:
         """Most positions one sample's mask can cover: joints (spatial), frames (temporal),
         (frame, joint) cells (spatiotemporal) or 0 (none)."""
         raise NotImplementedError
 
-    def _draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
+    def draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
+        """The mask of a checked batch: bool (N, T, V), True = masked; ``lengths`` (N,) is
+        checked and filled in. Plug-ins implement this (or a base's hook below)."""
         raise NotImplementedError
+
+    _draw = _deprecated_alias(draw, "_draw", "draw")
 
     def _check_batch(self, x: Tensor) -> None:
         if not isinstance(x, Tensor) or x.dim() != 5:
@@ -333,8 +392,9 @@ class JointSamplingStrategy(MaskingStrategy):
         if isinstance(spec, float):
             self.params["n_fraction"] = spec
 
-    def _set_law(self, log_probs: Tensor) -> None:
-        """Store the per-joint law; refuse one that cannot give ``n`` distinct joints."""
+    def set_law(self, log_probs: Tensor) -> None:
+        """Store the per-joint law (V,) log-probabilities; refuse one that cannot give ``n``
+        distinct joints."""
         drawable = int(torch.isfinite(log_probs).sum())
         if drawable < self.n:
             raise ConfigError(
@@ -351,7 +411,7 @@ class JointSamplingStrategy(MaskingStrategy):
     def budget(self, num_frames: int) -> int:
         return self.n
 
-    def _draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
+    def draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
         n, t, v = x.shape[0], x.shape[2], x.shape[3]
         logits = self.joint_log_probs.to(x.device).expand(n, v)
         return spatial_to_mask(sample_without_replacement(logits, self.n, generator), t)
@@ -389,7 +449,7 @@ class FrameSelectingStrategy(MaskingStrategy):
         """(scores (N, T), selectable (N, T) bool); higher score = masked first."""
         raise NotImplementedError
 
-    def _draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
+    def draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
         t = x.shape[2]
         k = self.resolve_k(t)
         valid = frames_valid(lengths, t)

@@ -1,6 +1,8 @@
 """Spatial masking by graph structure: ASMa's degree laws, PSTL's central masking and
 HA-CM's hierarchy masking.
 
+References: docs/references.md#asma, #pstl, #ha-cm.
+
 All draw ``n`` joints per sample and mask them in every frame (HA-CM's cross grouping
 aside). Distinct joints are drawn with Gumbel-top-k, which is distributed exactly as
 sequential sampling without replacement from the stated law.
@@ -56,11 +58,9 @@ class HDSM(JointSamplingStrategy):
     """High-Degree Spatial Masking (ASMa, Section 3.2, eq. 1): n distinct joints per
     sample, drawn without replacement with p_v = d_v / Σd, so hubs are masked most."""
 
-    name = "hdsm"
-
     def __init__(self, layout: str | SkeletonLayout = "ntu25", *, n: int | float = 9):
         super().__init__(layout, n=n)
-        self._set_law(_log(hdsm_probs(torch.from_numpy(self.layout.degrees))))
+        self.set_law(_log(hdsm_probs(torch.from_numpy(self.layout.degrees))))
 
 
 @MASKINGS.register("ldsm")
@@ -69,15 +69,13 @@ class LDSM(JointSamplingStrategy):
     without replacement with p_v ∝ 1 − p_v^(H) (``law="eq2"``, the paper's) or
     p_v ∝ 1 / d_v (``law="inverse_degree"``), favouring extremities."""
 
-    name = "ldsm"
-
     def __init__(
         self, layout: str | SkeletonLayout = "ntu25", *, n: int | float = 9, law: str = "eq2"
     ):
         super().__init__(layout, n=n)
         law = check_choice(law, ("eq2", "inverse_degree"), "law", self.name)
         self.params["law"] = law
-        self._set_law(_log(ldsm_probs(torch.from_numpy(self.layout.degrees), law)))
+        self.set_law(_log(ldsm_probs(torch.from_numpy(self.layout.degrees), law)))
 
 
 @MASKINGS.register("csm")
@@ -91,8 +89,6 @@ class CSM(JointSamplingStrategy):
     ``replacement=True`` reproduces PSTL's pool exactly: a joint can be drawn more than
     once, so fewer than n distinct joints may be masked.
     """
-
-    name = "csm"
 
     def __init__(
         self,
@@ -109,7 +105,7 @@ class CSM(JointSamplingStrategy):
         self.replacement = replacement
         self.params["replacement"] = replacement
         degrees = torch.from_numpy(self.layout.degrees)
-        self._set_law(_log(hdsm_probs(degrees)))
+        self.set_law(_log(hdsm_probs(degrees)))
         # Token v of the pool belongs to joint pool_owner[v]; a degree-d joint owns d tokens.
         self.pool_owner = torch.repeat_interleave(torch.arange(len(degrees)), degrees)
         if replacement and self.n > len(self.pool_owner):
@@ -117,9 +113,9 @@ class CSM(JointSamplingStrategy):
                 f"masking 'csm': n={self.n} exceeds the pool of {len(self.pool_owner)}"
             )
 
-    def _draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
+    def draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
         if not self.replacement:
-            return super()._draw(x, generator, lengths)
+            return super().draw(x, generator, lengths)
         n, t, v = x.shape[0], x.shape[2], x.shape[3]
         owner = self.pool_owner.to(x.device)
         tokens = uniform((n, len(owner)), generator, x.device).topk(self.n, dim=1).indices
@@ -143,8 +139,6 @@ class HierarchyMasking(JointSamplingStrategy):
     mask (``attention`` with ``cross_grouping=True``). The mask is then spatiotemporal.
     """
 
-    name = "hierarchy"
-
     def __init__(
         self,
         layout: str | SkeletonLayout = "ntu25",
@@ -166,13 +160,13 @@ class HierarchyMasking(JointSamplingStrategy):
         if not bool(torch.isfinite(depth).all()):
             raise ConfigError(f"layout {self.layout.name!r}: joints unreachable from the centre")
         scaled = depth / (max(float(depth.max()), 1.0) * self.temperature)
-        self._set_law(torch.log_softmax(scaled, dim=0))
+        self.set_law(torch.log_softmax(scaled, dim=0))
 
     def budget(self, num_frames: int) -> int:
         return self.n * (num_frames // 2) if self.cross_grouping else self.n
 
-    def _draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
-        mask = super()._draw(x, generator, lengths)
+    def draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
+        mask = super().draw(x, generator, lengths)
         if self.cross_grouping:
             odd = torch.arange(x.shape[2], device=x.device) % 2 == 1
             mask &= odd[None, :, None]

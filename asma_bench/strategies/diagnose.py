@@ -1,5 +1,7 @@
 """What each masking strategy really masks, measured on clips as training sees them.
 
+References: docs/references.md#asma.
+
 A strategy's name says what it should do (HDSM: hubs; LMTM: still frames); this module
 measures what it does, over many draws on real, augmented clips:
 

@@ -1,6 +1,8 @@
 """Temporal masking by motion: ASMa's HMTM/LMTM, PSTL's motion-attention masking and
 HA-CM's attention masking, plus the motion helpers they share (ASMa eqs. 3–4).
 
+References: docs/references.md#asma, #pstl, #ha-cm.
+
 Every strategy here masks ``k`` frames per sample (the same frames for every joint).
 Frames at or beyond a sample's ``lengths`` are zero padding: they carry no motion and are
 never selected. The motion-ranked strategies also skip frames that repeat an earlier pose
@@ -228,7 +230,6 @@ class HMTM(_MotionRanked):
     different pose. ``copies="keep"`` ranks every frame
     on eq. 3 as printed. ``last`` and ``difference``: see :func:`joint_motion`."""
 
-    name = "hmtm"
     stochastic = False
 
     def frame_scores(
@@ -245,7 +246,6 @@ class LMTM(_MotionRanked):
     see :class:`HMTM`): with ``copies="keep"`` the doubled edge frame of a mirror-padded
     crop has a_t = 0 exactly and LMTM spends one of its k frames on it in most views."""
 
-    name = "lmtm"
     stochastic = False
 
     def frame_scores(
@@ -268,8 +268,6 @@ class MATM(_MotionRanked):
     also drops k further frames at random after the motion-selected ones: set
     ``random_extra=k`` to reproduce that (the mask then covers k + random_extra frames).
     """
-
-    name = "matm"
 
     def __init__(
         self,
@@ -323,9 +321,9 @@ class MATM(_MotionRanked):
         logits = a / (peak * self.temperature)
         return logits + gumbel(a.shape, generator, a.device), selectable
 
-    def _draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
+    def draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
         if self.random_extra == 0:
-            return super()._draw(x, generator, lengths)
+            return super().draw(x, generator, lengths)
         t = x.shape[2]
         k = self.resolve_k(t)
         valid = frames_valid(lengths, t)
@@ -362,7 +360,6 @@ class AttentionMasking(FrameSelectingStrategy):
     (``hierarchy`` with ``cross_grouping=True``). Cost is O(N·V·T²).
     """
 
-    name = "attention"
     stochastic = False
 
     def __init__(

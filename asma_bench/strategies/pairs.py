@@ -1,5 +1,7 @@
 """Named pairings of a spatial and a temporal masking, as first-class objects.
 
+References: docs/references.md#asma.
+
 ASMa pretrains two encoders, each on one spatial and one temporal mask: by default f_θ on
 HDSM + LMTM and f_ϕ on LDSM + HMTM, the abstract's two complementary pairs in Algorithm 1's
 order. The prose of Section 3.2 has been read as swapping the encoders and as giving the

@@ -1,5 +1,7 @@
 """Baselines: uniform joint masking, uniform frame masking, and no masking.
 
+References: docs/references.md#asma.
+
 ASMa's ablation (Table 9) pairs ``random_joint`` with ``random_frame`` as the
 random/random baseline; ``none`` gives the unmasked anchor view.
 """
@@ -23,19 +25,15 @@ from asma_bench.strategies.base import (
 class RandomJoint(JointSamplingStrategy):
     """n distinct joints per sample, uniformly at random (ASMa's random spatial baseline)."""
 
-    name = "random_joint"
-
     def __init__(self, layout: str | SkeletonLayout = "ntu25", *, n: int | float = 9):
         super().__init__(layout, n=n)
-        self._set_law(torch.zeros(self.layout.num_joints))
+        self.set_law(torch.zeros(self.layout.num_joints))
 
 
 @MASKINGS.register("random_frame")
 class RandomFrame(FrameSelectingStrategy):
     """k distinct real frames per sample, uniformly at random (ASMa's random temporal
     baseline)."""
-
-    name = "random_frame"
 
     def __init__(
         self, layout: str | SkeletonLayout = "ntu25", *, k: int | float = 10, short: str = "clamp"
@@ -52,7 +50,6 @@ class RandomFrame(FrameSelectingStrategy):
 class NoMasking(MaskingStrategy):
     """Masks nothing: the all-False mask."""
 
-    name = "none"
     kind = "none"
     stochastic = False
 
@@ -62,6 +59,6 @@ class NoMasking(MaskingStrategy):
     def budget(self, num_frames: int) -> int:
         return 0
 
-    def _draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
+    def draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
         n, _, t, v, _ = x.shape
         return torch.zeros(n, t, v, dtype=torch.bool, device=x.device)

@@ -1,5 +1,7 @@
 """Spatio-temporal motion-aware masking: Skeleton2vec's tubes and MAMP's patches.
 
+References: docs/references.md#skeleton2vec, #mamp.
+
 Both mask a high ratio (90 %) of positions, preferring moving joints: probabilities are a
 softmax of motion normalised by its maximum, with a temperature, and positions are drawn
 without replacement by Gumbel-top-k (exactly sequential sampling from that softmax).
@@ -8,9 +10,7 @@ without replacement by Gumbel-top-k (exactly sequential sampling from that softm
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,6 +22,7 @@ from asma_bench.strategies.base import (
     check_choice,
     check_positive,
     check_ratio,
+    count_spec,
     frames_valid,
     gumbel,
     num_masked,
@@ -57,7 +58,6 @@ class TubeMasking(MaskingStrategy):
     motion and may be masked, which is harmless since they hold zeros.
     """
 
-    name = "tube"
     kind = "spatiotemporal"
 
     def __init__(
@@ -72,7 +72,7 @@ class TubeMasking(MaskingStrategy):
     ):
         super().__init__(layout)
         self.ratio = check_ratio(ratio, "ratio", self.name)
-        self.alpha = _check_alpha(alpha)
+        self.alpha = count_spec(alpha, "alpha", self.name)  # frames, or a fraction of T
         self.temperature = check_positive(temperature, "temperature", self.name)
         self.law = check_choice(law, ("softmax", "additive"), "law", self.name)
         self.motion_weight = check_positive(motion_weight, "motion_weight", self.name)
@@ -104,7 +104,7 @@ class TubeMasking(MaskingStrategy):
             return num_masked(num_frames * self.layout.num_joints, self.ratio)
         return self.per_tube * num_frames
 
-    def _draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
+    def draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
         n, _, t, v, _ = x.shape
         a = self.tube_frames(t)
         if a == 0:
@@ -130,21 +130,6 @@ class TubeMasking(MaskingStrategy):
         return per_tube.repeat_interleave(a, dim=1)[:, :t].contiguous()
 
 
-def _check_alpha(alpha: Any) -> int | float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"masking 'tube': alpha must be a number, got {alpha!r}")
-    if not math.isfinite(alpha) or alpha < 0:
-        raise ConfigError(f"masking 'tube': alpha={alpha!r} must be >= 0")
-    if 0 < alpha < 1:
-        return float(alpha)
-    if alpha != int(alpha):
-        raise ConfigError(
-            f"masking 'tube': alpha={alpha!r} must be a whole number of frames "
-            "or a fraction in (0, 1)"
-        )
-    return int(alpha)
-
-
 @MASKINGS.register("mamp")
 class MAMPMasking(MaskingStrategy):
     """MAMP's motion-aware masking of spatio-temporal patches (Mao et al., ICCV 2023).
@@ -159,7 +144,6 @@ class MAMPMasking(MaskingStrategy):
     ``patch_frames`` the last patch is shorter and its motion averages the frames it has.
     """
 
-    name = "mamp"
     kind = "spatiotemporal"
 
     def __init__(
@@ -193,7 +177,7 @@ class MAMPMasking(MaskingStrategy):
             num_masked(patches, self.ratio) * self.patch_frames, num_frames * self.layout.num_joints
         )
 
-    def _draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
+    def draw(self, x: Tensor, generator: torch.Generator | None, lengths: Tensor) -> Tensor:
         n, _, t, v, _ = x.shape
         u = self.patch_frames
         p = self._patches(t)

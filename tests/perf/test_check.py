@@ -115,14 +115,14 @@ def test_slower_masking_strategy_fails(measured, monkeypatch):
 
     def slow_hdsm(**params):
         strategy = original(**params)
-        draw = strategy._draw
+        draw = strategy.draw
 
         def six_times(x, generator, lengths):
             for _ in range(5):
                 draw(x, generator, lengths)
             return draw(x, generator, lengths)
 
-        strategy._draw = six_times
+        strategy.draw = six_times
         return strategy
 
     monkeypatch.setitem(MASKINGS._entries, "hdsm", slow_hdsm)
@@ -420,14 +420,14 @@ def test_a_real_slower_workload_is_caught_end_to_end(measured, tmp_path, monkeyp
 
     def slow(**params):
         strategy = original(**params)
-        draw = strategy._draw
+        draw = strategy.draw
 
         def twenty_times(x, generator, lengths):
             for _ in range(19):
                 draw(x, generator, lengths)
             return draw(x, generator, lengths)
 
-        strategy._draw = twenty_times
+        strategy.draw = twenty_times
         return strategy
 
     monkeypatch.setitem(MASKINGS._entries, "random_joint", slow)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from asma_bench.data.files import MAX_TEXT_BYTES as MAX_TEXT_BYTES  # the readers' limit
 from asma_bench.data.files import check_regular_file as check_regular_file
 from asma_bench.data.files import input_exists, read_text
-from asma_bench.data.store import atomic_replace_dir, check_output
+from asma_bench.data.store import DatasetWriter, atomic_replace_dir, check_output
 from asma_bench.errors import ConfigError, DataFormatError
 from asma_bench.errors import one_line as one_line  # the readers' shared helper
 from asma_bench.fileio import temp_dir_beside
@@ -189,3 +189,31 @@ def staging_dir(out: Path, overwrite: bool) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_train_test(
+    out: Path,
+    split: str,
+    write_part: Callable[[DatasetWriter, str], None],
+    *,
+    source: str,
+    bodies: int,
+    overwrite: bool,
+    skip_bad: bool,
+) -> Path:
+    """An NTU-25 dataset at ``out`` with one split ``split``: ``write_part(writer, part)``
+    adds the ``train`` samples, then the ``test`` ones, and the split's train and test
+    are those two runs of samples (the split-file format of the SSL and CTR-GCN arrays)."""
+    counts: dict[str, int] = {}
+    with DatasetWriter(
+        out, layout="ntu25", source=source, bodies=bodies, overwrite=overwrite, skip_bad=skip_bad
+    ) as writer:
+        for part in ("train", "test"):
+            before = len(writer)
+            write_part(writer, part)
+            counts[part] = len(writer) - before
+        n_train = counts["train"]
+        writer.set_splits(
+            {split: {"train": range(n_train), "test": range(n_train, n_train + counts["test"])}}
+        )
+    return out

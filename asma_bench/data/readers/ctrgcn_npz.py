@@ -26,6 +26,7 @@ from asma_bench.data.readers._common import (
     progress_bar,
     require_exists,
     valid_length,
+    write_train_test,
 )
 from asma_bench.data.store import DatasetWriter, SampleMeta
 from asma_bench.errors import DataFormatError
@@ -134,40 +135,28 @@ def convert(
             source, f"missing {', '.join(absent)} (has {', '.join(members) or 'nothing'})"
         )
     split = split_name(source)
-    counts = {}
-    with DatasetWriter(
-        out,
-        layout="ntu25",
-        source=f"ctrgcn-npz:{source.name}",
-        bodies=2,
-        overwrite=opts.overwrite,
-        skip_bad=opts.skip_bad,
-    ) as writer:
-        for part in ("train", "test"):
-            before = len(writer)
-            with open_member(source, f"x_{part}") as (shape, rows):
-                if len(shape) != 3 or shape[2] != 2 * NUM_JOINTS * 3:
-                    raise DataFormatError(
-                        source, f"x_{part} has shape {shape}; expected (N, T, 150)"
-                    )
-                y = one_hot_labels(source, f"y_{part}", ys[f"y_{part}"], shape[0])
-                for i, row in enumerate(
-                    progress_bar(
-                        rows,
-                        progress=opts.progress,
-                        total=shape[0],
-                        desc=f"{split}/{part}",
-                        unit="sample",
-                    )
-                ):
-                    with writer.guard(f"{part}_{i:06d}"):
-                        writer.add(*_sample(source, part, i, row, int(y[i])))
-            counts[part] = len(writer) - before
-        n_train = counts["train"]
-        writer.set_splits(
-            {split: {"train": range(n_train), "test": range(n_train, n_train + counts["test"])}}
-        )
-    return out
+
+    def write_part(writer: DatasetWriter, part: str) -> None:
+        with open_member(source, f"x_{part}") as (shape, rows):
+            if len(shape) != 3 or shape[2] != 2 * NUM_JOINTS * 3:
+                raise DataFormatError(source, f"x_{part} has shape {shape}; expected (N, T, 150)")
+            y = one_hot_labels(source, f"y_{part}", ys[f"y_{part}"], shape[0])
+            for i, row in enumerate(
+                progress_bar(
+                    rows,
+                    progress=opts.progress,
+                    total=shape[0],
+                    desc=f"{split}/{part}",
+                    unit="sample",
+                )
+            ):
+                with writer.guard(f"{part}_{i:06d}"):
+                    writer.add(*_sample(source, part, i, row, int(y[i])))
+
+    return write_train_test(
+        out, split, write_part, source=f"ctrgcn-npz:{source.name}", bodies=2,
+        overwrite=opts.overwrite, skip_bad=opts.skip_bad,
+    )  # fmt: skip
 
 
 def _sample(

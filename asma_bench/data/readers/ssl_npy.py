@@ -27,6 +27,7 @@ from asma_bench.data.readers._common import (
     require_exists,
     staging_dir,
     valid_length,
+    write_train_test,
 )
 from asma_bench.data.readers.safe_pickle import load_pickle
 from asma_bench.data.store import DatasetWriter, SampleMeta
@@ -140,24 +141,15 @@ def write_benchmark(
             opened["test"][0], f"has {opened['test'][1].shape[4]} bodies, the train array {bodies}"
         )
     split = folder.name
-    counts: dict[str, int] = {}
-    with DatasetWriter(
-        out,
-        layout="ntu25",
-        source=f"ssl-npy:{split}",
-        bodies=bodies,
-        overwrite=overwrite,
-        skip_bad=skip_bad,
-    ) as writer:
-        for part, (data_path, arr, names, labels) in opened.items():
-            before = len(writer)
-            _stream(writer, data_path, arr, names, labels, progress, f"{split}/{part}")
-            counts[part] = len(writer) - before
-        n_train = counts["train"]
-        writer.set_splits(
-            {split: {"train": range(n_train), "test": range(n_train, n_train + counts["test"])}}
-        )
-    return out
+
+    def write_part(writer: DatasetWriter, part: str) -> None:
+        data_path, arr, names, labels = opened[part]
+        _stream(writer, data_path, arr, names, labels, progress, f"{split}/{part}")
+
+    return write_train_test(
+        out, split, write_part, source=f"ssl-npy:{split}", bodies=bodies,
+        overwrite=overwrite, skip_bad=skip_bad,
+    )  # fmt: skip
 
 
 def _stream(

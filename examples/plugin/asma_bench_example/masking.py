@@ -14,12 +14,10 @@ from asma_bench.strategies.pairs import MaskingPairing, register_pairing
 class DepthWeighted(JointSamplingStrategy):
     """n distinct joints per clip, p_v ∝ 1 + depth_v (depth: hops from the centre joint)."""
 
-    name = "depth_weighted"
-
     def __init__(self, layout: str | SkeletonLayout = "ntu25", *, n: int | float = 9):
         super().__init__(layout, n=n)
         weight = torch.as_tensor(self.layout.depth, dtype=torch.float64) + 1.0
-        self._set_law((weight / weight.sum()).log())
+        self.set_law((weight / weight.sum()).log())
 
 
 register_pairing(
