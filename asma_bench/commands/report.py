@@ -139,8 +139,8 @@ def _report_one(
 ) -> None:
     """One grid's report (what ``report --grid NAME`` writes and prints)."""
     from asma_bench.reports.build import FigureOptions, write_report
+    from asma_bench.reports.compare import ReportOptions
     from asma_bench.reports.results import resolve_tracking_uri
-    from asma_bench.reports.tables import ReportOptions
 
     options = ReportOptions(
         metric=metric,
@@ -161,7 +161,7 @@ def _report_one(
     )  # fmt: skip
     from asma_bench.reports.datasets import display_rows as across_rows
     from asma_bench.reports.naming import dataset_name
-    from asma_bench.reports.tables import display_rows
+    from asma_bench.reports.render import display_rows
 
     reports = {dataset_name(k): p.report for k, p in result.parts.items()} or {"": result.report}
     warnings = []

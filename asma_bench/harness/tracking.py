@@ -156,16 +156,14 @@ def source_name(argv: list[str] | None = None) -> str:
 
 def environment_tags() -> dict[str, str]:
     """The code and machine a run ran on: ``asma.*`` and MLflow's own ``mlflow.source.*``
-    (the command, ``LOCAL``, and the git commit where the package is a git checkout)."""
-    import numpy
-    import torch
+    (the command, ``LOCAL``, and the git commit where the package is a git checkout); the
+    machine's record (:func:`asma_bench.environment.environment`) as ``asma.<key>``."""
+    from asma_bench.environment import environment
 
     commit = git_commit()
     return {
         "asma.git_commit": commit,
-        "asma.python": platform.python_version(),
-        "asma.torch": torch.__version__,
-        "asma.numpy": numpy.__version__,
+        **{f"asma.{k}": str(v) for k, v in environment().items()},
         "asma.host": platform.node(),
         "mlflow.source.name": source_name(),
         "mlflow.source.type": "LOCAL",

@@ -9,29 +9,19 @@ and the one model, nothing from torch or the harness. Prints one JSON object.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
 import numpy as np
 import onnxruntime as ort
 
+from asma_bench.perf.timing import peak_rss_bytes
+
 
 def _rss_mb() -> float:
-    """Peak resident memory of this process, MiB.
-
-    Linux keeps ``ru_maxrss`` across exec, so a child started by a large parent would
-    report the parent's peak; ``VmHWM`` belongs to this process image alone.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
+    """Peak resident memory of this process, MiB (:func:`~asma_bench.perf.timing.peak_rss_bytes`:
+    ``VmHWM`` on Linux, which belongs to this process image alone)."""
+    return peak_rss_bytes() / 2**20
 
 
 def main(argv: list[str]) -> dict:

@@ -24,12 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
-import resource
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -41,9 +37,19 @@ from torch.utils.flop_counter import FlopCounterMode
 from asma_bench.config import CATALOG_SUFFIXES, RunConfig, build_config, list_profiles
 from asma_bench.data.layouts import get_layout
 from asma_bench.data.transforms import Augment
+from asma_bench.environment import environment as machine_environment
 from asma_bench.errors import ConfigError
 from asma_bench.objectives.barlow_twins import TripletBarlowTwins
-from asma_bench.perf.timing import summarize
+from asma_bench.perf.timing import (
+    PHASES,
+    PeakMemory,
+    PhaseTimer,
+    SavedTensors,
+    TimedMask,
+    peak_rss_bytes,
+    summarize,
+    sync,
+)
 from asma_bench.protocols.distributed import (
     amp_dtype,
     autocast,
@@ -66,7 +72,6 @@ SHAPES = ("paper", "quick")
 OBJECTIVES = ("barlow_twins", "asma")
 OPTIMIZERS = ("profile", "foreach", "fused")
 MEMORY_MODES = ("isolated", "shared")
-PHASES = ("data", "augment", "mask", "forward", "backward", "optimizer")
 
 
 @dataclass
@@ -199,11 +204,11 @@ class StepWorkload:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
         self.batch = p.batch_size
         self.clips = synthetic_clips(cfg, max(4 * self.batch, 256), self.gen).to(device)
-        self.timer = _PhaseTimer(device)
+        self.timer = PhaseTimer(device)
         for module in self.objective.modules():
             if isinstance(module, TripletBarlowTwins):
-                module.spatial = _TimedMask(module.spatial, self.timer)
-                module.temporal = _TimedMask(module.temporal, self.timer)
+                module.spatial = TimedMask(module.spatial, self.timer)
+                module.temporal = TimedMask(module.temporal, self.timer)
         # under torchrun: DistributedDataParallel, each rank on its share of every batch
         self.model = wrap(self.objective, device)
 
@@ -247,7 +252,7 @@ class StepWorkload:
 
         hook = self.opt.register_step_pre_hook(count_gradients)
         try:
-            with _SavedTensors(self.objective.parameters()) as saved:
+            with SavedTensors(self.objective.parameters()) as saved:
                 self.step(timed=False, clock=clock)
         finally:
             hook.remove()
@@ -273,7 +278,7 @@ class InferenceWorkload:
         self.batch = cfg.pretrain.batch_size
         self.x = synthetic_clips(cfg, self.batch, gen).to(device)
         self.amp = amp_dtype(cfg.amp, device)
-        self.timer = _PhaseTimer(device)
+        self.timer = PhaseTimer(device)
 
     kind = "inference"
 
@@ -337,7 +342,7 @@ def measure(
         for w in workloads:
             if progress:
                 progress(f"round {r + 1}/{rounds} {w.name}")
-            with _PeakMemory(w.device) as memory:
+            with PeakMemory(w.device) as memory:
                 for _ in range(steps):
                     w.step()
             peaks[id(w)] = max(peaks[id(w)], memory.peak_mib)
@@ -503,22 +508,7 @@ def _isolated_child() -> None:
         workload = InferenceWorkload(cfg)
     for _ in range(1 + int(request["steps"])):
         workload.step(timed=False)
-    print(json.dumps({"peak_mib": _own_peak_bytes() / 2**20}))
-
-
-def _own_peak_bytes() -> int:
-    """This process's peak resident set. On Linux the memory map's own high-water mark
-    (``VmHWM``): ``getrusage``'s maximum survives ``exec`` and would report the parent's
-    resident set at the time it started this process."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if platform.system() == "Darwin" else peak * 1024
+    print(json.dumps({"peak_mib": peak_rss_bytes() / 2**20}))
 
 
 def top_operators(workload: Workload, top: int = 15) -> list[dict[str, Any]]:
@@ -530,7 +520,7 @@ def top_operators(workload: Workload, top: int = 15) -> list[dict[str, Any]]:
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(activities=activities) as prof:
         workload.step(timed=False)
-        _sync(workload.device)
+        sync(workload.device)
     events = [e for e in prof.key_averages() if e.key]
     attr = "self_device_time_total" if cuda else "self_cpu_time_total"
     total = sum(getattr(e, attr) for e in events) or 1.0
@@ -547,14 +537,11 @@ def top_operators(workload: Workload, top: int = 15) -> list[dict[str, Any]]:
 
 
 def environment(device: torch.device, optimizer: str, amp: bool) -> dict[str, Any]:
-    """What the numbers depend on: software, threads, processor or GPU."""
+    """What the numbers depend on: the machine's record
+    (:func:`asma_bench.environment.environment`), the device (and GPU) and the settings."""
     env: dict[str, Any] = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **machine_environment(),
         "device": str(device),
-        "threads": torch.get_num_threads(),
-        "cpus": os.cpu_count(),
-        "processor": _cpu_name(),
         "optimizer": optimizer,
         "amp": amp,
     }
@@ -574,164 +561,6 @@ def _check_counts(steps: int, warmup: int, rounds: int) -> None:
     for name, value, low in (("steps", steps, 1), ("warmup", warmup, 0), ("rounds", rounds, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"bench {name}={value!r} must be an integer >= {low}")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class _PhaseTimer:
-    """Wall time of each phase of each step; mask draws are taken out of the forward."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.reset()
-
-    def reset(self) -> None:
-        self.phase: dict[str, float] = {p: 0.0 for p in PHASES}
-        self.totals: list[float] = []
-        self._mask = 0.0
-        self.active = False
-
-    def start(self) -> None:
-        _sync(self.device)
-        self._start = self._last = time.perf_counter()
-        self._mask = 0.0
-        self.active = True
-
-    def mark(self, phase: str) -> None:
-        _sync(self.device)
-        now = time.perf_counter()
-        spent = now - self._last
-        if phase == "forward":  # mask draws happen inside the forward pass
-            spent -= self._mask
-            self._mask = 0.0  # an objective may run several forward passes per step
-        self.phase[phase] += spent
-        self._last = now
-
-    def add_mask(self, seconds: float) -> None:
-        if self.active:
-            self._mask += seconds
-            self.phase["mask"] += seconds
-
-    def stop(self) -> None:
-        """End the step at its last mark, so the phases partition the step time."""
-        self.totals.append(self._last - self._start)
-        self.active = False
-
-    def shares(self) -> dict[str, float]:
-        total = sum(self.totals)
-        return {p: (t / total if total else 0.0) for p, t in self.phase.items()}
-
-
-class _TimedMask:
-    """A masking strategy that reports the time of its draws to a phase timer."""
-
-    def __init__(self, strategy: Any, timer: _PhaseTimer):
-        self.strategy = strategy
-        self.timer = timer
-
-    def __call__(self, x: torch.Tensor, generator=None, lengths=None) -> torch.Tensor:  # noqa: ANN001
-        if not self.timer.active:
-            return self.strategy(x, generator=generator, lengths=lengths)
-        _sync(self.timer.device)
-        start = time.perf_counter()
-        mask = self.strategy(x, generator=generator, lengths=lengths)
-        _sync(self.timer.device)
-        self.timer.add_mask(time.perf_counter() - start)
-        return mask
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.strategy, name)
-
-
-class _SavedTensors:
-    """Bytes of the distinct storages saved for backward while the block runs, parameters
-    excluded (autograd saved-tensor hooks)."""
-
-    def __init__(self, params: Iterable[torch.Tensor]):
-        self._params = {p.untyped_storage().data_ptr() for p in params}
-        self._seen: dict[int, int] = {}
-        self._largest = 0
-
-    def _pack(self, t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        ptr = storage.data_ptr()
-        if ptr not in self._params:
-            self._seen.setdefault(ptr, storage.nbytes())
-        return t
-
-    def end_pass(self) -> None:
-        """A backward pass has run: what it saved is freed (its storages may be reused)."""
-        self._largest = self.bytes
-        self._seen.clear()
-
-    @property
-    def bytes(self) -> int:
-        """The largest pass's saved bytes so far."""
-        return max(self._largest, sum(self._seen.values()))
-
-    def __enter__(self) -> _SavedTensors:
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
-        self._hooks.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._hooks.__exit__(*exc)
-
-
-class _PeakMemory:
-    """Peak memory while the block runs: CUDA max allocated, or the resident set size
-    sampled every few milliseconds (falling back to the process high-water mark)."""
-
-    def __init__(self, device: torch.device, interval: float = 0.005):
-        self.device = device
-        self.interval = interval
-        self.peak_mib = 0.0
-        self.kind = "cuda" if device.type == "cuda" else "rss"
-
-    def __enter__(self) -> _PeakMemory:
-        if self.kind == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            return self
-        self._stop = threading.Event()
-        self._peak = _rss_bytes()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._peak = max(self._peak, _rss_bytes())
-
-    def __exit__(self, *exc: object) -> None:
-        if self.kind == "cuda":
-            self.peak_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
-            return
-        self._stop.set()
-        self._thread.join()
-        self.peak_mib = max(self._peak, _rss_bytes()) / 2**20
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):  # not Linux: the process high-water mark
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if platform.system() == "Darwin" else peak * 1024
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def parse_shapes(value: str) -> tuple[str, ...]:

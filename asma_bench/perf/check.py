@@ -44,8 +44,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -63,6 +61,7 @@ from torch import nn
 from asma_bench.backbones import count_flops, count_parameters
 from asma_bench.config import build_config
 from asma_bench.data.layouts import get_layout
+from asma_bench.environment import environment as machine_environment
 from asma_bench.errors import ConfigError, DataFormatError, validation_line
 from asma_bench.fileio import atomic_write_text
 from asma_bench.perf.models import TEACHER_OBJECTIVE, ModelShapes, teacher_and_student
@@ -329,24 +328,9 @@ def judged_ratios(rounds: Sequence[float], settings: CheckSettings) -> tuple[flo
 
 
 def _environment() -> dict[str, str]:
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": str(os.cpu_count()),
-        # the vector instructions torch's kernels use: AVX512, AVX2, ... (latency ratios are
-        # compared only between CPUs of the same kind, see compare)
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_kind": cpu_kind_here(),
-    }
-
-
-def cpu_kind_here() -> str:
-    """This CPU's kind for latency ratios: torch's vector capability, with ``+AMX`` on CPUs
-    with AMX tiles (Sapphire Rapids and later), which are a kind of their own (see
-    :func:`other_cpu`)."""
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    return torch.backends.cpu.get_cpu_capability() + ("+AMX" if amx else "")
+    """The machine's record (:func:`asma_bench.environment.environment`) as strings: latency
+    ratios are compared only between CPUs of the same ``cpu_kind`` (see :func:`compare`)."""
+    return {k: str(v) for k, v in machine_environment().items()}
 
 
 def cpu_kind(environment: Mapping[str, Any]) -> str | None:
@@ -364,7 +348,7 @@ def other_cpu(baseline: Mapping[str, Any], current: Measurement) -> str | None:
     the machine, not the code. A 2-core AVX-512 CPU with AMX tiles measured every mask at
     2.1 to 3.0 times the ratio recorded on the committed baseline's AVX-512 CPU (the same
     code, the machine otherwise idle), so a CPU with AMX is a kind of its own
-    (:func:`cpu_kind_here`); baselines without ``cpu_kind`` are compared by
+    (:func:`~asma_bench.environment.cpu_kind_here`); baselines without ``cpu_kind`` are compared by
     ``cpu_capability``."""
     theirs = cpu_kind(baseline.get("environment", {}))
     ours = cpu_kind(current.environment)

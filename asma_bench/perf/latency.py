@@ -44,7 +44,7 @@ from asma_bench.protocols.base import UnitContext
 from asma_bench.protocols.data import PreparedData, prepare_data, resolve_splits
 from asma_bench.protocols.training import predict, seed_everything
 from asma_bench.reports import html
-from asma_bench.reports.tables import markdown_table
+from asma_bench.reports.render import markdown_table
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from asma_bench.harness.grids import list_grids, load_grid
 from asma_bench.objectives import objective_class
 from asma_bench.protocols.data import prepare_data, resolve_dataset
 from asma_bench.protocols.pretrain import pretrain_digest
-from asma_bench.reports import factorial, figures, html, tables
+from asma_bench.reports import compare, factorial, figures, html, render
 from asma_bench.reports.datasets import AcrossDatasets, across_datasets, write_across
 from asma_bench.reports.datasets import display_rows as datasets_display
 from asma_bench.reports.embeddings import dataset_class_names, encoder_embeddings
@@ -69,7 +69,7 @@ class FigureOptions:
 @dataclass
 class ReportOutput:
     folder: Path
-    report: tables.GridReport
+    report: compare.GridReport
     files: dict[str, Path]
     figures: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # figures not drawn, with the reason
@@ -84,7 +84,7 @@ def write_report(
     uri: str,
     out_dir: Path,
     runs_dir: Path = Path("runs"),
-    options: tables.ReportOptions | None = None,
+    options: compare.ReportOptions | None = None,
     baseline: str | None = None,
     where: Sequence[str] = (),
     figure_options: FigureOptions | None = None,
@@ -103,7 +103,7 @@ def write_report(
         spec = load_grid(grid)
         grid = spec.name
     runs = load_grid_runs(uri, grid, spec, baseline=baseline, where=where, experiment=experiment)
-    opts = options or tables.ReportOptions()
+    opts = options or compare.ReportOptions()
     names = [grid]
     if len(runs.datasets) > 1:
         names += [f"{runs.grid}@{_slug(dataset_name(ds))}" for ds in runs.datasets]
@@ -117,7 +117,7 @@ def _write_across(
     runs: GridRuns,
     out_dir: Path,
     runs_dir: Path,
-    opts: tables.ReportOptions,
+    opts: compare.ReportOptions,
     fig_opts: FigureOptions,
     progress: Callable[[str], None] | None,
 ) -> ReportOutput:
@@ -167,16 +167,16 @@ def _write_grid(
     out_dir: Path,
     name: str,
     runs_dir: Path,
-    options: tables.ReportOptions,
+    options: compare.ReportOptions,
     fig_opts: FigureOptions,
     progress: Callable[[str], None] | None,
     dataset: str = "",
 ) -> ReportOutput:
     """Tables, figures and the manifest of one grid on one dataset in ``out_dir/name``."""
     grid = runs.grid
-    report = tables.build_grid_report(runs, options)
+    report = compare.build_grid_report(runs, options)
     folder = out_dir / name
-    files = tables.write_grid_report(report, folder)
+    files = render.write_grid_report(report, folder)
     out = ReportOutput(folder, report, files)
 
     steps = [
@@ -230,12 +230,12 @@ def _write_grid(
     return out
 
 
-def _table_html(report: tables.GridReport) -> str:
+def _table_html(report: compare.GridReport) -> str:
     parts = []
-    matrix = tables.matrix_rows(report)
+    matrix = render.matrix_rows(report)
     if matrix is not None:
         parts.append(matrix.to_html(index=False, escape=True, border=0))
-    parts.append(tables.display_rows(report).to_html(index=False, escape=True, border=0))
+    parts.append(render.display_rows(report).to_html(index=False, escape=True, border=0))
     if report.factorial is not None:
         a, b = report.factorial.factors
         parts.append(
@@ -251,7 +251,7 @@ def _figure(fig: Any, folder: Path, name: str, caption: str) -> dict[str, Any]:
     return {"name": name, "caption": caption, "png": str(paths["png"]), "svg": str(paths["svg"])}
 
 
-def _grid_cells(report: tables.GridReport) -> pd.DataFrame:
+def _grid_cells(report: compare.GridReport) -> pd.DataFrame:
     """The table rows of the grid's own cells (reference rows left out)."""
     t = report.table
     ref = t[report.axes[0]].astype(str).str.endswith("(reference)") if report.axes else False
@@ -271,16 +271,16 @@ def _blank_squares(runs: GridRuns, cells: Sequence[str]) -> str:
     return text
 
 
-def _max_seeds(report: tables.GridReport) -> int:
+def _max_seeds(report: compare.GridReport) -> int:
     return int(report.table["seeds"].max()) if len(report.table) else 0
 
 
 # --------------------------------------------------------------------------- figures
 def _heatmap(
-    runs: GridRuns, report: tables.GridReport, folder: Path, _runs_dir: Path, _opts: FigureOptions
+    runs: GridRuns, report: compare.GridReport, folder: Path, _runs_dir: Path, _opts: FigureOptions
 ) -> list[dict]:
     axes = report.axes
-    label = tables.metric_label(report.metric)
+    label = compare.metric_label(report.metric)
     n = _max_seeds(report)
     if {"spatial", "temporal"} <= set(axes):
         cells = _grid_cells(report)
@@ -292,7 +292,7 @@ def _heatmap(
         caption = (
             f"Masking-pair heatmap (paper Fig. 3): mean {label} (%) of each spatial × "
             f"temporal masking pair, annotated mean ± std over up to {n} seeds; "
-            f"{tables.describe_data(runs)}.{_blank_squares(runs, cells.index)}"
+            f"{compare.describe_data(runs)}.{_blank_squares(runs, cells.index)}"
         )
         return [_figure(fig, folder, f"{runs.grid}_heatmap", caption)]
     if report.matrix:
@@ -306,7 +306,7 @@ def _heatmap(
         )
         caption = (
             f"Heatmap of mean {label} (%) over {r_ax} × {c_ax}, annotated mean ± std "
-            f"over up to {n} seeds; {tables.describe_data(runs)}."
+            f"over up to {n} seeds; {compare.describe_data(runs)}."
             f"{_blank_squares(runs, _grid_cells(report).index)}"
         )
         return [_figure(fig, folder, f"{runs.grid}_heatmap", caption)]
@@ -314,17 +314,17 @@ def _heatmap(
 
 
 def _sensitivity(
-    runs: GridRuns, report: tables.GridReport, folder: Path, _runs_dir: Path, _opts: FigureOptions
+    runs: GridRuns, report: compare.GridReport, folder: Path, _runs_dir: Path, _opts: FigureOptions
 ) -> list[dict]:
     if len(report.axes) != 1:
         return []
     axis = report.axes[0]
     xs = {c: runs.labels[c].get(axis) for c in runs.cells if axis in runs.labels.get(c, {})}
-    if not xs or not all(tables.is_number(v) for v in xs.values()):
+    if not xs or not all(compare.is_number(v) for v in xs.values()):
         return []
     seeds = runs.per_seed(report.metric)
     seeds = seeds[seeds["cell"].isin(list(xs))].assign(x=lambda d: d["cell"].map(xs))
-    label = tables.metric_label(report.metric)
+    label = compare.metric_label(report.metric)
     base = float(xs[runs.baseline]) if runs.baseline in xs else None
     fig = figures.sensitivity_curve(
         seeds,
@@ -335,13 +335,13 @@ def _sensitivity(
     )
     caption = (
         f"Sensitivity to {figures.axis_label(axis)} (paper Fig. 4): mean {label} (%) over "
-        f"seeds with a ±1 std band, individual seeds as dots; {tables.describe_data(runs)}."
+        f"seeds with a ±1 std band, individual seeds as dots; {compare.describe_data(runs)}."
     )
     return [_figure(fig, folder, f"{runs.grid}_{axis}_curve", caption)]
 
 
 def _per_class(
-    runs: GridRuns, report: tables.GridReport, folder: Path, runs_dir: Path, _opts: FigureOptions
+    runs: GridRuns, report: compare.GridReport, folder: Path, runs_dir: Path, _opts: FigureOptions
 ) -> list[dict]:
     done = runs.finished
     if "metrics.theta_test_top1" not in done or "metrics.phi_test_top1" not in done:
@@ -368,13 +368,13 @@ def _per_class(
     caption = (
         f"Per-class test accuracy of f_θ (HDSM+LMTM) minus f_ϕ (LDSM+HMTM), each "
         f"linear-probed alone (paper Fig. 6); cell {cell}, mean over {len(pairs)} "
-        f"seed(s); {tables.describe_data(runs)}."
+        f"seed(s); {compare.describe_data(runs)}."
     )
     return [_figure(fig, folder, f"{runs.grid}_per_class_theta_phi", caption)]
 
 
 def _curves(
-    runs: GridRuns, report: tables.GridReport, folder: Path, _runs_dir: Path, _opts: FigureOptions
+    runs: GridRuns, report: compare.GridReport, folder: Path, _runs_dir: Path, _opts: FigureOptions
 ) -> list[dict]:
     done = runs.finished
     keys = [c.removeprefix("metrics.") for c in done.columns if c.startswith("metrics.")]
@@ -428,7 +428,7 @@ def _pretraining_note(hist: pd.DataFrame, cells: Sequence[str]) -> str:
 
 
 def _embeddings(
-    runs: GridRuns, report: tables.GridReport, folder: Path, runs_dir: Path, opts: FigureOptions
+    runs: GridRuns, report: compare.GridReport, folder: Path, runs_dir: Path, opts: FigureOptions
 ) -> list[dict]:
 
     cells = _grid_cells(report)
@@ -471,7 +471,7 @@ def _embeddings(
 
 
 def _dataset(
-    runs: GridRuns, report: tables.GridReport, folder: Path, runs_dir: Path, _opts: FigureOptions
+    runs: GridRuns, report: compare.GridReport, folder: Path, runs_dir: Path, _opts: FigureOptions
 ) -> list[dict]:
 
     run = runs.finished.iloc[0] if len(runs.finished) else None
@@ -540,7 +540,7 @@ def _masking_diagnostics(
                                      y_down=data.layout.dims == 2 and not synthetic)  # fmt: skip
     table = {
         "caption": f"What each masking strategy of the grid masks: {result.draws} draws per "
-        f"strategy on augmented training clips of {tables.describe_data(runs)}",
+        f"strategy on augmented training clips of {compare.describe_data(runs)}",
         "html": result.summary.to_html(float_format=lambda v: f"{v:.3f}", border=0),
         "files": {"Markdown": "maskings.md", "CSV": "maskings.csv",
                   "CSV (per joint)": "maskings_joints.csv"},

@@ -18,17 +18,9 @@ import numpy as np
 import pandas as pd
 
 from asma_bench.reports import stats
+from asma_bench.reports.compare import SIG_THRESHOLDS, GridReport, metric_label
 from asma_bench.reports.naming import dataset_title, dataset_titles
-from asma_bench.reports.tables import (
-    SIG_THRESHOLDS,
-    GridReport,
-    fmt_p,
-    fmt_value,
-    label_frame,
-    latex_table,
-    markdown_table,
-    metric_label,
-)
+from asma_bench.reports.render import fmt_p, fmt_value, label_frame, latex_table, markdown_table
 
 
 @dataclass
