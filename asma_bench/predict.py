@@ -293,6 +293,6 @@ class Predictor(torch.nn.Module):
         the rows ``indices``; ``targets`` are the stored labels."""
         feeder = self.pipeline.feeder(folder, split, part, indices)
         x = torch.stack([feeder[k][0] for k in range(len(feeder))]) if len(feeder) else None
-        logits = self.logits(x) if x is not None else self.logits(torch.empty(0))
+        logits = self.logits(torch.empty(0) if x is None else x)
         return Prediction(logits, logits.argmax(axis=1), self.class_names,
                           feeder.indices.copy(), feeder.labels.copy())  # fmt: skip

@@ -575,7 +575,7 @@ def resolve_run_id(client: Any, run_id: str, uri: str) -> str:  # noqa: ANN401 -
     unknown = ConfigError(f"run {run_id!r} is not in the store {uri}")
     if len(text) < MIN_RUN_PREFIX or not _HEX.fullmatch(text):
         raise unknown from None
-    found = _ids_with_prefix(client, text, uri)
+    found = _ids_with_prefix(client, text)
     if not found:
         raise unknown from None
     if len(found) > 1:
@@ -586,25 +586,8 @@ def resolve_run_id(client: Any, run_id: str, uri: str) -> str:  # noqa: ANN401 -
     return found[0]
 
 
-def _ids_with_prefix(client: Any, prefix: str, uri: str) -> list[str]:  # noqa: ANN401
-    """Ids of the active runs starting with ``prefix``: one query of a SQLite store
-    (read-only), a scan of every experiment's runs on other stores."""
-    import sqlite3
-
-    db = sqlite_path(uri)
-    if db is not None and db.is_file():
-        try:
-            con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                rows = con.execute(
-                    "SELECT run_uuid FROM runs WHERE lifecycle_stage = 'active' AND "
-                    "substr(run_uuid, 1, ?) = ?", (len(prefix), prefix),
-                ).fetchall()  # fmt: skip
-            finally:
-                con.close()
-            return sorted(r[0] for r in rows)
-        except sqlite3.Error as exc:  # another schema: ask MLflow, as for other stores
-            log.debug("run-id prefix lookup in %s by SQL failed: %s", db, exc)
+def _ids_with_prefix(client: Any, prefix: str) -> list[str]:  # noqa: ANN401 - MlflowClient
+    """Ids of the active runs starting with ``prefix``, over every experiment of the store."""
     found: list[str] = []
     for exp in client.search_experiments():
         token = None

@@ -109,23 +109,28 @@ def test_worse_accuracy_fails_beyond_the_seed_tolerance(measured):
         assert [r.failed for r in rows if r.name == "bt"] == [status == "REGRESSED"]
 
 
-def test_slower_masking_strategy_fails(measured, monkeypatch):
-    settings, _, baseline = measured
-    original = MASKINGS.get("hdsm")
+def _slow_down(name: str, times: int, monkeypatch) -> None:
+    """Register masking ``name`` anew so that every draw does its work ``times`` times."""
+    original = MASKINGS.get(name)
 
-    def slow_hdsm(**params):
+    def slowed(**params):
         strategy = original(**params)
         draw = strategy.draw
 
-        def six_times(x, generator, lengths):
-            for _ in range(5):
+        def repeated(x, generator, lengths):
+            for _ in range(times - 1):
                 draw(x, generator, lengths)
             return draw(x, generator, lengths)
 
-        strategy.draw = six_times
+        strategy.draw = repeated
         return strategy
 
-    monkeypatch.setitem(MASKINGS._entries, "hdsm", slow_hdsm)
+    monkeypatch.setitem(MASKINGS._entries, name, slowed)
+
+
+def test_slower_masking_strategy_fails(measured, monkeypatch):
+    settings, _, baseline = measured
+    _slow_down("hdsm", 6, monkeypatch)
     latency_only = settings.model_copy(update={"units": {}})
     rows = compare(baseline, measure(latency_only))
     failed = {r.name: r for r in rows if r.failed}
@@ -416,21 +421,7 @@ def test_a_real_slower_workload_is_caught_end_to_end(measured, tmp_path, monkeyp
     """The real measurement through the CLI: a strategy made 20x slower fails (exit 1,
     its row REGRESSED in the JSON), the other ratios of the same run pass."""
     settings, _, baseline = measured
-    original = MASKINGS.get("random_joint")
-
-    def slow(**params):
-        strategy = original(**params)
-        draw = strategy.draw
-
-        def twenty_times(x, generator, lengths):
-            for _ in range(19):
-                draw(x, generator, lengths)
-            return draw(x, generator, lengths)
-
-        strategy.draw = twenty_times
-        return strategy
-
-    monkeypatch.setitem(MASKINGS._entries, "random_joint", slow)
+    _slow_down("random_joint", 20, monkeypatch)
     latency_only = copy.deepcopy(baseline)
     latency_only["settings"]["units"] = {}
     latency_only["accuracy"] = {}
