@@ -3,9 +3,11 @@ queue's workers share."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -52,26 +54,61 @@ def _metric_text(metrics: dict[str, float], name: str) -> str:
 
 
 def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None) -> ProtocolResult:
-    """Run one (cell, seed) inside its own MLflow run; FINISHED only if it completed."""
+    """Run one (cell, seed) inside its own MLflow run; FINISHED only if it completed.
+
+    From the moment the run exists, every way out closes it: FAILED for an error, KILLED for
+    Ctrl-C or SIGTERM. The two signals are held back while the run is being created, so a
+    stop never leaves a run RUNNING that this process no longer knows about."""
     tracker.close_stale(unit.grid, unit.id)
-    run_id = tracker.start_unit(parent, unit.grid, unit.name, {
-        TAG_UNIT: unit.id, TAG_CELL: unit.cell.name, TAG_SEED: unit.seed,
-        "asma.protocol": unit.protocol, **environment_tags(),
-        TAG_PID: os.getpid(), TAG_HEARTBEAT: f"{time.time():.0f}", **unit.source_tags,
-    })  # fmt: skip
-    who = tracker.rival(unit.grid, unit.id, run_id)  # a process on another machine
-    if who is not None:  # started it first: it keeps the unit, this run never happened
-        tracker.client.delete_run(run_id)
-        raise UnitHeld(who)
+    run_id: str | None = None
     stop = threading.Event()
-    beat = threading.Thread(
-        target=_beat, args=(tracker, run_id, stop), name=f"heartbeat-{unit.name}", daemon=True
-    )
-    beat.start()
     try:
-        return _train(unit, tracker, run_id, out, progress)
+        with _signals_deferred():
+            run_id = tracker.start_unit(parent, unit.grid, unit.name, {
+                TAG_UNIT: unit.id, TAG_CELL: unit.cell.name, TAG_SEED: unit.seed,
+                "asma.protocol": unit.protocol, **environment_tags(),
+                TAG_PID: os.getpid(), TAG_HEARTBEAT: f"{time.time():.0f}", **unit.source_tags,
+            })  # fmt: skip
+        who = tracker.rival(unit.grid, unit.id, run_id)  # a process on another machine
+        if who is not None:  # started it first: it keeps the unit, this run never happened
+            tracker.client.delete_run(run_id)
+            run_id = None
+            raise UnitHeld(who)
+        beat = threading.Thread(
+            target=_beat, args=(tracker, run_id, stop), name=f"heartbeat-{unit.name}", daemon=True
+        )
+        beat.start()
+        result = _train(unit, tracker, run_id, out, progress)
+        with _signals_deferred():  # a stop now keeps the unit FINISHED
+            tracker.finish(run_id, "FINISHED")
+            run_id = None
+        return result
+    except BaseException as exc:
+        if run_id is not None:
+            why = str(exc) if isinstance(exc, DivergenceError) else f"{type(exc).__name__}: {exc}"
+            try:
+                tracker.set_tags(run_id, {TAG_FAILURE: why})
+                tracker.finish(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            except Exception:  # noqa: BLE001 - the original error matters more
+                log.debug("could not close the unit's run", exc_info=True)
+        raise
     finally:
         stop.set()
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT and SIGTERM (in the main thread) until the block ends; a signal sent
+    meanwhile is delivered on leaving it."""
+    main = threading.current_thread() is threading.main_thread()
+    held = {signal.SIGINT, signal.SIGTERM}
+    if main:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        if main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 class UnitHeld(Exception):  # noqa: N818 - it is a state, not an error of the user's
@@ -108,16 +145,7 @@ def _train(unit: Unit, tracker: Tracker, run_id: str, out: Path, progress=None) 
         on_epoch=on_epoch, progress=progress,
     )  # fmt: skip
     t0 = time.monotonic()
-    try:
-        result = run_protocol(unit.protocol, unit.config, ctx)
-    except DivergenceError as exc:
-        tracker.set_tags(run_id, {TAG_FAILURE: str(exc)})
-        tracker.finish(run_id, "FAILED")
-        raise
-    except BaseException as exc:
-        tracker.set_tags(run_id, {TAG_FAILURE: f"{type(exc).__name__}: {exc}"})
-        tracker.finish(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
+    result = run_protocol(unit.protocol, unit.config, ctx)
     metrics = {**result.metrics, "unit_seconds": time.monotonic() - t0}
     ckpts = unit_checkpoints(unit.config, ctx.ckpt_dir)
     pipeline = save_pipeline(unit.config, unit.protocol, ckpts, ctx.data_root)
@@ -144,5 +172,4 @@ def _train(unit: Unit, tracker: Tracker, run_id: str, out: Path, progress=None) 
         np.savez_compressed(path, **arrays)
         tracker.log_artifact(run_id, path)
         tracker.log_dict(run_id, per_class, "per_class_accuracy.json")
-    tracker.finish(run_id, "FINISHED")
     return result

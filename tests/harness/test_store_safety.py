@@ -364,6 +364,42 @@ def test_sigterm_closes_the_runs_and_says_so(tmp_path, grid_file):
     assert not list((runs / ".locks").iterdir())
 
 
+def test_a_stop_right_after_the_units_run_is_created_still_closes_it(
+    tmp_path, grid_file, monkeypatch
+):
+    """The window a SIGTERM can land in before training starts: the run exists, the
+    process stops. Sent inside the run's creation, the signal is held back until the run id
+    is known; sent just after, it reaches the same close. Either way: KILLED, not RUNNING."""
+    from asma_bench.cli import Terminated, _on_signal
+    from asma_bench.harness.execute import run_unit
+
+    unit = plan_units(load_grid(str(grid_file)), RunOptions(profile="smoke", seeds=[0]))[0]
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="asma-bench")
+    start = Tracker.start_unit
+
+    def start_then_signal(self, *args, **kwargs):
+        run_id = start(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the run id is not yet returned
+        return run_id
+
+    previous = signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        monkeypatch.setattr(Tracker, "start_unit", start_then_signal)
+        with pytest.raises(Terminated):
+            run_unit(unit, tracker, tracker.parent_run("tiny", {}), tmp_path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    monkeypatch.setattr(Tracker, "start_unit", start)
+
+    def stopped(*args, **kwargs):
+        raise Terminated()
+
+    monkeypatch.setattr(Tracker, "rival", stopped)  # the signal just after the creation
+    with pytest.raises(Terminated):
+        run_unit(unit, tracker, tracker.parent_run("tiny", {}), tmp_path)
+    assert [r.info.status for r in tracker.unit_runs("tiny")] == ["KILLED", "KILLED"]
+
+
 def test_a_unit_another_machine_trains_is_left_to_it_until_its_heartbeat_stops(tmp_path, grid_file):
     """Processes on two machines share no lock file: a unit run another machine started
     and keeps heartbeating is left to it (the run ends NOT FINISHED); once its heartbeat
