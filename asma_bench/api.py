@@ -30,7 +30,6 @@ from asma_bench.harness.runner import run_grid as _run_grid
 from asma_bench.harness.tracking import TAG_KIND, Tracker, resolve_run_id
 from asma_bench.predict import PREDICTABLE, EvalPipeline, Predictor, pipeline_path
 from asma_bench.protocols import UnitContext
-from asma_bench.protocols.data import PreparedData, prepare_data, resolve_dataset
 from asma_bench.protocols.finetune import finetuned_classifier
 from asma_bench.protocols.linear import cached_linear_teacher
 from asma_bench.protocols.unit_files import unit_checkpoints
@@ -40,6 +39,7 @@ from asma_bench.reports.results import (
     resolve_tracking_uri,
     unit_table,
 )
+from asma_bench.training.data import PreparedData, prepare_data, resolve_dataset
 
 __all__ = ["load_model", "load_results", "run_grid", "unit_run"]
 

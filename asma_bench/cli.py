@@ -385,7 +385,7 @@ def _run_planned(spec, opts, plan, worker: bool, experiment: str):  # noqa: ANN0
     """Run one planned grid and print its outcome and table; (outcome, nothing failed)."""
     from asma_bench.harness.runner import grid_results, run_grid, summary_table
     from asma_bench.harness.tracking import Tracker
-    from asma_bench.protocols.metrics import knn_metric
+    from asma_bench.training.metrics import knn_metric
 
     outcome = run_grid(spec, opts)
     held = f", {len(outcome.held)} held by other processes" if outcome.held else ""
@@ -606,8 +606,8 @@ def _diagnose_maskings(
     from asma_bench.config import build_config
     from asma_bench.data.transforms import Augment
     from asma_bench.harness.limits import check_sources
-    from asma_bench.protocols.data import prepare_data, resolve_splits
     from asma_bench.strategies.diagnose import diagnose, strategies_for, to_markdown
+    from asma_bench.training.data import prepare_data, resolve_splits
 
     cfg = build_config(profile, [{"data": {"source": data}}, *sets])
     check_sources(cfg)  # a '~user' this machine lacks: one line, not a RuntimeError

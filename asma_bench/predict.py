@@ -36,7 +36,7 @@ from asma_bench.errors import ConfigError, DataFormatError
 from asma_bench.fileio import atomic_write_text
 
 if TYPE_CHECKING:
-    from asma_bench.protocols.data import PreparedData
+    from asma_bench.training.data import PreparedData
 
 __all__ = [
     "PREDICTABLE", "EvalPipeline", "Prediction", "Predictor", "pipeline_path", "save_pipeline",
@@ -92,7 +92,7 @@ class EvalPipeline:
     def empty_data(self) -> PreparedData:
         """What building the unit's model reads of its data (the skeleton, the channels,
         the clip shape, the classes), with no clip: the dataset is not needed."""
-        from asma_bench.protocols.data import PreparedData, TensorSet
+        from asma_bench.training.data import PreparedData, TensorSet
 
         shape = (0, self.channels, self.frames, self.skeleton.num_joints, self.bodies)
         empty = TensorSet(torch.zeros(shape), torch.zeros(0, dtype=torch.long),
@@ -145,7 +145,7 @@ class EvalPipeline:
                 f"{self.channels} channels)"
             )
         if part is not None and indices is None:
-            from asma_bench.protocols.data import choose_split
+            from asma_bench.training.data import choose_split
 
             split = choose_split(split or self.split or "", ds.split_names, folder, "split")
         elif split is not None and part is None:
@@ -166,7 +166,7 @@ def save_pipeline(
     kind = PREDICTABLE.get(protocol)
     if kind not in checkpoints:
         return None
-    from asma_bench.protocols.data import resolve_dataset
+    from asma_bench.training.data import resolve_dataset
 
     pipeline = EvalPipeline.from_data(cfg.data, resolve_dataset(cfg.data, data_root), cfg, protocol)
     pipeline.save(pipeline_path(checkpoints[kind]))

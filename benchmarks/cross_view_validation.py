@@ -29,10 +29,11 @@ from torch import nn
 
 from asma_bench.config import build_config
 from asma_bench.data.store import SkeletonDataset
-from asma_bench.protocols.data import TensorSet, prepare_data, resolve_splits
+from asma_bench.models.heads import FeatureStandardizer
 from asma_bench.protocols.linear import extract
-from asma_bench.protocols.pretrain import pretrain
-from asma_bench.protocols.probe import FeatureStandardizer, fit_lbfgs
+from asma_bench.training.data import TensorSet, prepare_data, resolve_splits
+from asma_bench.training.pretrain import pretrain
+from asma_bench.training.probe import fit_lbfgs
 
 
 def cross_view_accuracy(

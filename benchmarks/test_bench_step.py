@@ -1,6 +1,6 @@
 """Timings of the pretraining step and its parts, at the quick and the paper shapes.
 
-The step is :func:`asma_bench.protocols.pretrain.pretrain_step` built exactly as the bench
+The step is :func:`asma_bench.training.pretrain.pretrain_step` built exactly as the bench
 (``asma-bench bench``) builds it: the profile's encoder(s), objective, masks, augmentation
 and the protocols' Adam, batch 64. Timings are recorded, never asserted, so CI never gates
 on wall time; compare runs with::

@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from asma_bench.config import build_config
+from asma_bench.training.context import UnitContext
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = Path(os.environ.get("ASMA_BENCH_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
@@ -70,3 +73,22 @@ def ucla_dir(tmp_path_factory) -> Path:
     out = root / "canonical"
     convert(root / "nwucla", out, fmt="ucla")
     return out
+
+
+# ------------------------------------------------ pretraining and protocols
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def ctx(data_root, tmp_path) -> UnitContext:
+    return UnitContext(data_root=data_root, ckpt_dir=tmp_path / "ckpt")
+
+
+@pytest.fixture
+def smoke():
+    def make(*overrides):
+        return build_config("smoke", list(overrides))
+
+    return make

@@ -94,7 +94,7 @@ def test_load_model_gives_the_classifier_that_scored_the_run(tiny_grid):
     import torch
 
     from asma_bench.api import load_model
-    from asma_bench.protocols.data import prepare_data
+    from asma_bench.training.data import prepare_data
 
     folder, grid, _ = tiny_grid
     runs = folder / "runs"

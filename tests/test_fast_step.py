@@ -26,14 +26,14 @@ from asma_bench.data.layouts import get_layout
 from asma_bench.data.transforms import Augment
 from asma_bench.objectives import barlow_twins_loss, cross_correlation
 from asma_bench.objectives.barlow_twins import TripletBarlowTwins
-from asma_bench.protocols.pretrain import (
+from asma_bench.strategies import apply_mask
+from asma_bench.training.loop import make_optimizer
+from asma_bench.training.pretrain import (
     build_encoder,
     build_objective,
     encoder_names,
     pretrain_step,
 )
-from asma_bench.protocols.training import make_optimizer
-from asma_bench.strategies import apply_mask
 
 LAYOUT = get_layout("ntu25")
 # four blocks: first (no residual), two strided with a 1×1 residual, one identity residual

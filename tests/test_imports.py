@@ -1,6 +1,7 @@
-"""The package's import graph has no cycle, counting imports inside functions too: a
-module that needs another one later in the flow (data → strategies/backbones/objectives →
-protocols → harness → reports → perf) may not be imported back by it, lazily or not."""
+"""The package's import graph has no cycle, counting imports inside functions too, and no
+import runs up a floor: a module that needs another one later in the flow (data →
+strategies/backbones/models → objectives → training → protocols → harness → reports → perf
+→ commands) may not be imported back by it, lazily or not."""
 
 from __future__ import annotations
 
@@ -115,3 +116,48 @@ def test_the_graph_sees_imports_inside_functions():
 
 def test_no_import_cycle_in_the_package():
     assert cycles(import_graph()) == []
+
+
+#: The package's floors, lowest first: a module imports only from its own floor or below.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("asma_bench", "errors", "registry", "fileio", "environment"),
+    ("config",),
+    ("data",),
+    ("strategies", "backbones", "models"),
+    ("objectives",),
+    ("training",),
+    ("protocols", "predict"),
+    ("harness",),
+    ("reports",),
+    ("api",),
+    ("perf",),
+    ("commands",),
+    ("cli", "__main__"),
+)
+
+
+def floor_of(module: str) -> int:
+    parts = module.split(".")
+    room = parts[1] if len(parts) > 1 else parts[0]
+    for level, rooms in enumerate(LAYERS):
+        if room in rooms:
+            return level
+    raise AssertionError(f"{module}: no floor for {room!r} in LAYERS (add the new package)")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{a} -> {b}" for a, deps in graph.items() for b in deps if floor_of(b) > floor_of(a)
+    )
+
+
+def test_the_layering_check_sees_an_upward_import():
+    graph = {"asma_bench.training.loop": {"asma_bench.protocols.linear"}}
+    assert upward_imports(graph) == ["asma_bench.training.loop -> asma_bench.protocols.linear"]
+    assert upward_imports({"asma_bench.protocols.linear": {"asma_bench.training.loop"}}) == []
+
+
+def test_nothing_imports_upward():
+    """protocols/ holds protocols; the training machinery (training/) and the models they
+    train (models/) sit below it and never import a protocol."""
+    assert upward_imports(import_graph()) == []

@@ -93,7 +93,7 @@ def bench(
         operators=ops,
         progress=(lambda what: typer.echo(f"measuring {what} ...", err=True)) if show else None,
     )
-    from asma_bench.protocols.distributed import is_main
+    from asma_bench.training.distributed import is_main
 
     if not is_main():  # under torchrun every rank measures; rank 0 reports
         return

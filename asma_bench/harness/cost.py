@@ -34,9 +34,9 @@ from pathlib import Path
 
 from asma_bench.harness.plan import Unit, prepare_synthetic
 from asma_bench.protocols import UnitContext, run_protocol
-from asma_bench.protocols.pretrain import pretrain_digest
-from asma_bench.protocols.training import epoch_cap
 from asma_bench.protocols.unit_files import unit_checkpoints
+from asma_bench.training.loop import epoch_cap
+from asma_bench.training.pretrain import pretrain_digest
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from asma_bench.harness.tracking import (
 )
 from asma_bench.predict import save_pipeline
 from asma_bench.protocols import ProtocolResult, UnitContext, run_protocol
-from asma_bench.protocols.metrics import per_class_accuracy
-from asma_bench.protocols.training import DivergenceError
 from asma_bench.protocols.unit_files import unit_checkpoints
+from asma_bench.training.loop import DivergenceError
+from asma_bench.training.metrics import per_class_accuracy
 
 log = logging.getLogger(__name__)
 

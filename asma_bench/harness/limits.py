@@ -132,7 +132,7 @@ def check_config(cfg: RunConfig, protocol: str, memo: dict | None = None) -> Non
     """The checks of one resolved config that need the machine or the dataset's layout:
     the device exists, the masks leave something visible, the sizes are bounded and a
     unit fits in memory. ``memo`` caches results between the cells of a plan."""
-    from asma_bench.protocols.data import dataset_layout
+    from asma_bench.training.data import dataset_layout
 
     memo = {} if memo is None else memo
     check_device_exists(cfg.device, memo)

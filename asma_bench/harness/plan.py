@@ -38,17 +38,17 @@ from asma_bench.harness.tracking import (
     Tracker,
     environment_tags,
 )
+from asma_bench.models.classifier import resolve_features
 from asma_bench.objectives import OBJECTIVES, objective_class
 from asma_bench.protocols.base import PROTOCOLS
-from asma_bench.protocols.classifier import resolve_features
-from asma_bench.protocols.data import (
+from asma_bench.strategies.pairs import PAIRINGS
+from asma_bench.training.data import (
     dataset_layout,
     resolve_dataset,
     resolve_splits,
     synthetic_path,
 )
-from asma_bench.protocols.pretrain import encoder_names
-from asma_bench.strategies.pairs import PAIRINGS
+from asma_bench.training.pretrain import encoder_names
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ def check_unit_inputs(unit: Unit, out: Path, given: str = "") -> None:
     folders there, holding the content it was planned on, its synthetic data generated, and
     writable checkpoint and data folders under ``out``; one line naming what is wrong.
     ``given`` is how the user named the unit (its run id) in the messages."""
-    from asma_bench.protocols.data import check_fingerprint
+    from asma_bench.training.data import check_fingerprint
 
     who = f"run {given}: " if given else ""
     for key, data in (("data", unit.config.data), ("transfer.target", unit.config.transfer.target)):

@@ -44,7 +44,7 @@ from asma_bench.harness.plan import (
     plan_units,
 )
 from asma_bench.harness.tracking import Tracker, default_tracking_uri, with_installed_driver
-from asma_bench.protocols.training import DivergenceError
+from asma_bench.training.loop import DivergenceError
 
 if TYPE_CHECKING:
     import optuna

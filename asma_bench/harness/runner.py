@@ -39,8 +39,8 @@ from asma_bench.harness.tracking import (
     Tracker,
     default_tracking_uri,
 )
-from asma_bench.protocols.metrics import knn_metric
-from asma_bench.protocols.training import DivergenceError
+from asma_bench.training.loop import DivergenceError
+from asma_bench.training.metrics import knn_metric
 
 log = logging.getLogger(__name__)
 

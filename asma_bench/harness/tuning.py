@@ -98,8 +98,8 @@ from asma_bench.harness.tracking import (
     filter_value,
 )
 from asma_bench.protocols import PROTOCOLS, UnitContext, run_protocol
-from asma_bench.protocols.data import resolve_splits
-from asma_bench.protocols.training import DivergenceError, stream_seed
+from asma_bench.training.data import resolve_splits
+from asma_bench.training.loop import DivergenceError, stream_seed
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ def count_totals(space: SearchSpace, cfg: RunConfig) -> dict[str, int]:
     counts = {k: spec for k, spec in space.params.items() if spec.type == "count"}
     if not counts:
         return {}
-    from asma_bench.protocols.data import dataset_layout
+    from asma_bench.training.data import dataset_layout
 
     layout = dataset_layout(cfg.data)
     if layout is None:

@@ -4,10 +4,10 @@ For each shape profile (``paper``: the lineage's ST-GCN with 16 base channels, 1
 T = 50, M = 2 and the 6144-wide projector; ``quick``: the 2-core CPU profile) and each
 objective (single-encoder triplet ``barlow_twins``, two-encoder ``asma``), the bench builds
 the configured encoders, objective and masks with
-:func:`~asma_bench.protocols.pretrain.build_encoder` /
-:func:`~asma_bench.protocols.pretrain.build_objective`, the lineage augmentation
+:func:`~asma_bench.training.pretrain.build_encoder` /
+:func:`~asma_bench.training.pretrain.build_objective`, the lineage augmentation
 :class:`~asma_bench.data.transforms.Augment` and the protocols' optimizer, then times
-:func:`~asma_bench.protocols.pretrain.pretrain_step` on batches gathered from an in-memory
+:func:`~asma_bench.training.pretrain.pretrain_step` on batches gathered from an in-memory
 tensor set exactly as pretraining gathers them. It reports samples/s (median over steps,
 with the spread as the noise), the share of each phase of the step (batch gathering,
 augmentation, mask drawing, forward, backward, optimizer), the FLOPs of one whole step
@@ -50,7 +50,7 @@ from asma_bench.perf.timing import (
     summarize,
     sync,
 )
-from asma_bench.protocols.distributed import (
+from asma_bench.training.distributed import (
     amp_dtype,
     autocast,
     init_from_env,
@@ -58,13 +58,13 @@ from asma_bench.protocols.distributed import (
     world_size,
     wrap,
 )
-from asma_bench.protocols.pretrain import (
+from asma_bench.training.loop import batches, make_optimizer
+from asma_bench.training.pretrain import (
     build_encoder,
     build_objective,
     encoder_names,
     pretrain_step,
 )
-from asma_bench.protocols.training import batches, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -399,7 +399,7 @@ def run_bench(
     Workloads of one shape profile are interleaved (see :func:`measure`). ``batch_size``
     overrides the profiles' pretraining batch (None keeps it); ``overrides`` are further
     ``key.sub=value`` settings (e.g. ``masking.mode=drop``); ``amp`` enables autocast
-    (bf16 on a CPU with native bf16, see :func:`~asma_bench.protocols.distributed.amp_dtype`).
+    (bf16 on a CPU with native bf16, see :func:`~asma_bench.training.distributed.amp_dtype`).
     ``optimizer``: ``profile`` builds each profile's own Adam (``pretrain.fused_adam``),
     ``foreach`` or ``fused`` one kernel for every profile.
 

@@ -41,10 +41,10 @@ from asma_bench.errors import AsmaBenchError, ConfigError
 from asma_bench.perf.models import teacher_and_student
 from asma_bench.perf.timing import latency_summary
 from asma_bench.protocols.base import UnitContext
-from asma_bench.protocols.data import PreparedData, prepare_data, resolve_splits
-from asma_bench.protocols.training import predict, seed_everything
 from asma_bench.reports import html
 from asma_bench.reports.render import markdown_table
+from asma_bench.training.data import PreparedData, prepare_data, resolve_splits
+from asma_bench.training.loop import predict, seed_everything
 
 log = logging.getLogger(__name__)
 

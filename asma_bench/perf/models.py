@@ -6,7 +6,7 @@ layout) and ``asma-bench latency`` (the models the ``distill`` protocol trains, 
 
 The teacher is, for each stream of ``distill.teacher_streams``, the encoders of the ASMa
 objective (its ``encoder_roles``), the alignment module and its head: an
-:class:`~asma_bench.protocols.classifier.EncoderClassifier` in ``aligned`` mode. A single
+:class:`~asma_bench.models.classifier.EncoderClassifier` in ``aligned`` mode. A single
 stream equal to ``data.stream`` is that model; several are fused by a
 :class:`~asma_bench.protocols.streams.StreamEnsemble` that takes the joint clip (3s-ASMa,
 the teacher of the paper's Table 2). The student is the ``distill`` protocol's
@@ -22,14 +22,14 @@ from torch import nn
 from asma_bench.config import RunConfig
 from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.errors import ConfigError
+from asma_bench.models.classifier import EncoderClassifier, make_head
 from asma_bench.objectives import objective_class
 from asma_bench.protocols.base import UnitContext
-from asma_bench.protocols.classifier import EncoderClassifier, make_head
-from asma_bench.protocols.data import PreparedData
 from asma_bench.protocols.distill import build_student, build_teacher, distill_student
-from asma_bench.protocols.pretrain import build_encoder
 from asma_bench.protocols.streams import StreamEnsemble
-from asma_bench.protocols.training import freeze
+from asma_bench.training.data import PreparedData
+from asma_bench.training.loop import freeze
+from asma_bench.training.pretrain import build_encoder
 
 #: The objective whose encoders the teacher holds.
 TEACHER_OBJECTIVE = "asma"
@@ -39,7 +39,7 @@ TEACHER_OBJECTIVE = "asma"
 class ModelShapes:
     """What the models' shapes depend on, without a dataset: the skeleton layout, the
     clips' channels C and the number of classes (the attributes of the same names of a
-    :class:`~asma_bench.protocols.data.PreparedData`)."""
+    :class:`~asma_bench.training.data.PreparedData`)."""
 
     layout: SkeletonLayout
     channels: int

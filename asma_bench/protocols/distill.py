@@ -11,27 +11,27 @@ from asma_bench.backbones import create_backbone
 from asma_bench.config import RunConfig
 from asma_bench.data.transforms import Augment
 from asma_bench.errors import ConfigError
+from asma_bench.models.classifier import EncoderClassifier, make_head
 from asma_bench.objectives.distillation import distillation_loss
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
-from asma_bench.protocols.checkpoints import (
+from asma_bench.protocols.finetune import finetuned_classifier
+from asma_bench.protocols.linear import cached_linear_teacher, linear_probe
+from asma_bench.protocols.streams import StreamEnsemble
+from asma_bench.training.checkpoints import (
     checkpoint_part,
     load_checkpoint,
     load_weights,
     save_checkpoint,
 )
-from asma_bench.protocols.classifier import EncoderClassifier, make_head
-from asma_bench.protocols.data import PreparedData, prepare_data
-from asma_bench.protocols.finetune import finetuned_classifier
-from asma_bench.protocols.linear import cached_linear_teacher, linear_probe
-from asma_bench.protocols.metrics import summarize
-from asma_bench.protocols.streams import StreamEnsemble
-from asma_bench.protocols.training import (
+from asma_bench.training.data import PreparedData, prepare_data
+from asma_bench.training.loop import (
     assert_frozen,
     fit_classifier,
     freeze,
     predict,
     seed_everything,
 )
+from asma_bench.training.metrics import summarize
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -15,19 +15,19 @@ from torch import nn
 from asma_bench.config import RunConfig
 from asma_bench.data.transforms import Augment
 from asma_bench.errors import ConfigError
+from asma_bench.models.classifier import EncoderClassifier, make_head
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
-from asma_bench.protocols.checkpoints import (
+from asma_bench.protocols.linear import linear_probe
+from asma_bench.training.checkpoints import (
     checkpoint_part,
     load_checkpoint,
     load_weights,
     save_checkpoint,
 )
-from asma_bench.protocols.classifier import EncoderClassifier, make_head
-from asma_bench.protocols.data import PreparedData, class_balanced_subset, prepare_data
-from asma_bench.protocols.linear import linear_probe
-from asma_bench.protocols.metrics import summarize
-from asma_bench.protocols.pretrain import pretrain_for_unit
-from asma_bench.protocols.training import fit_classifier, freeze, predict, seed_everything
+from asma_bench.training.data import PreparedData, class_balanced_subset, prepare_data
+from asma_bench.training.loop import fit_classifier, freeze, predict, seed_everything
+from asma_bench.training.metrics import summarize
+from asma_bench.training.pretrain import pretrain_for_unit
 
 FINETUNE_SECTIONS = (
     "seed",

@@ -17,37 +17,37 @@ import torch
 from torch import nn
 
 from asma_bench.config import RunConfig
-from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
-from asma_bench.protocols.checkpoints import (
-    checkpoint_part,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-)
-from asma_bench.protocols.classifier import (
+from asma_bench.models.classifier import (
     EncoderClassifier,
     apply_head,
     encoder_features,
     make_head,
     resolve_features,
 )
-from asma_bench.protocols.data import PreparedData, TensorSet, prepare_data
-from asma_bench.protocols.metrics import summarize
-from asma_bench.protocols.pretrain import encoder_names, pretrain_for_unit
-from asma_bench.protocols.probe import (
-    ProbeFit,
-    choose,
-    fit_lbfgs,
-    knn_predictions,
-    stratified_folds,
+from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
+from asma_bench.training.checkpoints import (
+    checkpoint_part,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
 )
-from asma_bench.protocols.training import (
+from asma_bench.training.data import PreparedData, TensorSet, prepare_data
+from asma_bench.training.loop import (
     assert_frozen,
     estimate_bn_stats,
     fit_classifier,
     freeze,
     predict,
     seed_everything,
+)
+from asma_bench.training.metrics import summarize
+from asma_bench.training.pretrain import encoder_names, pretrain_for_unit
+from asma_bench.training.probe import (
+    ProbeFit,
+    choose,
+    fit_lbfgs,
+    knn_predictions,
+    stratified_folds,
 )
 
 LINEAR_SECTIONS = (

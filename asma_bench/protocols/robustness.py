@@ -8,10 +8,10 @@ import torch
 
 from asma_bench.config import RunConfig
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
-from asma_bench.protocols.data import prepare_data
 from asma_bench.protocols.linear import cached_linear_teacher
-from asma_bench.protocols.metrics import summarize
-from asma_bench.protocols.training import predict
+from asma_bench.training.data import prepare_data
+from asma_bench.training.loop import predict
+from asma_bench.training.metrics import summarize
 
 CORRUPTION_SEED = 20240
 

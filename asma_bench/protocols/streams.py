@@ -19,10 +19,10 @@ from asma_bench.data.layouts import SkeletonLayout, get_layout
 from asma_bench.data.streams import STREAMS
 from asma_bench.errors import ConfigError
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
-from asma_bench.protocols.data import prepare_data
 from asma_bench.protocols.linear import cached_linear_teacher
-from asma_bench.protocols.metrics import Predictions, summarize
-from asma_bench.protocols.training import predict
+from asma_bench.training.data import prepare_data
+from asma_bench.training.loop import predict
+from asma_bench.training.metrics import Predictions, summarize
 
 
 def fuse(predictions: list[Predictions], weights: list[float]) -> Predictions:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from asma_bench.config import RunConfig
 from asma_bench.errors import ConfigError
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
-from asma_bench.protocols.data import prepare_data
 from asma_bench.protocols.finetune import finetune_encoders
 from asma_bench.protocols.linear import linear_probe
-from asma_bench.protocols.pretrain import encoder_names, pretrain_for_unit
+from asma_bench.training.data import prepare_data
+from asma_bench.training.pretrain import encoder_names, pretrain_for_unit
 
 
 @PROTOCOLS.register("transfer")

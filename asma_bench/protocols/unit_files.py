@@ -11,7 +11,7 @@ from pathlib import Path
 from asma_bench.config import RunConfig
 from asma_bench.protocols.finetune import FINETUNE_SECTIONS
 from asma_bench.protocols.linear import linear_head_path
-from asma_bench.protocols.pretrain import pretrain_digest
+from asma_bench.training.pretrain import pretrain_digest
 
 
 def unit_checkpoint_paths(cfg: RunConfig, ckpt_dir: Path) -> dict[str, Path]:

@@ -29,8 +29,6 @@ from asma_bench.errors import AsmaBenchError, ConfigError
 from asma_bench.fileio import atomic_write_text
 from asma_bench.harness.grids import list_grids, load_grid
 from asma_bench.objectives import objective_class
-from asma_bench.protocols.data import prepare_data, resolve_dataset
-from asma_bench.protocols.pretrain import pretrain_digest
 from asma_bench.reports import compare, factorial, figures, html, render
 from asma_bench.reports.datasets import AcrossDatasets, across_datasets, write_across
 from asma_bench.reports.datasets import display_rows as datasets_display
@@ -44,6 +42,8 @@ from asma_bench.reports.results import (
     metric_histories,
 )
 from asma_bench.strategies.diagnose import diagnose, example_clip, mean_pose, to_markdown
+from asma_bench.training.data import prepare_data, resolve_dataset
+from asma_bench.training.pretrain import pretrain_digest
 
 log = logging.getLogger(__name__)
 

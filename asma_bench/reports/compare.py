@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from asma_bench.errors import ConfigError
-from asma_bench.protocols.metrics import Predictions, knn_metric
 from asma_bench.reports import stats
 from asma_bench.reports.factorial import Factorial, analyse_grid, describe
 from asma_bench.reports.naming import dataset_title
@@ -31,6 +30,7 @@ from asma_bench.reports.results import (
     clip_outcome,
     load_predictions,
 )
+from asma_bench.training.metrics import Predictions, knn_metric
 
 log = logging.getLogger(__name__)
 

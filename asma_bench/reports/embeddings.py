@@ -16,9 +16,9 @@ import torch
 
 from asma_bench.config import validate_config
 from asma_bench.errors import ConfigError, DataFormatError
-from asma_bench.protocols.checkpoints import checkpoint_part, load_checkpoint, load_weights
-from asma_bench.protocols.data import prepare_data, resolve_dataset
-from asma_bench.protocols.pretrain import build_encoder, encoder_names, pretrain_digest
+from asma_bench.training.checkpoints import checkpoint_part, load_checkpoint, load_weights
+from asma_bench.training.data import prepare_data, resolve_dataset
+from asma_bench.training.pretrain import build_encoder, encoder_names, pretrain_digest
 
 
 def dataset_class_names(config: Mapping[str, Any], runs_dir: Path) -> list[str]:

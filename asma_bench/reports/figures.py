@@ -39,7 +39,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from asma_bench.errors import ConfigError  # noqa: E402
-from asma_bench.protocols.metrics import Predictions, per_class_accuracy  # noqa: E402
+from asma_bench.training.metrics import Predictions, per_class_accuracy  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ AXIS_LABELS = {
     "layers": "student depth (layers)",
 }
 
-# metric keys are <stage>_<quantity> (protocols/training.py, pretrain.py, linear.py)
+# metric keys are <stage>_<quantity> (training/loop.py, training/pretrain.py, protocols/linear.py)
 _STAGES = {
     "pretrain": "Pretraining",
     "linear": "Linear probe",

@@ -51,7 +51,7 @@ from asma_bench.harness.tracking import (
     sqlite_path,
     sqlite_tables,
 )
-from asma_bench.protocols.metrics import Predictions, per_sample_scores
+from asma_bench.training.metrics import Predictions, per_sample_scores
 
 log = logging.getLogger(__name__)
 
@@ -643,7 +643,7 @@ def metric_histories(uri: str, run_ids: Sequence[str], keys: Sequence[str]) -> p
 
 
 #: Per-clip outcomes a metric averages: correctness (in points) for a top-1 accuracy, the
-#: proper scoring rules of :func:`~asma_bench.protocols.metrics.per_sample_scores`.
+#: proper scoring rules of :func:`~asma_bench.training.metrics.per_sample_scores`.
 CLIP_OUTCOMES = ("top1", "nll", "brier")
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import stats
 
 from asma_bench.errors import ConfigError
-from asma_bench.protocols.metrics import Predictions
+from asma_bench.training.metrics import Predictions
 
 SEED_TESTS = ("ttest", "wilcoxon")
 CORRECTIONS = ("holm", "bh", "none")

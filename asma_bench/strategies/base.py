@@ -292,7 +292,7 @@ class MaskStream:
     the k-th mask slot of a run gets the same generator in every cell at one seed: two cells
     whose spatial strategies agree draw identical spatial masks even where their temporal
     strategies differ, and the stream after a step does not depend on the strategies used
-    in it (common random numbers; :class:`~asma_bench.protocols.training.RandomStreams`).
+    in it (common random numbers; :class:`~asma_bench.training.loop.RandomStreams`).
     A slot with no strategy still takes its draw (:func:`slot_generator`).
     """
 

@@ -124,7 +124,7 @@ def test_a_converted_2d_set_trains_one_linear_unit(tmp_path):
     keep the score channel, and the probe beats chance on a motion this clear."""
     from asma_bench.config import build_config
     from asma_bench.protocols import UnitContext, run_protocol
-    from asma_bench.protocols.data import prepare_data
+    from asma_bench.training.data import prepare_data
 
     rng = np.random.default_rng(3)
     anns = [annotation(rng, f"S001C001P{p:03d}R{r:03d}A{c + 1:03d}", c, 12, bodies=1)

@@ -8,7 +8,7 @@ import pytest
 from asma_bench.harness.grids import load_grid
 from asma_bench.harness.runner import RunOptions, run_grid
 from asma_bench.harness.tracking import TAG_UNIT, Tracker, TrackingError
-from asma_bench.protocols import pretrain as pretrain_module
+from asma_bench.training import pretrain as pretrain_module
 
 
 def _grid():

@@ -13,7 +13,7 @@ from asma_bench.harness.cost import pretrain_digests
 from asma_bench.harness.grids import list_grids, load_grid
 from asma_bench.harness.plan import RunOptions, plan_units
 from asma_bench.harness.tracking import Tracker
-from asma_bench.protocols.pretrain import pretrain_digest
+from asma_bench.training.pretrain import pretrain_digest
 
 #: sizes that keep every grid's units to seconds; the clips are still real
 SUBSET = ["data.train_limit=60", "data.test_limit=30"]

@@ -168,7 +168,7 @@ def test_a_dataset_is_known_by_its_content_not_its_name(tmp_path, capsys, grid_f
     assert rebuilt.id != a.id
 
     # a unit planned on the old bytes refuses to run on the new ones
-    from asma_bench.protocols.data import prepare_data
+    from asma_bench.training.data import prepare_data
 
     with pytest.raises(ConfigError, match="not the one this run was planned on"):
         prepare_data(a.config.data, 0, runs / "data")

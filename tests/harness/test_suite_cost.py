@@ -12,7 +12,7 @@ from asma_bench.harness.cost import Probe, Stage, cost_kind, estimate, pretrain_
 from asma_bench.harness.grids import load_grid
 from asma_bench.harness.plan import RunOptions, plan_units
 from asma_bench.harness.suites import find_suite
-from asma_bench.protocols.training import epoch_cap, fit_classifier
+from asma_bench.training.loop import epoch_cap, fit_classifier
 
 
 def test_epoch_cap_stops_the_loop_but_keeps_the_schedule_and_the_reported_total():

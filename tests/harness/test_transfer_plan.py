@@ -10,7 +10,7 @@ from asma_bench.data.synthetic import generate
 from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import load_grid
 from asma_bench.harness.runner import RunOptions, plan_units, run_grid
-from asma_bench.protocols.data import synthetic_path
+from asma_bench.training.data import synthetic_path
 
 
 @pytest.fixture(scope="module")

@@ -287,7 +287,7 @@ def test_asma_loss_is_the_sum_of_both_encoders_losses():
 
 
 def test_algorithm1_views_are_the_clip_itself_and_two_augmented_clips_both_encoders_share():
-    from asma_bench.protocols.pretrain import pretrain_step
+    from asma_bench.training.pretrain import pretrain_step
 
     obj = ASMaObjective(encoder(0), encoder(1), projector_dims=(8, 16), view_sharing="algorithm1")
     assert obj.num_views == 2 and obj.raw_anchor

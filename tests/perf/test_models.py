@@ -23,8 +23,8 @@ from asma_bench.perf.check import (
 from asma_bench.perf.latency import latency_config, latency_models
 from asma_bench.perf.models import ModelShapes, teacher_and_student
 from asma_bench.perf.timing import calibrate, fastest_ratio, summarize
-from asma_bench.protocols.data import PreparedData, TensorSet
 from asma_bench.protocols.streams import StreamEnsemble
+from asma_bench.training.data import PreparedData, TensorSet
 
 
 def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:

@@ -3,9 +3,9 @@
 import torch
 
 from asma_bench.protocols import UnitContext, run_protocol
-from asma_bench.protocols.data import prepare_data
 from asma_bench.protocols.distill import build_teacher, teacher_features
 from asma_bench.protocols.streams import StreamEnsemble
+from asma_bench.training.data import prepare_data
 
 
 def test_feature_distillation_aligns_features_then_probes(smoke, data_root, tmp_path):

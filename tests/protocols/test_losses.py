@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
+from asma_bench.models.alignment import FeatureAlignment
 from asma_bench.objectives.distillation import distillation_loss
-from asma_bench.protocols.alignment import FeatureAlignment
 
 
 def _kl(p: torch.Tensor, q: torch.Tensor) -> float:

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from asma_bench.protocols import list_protocols, run_protocol
-from asma_bench.protocols.data import class_balanced_subset, prepare_data, stratified_split
 from asma_bench.protocols.linear import linear_probe
-from asma_bench.protocols.pretrain import pretrain
-from asma_bench.protocols.training import FrozenEncoderError, assert_frozen, freeze
+from asma_bench.training.data import class_balanced_subset, prepare_data, stratified_split
+from asma_bench.training.loop import FrozenEncoderError, assert_frozen, freeze
+from asma_bench.training.pretrain import pretrain
 
 PROTOCOL_OVERRIDES = {
     "linear": [],
@@ -154,7 +154,7 @@ def test_corruptions_hit_present_joints_only():
 
 def test_moco_queue_never_outgrows_the_training_set(smoke):
     from asma_bench.data.layouts import get_layout
-    from asma_bench.protocols.pretrain import build_encoder, build_objective
+    from asma_bench.training.pretrain import build_encoder, build_objective
 
     layout = get_layout("ntu25")
     cfg = smoke("pretrain.objective=moco")

@@ -7,8 +7,8 @@ from torch import nn
 
 from asma_bench.data.streams import to_stream
 from asma_bench.errors import ConfigError
-from asma_bench.protocols.metrics import Predictions
 from asma_bench.protocols.streams import StreamEnsemble, fuse
+from asma_bench.training.metrics import Predictions
 
 
 class Probe(nn.Module):

@@ -6,8 +6,8 @@ import pytest
 from matplotlib.image import imread
 
 from asma_bench.errors import ConfigError
-from asma_bench.protocols.metrics import Predictions
 from asma_bench.reports import figures
+from asma_bench.training.metrics import Predictions
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from asma_bench.errors import ConfigError
-from asma_bench.protocols.metrics import Predictions
 from asma_bench.reports import stats
+from asma_bench.training.metrics import Predictions
 
 
 def preds(correct, labels=None, order=None):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from asma_bench.config import RunConfig
+from asma_bench.models.heads import FeatureStandardizer
 from asma_bench.protocols.base import PROTOCOLS, ProtocolResult, UnitContext
-from asma_bench.protocols.data import prepare_data
 from asma_bench.protocols.linear import extract
-from asma_bench.protocols.metrics import summarize
-from asma_bench.protocols.pretrain import pretrain_for_unit
-from asma_bench.protocols.probe import FeatureStandardizer, knn_predictions
-from asma_bench.protocols.training import freeze
+from asma_bench.training.data import prepare_data
+from asma_bench.training.loop import freeze
+from asma_bench.training.metrics import summarize
+from asma_bench.training.pretrain import pretrain_for_unit
+from asma_bench.training.probe import knn_predictions
 
 
 @PROTOCOLS.register("knn")

@@ -10,7 +10,7 @@ import pytest
 from asma_bench.config import DataConfig
 from asma_bench.data.synthetic import generate
 from asma_bench.errors import ConfigError, DataFormatError
-from asma_bench.protocols.data import prepare_data
+from asma_bench.training.data import prepare_data
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def _only_split(path, keep):
 
 def test_a_dataset_with_one_split_is_used_whatever_split_is_asked(tiny, tmp_path, caplog):
     xview = _only_split(tiny, "xview")  # like NW-UCLA
-    with caplog.at_level(logging.WARNING, logger="asma_bench.protocols.data"):
+    with caplog.at_level(logging.WARNING, logger="asma_bench.training.data"):
         data = prepare_data(_cfg(tiny, split="xsub"), 0, tmp_path)
         prepare_data(_cfg(tiny, split="xsub", val_fraction=0.3), 0, tmp_path)
     assert sorted(data.test.index.tolist()) == xview["test"]
@@ -74,7 +74,7 @@ def test_a_split_missing_among_several_is_refused_naming_them(tiny, tmp_path):
 
 def test_resolve_splits_records_the_split_each_dataset_uses(tiny, tmp_path):
     from asma_bench.config import build_config
-    from asma_bench.protocols.data import resolve_splits
+    from asma_bench.training.data import resolve_splits
 
     _only_split(tiny, "xview")
     cfg = build_config("smoke", [{"data": {"source": str(tiny)}}])

@@ -18,7 +18,7 @@ from torch import nn
 
 from asma_bench.errors import ConfigError
 from asma_bench.objectives import barlow_twins_loss, gather_batch
-from asma_bench.protocols.distributed import (
+from asma_bench.training.distributed import (
     amp_dtype,
     autocast,
     init_from_env,
@@ -44,10 +44,10 @@ WORKER = textwrap.dedent(
     from asma_bench.data.transforms import Augment
     from asma_bench.errors import ConfigError
     from asma_bench.objectives import barlow_twins_loss
-    from asma_bench.protocols.distributed import (
+    from asma_bench.training.distributed import (
         init_from_env, rank, rank_generator, shard, world_size, wrap,
     )
-    from asma_bench.protocols.pretrain import (
+    from asma_bench.training.pretrain import (
         build_encoder, build_objective, encoder_names, pretrain_step,
     )
 
@@ -182,7 +182,7 @@ def test_helpers_are_transparent_in_a_single_process():
 
 
 def test_amp_dtypes_by_device(monkeypatch, caplog):
-    from asma_bench.protocols import distributed
+    from asma_bench.training import distributed
 
     assert amp_dtype(False, "cpu") is None and amp_dtype(False, "cuda") is None
     monkeypatch.setattr(distributed, "cpu_bf16_supported", lambda: True)
@@ -203,6 +203,6 @@ def test_amp_dtypes_by_device(monkeypatch, caplog):
 
 
 def test_sync_batchnorm_needs_cuda(monkeypatch):
-    monkeypatch.setattr("asma_bench.protocols.distributed.is_distributed", lambda: True)
+    monkeypatch.setattr("asma_bench.training.distributed.is_distributed", lambda: True)
     with pytest.raises(ConfigError, match="CUDA"):
         wrap(nn.BatchNorm1d(3), "cpu", sync_batchnorm=True)

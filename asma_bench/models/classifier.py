@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from asma_bench.errors import ConfigError
-from asma_bench.protocols.alignment import FeatureAlignment
-from asma_bench.protocols.probe import StandardizedHead
+from asma_bench.models.alignment import FeatureAlignment
+from asma_bench.models.heads import StandardizedHead
 
 FEATURE_MODES = ("single", "theta", "phi", "concat", "aligned")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from asma_bench.errors import DataFormatError
-from asma_bench.protocols.checkpoints import (
+from asma_bench.training.checkpoints import (
     checkpoint_part,
     load_checkpoint,
     load_weights,
@@ -74,8 +74,8 @@ def test_wrong_keys_and_shapes_name_the_file_and_the_entry(tmp_path):
 
 
 def test_a_corrupt_partial_checkpoint_is_set_aside_and_the_unit_restarts(tmp_path, smoke):
-    from asma_bench.protocols.data import prepare_data
-    from asma_bench.protocols.pretrain import pretrain, pretrain_digest
+    from asma_bench.training.data import prepare_data
+    from asma_bench.training.pretrain import pretrain, pretrain_digest
 
     cfg = smoke("pretrain.epochs=1")
     data = prepare_data(cfg.data, cfg.seed, tmp_path / "data")

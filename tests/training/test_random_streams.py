@@ -14,10 +14,10 @@ import torch
 
 from asma_bench.data.transforms import Augment
 from asma_bench.objectives import barlow_twins
-from asma_bench.protocols.data import prepare_data
-from asma_bench.protocols.pretrain import pretrain
-from asma_bench.protocols.training import RandomStreams, stream_seed
 from asma_bench.strategies.base import MaskStream
+from asma_bench.training.data import prepare_data
+from asma_bench.training.loop import RandomStreams, stream_seed
+from asma_bench.training.pretrain import pretrain
 
 MASKED_VIEW = barlow_twins.masked_view  # unpatched: each recorder wraps this one
 

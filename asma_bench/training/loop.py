@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from asma_bench.errors import AsmaBenchError
-from asma_bench.protocols.metrics import Predictions
 from asma_bench.strategies.base import MaskStream
+from asma_bench.training.metrics import Predictions
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 

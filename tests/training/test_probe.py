@@ -12,18 +12,18 @@ import torch
 from torch import nn
 
 from asma_bench.data.layouts import get_layout
+from asma_bench.models.heads import FeatureStandardizer
 from asma_bench.protocols import UnitContext
-from asma_bench.protocols.data import PreparedData, TensorSet
 from asma_bench.protocols.linear import linear_probe
-from asma_bench.protocols.probe import (
-    FeatureStandardizer,
+from asma_bench.training.data import PreparedData, TensorSet
+from asma_bench.training.loop import estimate_bn_stats
+from asma_bench.training.probe import (
     ProbeFit,
     choose,
     fit_lbfgs,
     knn_predict,
     stratified_folds,
 )
-from asma_bench.protocols.training import estimate_bn_stats
 
 
 class ScaledEncoder(nn.Module):

@@ -22,16 +22,16 @@ from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.data.transforms import Augment
 from asma_bench.errors import DataFormatError
 from asma_bench.objectives import objective_class
-from asma_bench.protocols.base import UnitContext
-from asma_bench.protocols.checkpoints import (
+from asma_bench.training.checkpoints import (
     checkpoint_part,
     load_checkpoint,
     load_weights,
     save_checkpoint,
     set_aside,
 )
-from asma_bench.protocols.data import PreparedData
-from asma_bench.protocols.distributed import (
+from asma_bench.training.context import UnitContext
+from asma_bench.training.data import PreparedData
+from asma_bench.training.distributed import (
     amp_dtype,
     autocast,
     barrier,
@@ -43,7 +43,7 @@ from asma_bench.protocols.distributed import (
     world_size,
     wrap,
 )
-from asma_bench.protocols.training import (
+from asma_bench.training.loop import (
     EpochCallback,
     RandomStreams,
     batches,
