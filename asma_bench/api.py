@@ -7,7 +7,7 @@
 
 ``load_results`` gives one row per unit (cell, seed), its latest FINISHED run: ``cell``,
 ``seed``, ``status``, ``run_id``, ``protocol``, the cell's ``label.*``, every resolved
-configuration value under its dotted name (``pretrain.pairing``, ``masking.k`` …, with the
+configuration value under its dotted name (``masking.pairing``, ``masking.k`` …, with the
 types of the run's ``config.json``: bool, int, float, text, lists, None) and every final
 metric (``test_top1``, ``test_knn_top1``, ``linear_loss`` …), in that order, each group
 sorted. Units that failed are left out unless ``finished_only=False``.

@@ -6,6 +6,7 @@ the traceback. Library code logs; only this module prints.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -22,13 +23,13 @@ from asma_bench.commands.app import (
     _check_device,
     _interactive,
     _print_table,
-    _refuse_seed_override,
     _state,
     app,
     data_app,
     print_listing,
     renamed,
     say_notes,
+    set_layers,
 )
 from asma_bench.errors import AsmaBenchError, ConfigError
 
@@ -309,7 +310,7 @@ def run(
     out = renamed("run", "--runs", runs, "--out", old_out, Path("runs"))
     run_seeds = _seeds(seeds, seed_list)
     _check_device(device)
-    _refuse_seed_override(set_, "--seeds N or --seeds 0,1,2")
+    layers = set_layers(set_, "--seeds N or --seeds 0,1,2")  # each --set parsed once
     if worker and not storage:
         raise ConfigError("--worker needs --storage (the shared queue to take units from)")
     suite = find_suite(grid)
@@ -336,7 +337,7 @@ def run(
             data=source,
             device=device,
             tracking_uri=tracking_uri,
-            overrides=list(set_ or []),
+            overrides=layers,
             progress=_interactive() if progress is None else progress,
             storage=storage,
             worker=worker,
@@ -387,7 +388,7 @@ def _run_planned(spec, opts, plan, worker: bool, experiment: str):  # noqa: ANN0
     from asma_bench.harness.tracking import Tracker
     from asma_bench.training.metrics import knn_metric
 
-    outcome = run_grid(spec, opts)
+    outcome = run_grid(spec, opts, plan)
     held = f", {len(outcome.held)} held by other processes" if outcome.held else ""
     typer.echo(
         f"grid {spec.name}: {len(outcome.ran)} units run, {len(outcome.skipped)} already "
@@ -748,11 +749,34 @@ def main(argv: list[str] | None = None) -> int:
             if signal.getsignal(signum) is not signal.SIG_IGN:  # (nohup, a shell's `&`)
                 previous[signum] = signal.signal(signum, _on_signal)
     try:
-        code = _main(args, debug)
+        with _deprecations_as_notes():
+            code = _main(args, debug)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return _interrupted() if _STOPPED_BY else code
+
+
+@contextlib.contextmanager
+def _deprecations_as_notes():
+    """A moved configuration key (``pretrain.pairing`` …) is said once, as one line at the
+    command's end with its new form, like a renamed flag; other warnings are left alone."""
+    import warnings
+
+    from asma_bench.config import ConfigDeprecation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConfigDeprecation)
+        shown = warnings.showwarning
+
+        def show(message, category, *rest, **kwargs):  # noqa: ANN001, ANN202 - warnings' hook
+            if issubclass(category, ConfigDeprecation):
+                _state["notes"].append(f"note: {message}")
+            else:
+                shown(message, category, *rest, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 def _main(args: list[str], debug: bool) -> int:

@@ -114,10 +114,38 @@ class StrategySpec(_Strict):
         return {"name": v} if isinstance(v, str) else v
 
 
+class EncoderMasks(_Strict):
+    """One encoder's mask choice: a pairing, and either side replaced by a strategy of its
+    own. A bare name is short for ``{pairing: NAME}``; a field left out comes from the
+    ``masking`` section's, then from the objective's default pairing for the encoder."""
+
+    pairing: str | None = None
+    spatial: StrategySpec | None = None
+    temporal: StrategySpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, v: Any) -> Any:
+        return {"pairing": v} if isinstance(v, str) else v
+
+
 class MaskingConfig(_Strict):
+    """The one home of the mask choice (which strategies mask, how much, how applied).
+
+    Every masked encoder draws from ``pairing`` (a registered pairing name; unset: the
+    objective's own default for the encoder, ``ldsm_hmtm`` for one-encoder objectives and
+    ASMa's HDSM+LMTM / LDSM+HMTM for f_θ / f_ϕ), with ``spatial`` / ``temporal`` replacing
+    that side; ``encoders.<role>`` (e.g. ``encoders.theta``) chooses for one encoder and
+    wins over the section's fields."""
+
     n: float = Field(9, gt=0, description="joints masked (count, or fraction of V if < 1)")
     k: float = Field(10, gt=0, description="frames masked (count, or fraction of T if < 1)")
     mode: Literal["zero", "drop"] = "zero"
+    pairing: str | None = Field(
+        None,
+        description="the pairing every masked encoder draws from (unset: the objective's "
+        "default for each encoder)",
+    )
     spatial: StrategySpec | None = Field(
         None,
         description="the spatial strategy instead of the pairing's, e.g. {name: ldsm, "
@@ -127,6 +155,11 @@ class MaskingConfig(_Strict):
         None,
         description="the temporal strategy instead of the pairing's, e.g. {name: hmtm, "
         "params: {k: 5}}; its params win over k",
+    )
+    encoders: dict[str, EncoderMasks] = Field(
+        default_factory=dict,
+        description="one encoder's choice by its role, e.g. {theta: ldsm_lmtm, phi: "
+        "{pairing: hdsm_hmtm, spatial: random_joint}}; wins over the fields above",
     )
 
     @model_validator(mode="before")
@@ -139,6 +172,68 @@ class MaskingConfig(_Strict):
             )
         return v
 
+    def choice(
+        self, role: str, default: str
+    ) -> tuple[str, StrategySpec | None, StrategySpec | None]:
+        """``(pairing, spatial, temporal)`` of the encoder ``role``, whose own default
+        pairing is ``default``: its ``encoders`` entry, then this section, then ``default``
+        (a side left None is the pairing's own strategy)."""
+        mine = self.encoders.get(role, EncoderMasks())
+        return (
+            mine.pairing or self.pairing or default,
+            mine.spatial or self.spatial,
+            mine.temporal or self.temporal,
+        )
+
+
+class ConfigDeprecation(FutureWarning):
+    """A configuration key that moved: still read, said once with its new form."""
+
+
+def _moved_mask_keys(layer: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A config layer with the mask choice's old homes moved to ``masking``, each said once
+    (a :class:`ConfigDeprecation`): ``pretrain.pairing`` → ``masking.pairing``,
+    ``pretrain.params.<role>_masks`` → ``masking.encoders.<role>``."""
+    pretrain = layer.get("pretrain") if isinstance(layer, Mapping) else None
+    if not isinstance(pretrain, Mapping):
+        return layer
+    params = pretrain.get("params")
+    roles = [k for k in params if k.endswith("_masks")] if isinstance(params, Mapping) else []
+    if "pairing" not in pretrain and not roles:
+        return layer
+    import warnings
+
+    out = copy.deepcopy(dict(layer))
+    masking = dict(out.get("masking") or {})
+    if "pairing" in pretrain:
+        value = out["pretrain"].pop("pairing")
+        if masking.get("pairing") not in (None, value):
+            raise ConfigError(
+                f"pretrain.pairing={value!r} and masking.pairing={masking['pairing']!r}: "
+                "pretrain.pairing is masking.pairing's old name; give masking.pairing only"
+            )
+        masking["pairing"] = value
+        warnings.warn(
+            f"pretrain.pairing is deprecated; use masking.pairing (--set masking.pairing={value})",
+            ConfigDeprecation,
+            stacklevel=3,
+        )
+    if roles:
+        out["pretrain"]["params"] = dict(params)
+        encoders = dict(masking.get("encoders") or {})
+        for key in roles:
+            role = key.removesuffix("_masks")
+            encoders[role] = out["pretrain"]["params"].pop(key)
+            warnings.warn(
+                f"pretrain.params.{key} is deprecated; use masking.encoders.{role} "
+                f"(--set masking.encoders.{role}=...)",
+                ConfigDeprecation,
+                stacklevel=3,
+            )
+        masking["encoders"] = encoders
+    out["masking"] = masking
+    return out
+
 
 class BackboneConfig(_Strict):
     name: str = "stgcn"
@@ -147,7 +242,6 @@ class BackboneConfig(_Strict):
 
 class PretrainConfig(_Strict):
     objective: str = "barlow_twins"
-    pairing: str = "ldsm_hmtm"
     epochs: int = Field(150, ge=0)
     batch_size: int = Field(128, ge=2)
     lr: float = Field(5e-3, gt=0)
@@ -315,6 +409,11 @@ class RunConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
+    def _mask_choice_home(cls, values: Any) -> Any:
+        return _moved_mask_keys(values) if isinstance(values, Mapping) else values
+
+    @model_validator(mode="before")
+    @classmethod
     def _target_inherits_data(cls, values: Any) -> Any:
         """``transfer.target`` names dataset B; what it leaves unset (frames, normalisation,
         validation fraction, sample limits, stream, split) is taken from ``data`` so both
@@ -335,6 +434,7 @@ class RunConfig(_Strict):
         """The resolved config as it identifies a unit (its id, its checkpoints' names):
         every field, except the :data:`IDENTITY_DEFAULTS` left at their defaults."""
         d = self.model_dump(mode="json")
+        _mask_choice_as_published(d)
         for key, default in IDENTITY_DEFAULTS.items():
             if get_dotted(d, key) == default:
                 _pop_dotted(d, key)
@@ -375,6 +475,20 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 # Settings added after unit ids were published: at these values they stay out of a
 # config's identity, so a runs/ folder made before them keeps its units and checkpoints.
 IDENTITY_DEFAULTS: dict[str, Any] = {"pretrain.fused_adam": False}
+
+
+def _mask_choice_as_published(d: dict[str, Any]) -> None:
+    """The mask choice in the form unit ids were published with (``pretrain.pairing``,
+    default ``ldsm_hmtm``; ``pretrain.params.<role>_masks``), so that runs folders made
+    before it moved to ``masking`` keep their units and checkpoints. Planning gives a
+    two-encoder objective's choice per encoder (``masking.encoders``), never in the
+    section's own ``pairing``, so the two forms cannot name one id."""
+    masking, pretrain = d["masking"], d["pretrain"]
+    pretrain["pairing"] = masking.pop("pairing") or "ldsm_hmtm"
+    for role, choice in sorted(masking.pop("encoders").items()):
+        given = {k: v for k, v in choice.items() if v is not None}
+        published = given["pairing"] if set(given) == {"pairing"} else given
+        pretrain["params"] = {**pretrain["params"], f"{role}_masks": published}
 
 
 def get_dotted(d: Mapping[str, Any], key: str) -> Any:
@@ -609,14 +723,14 @@ def build_config(
     """Defaults ← profile ← overrides (dicts or ``key=value`` strings), validated."""
     d: dict[str, Any] = RunConfig().model_dump()
     if profile:
-        d = deep_merge(d, profile_dict(profile))
+        d = deep_merge(d, _moved_mask_keys(profile_dict(profile)))
         if is_profile_file(profile):  # a bad profile file is named, not blamed on overrides
             try:
                 validate_config(d)
             except ConfigError as exc:
                 raise ConfigError(f"profile {profile}: {exc}") from None
-    for ov in overrides:
-        d = deep_merge(d, parse_override(ov) if isinstance(ov, str) else ov)
+    for ov in overrides:  # each layer's old keys moved before it merges: later layers win
+        d = deep_merge(d, _moved_mask_keys(parse_override(ov) if isinstance(ov, str) else ov))
     return validate_config(d)
 
 

@@ -19,8 +19,8 @@ def tiny_grid(tmp_path_factory):
     grid.write_text(
         "name: two\nprotocol: linear\nreferences: []\n"
         "cells:\n"
-        "  - {name: ld_hm, labels: {spatial: LDSM}, overrides: {pretrain: {pairing: ldsm_hmtm}}}\n"
-        "  - {name: hd_lm, labels: {spatial: HDSM}, overrides: {pretrain: {pairing: hdsm_lmtm}}}\n"
+        "  - {name: ld_hm, labels: {spatial: LDSM}, overrides: {masking: {pairing: ldsm_hmtm}}}\n"
+        "  - {name: hd_lm, labels: {spatial: HDSM}, overrides: {masking: {pairing: hdsm_lmtm}}}\n"
     )
     outcome = run_grid(grid, profile="smoke", seeds=[0, 1], out=folder / "runs")
     return folder, grid, outcome
@@ -33,7 +33,7 @@ def test_load_results_is_one_row_per_unit_with_config_and_metrics(tiny_grid):
     assert list(zip(df["cell"], df["seed"], strict=True)) == [
         ("ld_hm", 0), ("ld_hm", 1), ("hd_lm", 0), ("hd_lm", 1)
     ]  # fmt: skip
-    assert set(df["pretrain.pairing"]) == {"ldsm_hmtm", "hdsm_lmtm"}
+    assert set(df["masking.pairing"]) == {"ldsm_hmtm", "hdsm_lmtm"}
     assert df["masking.k"].dtype.kind == "f" and df["pretrain.epochs"].dtype.kind == "i"
     assert df["test_top1"].between(0, 100).all() and (df["status"] == "FINISHED").all()
     by_cell = df.groupby("cell")["test_top1"].mean()  # what a notebook does next
@@ -47,7 +47,7 @@ def test_results_command_prints_table_csv_and_json(tiny_grid, capsys):
     assert "two: 4 units" in capsys.readouterr().out
     assert main(["results", "--grid", str(grid), "--runs", runs, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 4 and {"cell", "seed", "test_top1", "pretrain.pairing"} <= set(rows[0])
+    assert len(rows) == 4 and {"cell", "seed", "test_top1", "masking.pairing"} <= set(rows[0])
     assert main(["results", "--grid", str(grid), "--runs", runs, "--format", "xml"]) == 2
 
 
@@ -57,7 +57,7 @@ def test_dry_run_lists_units_and_trains_nothing(tmp_path, capsys):
                  "--out", str(out), "--dry-run"])  # fmt: skip
     text = capsys.readouterr().out
     assert code == 0 and "14 units (dry run: nothing trained)" in text
-    assert "pretrain.pairing" in text and "random_init/seed1" in text
+    assert "masking.pairing" in text and "random_init/seed1" in text
     assert not out.exists()
 
 
@@ -120,7 +120,7 @@ def test_show_and_rerun_reproduce_a_unit_exactly(tiny_grid, capsys):
     assert main(["show", row["run_id"], "--runs", str(runs)]) == 0
     shown = capsys.readouterr().out
     assert "cell hd_lm, seed 1" in shown and "pretrain: " in shown
-    assert 'pretrain.pairing = "hdsm_lmtm"' in shown
+    assert 'masking.pairing = "hdsm_lmtm"' in shown
     shutil.rmtree(runs / "checkpoints")  # retrained from scratch, not reloaded
     assert main(["rerun", row["run_id"], "--runs", str(runs)]) == 0
     out = capsys.readouterr().out
@@ -132,7 +132,7 @@ def test_show_and_rerun_reproduce_a_unit_exactly(tiny_grid, capsys):
 
 def test_runs_go_to_the_experiment_named(tmp_path, capsys):
     grid = tmp_path / "one.yaml"
-    cells = "cells: [{name: a, overrides: {pretrain: {pairing: ldsm_hmtm}}}]\n"
+    cells = "cells: [{name: a, overrides: {masking: {pairing: ldsm_hmtm}}}]\n"
     grid.write_text("name: one\nprotocol: linear\nreferences: []\n" + cells)
     runs = tmp_path / "runs"
     run_grid(grid, profile="smoke", seeds=[0], out=runs, experiment="ablation-7")

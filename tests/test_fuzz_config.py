@@ -30,7 +30,8 @@ FUZZ = settings(
 
 KEYS = sorted(RunConfig().flat()) + [
     "data", "masking", "pretrain", "backbone", "transfer.target", "masking.spatial",
-    "masking.temporal", "pretrain.params.theta_masks", "backbone.params.base_channels",
+    "masking.temporal", "pretrain.params.theta_masks", "pretrain.pairing", "masking.encoders",
+    "masking.encoders.theta", "masking.encoders.phi.spatial", "backbone.params.base_channels",
     "backbone.params.num_blocks", "backbone.params.max_hop", "backbone.params.channels",
     "distill.student_params.base_channels", "x", "pretrain.epochz", "a.b.c",
 ]  # fmt: skip

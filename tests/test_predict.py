@@ -24,7 +24,7 @@ def units(tmp_path_factory):
     folder = tmp_path_factory.mktemp("predict")
     runs = folder / "runs"
     rows = {}
-    cells = "cells: [{name: a, overrides: {pretrain: {pairing: ldsm_hmtm}}}]\n"
+    cells = "cells: [{name: a, overrides: {masking: {pairing: ldsm_hmtm}}}]\n"
     for protocol in ("linear", "finetune"):
         grid = folder / f"{protocol}.yaml"
         grid.write_text(f"name: p_{protocol}\nprotocol: {protocol}\nreferences: []\n{cells}")

@@ -268,13 +268,19 @@ def _check_device(device: str | None, option: str = "--device") -> None:
         raise ConfigError(f"{option} {device!r}: {exc}") from None
 
 
-def _refuse_seed_override(overrides: list[str] | None, use: str) -> None:
-    """``--set seed=N`` would be overwritten by the command's own seeds: say so instead."""
+def set_layers(overrides: list[str] | None, use: str) -> list[dict[str, typing.Any]]:
+    """The ``--set key=value`` texts as config layers, each parsed once, in order; ``--set
+    seed=N`` is refused (the command's own seeds would overwrite it): ``use`` says what to
+    give instead."""
     from asma_bench.config import parse_override
 
+    layers = []
     for text in overrides or []:
-        if "seed" in parse_override(text):
+        layer = parse_override(text)
+        if "seed" in layer:
             raise ConfigError(f"--set {text}: the seed is not a config override here; use {use}")
+        layers.append(layer)
+    return layers
 
 
 def renamed(

@@ -12,9 +12,9 @@ from asma_bench.commands.app import (
     _print_table,
     _progress_line,
     _progress_mode,
-    _refuse_seed_override,
     app,
     renamed,
+    set_layers,
 )
 
 
@@ -100,7 +100,7 @@ def latency(
     from asma_bench.errors import ConfigError
     from asma_bench.perf.latency import LatencyOptions, latency_notes, run_latency
 
-    _refuse_seed_override(set_, "--seed")
+    set_layers(set_, "--seed")
     given = old_work is not None or runs != Path("runs")
     runs = renamed("latency", "--runs", runs, "--work", old_work, Path("runs"))
     if given and not runs.is_dir() and str(runs).isdigit():

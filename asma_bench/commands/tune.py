@@ -13,10 +13,10 @@ from asma_bench.commands.app import (
     _print_table,
     _progress_line,
     _progress_mode,
-    _refuse_seed_override,
     app,
     print_listing,
     renamed,
+    set_layers,
 )
 from asma_bench.errors import ConfigError
 
@@ -92,7 +92,7 @@ def tune(
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout must be > 0 seconds, got {timeout:g}")
     _check_device(device)
-    _refuse_seed_override(set_, "--seed")
+    set_layers(set_, "--seed")
     if save_profile is not None:
         if save_profile.suffix not in (".yaml", ".yml"):
             raise ConfigError(f"--save-profile {save_profile}: the file name must end in .yaml")

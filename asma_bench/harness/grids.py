@@ -16,7 +16,7 @@ Grid YAML::
     references: [random_init, supervised]
     cells:
       - {name: ldsm_hmtm, labels: {spatial: LDSM, temporal: HMTM},
-         overrides: {pretrain: {pairing: ldsm_hmtm}}}
+         overrides: {masking: {pairing: ldsm_hmtm}}}
 """
 
 from __future__ import annotations

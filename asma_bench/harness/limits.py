@@ -90,11 +90,9 @@ def grid_label(grid: GridSpec) -> str:
     return f"grid {grid.name!r}" + (f" ({source})" if source else "")
 
 
-def check_plan(grid: GridSpec, opts: RunOptions, cli: list) -> None:
-    """Everything about a plan that can be refused before its units are expanded: seeds,
-    the number of units, and each cell's config (field values, device, masks, sizes and
-    memory), errors naming the grid and the cell. ``cli``: the command line's config
-    layers (``plan.command_line_overrides``)."""
+def check_plan(grid: GridSpec, opts: RunOptions) -> list[int]:
+    """The seeds of a plan, checked, and its size: at most :data:`MAX_UNITS` units. Each
+    cell's config is checked where the plan builds it (:func:`cell_config`)."""
     seeds = check_seeds(opts.seeds)
     cells = grid.all_cells()
     if len(seeds) * len(cells) > MAX_UNITS:
@@ -102,20 +100,29 @@ def check_plan(grid: GridSpec, opts: RunOptions, cli: list) -> None:
             f"{grid_label(grid)}: {len(cells)} cells × {len(seeds)} seeds = "
             f"{len(cells) * len(seeds)} units; at most {MAX_UNITS} per run"
         )
-    if not seeds:
-        return
-    seed = {"seed": seeds[0]}  # no check below depends on the seed
-    memo: dict[Any, Any] = {}
-    for cell in cells:
-        try:
-            cfg = build_config(opts.profile, [cell.overrides, *cli, cell.fixed, seed])
-        except ConfigError as exc:
-            _command_line_error(opts.profile, cli, seed, str(exc))
-            raise ConfigError(f"{grid_label(grid)}, cell {cell.name!r}: {exc}") from None
+    return seeds
+
+
+def cell_config(
+    grid: GridSpec, cell: Any, profile: str, cli: list, seed: int, memo: dict | None = None
+) -> RunConfig:
+    """One cell's config at ``seed`` (defaults ← profile ← the cell's overrides ← the
+    command line ← the cell's fixed values), its values checked; with ``memo`` (shared by
+    the plan) also the machine and the dataset — device, masks, sizes, memory — once per
+    cell. Errors name the grid and the cell, or the command line when it alone is wrong."""
+    layers = [cell.overrides, *cli, cell.fixed, {"seed": int(seed)}]
+    try:
+        cfg = build_config(profile, layers)
+    except ConfigError as exc:
+        _command_line_error(profile, cli, {"seed": int(seed)}, str(exc))
+        raise ConfigError(f"{grid_label(grid)}, cell {cell.name!r}: {exc}") from None
+    if memo is not None and ("cell", cell.name) not in memo:
         try:
             check_config(cfg, cell.protocol or grid.protocol, memo)
         except ConfigError as exc:
             raise ConfigError(f"{grid_label(grid)}, cell {cell.name!r}: {exc}") from None
+        memo["cell", cell.name] = True
+    return cfg
 
 
 def _command_line_error(profile: str, cli: list, seed: dict, message: str) -> None:
@@ -247,7 +254,6 @@ def check_masks(cfg: RunConfig, layout: SkeletonLayout, memo: dict | None = None
         layout.name,
         cfg.data.frames,
         cfg.pretrain.objective,
-        cfg.pretrain.pairing,
         json.dumps(cfg.masking.model_dump(mode="json"), sort_keys=True),
         json.dumps(cfg.pretrain.params, sort_keys=True, default=repr),
     )
@@ -454,6 +460,7 @@ __all__: Sequence[str] = (
     "check_device_exists",
     "check_masks",
     "check_memory",
+    "cell_config",
     "check_plan",
     "check_seeds",
     "check_sizes",

@@ -21,6 +21,7 @@ from typing import Any
 
 from asma_bench.backbones import BACKBONES
 from asma_bench.config import (
+    EncoderMasks,
     PretrainConfig,
     RunConfig,
     build_config,
@@ -41,7 +42,6 @@ from asma_bench.harness.tracking import (
 from asma_bench.models.classifier import resolve_features
 from asma_bench.objectives import OBJECTIVES, objective_class
 from asma_bench.protocols.base import PROTOCOLS
-from asma_bench.strategies.pairs import PAIRINGS
 from asma_bench.training.data import (
     dataset_layout,
     resolve_dataset,
@@ -143,26 +143,24 @@ def command_line_overrides(
 
 
 def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
-    """Resolve every (cell, seed) config up front, so a bad override fails before training."""
-    from asma_bench.harness.limits import check_plan
+    """Resolve every (cell, seed) config up front, so a bad override fails before training;
+    each cell's config is checked against the machine and the dataset once (its first
+    seed), and settled (:func:`settle`) into the form its unit is known by."""
+    from asma_bench.harness.limits import cell_config, check_plan
 
     cli = command_line_overrides(opts.data, opts.device, opts.overrides, grid.data_role)
-    check_plan(grid, opts, cli)  # seeds, plan size, each cell's values, device, masks, memory
+    seeds = check_plan(grid, opts)  # the seeds, the plan's size
+    memo: dict[Any, Any] = {}
     units = []
-    for seed in opts.seeds:
+    for seed in seeds:
         for cell in grid.all_cells():
-            cfg = build_config(
-                opts.profile, [cell.overrides, *cli, cell.fixed, {"seed": int(seed)}]
-            )
-            given = cfg
+            given = cell_config(grid, cell, opts.profile, cli, seed, memo)
+            protocol = cell.protocol or grid.protocol
             try:  # the split each unit really uses is the one recorded and hashed
-                cfg = resolve_splits(cfg)
-                _refuse_unused_masking(cfg)
-                cfg = reset_unused_settings(cfg)
-                _refuse_unfit_features(cfg, cell.protocol or grid.protocol)
+                cfg = settle(resolve_splits(given))
+                _refuse_unfit_features(cfg, protocol)
             except ConfigError as exc:
                 raise ConfigError(f"grid {grid.name!r}, cell {cell.name!r}: {exc}") from None
-            protocol = cell.protocol or grid.protocol
             units.append(Unit(grid.name, cell, int(seed), protocol, cfg, sources_given(given, cfg)))
     seen: dict[str, str] = {}
     for u in units:
@@ -178,48 +176,49 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
     return units
 
 
-def reset_unused_settings(cfg: RunConfig) -> RunConfig:
-    """``cfg`` with the ``pretrain`` settings its objective ignores (MoCo and MAE have no
-    Barlow Twins projector: ``projector_dim``, ``lambd``) at their defaults, so a profile's
-    value for them neither shows in the run's config nor sets two identical runs apart."""
-    unused = [
-        k for k in objective_class(cfg.pretrain.objective).unused_settings() if k != "pairing"
-    ]
-    defaults = {k: PretrainConfig.model_fields[k].default for k in unused}
-    if all(getattr(cfg.pretrain, k) == v for k, v in defaults.items()):
+def settle(cfg: RunConfig) -> RunConfig:
+    """``cfg`` in the one form its unit is known by: the mask choice where its objective
+    reads it, and the ``pretrain`` settings the objective ignores at their defaults.
+
+    The ``masking`` section's choice (``pairing``, ``spatial``, ``temporal``) goes to every
+    masked encoder; ``masking.encoders.<role>`` to one. An objective that masks one encoder
+    keeps its choice in the section's own fields, one that masks several keeps one entry per
+    encoder (the section's fields folded in, each encoder's own winning), so two ways of
+    writing one choice plan one unit. A role the objective does not mask, or a choice for an
+    objective that draws no masks, is refused in one line. MoCo and MAE have no Barlow
+    Twins projector: their ``projector_dim`` and ``lambd`` go back to the defaults, so a
+    profile's value for them neither shows in the run's config nor sets two runs apart."""
+    objective = objective_class(cfg.pretrain.objective)
+    roles = list(objective.mask_roles)
+    m = cfg.masking
+    for role in m.encoders:
+        if role not in roles:
+            masked = f"masks {', '.join(roles)}" if roles else "draws no masks"
+            raise ConfigError(
+                f"masking.encoders.{role}: objective {cfg.pretrain.objective!r} {masked}"
+            )
+    shared = {k: getattr(m, k) for k in ("pairing", "spatial", "temporal")}
+    if not roles and any(v is not None for v in shared.values()):
+        key = next(k for k, v in shared.items() if v is not None)
+        raise ConfigError(f"masking.{key}: objective {cfg.pretrain.objective!r} draws no masks")
+    if len(roles) == 1 and m.encoders:  # one encoder: its choice in the section's fields
+        own = m.encoders[roles[0]]
+        folded = {k: getattr(own, k) or v for k, v in shared.items()}
+        m = m.model_copy(update={**folded, "encoders": {}})
+    elif len(roles) > 1 and any(v is not None for v in shared.values()):
+        encoders = {}
+        for role in roles:
+            own = m.encoders.get(role, EncoderMasks())
+            encoders[role] = EncoderMasks(**{k: getattr(own, k) or v for k, v in shared.items()})
+        m = m.model_copy(update={"pairing": None, "spatial": None, "temporal": None,
+                                 "encoders": encoders})  # fmt: skip
+    defaults = {k: PretrainConfig.model_fields[k].default for k in objective.unused_settings()}
+    pretrain = cfg.pretrain
+    if any(getattr(pretrain, k) != v for k, v in defaults.items()):
+        pretrain = pretrain.model_copy(update=defaults)
+    if m is cfg.masking and pretrain is cfg.pretrain:
         return cfg
-    return cfg.model_copy(update={"pretrain": cfg.pretrain.model_copy(update=defaults)})
-
-
-def _refuse_unused_masking(cfg: RunConfig) -> None:
-    """An objective that takes no pairing ignores ``pretrain.pairing``, ``masking.spatial``
-    and ``masking.temporal`` (ASMa takes each encoder's masks from ``pretrain.params``
-    ``theta_masks``/``phi_masks``); such a setting is refused rather than silently entering
-    the unit's id."""
-    p = cfg.pretrain
-    if objective_class(p.objective).takes_pairing:
-        return
-    ignored = []  # (setting, the form each encoder's masks take instead)
-    if p.pairing != PretrainConfig.model_fields["pairing"].default:
-        ignored.append((f"pretrain.pairing={p.pairing!r}", "NAME"))
-    for side in ("spatial", "temporal"):
-        if getattr(cfg.masking, side) is not None:
-            ignored.append((f"masking.{side}", f"{{{side}: {{name: NAME, params: {{...}}}}}}"))
-    if not ignored:
-        return
-    setting, form = ignored[0]
-    roles = encoder_names(cfg)
-    how = (
-        "choose their masks with pretrain.params={"
-        + ", ".join(f"{r}_masks: {form}" for r in roles)
-        + "}"
-        if len(roles) > 1
-        else "it draws no pairing's masks"
-    )
-    raise ConfigError(
-        f"{setting} does not apply to objective {p.objective!r}, which pretrains "
-        f"{len(roles)} encoder(s) ({', '.join(roles)}); {how}"
-    )
+    return cfg.model_copy(update={"masking": m, "pretrain": pretrain})
 
 
 def _refuse_unfit_features(cfg: RunConfig, protocol: str) -> None:
@@ -264,7 +263,6 @@ def _check_names(grid: GridSpec, units: Sequence[Unit]) -> None:
         names = [
             (PROTOCOLS.get, u.protocol),
             (OBJECTIVES.get, cfg.pretrain.objective),
-            (PAIRINGS.get, cfg.pretrain.pairing),
             (BACKBONES.get, cfg.backbone.name),
         ]
         data = [cfg.data] + ([cfg.transfer.target] if cfg.transfer.target else [])

@@ -424,12 +424,15 @@ class GridQueue:
 
 
 # --------------------------------------------------------------------------- grids
-def run_grid_queued(grid: GridSpec, opts: RunOptions) -> GridOutcome:
-    """:func:`~asma_bench.harness.runner.run_grid` through the shared queue at ``opts.storage``."""
+def run_grid_queued(
+    grid: GridSpec, opts: RunOptions, units: list[Unit] | None = None
+) -> GridOutcome:
+    """:func:`~asma_bench.harness.runner.run_grid` through the shared queue at ``opts.storage``
+    (``units``: the grid's plan, when the command has made it already)."""
     from tqdm.auto import tqdm
 
     assert opts.storage
-    units = plan_units(grid, opts)
+    units = plan_units(grid, opts) if units is None else units
     out = ensure_writable(opts.out)
     settings = QueueSettings(
         heartbeat_interval=opts.heartbeat,

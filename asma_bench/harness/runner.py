@@ -29,7 +29,7 @@ from asma_bench.harness.plan import (
     plan_units,
     prepare_synthetic,
     profile_conflicts,
-    reset_unused_settings,
+    settle,
 )
 from asma_bench.harness.queue import run_grid_queued
 from asma_bench.harness.tracking import (
@@ -54,25 +54,26 @@ __all__ = [
     "plan_units",
     "prepare_synthetic",
     "profile_conflicts",
-    "reset_unused_settings",
+    "settle",
     "run_grid",
     "run_unit",
     "summary_table",
 ]
 
 
-def run_grid(grid: GridSpec, opts: RunOptions) -> GridOutcome:
+def run_grid(grid: GridSpec, opts: RunOptions, units: list[Unit] | None = None) -> GridOutcome:
     """Run every unfinished unit of ``grid``; returns what ran, what was skipped or failed.
 
-    With ``opts.storage`` the units go through a shared queue that any number of workers
-    serve (see :mod:`asma_bench.harness.queue`).
+    ``units``: the grid's plan (:func:`plan_units`) when the command has made it already;
+    planned here otherwise. With ``opts.storage`` the units go through a shared queue that
+    any number of workers serve (see :mod:`asma_bench.harness.queue`).
     """
     from tqdm.auto import tqdm
 
     if opts.storage:
-        return run_grid_queued(grid, opts)
-
-    units = plan_units(grid, opts)  # a bad grid or config fails before anything is created
+        return run_grid_queued(grid, opts, units)
+    if units is None:  # a bad grid or config fails before anything is created
+        units = plan_units(grid, opts)
     out = ensure_writable(opts.out)
     uri = opts.tracking_uri or default_tracking_uri(out)
     tracker = Tracker(uri, experiment=opts.experiment, artifact_root=out / "artifacts")

@@ -12,7 +12,7 @@ the user's own::
       masking.k: {type: count, of: frames, low: 0.1, high: 0.3}    # whole frames of T
       pretrain.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
       distill.student_depth: {type: int, low: 2, high: 7}
-      pretrain.pairing: {type: categorical, choices: [ldsm_hmtm, hdsm_lmtm]}
+      masking.pairing: {type: categorical, choices: [ldsm_hmtm, hdsm_lmtm]}
 
 The objective is the protocol's final validation top-1 (``val_top1``; the test split is
 never looked at). Every epoch's validation accuracy of the protocol's main stage is

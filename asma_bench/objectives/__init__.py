@@ -49,7 +49,7 @@ def objective_class(name: str) -> type[Objective]:
     if not (isinstance(factory, type) and issubclass(factory, Objective)):
         raise ConfigError(
             f"objective {name!r} must be a subclass of asma_bench.objectives.Objective "
-            "(it declares encoder_roles, takes_pairing and uses_projector)"
+            "(it declares encoder_roles, mask_roles and uses_projector)"
         )
     return factory
 

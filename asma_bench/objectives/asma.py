@@ -17,15 +17,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from asma_bench.data.layouts import SkeletonLayout
 from asma_bench.errors import ConfigError
 from asma_bench.objectives.barlow_twins import TripletBarlowTwins
 from asma_bench.objectives.base import Objective
 from asma_bench.strategies import ASMA_ENCODERS, create_pairing
-from asma_bench.strategies.pairs import pairing_masks
 
 if TYPE_CHECKING:  # the config layer is imported for types only
-    from asma_bench.config import RunConfig
+    pass
 
 VIEW_SHARING = ("separate", "shared", "algorithm1")
 
@@ -56,44 +54,14 @@ class ASMaObjective(Objective):
 
     In every mode each encoder draws its own masks.
 
-    From a run's config (:meth:`config_params`) f_θ and f_ϕ take the pairings
-    ``pretrain.params.theta_masks`` / ``phi_masks`` (default HDSM+LMTM and LDSM+HMTM)
-    under the run's masking sizes; ``pretrain.pairing`` does not apply.
+    From a run's config (:meth:`config_params`) f_θ and f_ϕ take their masks from the
+    ``masking`` section: ``masking.encoders.theta`` / ``phi`` (default HDSM+LMTM and
+    LDSM+HMTM), under the section's pairing, sides and sizes.
     """
 
     encoder_roles = ("theta", "phi")
-    takes_pairing = False
+    mask_roles = dict(zip(encoder_roles, ASMA_ENCODERS, strict=True))
     uses_projector = True
-
-    @classmethod
-    def masks(cls, cfg: RunConfig, layout: SkeletonLayout | str) -> tuple[tuple[Any, Any], ...]:
-        """f_θ's and f_ϕ's (spatial, temporal) strategies: ``pretrain.params.theta_masks``
-        / ``phi_masks``, each a pairing name (built with the run's n and k) or
-        ``{pairing: NAME, spatial: SPEC, temporal: SPEC}`` (a side left out comes from the
-        pairing, by default the role's own: HDSM+LMTM for f_θ, LDSM+HMTM for f_ϕ)."""
-        out = []
-        for role, default in zip(cls.encoder_roles, ASMA_ENCODERS, strict=True):
-            masks = cfg.pretrain.params.get(f"{role}_masks", default)
-            if isinstance(masks, str):
-                out.append(pairing_masks(cfg.masking, masks, layout))
-            elif isinstance(masks, Mapping):
-                out.append(_spec_masks(cfg, masks, default, layout, role))
-            else:
-                out.append(tuple(masks))
-        return tuple(out)
-
-    @classmethod
-    def config_params(
-        cls,
-        cfg: RunConfig,
-        encoders: Mapping[str, nn.Module],
-        layout: SkeletonLayout,
-        train_size: int | None = None,
-    ) -> dict[str, Any]:
-        params = super().config_params(cfg, encoders, layout, train_size)
-        for role, masks in zip(cls.encoder_roles, cls.masks(cfg, layout), strict=True):
-            params[f"{role}_masks"] = masks
-        return params
 
     def __init__(
         self,
@@ -197,27 +165,6 @@ def _combined(theta: Mapping[str, Tensor], phi: Mapping[str, Tensor]) -> dict[st
         "l1_phi": phi["l1"],
         "l2_phi": phi["l2"],
     }
-
-
-def _spec_masks(
-    cfg: RunConfig,
-    masks: Mapping[str, Any],
-    default: str,
-    layout: SkeletonLayout | str,
-    role: str,
-) -> tuple[Any, Any]:
-    """``{spatial: SPEC, temporal: SPEC}`` (either may be left out, and ``pairing: NAME``
-    names the pairing the other side comes from; default the role's) as strategies."""
-    unknown = sorted(set(masks) - {"pairing", "spatial", "temporal"})
-    if unknown:
-        raise ConfigError(
-            f"pretrain.params.{role}_masks: unknown key {unknown[0]!r}; "
-            "give a pairing name or {pairing: NAME, spatial: SPEC, temporal: SPEC}"
-        )
-    return pairing_masks(
-        cfg.masking, masks.get("pairing", default), layout, masks.get("spatial"),
-        masks.get("temporal"),
-    )  # fmt: skip
 
 
 def _strategies(

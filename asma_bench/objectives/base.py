@@ -4,12 +4,14 @@ References: docs/references.md#asma, #pstl.
 
 Every registered objective is an ``nn.Module`` subclassing :class:`Objective`. Its class
 says which encoders it trains (``encoder_roles``: one ``("encoder",)``, or ASMa's
-``("theta", "phi")``), whether ``pretrain.pairing`` chooses its masks (``takes_pairing``)
-and whether it ends in the Barlow Twins projector sized by ``pretrain.projector_dim`` with
-weight ``pretrain.lambd`` (``uses_projector``). :meth:`Objective.from_config` builds it
-from a run's config; an objective with other needs overrides it (MoCo caps its queue,
-ASMa gives each encoder its own pairing). A plug-in objective declares the same three
-things and is trained by ``asma-bench run`` without any change to the protocols.
+``("theta", "phi")``), which of them draw masks and from which pairing by default
+(``mask_roles``: ``{"encoder": "ldsm_hmtm"}``, or ASMa's HDSM+LMTM for f_θ and LDSM+HMTM
+for f_ϕ; the run's ``masking`` section chooses otherwise) and whether it ends in the Barlow
+Twins projector sized by ``pretrain.projector_dim`` with weight ``pretrain.lambd``
+(``uses_projector``). :meth:`Objective.from_config` builds it from a run's config; an
+objective with other needs overrides it (MoCo caps its queue, ASMa gives each encoder its
+masks). A plug-in objective declares the same three things and is trained by
+``asma-bench run`` without any change to the protocols.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from asma_bench.registry import check_params
 from asma_bench.strategies import create_masking
 from asma_bench.strategies.apply import apply_mask
 from asma_bench.strategies.base import MaskStream, slot_generator
-from asma_bench.strategies.pairs import pairing_masks
+from asma_bench.strategies.pairs import choose_masks
 
 if TYPE_CHECKING:  # the config layer is imported for types only
     from asma_bench.config import RunConfig
@@ -40,8 +42,23 @@ class Objective(nn.Module):
     """Base class of self-supervised objectives (see the module docstring)."""
 
     encoder_roles: ClassVar[tuple[str, ...]] = ("encoder",)
-    takes_pairing: ClassVar[bool] = True
+    mask_roles: ClassVar[Mapping[str, str]] = {"encoder": "ldsm_hmtm"}
     uses_projector: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "takes_pairing" in cls.__dict__ and "mask_roles" not in cls.__dict__:
+            import warnings
+
+            warnings.warn(
+                f"objective {cls.__qualname__}: takes_pairing is deprecated; declare "
+                "mask_roles (each masked encoder's role and default pairing; {} for none)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            cls.mask_roles = (
+                {role: "ldsm_hmtm" for role in cls.encoder_roles} if cls.takes_pairing else {}
+            )
 
     def forward_backward(
         self,
@@ -73,17 +90,17 @@ class Objective(nn.Module):
     def unused_settings(cls) -> tuple[str, ...]:
         """``pretrain`` settings this objective ignores (reset to their defaults when a run
         is planned, so that they never set two identical runs apart)."""
-        unused = () if cls.takes_pairing else ("pairing",)
-        return unused + (() if cls.uses_projector else ("projector_dim", "lambd"))
+        return () if cls.uses_projector else ("projector_dim", "lambd")
 
     @classmethod
     def masks(cls, cfg: RunConfig, layout: SkeletonLayout | str) -> tuple[tuple[Any, Any], ...]:
-        """The (spatial, temporal) strategies a run of this objective draws its masks from,
-        one pair per masked encoder: ``pretrain.pairing`` under the run's ``masking``
-        section, or none for an objective that takes no pairing."""
-        if not cls.takes_pairing:
-            return ()
-        return (pairing_masks(cfg.masking, cfg.pretrain.pairing, layout),)
+        """The (spatial, temporal) strategies each masked encoder draws from, in the order
+        of ``mask_roles``: the run's ``masking`` section's choice for the role, by default
+        the role's own pairing (:func:`~asma_bench.strategies.pairs.choose_masks`)."""
+        return tuple(
+            choose_masks(cfg.masking, role, default, layout)
+            for role, default in cls.mask_roles.items()
+        )
 
     @classmethod
     def config_params(
@@ -94,7 +111,8 @@ class Objective(nn.Module):
         train_size: int | None = None,
     ) -> dict[str, Any]:
         """Constructor arguments from a run's config: the encoders under their roles, the
-        pairing's masks, the masking mode, the projector and ``pretrain.params``."""
+        masks (``spatial``/``temporal`` for one masked encoder, ``<role>_masks`` for
+        several), the masking mode, the projector and ``pretrain.params``."""
         missing = [r for r in cls.encoder_roles if r not in encoders]
         if missing:
             raise ConfigError(f"objective {cls.__name__}: no encoder for role(s) {missing}")
@@ -104,8 +122,11 @@ class Objective(nn.Module):
         if cls.uses_projector:
             width = p.projector_dim
             params.update(projector_dims=[_out_dim(encoders), width, width, width], lambd=p.lambd)
-        if cls.takes_pairing:
-            ((params["spatial"], params["temporal"]),) = cls.masks(cfg, layout)
+        masks = cls.masks(cfg, layout)
+        if len(masks) == 1:
+            params["spatial"], params["temporal"] = masks[0]
+        else:
+            params.update({f"{r}_masks": m for r, m in zip(cls.mask_roles, masks, strict=True)})
         params.update(p.params)
         return params
 

@@ -86,7 +86,8 @@ def _default_units() -> dict[str, CheckUnit]:
     return {
         # one encoder, triplet Barlow Twins on ASMa's f_phi masking pair
         "barlow_twins_ldsm_hmtm": CheckUnit(overrides={
-            "pretrain": {"objective": "barlow_twins", "pairing": "ldsm_hmtm", "epochs": 2},
+            "pretrain": {"objective": "barlow_twins", "epochs": 2},
+            "masking": {"pairing": "ldsm_hmtm"},
             "linear": {"epochs": 30}}),
         # both encoders, complementary masks, cross-attention alignment probe
         "asma_aligned": CheckUnit(overrides={

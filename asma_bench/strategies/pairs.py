@@ -6,7 +6,7 @@ ASMa pretrains two encoders, each on one spatial and one temporal mask: by defau
 HDSM + LMTM and f_ϕ on LDSM + HMTM, the abstract's two complementary pairs in Algorithm 1's
 order. The prose of Section 3.2 has been read as swapping the encoders and as giving the
 symmetric pairs (f_ϕ = HDSM + HMTM, f_θ = LDSM + LMTM); either is one setting away:
-``pretrain.params={theta_masks: ldsm_lmtm, phi_masks: hdsm_hmtm}``.
+``masking.encoders={theta: ldsm_lmtm, phi: hdsm_hmtm}``.
 
 >>> theta, phi = (create_pairing(name) for name in ASMA_ENCODERS)
 >>> spatial, temporal = theta.build("ntu25")
@@ -43,72 +43,70 @@ class MaskingPairing:
     description: str = ""
     aliases: tuple[str, ...] = ()
 
-    def build(self, layout: str | SkeletonLayout = "ntu25", **overrides: Any) -> tuple[Any, Any]:
+    def build(
+        self,
+        layout: str | SkeletonLayout = "ntu25",
+        *,
+        n: float | None = None,
+        k: float | None = None,
+        spatial: StrategySpec | str | Mapping[str, Any] | None = None,
+        temporal: StrategySpec | str | Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> tuple[Any, Any]:
         """Create ``(spatial_strategy, temporal_strategy)`` for ``layout``.
 
-        Overrides are ``spatial={...}`` / ``temporal={...}`` dicts, or flat parameters sent
-        to whichever strategy accepts them (both, for shared names such as
-        ``cross_grouping``). A parameter neither accepts raises ConfigError.
+        ``n`` / ``k``: the joints and frames to mask (counts, or fractions of V and T),
+        given to the side whose strategy takes a size. ``spatial`` / ``temporal``: a
+        :class:`~asma_bench.config.StrategySpec` or a bare strategy name replaces that side
+        (its ``params`` win over ``n``/``k``); a plain mapping adds parameters to the
+        pairing's own strategy. Other keyword parameters go to whichever strategy accepts
+        them (both, for shared names such as ``cross_grouping``); a parameter neither
+        accepts raises ConfigError, as does a strategy's own check of its parameters.
         """
-        spatial_params = dict(self.spatial_params)
-        temporal_params = dict(self.temporal_params)
-        spatial_ok = accepted_params(MASKINGS.get(self.spatial))
-        temporal_ok = accepted_params(MASKINGS.get(self.temporal))
-        for key, value in overrides.items():
-            if key in ("spatial", "temporal"):
-                if not isinstance(value, Mapping):
-                    raise ConfigError(f"pairing {self.name!r}: {key} overrides must be a mapping")
-                (spatial_params if key == "spatial" else temporal_params).update(value)
-                continue
-            if key not in spatial_ok and key not in temporal_ok:
+        sides = {}
+        for side, given, size in (("spatial", spatial, {"n": n}), ("temporal", temporal, {"k": k})):
+            if isinstance(given, str | StrategySpec):
+                spec = _spec(given, side)
+                sides[side] = (spec.name, {}, spec.params)
+            else:
+                own = dict(given or {})
+                if not isinstance(given, Mapping | None):
+                    raise ConfigError(f"pairing {self.name!r}: {side} must be a mapping")
+                sides[side] = (getattr(self, side), dict(getattr(self, f"{side}_params")), own)
+            strategy, defaults, _ = sides[side]
+            defaults.update(
+                size_params(strategy, **{k_: v for k_, v in size.items() if v is not None})
+            )
+        accepted = {side: accepted_params(MASKINGS.get(sides[side][0])) for side in sides}
+        for key, value in params.items():
+            takers = [side for side in sides if key in accepted[side]]
+            if not takers:
                 raise ConfigError(
                     f"pairing {self.name!r}: parameter {key!r} is accepted by neither "
-                    f"{self.spatial!r} nor {self.temporal!r}"
+                    f"{sides['spatial'][0]!r} nor {sides['temporal'][0]!r}"
                 )
-            if key in spatial_ok:
-                spatial_params[key] = value
-            if key in temporal_ok:
-                temporal_params[key] = value
-        return (
-            create_masking(self.spatial, layout=layout, **spatial_params),
-            create_masking(self.temporal, layout=layout, **temporal_params),
+            for side in takers:
+                sides[side][1][key] = value
+        return tuple(
+            create_masking(strategy, layout=layout, **{**defaults, **own})
+            for strategy, defaults, own in sides.values()
         )
 
 
-def pairing_masks(
-    masking: MaskingConfig,
-    name: str,
-    layout: str | SkeletonLayout,
-    spatial: StrategySpec | str | Mapping[str, Any] | None = None,
-    temporal: StrategySpec | str | Mapping[str, Any] | None = None,
+def choose_masks(
+    masking: MaskingConfig, role: str, default: str, layout: str | SkeletonLayout
 ) -> tuple[Any, Any]:
-    """(spatial, temporal) strategies of the pairing ``name`` under a run's ``masking``
-    section.
-
-    Each side is the pairing's strategy unless a spec replaces it: ``spatial``/``temporal``
-    here, else ``masking.spatial``/``masking.temporal`` (a :class:`StrategySpec`, a bare
-    name, or a ``{name, params}`` mapping). The run's n and k go to the strategies that
-    take a size; a spec's own ``params`` come last and win; each strategy checks its
-    parameters itself (one line naming it and what it accepts).
-    """
-    pairing = create_pairing(name)
-    sides = []
-    for side, given, configured, sizes in (
-        ("spatial", spatial, masking.spatial, {"n": masking.n}),
-        ("temporal", temporal, masking.temporal, {"k": masking.k}),
-    ):
-        spec = _spec(given if given is not None else configured, side)
-        if spec is None:  # the pairing's strategy, its own defaults under the run's sizes
-            strategy, defaults, own = getattr(pairing, side), getattr(pairing, f"{side}_params"), {}
-        else:
-            strategy, defaults, own = spec.name, {}, spec.params
-        params = {**defaults, **size_params(strategy, **sizes), **own}
-        sides.append(create_masking(strategy, layout=layout, **params))
-    return sides[0], sides[1]
+    """The (spatial, temporal) strategies of the encoder ``role`` under a run's ``masking``
+    section (:meth:`~asma_bench.config.MaskingConfig.choice`: its ``encoders`` entry, then
+    the section, then the objective's ``default`` pairing), with the run's n and k."""
+    pairing, spatial, temporal = masking.choice(role, default)
+    return create_pairing(pairing).build(
+        layout, n=masking.n, k=masking.k, spatial=spatial, temporal=temporal
+    )
 
 
-def _spec(value: Any, side: str) -> StrategySpec | None:
-    if value is None or isinstance(value, StrategySpec):
+def _spec(value: Any, side: str) -> StrategySpec:
+    if isinstance(value, StrategySpec):
         return value
     try:
         return StrategySpec.model_validate(value)

@@ -154,8 +154,7 @@ def test_ucla_json_reader(tmp_path, text):
 
 
 GRID = (
-    "name: g\nprotocol: linear\ncells:\n"
-    "  - {name: a, overrides: {pretrain: {pairing: hdsm_lmtm}}}\n"
+    "name: g\nprotocol: linear\ncells:\n  - {name: a, overrides: {masking: {pairing: hdsm_lmtm}}}\n"
 )
 
 

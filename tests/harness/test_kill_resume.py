@@ -19,8 +19,8 @@ GRID = textwrap.dedent("""
     protocol: linear
     base: {pretrain: {objective: barlow_twins, epochs: 4}}
     cells:
-      - {name: a, overrides: {pretrain: {pairing: ldsm_hmtm}}}
-      - {name: b, overrides: {pretrain: {pairing: hdsm_lmtm}}}
+      - {name: a, overrides: {masking: {pairing: ldsm_hmtm}}}
+      - {name: b, overrides: {masking: {pairing: hdsm_lmtm}}}
 """)
 
 

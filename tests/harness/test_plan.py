@@ -18,7 +18,7 @@ def _grid(**cell):
     ("cell", "overrides", "message"),
     [
         ({"protocol": "linaer"}, [], "unknown protocol 'linaer'"),
-        ({"overrides": {"pretrain": {"pairing": "hdsm_lmtn"}}}, [], "hdsm_lmtn"),
+        ({"overrides": {"masking": {"pairing": "hdsm_lmtn"}}}, [], "hdsm_lmtn"),
         ({}, ["pretrain.objective=simclr"], "unknown objective 'simclr'"),
         ({}, ["backbone.name=resnet"], "unknown backbone 'resnet'"),
         ({}, ["data.preset=nope"], "unknown synthetic preset 'nope'"),

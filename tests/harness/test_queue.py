@@ -335,8 +335,8 @@ GRID = textwrap.dedent("""
     base: {pretrain: {objective: barlow_twins}}
     references: [random_init]
     cells:
-      - {name: ldsm_hmtm, overrides: {pretrain: {pairing: ldsm_hmtm}}}
-      - {name: hdsm_lmtm, overrides: {pretrain: {pairing: hdsm_lmtm}}}
+      - {name: ldsm_hmtm, overrides: {masking: {pairing: ldsm_hmtm}}}
+      - {name: hdsm_lmtm, overrides: {masking: {pairing: hdsm_lmtm}}}
 """)
 
 

@@ -16,7 +16,7 @@ from asma_bench.harness.tracking import PROGRESS_BAR_ENV
 
 GRID = (
     "name: one\nprotocol: linear\nreferences: []\n"
-    "cells: [{name: a, overrides: {pretrain: {pairing: ldsm_hmtm}}}]\n"
+    "cells: [{name: a, overrides: {masking: {pairing: ldsm_hmtm}}}]\n"
 )
 
 

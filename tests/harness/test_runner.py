@@ -46,7 +46,7 @@ def test_yaml_grid_and_bad_grids(tmp_path):
         name: mine
         protocol: linear
         cells:
-          - {name: a, overrides: {pretrain: {pairing: hdsm_lmtm}}}
+          - {name: a, overrides: {masking: {pairing: hdsm_lmtm}}}
     """)
     )
     assert [c.name for c in load_grid(good).all_cells()] == ["a", "random_init"]
@@ -135,7 +135,7 @@ def test_overrides_that_erase_cell_differences_are_refused():
     with pytest.raises(ConfigError, match="resolve to the same configuration"):
         plan_units(
             load_grid("masking_pairs"),
-            RunOptions(profile="smoke", seeds=[0], overrides=["pretrain.pairing=pstl"]),
+            RunOptions(profile="smoke", seeds=[0], overrides=["masking.pairing=pstl"]),
         )
 
 
@@ -210,14 +210,24 @@ def test_a_curve_never_steps_back_to_zero(tmp_path):
         assert steps and steps == sorted(steps), (key, steps)
 
 
-def test_a_pairing_the_objective_ignores_is_refused_not_hashed():
+def test_a_mask_choice_the_objective_cannot_read_is_refused_not_hashed(monkeypatch):
+    from asma_bench.objectives.asma import ASMaObjective
+
     grid = load_grid("encoders")  # objective asma: two encoders with their own pairings
-    with pytest.raises(ConfigError, match=r"pretrain.pairing='hdsm_hmtm' does not apply to "
-                       r"objective 'asma'.*theta_masks"):  # fmt: skip
+    with pytest.raises(ConfigError, match=r"cell 'phi': masking.encoders.encoder: "
+                       r"objective 'asma' masks theta, phi"):  # fmt: skip
         plan_units(grid, RunOptions(profile="smoke", seeds=[0],
-                                    overrides=["pretrain.pairing=hdsm_hmtm"]))  # fmt: skip
-    other = ["pretrain.params={theta_masks: ldsm_lmtm}"]  # the way to choose them
-    plan_units(grid, RunOptions(profile="smoke", seeds=[0], overrides=other))
+                                    overrides=["masking.encoders.encoder=hdsm_hmtm"]))  # fmt: skip
+    # the section's pairing reaches both encoders, planned as one entry per encoder
+    both = plan_units(grid, RunOptions(profile="smoke", seeds=[0],
+                                       overrides=["masking.pairing=hdsm_hmtm"]))  # fmt: skip
+    masking = both[0].config.masking
+    assert masking.pairing is None and set(masking.encoders) == {"theta", "phi"}
+    assert {e.pairing for e in masking.encoders.values()} == {"hdsm_hmtm"}
+    monkeypatch.setattr(ASMaObjective, "mask_roles", {})  # an objective that draws no masks
+    with pytest.raises(ConfigError, match=r"masking.pairing: objective 'asma' draws no masks"):
+        plan_units(grid, RunOptions(profile="smoke", seeds=[0],
+                                    overrides=["masking.pairing=hdsm_hmtm"]))  # fmt: skip
 
 
 def test_n_values_that_round_alike_on_a_smaller_skeleton_are_run_once(

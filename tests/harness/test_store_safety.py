@@ -31,7 +31,7 @@ GRID = textwrap.dedent("""
     references: []
     base: {pretrain: {objective: barlow_twins, epochs: 1}}
     cells:
-      - {name: a, overrides: {pretrain: {pairing: ldsm_hmtm}}}
+      - {name: a, overrides: {masking: {pairing: ldsm_hmtm}}}
 """)
 
 

@@ -144,12 +144,13 @@ def test_a_suite_trains_a_pretraining_two_grids_share_once(tmp_path, capsys):
     a = tmp_path / "a.yaml"
     a.write_text(
         "name: share_a\nprotocol: linear\nreferences: []\nbase: {pretrain: {objective: "
-        "barlow_twins}}\ncells:\n  - {name: lh, overrides: {pretrain: {pairing: ldsm_hmtm}}}\n"
+        "barlow_twins}}\ncells:\n  - {name: lh, overrides: {masking: {pairing: ldsm_hmtm}}}\n"
     )
     b = tmp_path / "b.yaml"
     b.write_text(
         "name: share_b\nprotocol: linear\nreferences: []\ncells:\n  - {name: knn, overrides: "
-        "{pretrain: {objective: barlow_twins, pairing: ldsm_hmtm}, linear: {knn_k: 5}}}\n"
+        "{pretrain: {objective: barlow_twins}, masking: {pairing: ldsm_hmtm}, "
+        "linear: {knn_k: 5}}}\n"
     )
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"name: both\ngrids: [{a}, {b}]\n")

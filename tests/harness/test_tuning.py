@@ -69,7 +69,7 @@ def test_every_builtin_space_gives_valid_configs(name):
         ("params: {linear.lrr: {type: float, low: 0.1, high: 1}}", "not a config field"),
         ("params: {linear.lr: {type: float, low: 1, high: 0.1}}", "'params.linear.lr'.*low"),
         ("params: {linear.lr: {type: float, low: 0, high: 1, log: true}}", "log-scale"),
-        ("params: {pretrain.pairing: {type: categorical}}", "choices"),
+        ("params: {masking.pairing: {type: categorical}}", "choices"),
         (
             "protocol: robustness\nparams: {linear.lr: {type: float, low: 0.1, high: 1}}",
             "not tunable",
@@ -193,7 +193,7 @@ SPACE = textwrap.dedent("""
     name: probe_lr
     description: linear-probe learning rate on one Barlow Twins encoder
     protocol: linear
-    base: {pretrain: {objective: barlow_twins, pairing: ldsm_hmtm}, linear: {epochs: 4}}
+    base: {pretrain: {objective: barlow_twins}, masking: {pairing: ldsm_hmtm}, linear: {epochs: 4}}
     params:
       linear.lr: {type: float, low: 1.0e-3, high: 0.5, log: true}
 """)
@@ -245,7 +245,7 @@ def test_tune_on_smoke_says_whether_it_beat_the_first_trial(tmp_path, capsys):
         f"trial: {study.best_trial.number}; value: {study.best_value:.4g}"
     )
     assert header[2] == f"# tuned: linear.lr={study.best_params['linear.lr']!r}"
-    fixed = 'pretrain.objective="barlow_twins", pretrain.pairing="ldsm_hmtm", linear.epochs=4'
+    fixed = 'pretrain.objective="barlow_twins", masking.pairing="ldsm_hmtm", linear.epochs=4'
     assert header[3].endswith(f"(the space's base and the command line): {fixed}")
     # each trial is an MLflow run of its own kind: grids and reports never see it
     tracker = Tracker(f"sqlite:///{out}/mlflow.db", experiment="tune:probe_lr")
@@ -305,24 +305,24 @@ def test_a_saved_profile_runs_a_grid_its_space_does_not_fit(tmp_path, curve_prot
 
 
 def test_a_key_both_profile_and_cells_set_takes_the_cells_value(tmp_path, capsys):
-    """defaults ← profile ← grid cell: a tuned pretrain.pairing does not erase the
+    """defaults ← profile ← grid cell: a tuned masking.pairing does not erase the
     masking_pairs cells' pairings, and `run` says which profile values it did not use."""
     path = tmp_path / "tuned.yaml"
-    tuned = {"pretrain": {"pairing": "hdsm_hmtm"}, "linear": {"lr": 0.05}}
+    tuned = {"masking": {"pairing": "hdsm_hmtm"}, "linear": {"lr": 0.05}}
     path.write_text(yaml.safe_dump(deep_merge(profile_dict("smoke"), tuned)))
     grid = load_grid("masking_pairs")
     units = plan_units(grid, RunOptions(profile=str(path), seeds=[0]))
-    pairing = {u.cell.name: u.config.pretrain.pairing for u in units}
+    pairing = {u.cell.name: u.config.masking.pairing for u in units}
     assert pairing["ldsm_hmtm"] == "ldsm_hmtm" and pairing["random_random"] == "random_random"
     assert {u.config.linear.lr for u in units} == {0.05}  # what no cell sets comes through
-    assert profile_conflicts(grid, str(path)) == ["pretrain.pairing"]
+    assert profile_conflicts(grid, str(path)) == ["masking.pairing"]
     assert profile_conflicts(grid, "smoke") == []  # built-in profiles only size the runs
     args = ["run", "--grid", "masking_pairs", "--profile", str(path), "--seeds", "1",
             "--dry-run", "--no-estimate", "--runs", str(tmp_path / "runs")]  # fmt: skip
     assert main(args) == 0
     err = capsys.readouterr().err
     assert err == (
-        "note: grid masking_pairs's cells set pretrain.pairing themselves; the cells' values "
+        "note: grid masking_pairs's cells set masking.pairing themselves; the cells' values "
         f"are used, not profile {path}'s\n"
     )
 

@@ -84,7 +84,7 @@ def test_a_grid_that_compares_maskings_shows_what_each_one_hides(tmp_path):
     rng = np.random.default_rng(0)
     cells = [
         FakeCell(pairing, {"spatial": pairing[:4], "temporal": pairing[5:]},
-                 {0: rng.random(NUM_TEST) < 0.5}, overrides={"pretrain": {"pairing": pairing}})
+                 {0: rng.random(NUM_TEST) < 0.5}, overrides={"masking": {"pairing": pairing}})
         for pairing in ("ldsm_hmtm", "hdsm_lmtm")
     ]  # fmt: skip
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -1,5 +1,6 @@
-"""``masking.spatial`` / ``masking.temporal``: a strategy and its own parameters, straight
-from the config to the strategy, which checks them itself."""
+"""The ``masking`` section, the one home of the mask choice: ``pairing``, ``spatial`` /
+``temporal`` (a strategy and its own parameters, straight from the config to the strategy,
+which checks them itself) and ``encoders.<role>``; the old homes still read, said once."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from asma_bench.errors import ConfigError
 from asma_bench.harness.grids import load_grid
 from asma_bench.harness.plan import RunOptions, plan_units
 from asma_bench.objectives import objective_class
-from asma_bench.strategies.pairs import pairing_masks
+from asma_bench.strategies.pairs import choose_masks
 
 NTU = get_layout("ntu25")
 
 
 def _masks(*overrides: str, pairing: str = "ldsm_lmtm"):  # noqa: ANN202
     cfg = build_config("smoke", list(overrides))
-    return pairing_masks(cfg.masking, pairing, NTU)
+    return choose_masks(cfg.masking, "encoder", pairing, NTU)
 
 
 def _joint_shares(strategy, draws: int = 2000) -> torch.Tensor:  # noqa: ANN001
@@ -75,21 +76,65 @@ def test_the_factorial_grid_reaches_ldsm_with_the_inverse_degree_law() -> None:
     assert laws["ldsm_hmtm"].params["law"] == "eq2"
 
 
-def test_asma_takes_a_spec_per_encoder_and_refuses_a_global_one() -> None:
-    grid = load_grid("encoders")  # objective asma
-    with pytest.raises(ConfigError, match=r"masking.spatial does not apply to objective "
-                       r"'asma'.*theta_masks: \{spatial: "):  # fmt: skip
-        plan_units(grid, RunOptions(profile="smoke", seeds=[0],
-                                    overrides=["masking.spatial=hdsm"]))  # fmt: skip
+def test_asma_takes_a_choice_per_encoder_and_the_sections_for_both() -> None:
     cfg = build_config(
         "smoke",
         ["pretrain.objective=asma",
-         "pretrain.params={phi_masks: {spatial: {name: ldsm, params: {law: inverse_degree}}}}"],
+         "masking.encoders={phi: {spatial: {name: ldsm, params: {law: inverse_degree}}}}"],
     )  # fmt: skip
     (s_theta, t_theta), (s_phi, t_phi) = objective_class("asma").masks(cfg, NTU)
     assert (s_theta.name, t_theta.name) == ("hdsm", "lmtm")  # f_θ keeps its own pairing
     assert (s_phi.name, s_phi.params["law"], t_phi.name) == ("ldsm", "inverse_degree", "hmtm")
-    bad = build_config("smoke", ["pretrain.objective=asma",
-                                 "pretrain.params={theta_masks: {spacial: hdsm}}"])  # fmt: skip
-    with pytest.raises(ConfigError, match=r"theta_masks: unknown key 'spacial'"):
-        objective_class("asma").masks(bad, NTU)
+    # the section's own fields reach both encoders; an encoder's entry wins over them
+    both = build_config("smoke", ["pretrain.objective=asma", "masking.spatial=random_joint",
+                                  "masking.encoders.theta={temporal: random_frame}"])  # fmt: skip
+    (s_theta, t_theta), (s_phi, t_phi) = objective_class("asma").masks(both, NTU)
+    assert (s_theta.name, t_theta.name) == ("random_joint", "random_frame")
+    assert (s_phi.name, t_phi.name) == ("random_joint", "hmtm")
+    with pytest.raises(ConfigError, match=r"masking.encoders.theta.spacial"):
+        build_config("smoke", ["pretrain.objective=asma",
+                               "masking.encoders={theta: {spacial: hdsm}}"])  # fmt: skip
+
+
+def test_two_ways_of_writing_one_choice_plan_one_unit() -> None:
+    grid = load_grid("encoders")  # objective asma
+
+    def unit_ids(*overrides: str) -> list[str]:
+        units = plan_units(grid, RunOptions(profile="smoke", seeds=[0], overrides=list(overrides)))
+        return [u.id for u in units]
+
+    section = unit_ids("masking.pairing=random_random")
+    each = unit_ids("masking.encoders={theta: random_random, phi: random_random}")
+    assert section == each
+    assert section != unit_ids()  # and it is another choice than the default
+    with pytest.raises(ConfigError, match=r"masking.encoders.encoder: objective 'asma' masks "
+                       r"theta, phi"):  # fmt: skip
+        unit_ids("masking.encoders.encoder=ldsm_hmtm")
+    pairs = load_grid("masking_pairs")  # one encoder: its entry is the section's fields
+    one = plan_units(pairs, RunOptions(profile="smoke", seeds=[0]))[0]
+    assert one.config.masking.pairing == "ldsm_hmtm" and not one.config.masking.encoders
+
+
+def test_the_old_homes_still_choose_said_once_with_the_new_form() -> None:
+    from asma_bench.config import ConfigDeprecation
+
+    with pytest.warns(ConfigDeprecation, match=r"pretrain.pairing is deprecated; use "
+                      r"masking.pairing \(--set masking.pairing=hdsm_lmtm\)"):  # fmt: skip
+        old = build_config("smoke", ["pretrain.pairing=hdsm_lmtm"])
+    new = build_config("smoke", ["masking.pairing=hdsm_lmtm"])
+    assert old == new and old.identity() == new.identity()
+    # the published form of a unit's identity: runs folders made before keep their units
+    assert new.identity()["pretrain"]["pairing"] == "hdsm_lmtm"
+    assert build_config("smoke").identity()["pretrain"]["pairing"] == "ldsm_hmtm"
+    with pytest.warns(ConfigDeprecation, match=r"pretrain.params.phi_masks is deprecated; use "
+                      r"masking.encoders.phi"):  # fmt: skip
+        old = build_config("smoke", ["pretrain.objective=asma",
+                                     "pretrain.params={phi_masks: hdsm_hmtm}"])  # fmt: skip
+    assert old.masking.encoders["phi"].pairing == "hdsm_hmtm" and old.pretrain.params == {}
+    assert old.identity()["pretrain"]["params"] == {"phi_masks": "hdsm_hmtm"}
+    # a later layer's new key wins over an earlier layer's old one
+    with pytest.warns(ConfigDeprecation):
+        cfg = build_config("smoke", [{"pretrain": {"pairing": "pstl"}}, "masking.pairing=hacm"])
+    assert cfg.masking.pairing == "hacm"
+    with pytest.raises(ConfigError, match=r"pretrain.pairing='pstl' and masking.pairing='hacm'"):
+        build_config("smoke", [{"pretrain": {"pairing": "pstl"}, "masking": {"pairing": "hacm"}}])

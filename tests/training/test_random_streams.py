@@ -73,8 +73,8 @@ def _same(a, b):
 def test_cells_at_one_seed_share_batches_views_and_spatial_masks(
     smoke, data_root, tmp_path, monkeypatch
 ):
-    random = _run(smoke, data_root, tmp_path / "a", monkeypatch, "pretrain.pairing=random_random")
-    hmtm = _run(smoke, data_root, tmp_path / "b", monkeypatch, "pretrain.pairing=random_hmtm")
+    random = _run(smoke, data_root, tmp_path / "a", monkeypatch, "masking.pairing=random_random")
+    hmtm = _run(smoke, data_root, tmp_path / "b", monkeypatch, "masking.pairing=random_hmtm")
     assert len(random.batches) >= 4  # two epochs of several batches
     assert _same(random.batches, hmtm.batches)
     assert _same(random.views, hmtm.views)
@@ -83,17 +83,17 @@ def test_cells_at_one_seed_share_batches_views_and_spatial_masks(
     # and they differ where they should: random frames against the highest-motion frames
     assert not _same(random.temporal, hmtm.temporal)
     other_seed = _run(
-        smoke, data_root, tmp_path / "c", monkeypatch, "pretrain.pairing=random_random", "seed=1"
+        smoke, data_root, tmp_path / "c", monkeypatch, "masking.pairing=random_random", "seed=1"
     )
     assert not any(torch.equal(x, y) for x, y in zip(random.views, other_seed.views, strict=True))
 
 
 def test_a_resumed_cell_keeps_sharing_its_streams(smoke, data_root, tmp_path, monkeypatch):
-    whole = _run(smoke, data_root, tmp_path / "a", monkeypatch, "pretrain.pairing=random_random")
+    whole = _run(smoke, data_root, tmp_path / "a", monkeypatch, "masking.pairing=random_random")
     first = _run(
-        smoke, data_root, tmp_path / "b", monkeypatch, "pretrain.pairing=random_hmtm", stop_after=1
+        smoke, data_root, tmp_path / "b", monkeypatch, "masking.pairing=random_hmtm", stop_after=1
     )
-    rest = _run(smoke, data_root, tmp_path / "b", monkeypatch, "pretrain.pairing=random_hmtm")
+    rest = _run(smoke, data_root, tmp_path / "b", monkeypatch, "masking.pairing=random_hmtm")
     assert _same(whole.batches, first.batches + rest.batches)
     assert _same(whole.views, first.views + rest.views)
     assert _same(whole.spatial, first.spatial + rest.spatial)
@@ -103,9 +103,9 @@ def test_one_shared_generator_lets_cells_drift_apart(smoke, data_root, tmp_path,
     # the behaviour before streams: random frames draw from the batch generator, HMTM does
     # not, so from the second step on the two cells see other views
     shared = "rng=shared"
-    random = _run(smoke, data_root, tmp_path / "a", monkeypatch, "pretrain.pairing=random_random",
+    random = _run(smoke, data_root, tmp_path / "a", monkeypatch, "masking.pairing=random_random",
                   shared)  # fmt: skip
-    hmtm = _run(smoke, data_root, tmp_path / "b", monkeypatch, "pretrain.pairing=random_hmtm",
+    hmtm = _run(smoke, data_root, tmp_path / "b", monkeypatch, "masking.pairing=random_hmtm",
                 shared)  # fmt: skip
     assert torch.equal(random.views[0], hmtm.views[0])
     assert not _same(random.views, hmtm.views)

@@ -12,7 +12,7 @@ from asma_bench.objectives import OBJECTIVES, TripletBarlowTwins
 class WeightedTriplet(TripletBarlowTwins):
     """L = α L1 + (1 − α) L2 with L1, L2 the anchor–spatial and anchor–temporal Barlow
     Twins terms. It inherits what it needs from its parent class (one encoder, a pairing,
-    the projector), so ``pretrain.pairing``, ``projector_dim`` and ``lambd`` apply, and
+    the projector), so ``masking.pairing``, ``projector_dim`` and ``lambd`` apply, and
     ``pretrain.params={alpha: 0.7}`` sets α."""
 
     def __init__(self, *args: Any, alpha: float = 0.5, **kwargs: Any):
