@@ -20,7 +20,7 @@ from asma_bench.config import build_config
 from asma_bench.data.layouts import get_layout
 from asma_bench.data.transforms import Augment
 from asma_bench.objectives import masked_view
-from asma_bench.perf.bench import InferenceWorkload, StepWorkload, bench_config
+from asma_bench.perf.workloads import InferenceWorkload, StepWorkload, bench_config
 from asma_bench.strategies import create_masking
 
 BATCH = 64

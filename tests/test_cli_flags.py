@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from asma_bench.cli import _seeds, main
+from asma_bench.cli import main
+from asma_bench.commands.run import parse_seeds
 from asma_bench.errors import ConfigError
 
 
@@ -96,7 +97,7 @@ def test_every_command_names_the_runs_folder_runs():
      (" 4 , 1 ", None, [4, 1]), ("3", "7", [7]), ("3", "0,2", [0, 2]), ("2", "5", [5])],
 )  # fmt: skip
 def test_seeds_are_a_count_or_a_list(seeds, seed_list, expected):
-    assert _seeds(seeds, seed_list) == expected
+    assert parse_seeds(seeds, seed_list) == expected
 
 
 @pytest.mark.parametrize(
@@ -107,7 +108,7 @@ def test_seeds_are_a_count_or_a_list(seeds, seed_list, expected):
 )  # fmt: skip
 def test_bad_seeds_are_one_error_naming_the_flag(seeds, seed_list, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        _seeds(seeds, seed_list)
+        parse_seeds(seeds, seed_list)
 
 
 def test_a_seed_list_on_the_command_line_plans_those_seeds(capsys):

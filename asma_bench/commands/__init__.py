@@ -1,7 +1,9 @@
-"""Command modules of the ``asma-bench`` CLI beyond the core ones in :mod:`asma_bench.cli`.
-
-Each module here adds its commands to ``asma_bench.cli.app`` when imported; the CLI
-imports every module of this package before it parses arguments.
+"""The commands of the ``asma-bench`` CLI, one module per command or family of commands:
+``data`` (synth, convert, info), ``run``, ``catalog`` (grids, profiles, maskings, models),
+``report`` (report, results), ``runs`` (show, rerun), ``tune``, ``bench``, ``check``,
+``latency``. Each adds its commands to the application of :mod:`asma_bench.commands.app`
+(which also holds the helpers they share) when imported; :mod:`asma_bench.cli` imports
+every module of this package before it parses arguments.
 """
 
 from __future__ import annotations
@@ -9,7 +11,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+#: The modules whose commands ``--help`` lists first (the ones a new user starts with).
+FIRST = ("data", "run", "catalog", "report", "runs", "tune")
+
 
 def load_all() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    names = [info.name for info in pkgutil.iter_modules(__path__) if info.name != "app"]
+    for name in sorted(names, key=lambda n: (FIRST.index(n) if n in FIRST else len(FIRST), n)):
+        importlib.import_module(f"{__name__}.{name}")

@@ -25,32 +25,6 @@ from typer.core import TyperCommand, TyperGroup
 from asma_bench import __version__
 from asma_bench.errors import ConfigError
 
-
-def _click_classes(name: str) -> tuple[type[BaseException], ...]:
-    """The exception class ``name`` of click and of the click copy typer bundles.
-
-    typer 0.29+ raises the exceptions of its own ``typer._click`` (not subclasses of
-    click's), older typer raises click's: catch both."""
-    import importlib
-
-    found: list[type[BaseException]] = []
-    for module in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
-        try:
-            cls = getattr(importlib.import_module(module), name, None)
-        except ImportError:  # pragma: no cover - depends on the typer version
-            continue
-        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
-            found.append(cls)
-    return tuple(found)
-
-
-_EXIT = (*_click_classes("Exit"), typer.Exit)
-_ABORT = (*_click_classes("Abort"), typer.Abort)
-_NO_ARGS_HELP = _click_classes("NoArgsIsHelpError")
-_USAGE_ERROR = _click_classes("UsageError")
-_CLICK_ERROR = (*_click_classes("ClickException"), click.ClickException)
-
-
 # --------------------------------------------------------------------------- help
 #: Placeholders of options whose value is more than a name, a number or a path.
 PLACEHOLDERS = {
@@ -202,15 +176,15 @@ app = _Typer(
 data_app = _Typer(help="Create, convert and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-_state: dict[str, typing.Any] = {"debug": False, "notes": []}
+state: dict[str, typing.Any] = {"debug": False, "notes": []}
 
 
 def say_notes() -> None:
     """Print the notes the command left for its end (a deprecated flag's new name) on
     stderr, once; a command refused for bad input says only its one error line."""
-    for note in dict.fromkeys(_state["notes"]):
+    for note in dict.fromkeys(state["notes"]):
         typer.echo(note, err=True)
-    _state["notes"].clear()
+    state["notes"].clear()
 
 
 def _version(value: bool) -> None:
@@ -228,7 +202,7 @@ def _root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = None,
 ) -> None:
-    _state["debug"] = debug
+    state["debug"] = debug
     for noisy in ("mlflow", "alembic", "optuna"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.basicConfig(
@@ -237,26 +211,26 @@ def _root(
     )
 
 
-def _interactive() -> bool:
+def interactive() -> bool:
     """Progress bars only on a terminal (logs and CI output stay clean)."""
     return sys.stderr.isatty()
 
 
-def _progress_mode(progress: bool | None) -> typing.Literal["bar", "lines", "off"]:
+def progress_mode(progress: bool | None) -> typing.Literal["bar", "lines", "off"]:
     """What a long command shows while it works: ``--progress`` a bar, ``--no-progress``
     nothing; by default a bar on a terminal, else one plain line per step on stderr (logs
     and CI output, like ``asma-bench run``'s one line per unit)."""
     if progress is None:
-        return "bar" if _interactive() else "lines"
+        return "bar" if interactive() else "lines"
     return "bar" if progress else "off"
 
 
-def _progress_line(text: str) -> None:
+def progress_line(text: str) -> None:
     """One progress line on stderr, flushed at once (stdout stays the command's result)."""
     typer.echo(text, err=True)
 
 
-def _check_device(device: str | None, option: str = "--device") -> None:
+def check_device_flag(device: str | None, option: str = "--device") -> None:
     """Refuse a device name runs cannot use before any work starts."""
     from asma_bench.config import check_device
 
@@ -298,14 +272,14 @@ def renamed(
     ``--runs`` the runs folder, ``--out`` the folder a command writes its report to."""
     if old_value is None:
         return value
-    _state["notes"].append(f"{old} is deprecated for `{command}`; use {new}")
+    state["notes"].append(f"{old} is deprecated for `{command}`; use {new}")
     if value != default and value != old_value:
         raise ConfigError(f"{new} {value} and {old} {old_value}: {old} is {new}'s old name; "
                           f"give {new} only")  # fmt: skip
     return old_value
 
 
-def _check_writable(path: Path | None, option: str) -> None:
+def check_writable(path: Path | None, option: str) -> None:
     """Fail now, not after the work, when ``path`` (a file to write) cannot be written."""
     if path is None:
         return
@@ -324,7 +298,7 @@ def _check_writable(path: Path | None, option: str) -> None:
         raise ConfigError(f"{option} {path}: the folder {folder} is not writable")
 
 
-def _print_table(title: str, df) -> None:  # noqa: ANN001 - pandas DataFrame
+def print_table(title: str, df) -> None:  # noqa: ANN001 - pandas DataFrame
     typer.echo(f"\n{title}")
     typer.echo(df.to_string(float_format=lambda v: f"{v:.4g}"))
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from asma_bench.commands.app import _check_device, _check_writable, _interactive, _print_table, app
+from asma_bench.commands.app import app, check_device_flag, check_writable, interactive, print_table
 
 
 @app.command("bench")
@@ -72,10 +72,10 @@ def bench(
     """
     from asma_bench.perf.bench import format_environment, parse_shapes, run_bench
 
-    _check_device(device)
-    _check_writable(out, "--out")
+    check_device_flag(device)
+    check_writable(out, "--out")
     names = [s.strip() for s in objectives.split(",") if s.strip()]
-    show = (_interactive() if progress is None else progress) and not as_json
+    show = (interactive() if progress is None else progress) and not as_json
     report = run_bench(
         parse_shapes(shapes),
         names,
@@ -104,7 +104,7 @@ def bench(
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    _print_table(
+    print_table(
         f"pretraining throughput ({format_environment(report.environment)}); median of "
         f"{steps * rounds} steps, spread = (max - min) / median",
         report.table(),
@@ -114,4 +114,4 @@ def bench(
     for name, rows in report.operators.items():
         table = pd.DataFrame(rows).set_index("operator")
         table["share"] = 100 * table["share"]
-        _print_table(f"top operators of one step: {name} (self time)", table)
+        print_table(f"top operators of one step: {name} (self time)", table)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from asma_bench.commands.app import _print_table, _progress_line, _progress_mode, app
+from asma_bench.commands.app import app, print_table, progress_line, progress_mode
 
 
 @app.command("check")
@@ -35,7 +35,7 @@ def check(
     ] = None,
 ) -> None:
     """Accuracy, latency ratios and model sizes against the baseline; exit 1 on regression."""
-    from asma_bench.commands.app import _check_writable
+    from asma_bench.commands.app import check_writable
     from asma_bench.perf.check import (
         CheckSettings,
         compare,
@@ -57,9 +57,9 @@ def check(
     if reference is not None:
         settings = CheckSettings.model_validate(reference["settings"])
     assert settings is not None
-    _check_writable(json_out, "--json")
-    _check_writable(junit_out, "--junit-xml")
-    mode = _progress_mode(progress)
+    check_writable(json_out, "--json")
+    check_writable(junit_out, "--junit-xml")
+    mode = progress_mode(progress)
     steps = len(settings.units) * len(settings.seeds) + 1
     bar = None
     if mode == "bar":
@@ -75,7 +75,7 @@ def check(
             bar.set_postfix_str(what)
             bar.update(1)
         elif mode == "lines":  # as each check starts, with the time spent so far
-            _progress_line(f"[{done}/{steps}] check {what} ({time.monotonic() - start:.0f} s)")
+            progress_line(f"[{done}/{steps}] check {what} ({time.monotonic() - start:.0f} s)")
 
     current = measure(settings, progress=step)
     if bar is not None:
@@ -111,9 +111,9 @@ def check(
     if any("statistic" in r.detail for r in rows):
         typer.echo(latency_note(settings))
     if failed:
-        _print_table(
+        print_table(
             f"{len(failed)} of {len(rows)} checks regressed against {baseline}", rows_table(rows)
         )
         typer.echo("\n(rerun with --update to accept the new values as the baseline)")
         raise typer.Exit(1)
-    _print_table(f"all {len(rows)} checks within tolerance of {baseline}", rows_table(rows))
+    print_table(f"all {len(rows)} checks within tolerance of {baseline}", rows_table(rows))

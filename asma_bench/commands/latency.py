@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from asma_bench.commands.app import (
-    _print_table,
-    _progress_line,
-    _progress_mode,
     app,
+    print_table,
+    progress_line,
+    progress_mode,
     renamed,
     set_layers,
 )
@@ -139,17 +139,17 @@ def latency(
         config=config,
         origin=origin,
     )
-    mode, start = _progress_mode(progress), time.monotonic()
+    mode, start = progress_mode(progress), time.monotonic()
 
     def say(message: str) -> None:
         if mode == "bar":  # a terminal: what runs now
-            _progress_line(f"  {message}…")
+            progress_line(f"  {message}…")
         else:  # logs: one plain line per step (a model exported or timed)
-            _progress_line(f"latency: {message} ({time.monotonic() - start:.0f} s)")
+            progress_line(f"latency: {message} ({time.monotonic() - start:.0f} s)")
 
     result = run_latency(opts, out, runs, progress=None if mode == "off" else say)
     typer.echo(result.caption)
-    _print_table("latency", result.table)
+    print_table("latency", result.table)
     for note in latency_notes(result.models, opts):
         typer.echo(f"  {note}")
     typer.echo(f"\nwrote {', '.join(str(p) for p in result.files.values())}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from asma_bench.commands.app import _interactive, _print_table, app
+from asma_bench.commands.app import app, interactive, print_table
 
 
 def _classes(text: str | None) -> list[int] | None:
@@ -149,7 +149,7 @@ def _report_one(
         per_clip=per_clip,
     )
     uri = resolve_tracking_uri(store, runs)
-    show = _interactive()
+    show = interactive()
     result = write_report(
         grid, uri, out, runs_dir=runs, options=options, baseline=baseline, where=list(where or []),
         figure_options=FigureOptions(
@@ -168,7 +168,7 @@ def _report_one(
     for name, rep in reports.items():
         typer.echo(rep.caption)
         title = f"{rep.grid}" + (f" on {name}" if name else "")
-        _print_table(title, display_rows(rep).set_index(rep.axes[0] if rep.axes else "cell"))
+        print_table(title, display_rows(rep).set_index(rep.axes[0] if rep.axes else "cell"))
         # incomplete grids, failed units, weak tests: a block on stderr, also in the notes
         warnings += [
             n for n in rep.notes if n.startswith(("warning", "FAILED", "KILLED", "RUNNING"))
@@ -176,7 +176,7 @@ def _report_one(
     if result.across is not None:
         typer.echo(result.across.caption)
         rows = across_rows(result.across)
-        _print_table(f"{result.across.grid} across datasets",
+        print_table(f"{result.across.grid} across datasets",
                      rows.set_index(rows.columns[0]))  # fmt: skip
     if warnings:
         typer.echo("", err=True)
@@ -225,4 +225,4 @@ def results(
             name = load_grid(grid).name
         except ConfigError:
             name = grid
-        _print_table(f"{name}: {len(df)} units", df[shown].set_index(["cell", "seed"]))
+        print_table(f"{name}: {len(df)} units", df[shown].set_index(["cell", "seed"]))

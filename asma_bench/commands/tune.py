@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 
 from asma_bench.commands.app import (
-    _check_device,
-    _check_writable,
-    _print_table,
-    _progress_line,
-    _progress_mode,
     app,
+    check_device_flag,
+    check_writable,
     print_listing,
+    print_table,
+    progress_line,
+    progress_mode,
     renamed,
     set_layers,
 )
@@ -91,14 +91,14 @@ def tune(
     out = renamed("tune", "--runs", runs, "--out", old_out, Path("runs"))
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout must be > 0 seconds, got {timeout:g}")
-    _check_device(device)
+    check_device_flag(device)
     set_layers(set_, "--seed")
     if save_profile is not None:
         if save_profile.suffix not in (".yaml", ".yml"):
             raise ConfigError(f"--save-profile {save_profile}: the file name must end in .yaml")
-        _check_writable(save_profile, "--save-profile")
+        check_writable(save_profile, "--save-profile")
     spec = load_space(space)
-    mode = _progress_mode(progress)
+    mode = progress_mode(progress)
     opts = TuneOptions(
         profile=profile,
         trials=trials,
@@ -112,12 +112,12 @@ def tune(
         overrides=list(set_ or []),
         timeout_s=timeout,
         progress=mode == "bar",
-        progress_lines=_progress_line if mode == "lines" else None,
+        progress_lines=progress_line if mode == "lines" else None,
     )
     outcome = run_tuning(spec, opts)
     table = trials_table(outcome)
     if not table.empty:
-        _print_table(
+        print_table(
             f"study {outcome.study}: {len(table)} trials ({spec.objective}, higher is better)",
             table,
         )

@@ -48,7 +48,7 @@ def runs_relative(path: Path, out: Path) -> str:
         return str(path)
 
 
-def _metric_text(metrics: dict[str, float], name: str) -> str:
+def metric_text(metrics: dict[str, float], name: str) -> str:
     value = metrics.get(name)
     return f"{name}={value:.2f}" if value is not None else "done"
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asma_bench.harness.execute import UnitHeld, _metric_text, run_unit
+from asma_bench.harness.execute import UnitHeld, metric_text, run_unit
 from asma_bench.harness.grids import GridSpec
 from asma_bench.harness.locks import holder, lock_root, unit_lock
 from asma_bench.harness.plan import (
@@ -107,7 +107,7 @@ def run_grid(grid: GridSpec, opts: RunOptions, units: list[Unit] | None = None) 
                     unit, tracker, parent, out, progress=stage_progress if opts.progress else None
                 )
             outcome.ran.append(unit.name)
-            status = _metric_text(result.metrics, grid.metric)
+            status = metric_text(result.metrics, grid.metric)
         except UnitHeld as exc:  # a live process on another machine started it first
             outcome.held.append(unit.name)
             remote[unit.name] = exc.who

@@ -22,15 +22,15 @@ import pandas as pd
 
 from asma_bench.errors import ConfigError
 from asma_bench.reports import stats
+from asma_bench.reports.clips import per_clip_note, per_clip_test
 from asma_bench.reports.factorial import Factorial, analyse_grid, describe
 from asma_bench.reports.naming import dataset_title
 from asma_bench.reports.results import (
-    ClipOutcome,
     GridRuns,
     clip_outcome,
     load_predictions,
 )
-from asma_bench.training.metrics import Predictions, knn_metric
+from asma_bench.training.metrics import knn_metric
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,11 @@ def _compare(
             _warn(warnings, f"no '{outcome.name}' predictions to pair: per-clip test skipped", cell)
             continue
         try:
-            kind = _per_clip(table, cell, pairs, outcome, warnings, opts)
+            test = per_clip_test(pairs, outcome, opts.alpha)
+            table.loc[cell, list(test.columns)] = list(test.columns.values())
+            for message in test.warnings:
+                _warn(warnings, message, cell)
+            kind = test.kind
         except ConfigError as exc:  # not the same test set
             _warn(warnings, f"{exc}: per-clip test skipped", cell)
             continue
@@ -270,7 +274,7 @@ def _compare(
         f"the cell beats the baseline beyond seed-to-seed variation.",
     ]
     if outcome is not None:
-        notes.append(_per_clip_note(outcome, sorted(kinds), corr, m_samples))
+        notes.append(per_clip_note(outcome, sorted(kinds), corr, m_samples, SIG_THRESHOLDS))
     else:
         why = "--no-per-clip" if not opts.per_clip else f"{metric} is no per-clip mean"
         notes.append(f"p (samples) and 'sig. (samples)': no per-clip test ({why}).")
@@ -291,88 +295,6 @@ def seed_test_na(table: pd.DataFrame) -> pd.Series:
     """Cells compared with the baseline over seeds that got no p-value: too few paired
     seeds or differences of zero spread (the reason is in the notes)."""
     return (table["pairs"].fillna(0) > 0) & table["p_seeds"].isna()
-
-
-def _per_clip(
-    table: pd.DataFrame,
-    cell: str,
-    pairs: list[tuple[Predictions, Predictions]],
-    outcome: ClipOutcome,
-    warnings: dict[str, list[str]],
-    opts: ReportOptions,
-) -> str:
-    """The per-clip test of ``cell`` against the baseline into ``table``; the test's kind."""
-    if len(pairs) == 1:
-        if outcome.outcome != "top1":
-            _warn(warnings, "one seed: no per-clip test of a loss (needs two seeds)", cell)
-            return ""
-        b, c, _ = stats.discordant_counts(*pairs[0])
-        mc = stats.mcnemar_test(b, c)
-        table.loc[cell, "p_samples"] = mc.p_value
-        table.loc[cell, "discordant"] = f"{b}/{c}"
-        _warn(warnings, stats.power_warning(mc, opts.alpha), cell)
-        return "mcnemar_exact" if mc.test == "mcnemar_exact" else "mcnemar_chi2"
-    diff = paired_clip_differences(pairs, outcome)
-    res = stats.crossed_clip_test(diff)
-    table.loc[cell, ["p_samples", "clip_se", "clip_df"]] = [res.result.p_value, res.se, res.df]
-    if res.result.note and not np.isfinite(res.result.p_value):
-        _warn(warnings, f"p (samples) n/a: {res.result.note}", cell)
-    return "crossed"
-
-
-def paired_clip_differences(
-    pairs: list[tuple[Predictions, Predictions]], outcome: ClipOutcome
-) -> np.ndarray:
-    """(seeds, clips): cell − baseline per clip and seed, on the clips every seed's two
-    prediction sets share (paired by dataset index). ConfigError when they share none or
-    label a clip differently (not one test set)."""
-    common = None
-    for pa, pb in pairs:
-        for p in (pa, pb):
-            common = p.indices if common is None else np.intersect1d(common, p.indices)
-    if common is None or len(common) == 0:
-        raise ConfigError("the prediction sets share no test clip")
-    rows = []
-    labels = None
-    for pa, pb in pairs:
-        row = []
-        for p in (pa, pb):
-            order = np.argsort(p.indices, kind="stable")
-            pos = order[np.searchsorted(p.indices[order], common)]
-            if labels is None:
-                labels = p.labels[pos]
-            elif not np.array_equal(labels, p.labels[pos]):
-                raise ConfigError("the prediction sets label the same clips differently")
-            row.append(outcome.values(p)[pos])
-        rows.append(row[0] - row[1])
-    return np.vstack(rows)
-
-
-def _per_clip_note(outcome: ClipOutcome, kinds: list[str], corr: str, m: int) -> str:
-    what = {"top1": "correctness (0 or 100 points)", "nll": "negative log-likelihood",
-            "brier": "Brier score"}[outcome.outcome]  # fmt: skip
-    parts = [
-        f"p (samples): each test clip's {what} under '{outcome.name}' predictions, paired "
-        f"by dataset index."
-    ]
-    if "crossed" in kinds:
-        parts.append(
-            "With several seeds: a crossed random-effects test (seed and clip random; the "
-            "mean difference's variance from the seed, clip and residual mean squares, "
-            "Satterthwaite's degrees of freedom; CSV columns 'clip_se', 'clip_df'), which "
-            "counts neither the clips nor the seeds as independent replicates and holds its "
-            "level in simulation. It generalises over retraining and over test clips."
-        )
-    if any(k.startswith("mcnemar") for k in kinds):
-        parts.append(
-            f"With one seed: McNemar's test (exact binomial below "
-            f"{stats.MCNEMAR_EXACT_BELOW} discordant clips, else chi-squared with continuity "
-            "correction; CSV column 'discordant': cell right and baseline wrong / the "
-            "reverse), which says whether these two trained models differ on this test "
-            "set, not whether the difference survives retraining."
-        )
-    parts.append(f"{corr} correction over {m} compared cells; 'sig. (samples)': {SIG_THRESHOLDS}.")
-    return " ".join(parts)
 
 
 def percent_metric(metric: str) -> bool:

@@ -1,9 +1,11 @@
 """Compatibility module: the grid tables now live in :mod:`asma_bench.reports.compare`
-(the comparison of cells, as a ``GridReport``) and :mod:`asma_bench.reports.render`
+(the comparison of cells, as a ``GridReport``), :mod:`asma_bench.reports.clips` (the
+per-clip test) and :mod:`asma_bench.reports.render`
 (Markdown, LaTeX and CSV); their public names stay importable from here."""
 
 from __future__ import annotations
 
+from asma_bench.reports.clips import paired_clip_differences
 from asma_bench.reports.compare import (
     SIG_THRESHOLDS,
     STAT_COLUMNS,
@@ -13,7 +15,6 @@ from asma_bench.reports.compare import (
     describe_data,
     is_number,
     metric_label,
-    paired_clip_differences,
     percent_metric,
     reference_cells,
     seed_test_na,

@@ -12,16 +12,8 @@ from typer.testing import CliRunner
 from asma_bench.backbones import count_flops
 from asma_bench.commands import bench as bench_command
 from asma_bench.errors import ConfigError
-from asma_bench.perf.bench import (
-    PHASES,
-    InferenceWorkload,
-    StepWorkload,
-    bench_config,
-    isolated_peak_mib,
-    measure,
-    parse_shapes,
-    run_bench,
-)
+from asma_bench.perf.bench import PHASES, isolated_peak_mib, measure, parse_shapes, run_bench
+from asma_bench.perf.workloads import InferenceWorkload, StepWorkload, bench_config
 
 
 @pytest.fixture(scope="module")
