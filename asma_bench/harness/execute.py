@@ -98,17 +98,27 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Hold SIGINT and SIGTERM (in the main thread) until the block ends; a signal sent
-    meanwhile is delivered on leaving it."""
-    main = threading.current_thread() is threading.main_thread()
-    held = {signal.SIGINT, signal.SIGTERM}
-    if main:
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """Hold SIGINT and SIGTERM back until the block ends: in the main thread (where Python
+    runs signal handlers, whichever thread the signal reached) each is recorded instead of
+    handled, and handed to the handler it had once the block is left."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda n, frame: caught.append(n))
     try:
         yield
     finally:
-        if main:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in caught:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 class UnitHeld(Exception):  # noqa: N818 - it is a state, not an error of the user's

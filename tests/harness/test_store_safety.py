@@ -370,7 +370,7 @@ def test_a_stop_right_after_the_units_run_is_created_still_closes_it(
     """The window a SIGTERM can land in before training starts: the run exists, the
     process stops. Sent inside the run's creation, the signal is held back until the run id
     is known; sent just after, it reaches the same close. Either way: KILLED, not RUNNING."""
-    from asma_bench.cli import Terminated, _on_signal
+    from asma_bench.cli import _STOPPED_BY, Terminated, _on_signal
     from asma_bench.harness.execute import run_unit
 
     unit = plan_units(load_grid(str(grid_file)), RunOptions(profile="smoke", seeds=[0]))[0]
@@ -389,6 +389,7 @@ def test_a_stop_right_after_the_units_run_is_created_still_closes_it(
             run_unit(unit, tracker, tracker.parent_run("tiny", {}), tmp_path)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _STOPPED_BY.clear()  # what the handler noted for the command line, this process's
     monkeypatch.setattr(Tracker, "start_unit", start)
 
     def stopped(*args, **kwargs):
