@@ -49,7 +49,6 @@ from asma_bench.harness.names import (  # noqa: F401 - the checks' names, re-exp
 if TYPE_CHECKING:
     from asma_bench.data.layouts import SkeletonLayout
     from asma_bench.harness.grids import GridSpec
-    from asma_bench.harness.plan import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +89,10 @@ def grid_label(grid: GridSpec) -> str:
     return f"grid {grid.name!r}" + (f" ({source})" if source else "")
 
 
-def check_plan(grid: GridSpec, opts: RunOptions) -> list[int]:
+def check_plan(grid: GridSpec, seeds: Iterable[int]) -> list[int]:
     """The seeds of a plan, checked, and its size: at most :data:`MAX_UNITS` units. Each
     cell's config is checked where the plan builds it (:func:`cell_config`)."""
-    seeds = check_seeds(opts.seeds)
+    seeds = check_seeds(seeds)
     cells = grid.all_cells()
     if len(seeds) * len(cells) > MAX_UNITS:
         raise ConfigError(

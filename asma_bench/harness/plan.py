@@ -151,7 +151,7 @@ def plan_units(grid: GridSpec, opts: RunOptions) -> list[Unit]:
     from asma_bench.harness.limits import cell_config, check_plan
 
     cli = command_line_overrides(opts.data, opts.device, opts.overrides, grid.data_role)
-    seeds = check_plan(grid, opts)  # the seeds, the plan's size
+    seeds = check_plan(grid, opts.seeds)  # the seeds, the plan's size
     memo: dict[Any, Any] = {}
     units = []
     for seed in seeds:
