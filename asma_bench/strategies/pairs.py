@@ -69,9 +69,12 @@ class MaskingPairing:
                 spec = _spec(given, side)
                 sides[side] = (spec.name, {}, spec.params)
             else:
-                own = dict(given or {})
                 if not isinstance(given, Mapping | None):
-                    raise ConfigError(f"pairing {self.name!r}: {side} must be a mapping")
+                    raise ConfigError(
+                        f"pairing {self.name!r}: {side} must be a strategy name, a spec or "
+                        f"a mapping of parameters, got {type(given).__name__}"
+                    )
+                own = dict(given or {})
                 sides[side] = (getattr(self, side), dict(getattr(self, f"{side}_params")), own)
             strategy, defaults, _ = sides[side]
             defaults.update(

@@ -70,3 +70,9 @@ def test_bad_pairings_and_overrides_are_config_errors() -> None:
         create_pairing("pstl").build(ratio=0.5)
     with pytest.raises(ConfigError, match="n=30"):
         create_pairing("ldsm_hmtm").build(n=30)
+
+
+def test_a_side_of_the_wrong_kind_is_one_line_not_a_traceback():
+    with pytest.raises(ConfigError, match=r"pairing 'hdsm_lmtm': temporal must be a strategy "
+                       r"name, a spec or a mapping of parameters, got int"):  # fmt: skip
+        create_pairing("hdsm_lmtm").build(temporal=4)
