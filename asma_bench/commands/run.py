@@ -18,6 +18,9 @@ from asma_bench.commands.app import (
 )
 from asma_bench.errors import ConfigError
 
+#: The most local processes ``--jobs`` starts.
+MAX_JOBS = 64
+
 
 def parse_seeds(seeds: str, seed_list: str | None = None) -> list[int]:
     """The run's seeds: ``--seeds`` a count N (seeds 0..N-1, at most MAX_SEEDS) or
@@ -86,6 +89,15 @@ def run(
         bool | None,
         typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal)."),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Units in this many local processes that share the cores (each takes "
+            "threads ÷ N); units that share a pretraining run in one of them, in order.",
+        ),
+    ] = 1,
     storage: Annotated[
         str | None,
         typer.Option(
@@ -139,6 +151,11 @@ def run(
     layers = set_layers(set_, "--seeds N or --seeds 0,1,2")  # each --set parsed once
     if worker and not storage:
         raise ConfigError("--worker needs --storage (the shared queue to take units from)")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise ConfigError(f"--jobs {jobs}: give 1 to {MAX_JOBS} processes")
+    if jobs > 1 and storage:
+        raise ConfigError(f"--jobs {jobs} with --storage: start {jobs} workers on the queue "
+                          "instead (each `asma-bench run ... --storage URL`)")  # fmt: skip
     suite = find_suite(grid)
     specs = suite.load_grids() if suite else [load_grid(grid)]
     for spec in specs:
@@ -168,6 +185,7 @@ def run(
             storage=storage,
             worker=worker,
             heartbeat=heartbeat,
+            jobs=jobs,
             experiment=experiment,
         )
         for source in sources

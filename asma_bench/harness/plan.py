@@ -102,6 +102,8 @@ class RunOptions:
     tracking_uri: str | None = None
     overrides: Sequence[str | dict] = ()
     progress: bool = True
+    # units in this many local processes that share the cores (each takes threads ÷ jobs)
+    jobs: int = 1
     # shared Optuna storage URL: units become a queue that several workers share
     storage: str | None = None
     worker: bool = False  # with storage: stop when no unit is waiting (don't wait for others)

@@ -9,9 +9,12 @@ recorded as FAILED with the reason, and the grid goes on.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,10 +69,9 @@ def run_grid(grid: GridSpec, opts: RunOptions, units: list[Unit] | None = None) 
 
     ``units``: the grid's plan (:func:`plan_units`) when the command has made it already;
     planned here otherwise. With ``opts.storage`` the units go through a shared queue that
-    any number of workers serve (see :mod:`asma_bench.harness.queue`).
+    any number of workers serve (see :mod:`asma_bench.harness.queue`). With ``opts.jobs``
+    above 1 the units run in that many local processes (:func:`unit_groups`).
     """
-    from tqdm.auto import tqdm
-
     if opts.storage:
         return run_grid_queued(grid, opts, units)
     if units is None:  # a bad grid or config fails before anything is created
@@ -86,53 +88,17 @@ def run_grid(grid: GridSpec, opts: RunOptions, units: list[Unit] | None = None) 
     prepare_synthetic(todo, out / "data", grid.name)
     start = time.monotonic()
     remote: dict[str, str] = {}  # units a process on another machine holds: who
-    bar = tqdm(todo, desc=grid.name, unit="unit", disable=not opts.progress, dynamic_ncols=True)
-    for unit in bar:
-        bar.set_description(f"{grid.name} {unit.name}")
-
-        def stage_progress(stage: str, i: int, n: int, _bar: Any = bar) -> None:
-            _bar.set_postfix_str(f"{stage} {i}/{n}")
-
-        unit_start = time.monotonic()
+    try:
+        if opts.jobs > 1 and len(todo) > 1:
+            _run_parallel(grid, opts, todo, tracker, locks, parent, out, outcome, remote)
+        else:
+            _run_sequential(grid, opts, todo, tracker, locks, parent, out, outcome, remote)
+    except BaseException as exc:  # the grid stops (bad data, a bug, a signal): say so
         try:
-            with unit_lock(locks, unit.id) as mine:
-                if not mine or unit.id in tracker.finished_units(grid.name):
-                    why = f"held by {holder(locks, unit.id)}" if not mine else "finished meanwhile"
-                    (outcome.held if not mine else outcome.skipped).append(unit.name)
-                    log.info("%s left alone: %s", unit.name, why)
-                    if not opts.progress:
-                        print(f"[-] {grid.name} {unit.name}: {why}", file=sys.stderr, flush=True)
-                    continue
-                result = run_unit(
-                    unit, tracker, parent, out, progress=stage_progress if opts.progress else None
-                )
-            outcome.ran.append(unit.name)
-            status = metric_text(result.metrics, grid.metric)
-        except UnitHeld as exc:  # a live process on another machine started it first
-            outcome.held.append(unit.name)
-            remote[unit.name] = exc.who
-            log.info("%s left alone: %s", unit.name, exc)
-            status = str(exc)
-        except DivergenceError as exc:
-            outcome.failed[unit.name] = str(exc)
-            log.warning("%s failed: %s", unit.name, exc)
-            status = "FAILED"
-        except BaseException as exc:  # the grid stops (bad data, a bug, a signal): say so
-            bar.close()
-            try:
-                tracker.finish(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-            except Exception:  # noqa: BLE001 - the original error matters more
-                log.debug("could not close the grid run", exc_info=True)
-            raise
-        if not opts.progress:  # logs and batch jobs: one line per unit instead of a bar
-            n_done = len(outcome.ran) + len(outcome.failed)
-            print(
-                f"[{n_done}/{len(todo)}] {grid.name} {unit.name}: {status} "
-                f"({time.monotonic() - unit_start:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-    bar.close()
+            tracker.finish(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        except Exception:  # noqa: BLE001 - the original error matters more
+            log.debug("could not close the grid run", exc_info=True)
+        raise
     finished = tracker.finished_units(grid.name)
     by_name = {u.name: u for u in units}
     done_meanwhile = [n for n in outcome.held if by_name[n].id in finished]
@@ -152,6 +118,218 @@ def run_grid(grid: GridSpec, opts: RunOptions, units: list[Unit] | None = None) 
         tracker.finish(parent)
     outcome.seconds = time.monotonic() - start
     return outcome
+
+
+@dataclass
+class Attempt:
+    """What one try at a unit came to: ``ran``, ``failed``, ``held`` (another process has
+    it) or ``skipped`` (finished meanwhile); its status text, who holds it, its seconds."""
+
+    name: str
+    kind: str
+    status: str
+    who: str = ""
+    seconds: float = 0.0
+
+
+def attempt_unit(
+    unit: Unit, tracker: Tracker, locks: str, parent: str, out: Path, metric: str,
+    progress: Any = None,
+) -> Attempt:  # fmt: skip
+    """Run ``unit`` under its lock unless another process holds it or it finished
+    meanwhile; a diverged unit is ``failed``, any other error propagates (the grid stops)."""
+    start = time.monotonic()
+
+    def done(kind: str, status: str, who: str = "") -> Attempt:
+        return Attempt(unit.name, kind, status, who, time.monotonic() - start)
+
+    try:
+        with unit_lock(locks, unit.id) as mine:
+            if not mine:
+                return done("held", f"held by {holder(locks, unit.id)}")
+            if unit.id in tracker.finished_units(unit.grid):
+                return done("skipped", "finished meanwhile")
+            result = run_unit(unit, tracker, parent, out, progress=progress)
+        return done("ran", metric_text(result.metrics, metric))
+    except UnitHeld as exc:  # a live process on another machine started it first
+        return done("held", str(exc), exc.who)
+    except DivergenceError as exc:
+        log.warning("%s failed: %s", unit.name, exc)
+        return done("failed", str(exc))
+
+
+def _record(outcome: GridOutcome, remote: dict[str, str], done: Attempt) -> str:
+    """Count ``done`` in ``outcome``; the status its progress line shows."""
+    if done.kind == "ran":
+        outcome.ran.append(done.name)
+    elif done.kind == "failed":
+        outcome.failed[done.name] = done.status
+        return "FAILED"
+    elif done.kind == "skipped":
+        outcome.skipped.append(done.name)
+    else:
+        outcome.held.append(done.name)
+        if done.who:
+            remote[done.name] = done.who
+    if done.kind in ("held", "skipped"):
+        log.info("%s left alone: %s", done.name, done.status)
+    return done.status
+
+
+def _line(grid: str, number: int, total: int, done: Attempt, status: str) -> str:
+    """A unit's progress line: ``[3/7] grid cell/seed0: test_top1=79.74 (118 s)``, or
+    ``[-] …`` for a unit left alone here (held by a process of this machine, or finished
+    meanwhile)."""
+    if done.kind in ("held", "skipped") and not done.who:
+        return f"[-] {grid} {done.name}: {status}"
+    return f"[{number}/{total}] {grid} {done.name}: {status} ({done.seconds:.0f} s)"
+
+
+def _run_sequential(grid, opts, todo, tracker, locks, parent, out, outcome, remote) -> None:  # noqa: ANN001, PLR0913 - run_grid's state
+    from tqdm.auto import tqdm
+
+    bar = tqdm(todo, desc=grid.name, unit="unit", disable=not opts.progress, dynamic_ncols=True)
+    try:
+        for unit in bar:
+            bar.set_description(f"{grid.name} {unit.name}")
+
+            def stage_progress(stage: str, i: int, n: int, _bar: Any = bar) -> None:
+                _bar.set_postfix_str(f"{stage} {i}/{n}")
+
+            done = attempt_unit(unit, tracker, locks, parent, out, grid.metric,
+                                stage_progress if opts.progress else None)  # fmt: skip
+            status = _record(outcome, remote, done)
+            if not opts.progress:  # logs and batch jobs: one line per unit instead of a bar
+                number = len(outcome.ran) + len(outcome.failed)
+                print(_line(grid.name, number, len(todo), done, status), file=sys.stderr,
+                      flush=True)  # fmt: skip
+    finally:
+        bar.close()
+
+
+def unit_groups(units: list[Unit]) -> list[list[Unit]]:
+    """``units`` in groups that run one after the other in one process: units that share a
+    pretraining (one checkpoint: the cells of a protocol grid, a distillation's teacher, a
+    three-stream ensemble and its single-stream cells) stay together, in plan order, so it
+    is trained once, before the units that need it; a unit without pretraining is a group
+    of its own. Groups are listed in the order of their first unit."""
+    from asma_bench.protocols.unit_files import unit_pretrainings
+
+    owner: dict[str, int] = {}  # pretraining → the group that trains it
+    groups: dict[int, list[Unit]] = {}
+    for i, unit in enumerate(units):
+        needs = unit_pretrainings(unit.config, unit.protocol)
+        joined = sorted({owner[d] for d in needs if d in owner})
+        into = joined[0] if joined else i
+        merged = groups.setdefault(into, [])
+        for other in joined[1:]:  # the unit ties two groups together: one group now
+            merged.extend(groups.pop(other))
+        merged.append(unit)
+        for d, g in list(owner.items()):
+            if g in joined:
+                owner[d] = into
+        for d in needs:
+            owner[d] = into
+    order = {id(u): i for i, u in enumerate(units)}
+    return [sorted(g, key=lambda u: order[id(u)]) for _, g in sorted(groups.items())]
+
+
+def _start_worker(threads: int, parent: int) -> None:
+    """A ``--jobs`` worker: its share of the cores; SIGTERM stops it as Ctrl-C does (the
+    unit's run closed KILLED), and so does the end of the process that started it (killed
+    outright, it cannot stop its workers itself)."""
+    import os
+    import signal
+    import threading
+
+    import torch
+
+    torch.set_num_threads(threads)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt()
+
+    signal.signal(signal.SIGTERM, stop)
+
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)  # the unit's run is closed KILLED, then
+        deadline = time.monotonic() + 60  # the worker leaves (no pool will call it again)
+        while not _STOPPED and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os._exit(143)
+
+    threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
+
+
+_STOPPED: list[bool] = []  # in a --jobs worker: a stop came; the groups still queued are skipped
+
+
+def _run_group(
+    units: list[Unit], uri: str, experiment: str, out: str, locks: str, parent: str,
+    metric: str,
+) -> list[Attempt]:  # fmt: skip
+    """A ``--jobs`` worker's task: one group of units (:func:`unit_groups`), in order. After
+    a stop (Ctrl-C, SIGTERM) the worker starts nothing more: the groups the pool had
+    already queued for it return at once."""
+    if _STOPPED:
+        return []
+    tracker = Tracker(uri, experiment=experiment, artifact_root=Path(out) / "artifacts")
+    try:
+        return [attempt_unit(u, tracker, locks, parent, Path(out), metric) for u in units]
+    except KeyboardInterrupt:
+        _STOPPED.append(True)
+        raise
+
+
+def _run_parallel(grid, opts, todo, tracker, locks, parent, out, outcome, remote) -> None:  # noqa: ANN001, PLR0913 - run_grid's state
+    """``--jobs N``: the units' groups in N worker processes that share the cores (each
+    takes threads ÷ N); a line per unit, in plan order; any error or signal stops them
+    all, each unit's run closed KILLED or FAILED by its worker."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    import torch
+    from tqdm.auto import tqdm
+
+    groups = unit_groups(todo)
+    jobs = min(opts.jobs, len(groups))
+    threads = max(1, torch.get_num_threads() // jobs)
+    order = {u.name: i for i, u in enumerate(todo)}
+    finished: dict[int, tuple[Attempt, str]] = {}
+    shown = 0
+    bar = tqdm(total=len(todo), desc=f"{grid.name} ({jobs} jobs)", unit="unit",
+               disable=not opts.progress, dynamic_ncols=True)  # fmt: skip
+    pool = cf.ProcessPoolExecutor(
+        jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+        initargs=(threads, os.getpid()),
+    )  # fmt: skip
+    try:
+        futures = [
+            pool.submit(
+                _run_group, g, tracker.uri, opts.experiment, str(out), locks, parent, grid.metric
+            )  # fmt: skip
+            for g in groups
+        ]
+        for future in cf.as_completed(futures):
+            for done in future.result():
+                finished[order[done.name]] = (done, _record(outcome, remote, done))
+                bar.update(1)
+            while shown in finished:  # lines in plan order, as soon as they can be
+                done, status = finished[shown]
+                if not opts.progress:
+                    print(_line(grid.name, shown + 1, len(todo), done, status),
+                          file=sys.stderr, flush=True)  # fmt: skip
+                shown += 1
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()  # SIGTERM: each worker closes its unit's run KILLED
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        bar.close()
+    pool.shutdown(wait=True)
 
 
 def log_grid_summary(

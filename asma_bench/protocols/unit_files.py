@@ -35,3 +35,18 @@ def unit_checkpoints(cfg: RunConfig, ckpt_dir: Path) -> dict[str, Path]:
     (pretrain, linear head, fine-tuned model, student): what ``asma-bench show`` lists and
     each unit's MLflow tags name."""
     return {k: p for k, p in unit_checkpoint_paths(cfg, ckpt_dir).items() if p.is_file()}
+
+
+def unit_pretrainings(cfg: RunConfig, protocol: str) -> set[str]:
+    """The pretrainings (checkpoint digests) a unit of ``cfg`` under ``protocol`` trains or
+    reads: its own, and for ``streams`` each stream's (shared with the single-stream cells
+    of the grid); none when it pretrains nothing (``epochs: 0``)."""
+    if cfg.pretrain.epochs == 0:
+        return set()
+    configs = [cfg]
+    if protocol == "streams":
+        configs += [
+            cfg.model_copy(update={"data": cfg.data.model_copy(update={"stream": name})})
+            for name in cfg.streams.names
+        ]
+    return {pretrain_digest(c) for c in configs}
