@@ -63,7 +63,7 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
     run_id: str | None = None
     stop = threading.Event()
     try:
-        with _signals_deferred():
+        with signals_deferred():
             run_id = tracker.start_unit(parent, unit.grid, unit.name, {
                 TAG_UNIT: unit.id, TAG_CELL: unit.cell.name, TAG_SEED: unit.seed,
                 "asma.protocol": unit.protocol, **environment_tags(),
@@ -79,7 +79,7 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
         )
         beat.start()
         result = _train(unit, tracker, run_id, out, progress)
-        with _signals_deferred():  # a stop now keeps the unit FINISHED
+        with signals_deferred():  # a stop now keeps the unit FINISHED
             tracker.finish(run_id, "FINISHED")
             run_id = None
         return result
@@ -97,7 +97,7 @@ def run_unit(unit: Unit, tracker: Tracker, parent: str, out: Path, progress=None
 
 
 @contextlib.contextmanager
-def _signals_deferred():
+def signals_deferred():
     """Hold SIGINT and SIGTERM back until the block ends: in the main thread (where Python
     runs signal handlers, whichever thread the signal reached) each is recorded instead of
     handled, and handed to the handler it had once the block is left."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from asma_bench.harness.execute import UnitHeld, metric_text, run_unit
+from asma_bench.harness.execute import UnitHeld, metric_text, run_unit, signals_deferred
 from asma_bench.harness.grids import GridSpec
 from asma_bench.harness.locks import holder, lock_root, unit_lock
 from asma_bench.harness.plan import (
@@ -246,7 +246,14 @@ def _start_worker(threads: int, parent: int) -> None:
 
     torch.set_num_threads(threads)
 
+    def leave_soon() -> None:  # a stop that a library call swallowed still ends the worker
+        time.sleep(STOP_GRACE_SECONDS)
+        os._exit(143)
+
     def stop(signum: int, frame: object) -> None:
+        if not _STOPPED:
+            _STOPPED.append(True)
+            threading.Thread(target=leave_soon, name="leave", daemon=True).start()
         raise KeyboardInterrupt()
 
     signal.signal(signal.SIGTERM, stop)
@@ -254,16 +261,15 @@ def _start_worker(threads: int, parent: int) -> None:
     def orphaned() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
-        os.kill(os.getpid(), signal.SIGTERM)  # the unit's run is closed KILLED, then
-        deadline = time.monotonic() + 60  # the worker leaves (no pool will call it again)
-        while not _STOPPED and time.monotonic() < deadline:
-            time.sleep(0.2)
-        os._exit(143)
+        os.kill(os.getpid(), signal.SIGTERM)  # its unit's run is closed KILLED, and the
+        # worker leaves STOP_GRACE_SECONDS later (no pool will call it again)
 
     threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
 
 
 _STOPPED: list[bool] = []  # in a --jobs worker: a stop came; the groups still queued are skipped
+#: Seconds a --jobs worker has, after a stop, to close its unit's run before it exits anyway.
+STOP_GRACE_SECONDS = 20.0
 
 
 def _run_group(
@@ -301,17 +307,26 @@ def _run_parallel(grid, opts, todo, tracker, locks, parent, out, outcome, remote
     shown = 0
     bar = tqdm(total=len(todo), desc=f"{grid.name} ({jobs} jobs)", unit="unit",
                disable=not opts.progress, dynamic_ncols=True)  # fmt: skip
-    pool = cf.ProcessPoolExecutor(
-        jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-        initargs=(threads, os.getpid()),
-    )  # fmt: skip
+    pool = None
     try:
-        futures = [
-            pool.submit(
-                _run_group, g, tracker.uri, opts.experiment, str(out), locks, parent, grid.metric
+        with signals_deferred():  # a stop while the workers start lands once they are known
+            pool = cf.ProcessPoolExecutor(
+                jobs, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker, initargs=(threads, os.getpid()),
             )  # fmt: skip
-            for g in groups
-        ]
+            futures = [
+                pool.submit(
+                    _run_group,
+                    g,
+                    tracker.uri,
+                    opts.experiment,
+                    str(out),
+                    locks,
+                    parent,
+                    grid.metric,
+                )  # fmt: skip
+                for g in groups
+            ]
         for future in cf.as_completed(futures):
             for done in future.result():
                 finished[order[done.name]] = (done, _record(outcome, remote, done))
@@ -323,13 +338,30 @@ def _run_parallel(grid, opts, todo, tracker, locks, parent, out, outcome, remote
                           file=sys.stderr, flush=True)  # fmt: skip
                 shown += 1
     except BaseException:
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()  # SIGTERM: each worker closes its unit's run KILLED
-        pool.shutdown(wait=True, cancel_futures=True)
+        _stop_workers(pool)
         raise
     finally:
         bar.close()
     pool.shutdown(wait=True)
+
+
+def _stop_workers(pool: Any, grace: float = 60.0) -> None:  # noqa: ANN401 - a process pool
+    """Stop a ``--jobs`` pool after an error or a signal: SIGTERM to every worker (each
+    closes its unit's run KILLED), up to ``grace`` seconds for them to do so, SIGKILL to
+    any still there, and the queued work cancelled without waiting for it."""
+    import multiprocessing
+
+    workers = [p for p in multiprocessing.active_children() if p.name != "resource_tracker"]
+    for process in workers:
+        process.terminate()
+    deadline = time.monotonic() + grace
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def log_grid_summary(
