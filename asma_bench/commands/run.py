@@ -18,8 +18,24 @@ from asma_bench.commands.app import (
 )
 from asma_bench.errors import ConfigError
 
-#: The most local processes ``--jobs`` starts.
-MAX_JOBS = 64
+def parse_jobs(jobs: str, device: str | None = None, storage: str | None = None) -> int:
+    """``--jobs``: ``auto`` (:func:`~asma_bench.harness.runner.auto_jobs`) or a number of
+    processes, 1 to MAX_JOBS; more than one beside a shared queue is refused (start that
+    many workers on it instead)."""
+    from asma_bench.harness.runner import MAX_JOBS, auto_jobs
+
+    if jobs.strip().lower() == "auto":
+        return auto_jobs(device, storage)
+    try:
+        n = int(jobs)
+    except ValueError:
+        raise ConfigError(f"--jobs {jobs!r}: give a number of processes or auto") from None
+    if not 1 <= n <= MAX_JOBS:
+        raise ConfigError(f"--jobs {n}: give 1 to {MAX_JOBS} processes")
+    if n > 1 and storage:
+        raise ConfigError(f"--jobs {n} with --storage: start {n} workers on the queue "
+                          "instead (each `asma-bench run ... --storage URL`)")  # fmt: skip
+    return n
 
 
 def parse_seeds(seeds: str, seed_list: str | None = None) -> list[int]:
@@ -90,14 +106,18 @@ def run(
         typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal)."),
     ] = None,
     jobs: Annotated[
-        int,
+        str,
         typer.Option(
             "--jobs",
             "-j",
+            metavar="N|auto",
+            envvar="ASMA_BENCH_JOBS",
             help="Units in this many local processes that share the cores (each takes "
-            "threads ÷ N); units that share a pretraining run in one of them, in order.",
+            "threads ÷ N); units that share a pretraining run in one of them, in order. "
+            "auto: one per core, so each unit runs on one thread (at most one per 4 GiB "
+            "of free memory; 1 on a GPU or with --storage).",
         ),
-    ] = 1,
+    ] = "auto",
     storage: Annotated[
         str | None,
         typer.Option(
@@ -151,11 +171,7 @@ def run(
     layers = set_layers(set_, "--seeds N or --seeds 0,1,2")  # each --set parsed once
     if worker and not storage:
         raise ConfigError("--worker needs --storage (the shared queue to take units from)")
-    if not 1 <= jobs <= MAX_JOBS:
-        raise ConfigError(f"--jobs {jobs}: give 1 to {MAX_JOBS} processes")
-    if jobs > 1 and storage:
-        raise ConfigError(f"--jobs {jobs} with --storage: start {jobs} workers on the queue "
-                          "instead (each `asma-bench run ... --storage URL`)")  # fmt: skip
+    processes = parse_jobs(jobs, device, storage)
     suite = find_suite(grid)
     specs = suite.load_grids() if suite else [load_grid(grid)]
     for spec in specs:
@@ -185,7 +201,7 @@ def run(
             storage=storage,
             worker=worker,
             heartbeat=heartbeat,
-            jobs=jobs,
+            jobs=processes,
             experiment=experiment,
         )
         for source in sources

@@ -61,6 +61,8 @@ __all__ = [
     "run_grid",
     "run_unit",
     "summary_table",
+    "auto_jobs",
+    "unit_groups",
 ]
 
 
@@ -89,7 +91,7 @@ def run_grid(grid: GridSpec, opts: RunOptions, units: list[Unit] | None = None) 
     start = time.monotonic()
     remote: dict[str, str] = {}  # units a process on another machine holds: who
     try:
-        if opts.jobs > 1 and len(todo) > 1:
+        if opts.jobs > 1 and todo:
             _run_parallel(grid, opts, todo, tracker, locks, parent, out, outcome, remote)
         else:
             _run_sequential(grid, opts, todo, tracker, locks, parent, out, outcome, remote)
@@ -207,6 +209,43 @@ def _run_sequential(grid, opts, todo, tracker, locks, parent, out, outcome, remo
         bar.close()
 
 
+#: The most local processes ``--jobs`` starts.
+MAX_JOBS = 64
+#: Memory a ``--jobs auto`` process is given room for: a ``quick`` unit peaks near
+#: 0.7 GiB, a ``paper`` two-encoder pretraining near 6 (docs/performance.md).
+AUTO_JOB_MEMORY = 4 * 2**30
+
+
+def auto_jobs(device: str | None = None, storage: str | None = None) -> int:
+    """What ``--jobs auto`` (the command line's default) means here: one process per
+    thread torch would use (its cores, or ``OMP_NUM_THREADS``), so that every unit runs
+    on one thread, at most one per AUTO_JOB_MEMORY of available memory; one process on a
+    GPU (``device`` cuda…) or with a shared queue (``storage``: start more workers
+    instead). On two cores that is two processes, which measured fastest there
+    (docs/performance.md, "Units in parallel")."""
+    import torch
+
+    if storage or (device or "cpu").startswith("cuda"):
+        return 1
+    jobs = torch.get_num_threads()
+    available = _available_memory()
+    if available is not None:
+        jobs = min(jobs, available // AUTO_JOB_MEMORY)
+    return max(1, min(jobs, MAX_JOBS))
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux ``MemAvailable``), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def unit_groups(units: list[Unit]) -> list[list[Unit]]:
     """``units`` in groups that run one after the other in one process: units that share a
     pretraining (one checkpoint: the cells of a protocol grid, a distillation's teacher, a
@@ -251,12 +290,16 @@ def _start_worker(threads: int, parent: int) -> None:
         os._exit(143)
 
     def stop(signum: int, frame: object) -> None:
-        if not _STOPPED:
-            _STOPPED.append(True)
-            threading.Thread(target=leave_soon, name="leave", daemon=True).start()
+        if _STOPPED:  # a second stop must not break the closing of the unit's run
+            return
+        _STOPPED.append(True)
+        threading.Thread(target=leave_soon, name="leave", daemon=True).start()
         raise KeyboardInterrupt()
 
     signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C in a terminal reaches the whole process group: the parent alone answers it,
+    # and stops its workers with SIGTERM (one stop each, never two)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def orphaned() -> None:
         while os.getppid() == parent:
@@ -291,8 +334,9 @@ def _run_group(
 
 def _run_parallel(grid, opts, todo, tracker, locks, parent, out, outcome, remote) -> None:  # noqa: ANN001, PLR0913 - run_grid's state
     """``--jobs N``: the units' groups in N worker processes that share the cores (each
-    takes threads ÷ N); a line per unit, in plan order; any error or signal stops them
-    all, each unit's run closed KILLED or FAILED by its worker."""
+    takes threads ÷ N, however few groups are left); a line per unit, in plan order; any
+    error or signal stops them all, each unit's run closed KILLED or FAILED (by its worker,
+    or here once the worker is gone)."""
     import concurrent.futures as cf
     import multiprocessing
 
@@ -301,7 +345,9 @@ def _run_parallel(grid, opts, todo, tracker, locks, parent, out, outcome, remote
 
     groups = unit_groups(todo)
     jobs = min(opts.jobs, len(groups))
-    threads = max(1, torch.get_num_threads() // jobs)
+    # a unit's share of the cores is set by --jobs, not by how many units are left: a
+    # resumed grid trains its last units on the threads its first ones had
+    threads = max(1, torch.get_num_threads() // opts.jobs)
     order = {u.name: i for i, u in enumerate(todo)}
     finished: dict[int, tuple[Attempt, str]] = {}
     shown = 0
@@ -339,6 +385,11 @@ def _run_parallel(grid, opts, todo, tracker, locks, parent, out, outcome, remote
                 shown += 1
     except BaseException:
         _stop_workers(pool)
+        for unit in todo:  # a worker that could not close its unit's run (a store busy
+            try:  # with the others, a stop that came too late): its process is gone now
+                tracker.close_stale(grid.name, unit.id)
+            except Exception:  # noqa: BLE001 - the stop matters more
+                log.debug("could not close %s's run", unit.name, exc_info=True)
         raise
     finally:
         bar.close()

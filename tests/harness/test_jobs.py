@@ -75,6 +75,10 @@ def test_jobs_out_of_range_or_beside_a_queue_are_one_line(tmp_path, capsys):
     base = ["run", "--grid", "masking_pairs", "--profile", "smoke", "--runs", str(tmp_path)]
     assert main([*base, "--jobs", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --jobs 0: give 1 to 64 processes"
+    assert main([*base, "--jobs", "two"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --jobs 'two': give a number of processes or auto"
+    )
     assert main([*base, "--jobs", "2", "--storage", "sqlite:///q.db"]) == 2
     assert "start 2 workers on the queue instead" in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists()
@@ -109,3 +113,54 @@ def test_sigterm_stops_every_job_and_closes_their_runs(tmp_path):
     assert statuses.count("KILLED") >= 2 and "RUNNING" not in statuses, statuses
     assert "terminated (SIGTERM)" in err.strip().splitlines()[-1]
     assert not list((runs / ".locks").glob("*.lock"))
+
+
+def test_auto_is_one_process_per_thread_within_memory_and_one_on_a_gpu_or_queue(monkeypatch):
+    from asma_bench.commands.run import parse_jobs
+    from asma_bench.harness import runner
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(runner, "_available_memory", lambda: 64 * 2**30)
+    assert parse_jobs("auto") == 2 and parse_jobs("AUTO") == 2  # two cores: two processes
+    assert parse_jobs("auto", device="cuda") == 1
+    assert parse_jobs("auto", storage="sqlite:///q.db") == 1
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)
+    monkeypatch.setattr(runner, "_available_memory", lambda: 9 * 2**30)
+    assert parse_jobs("auto") == 2  # room for two 4 GiB processes, not sixteen
+    monkeypatch.setattr(runner, "_available_memory", lambda: 2**30)
+    assert parse_jobs("auto") == 1
+    monkeypatch.setattr(runner, "_available_memory", lambda: None)  # no /proc/meminfo
+    assert parse_jobs("auto") == 16
+    assert parse_jobs("3") == 3
+
+
+def test_the_command_lines_default_is_auto_and_the_environment_may_set_it(tmp_path, monkeypatch):
+    from asma_bench.harness import runner
+
+    seen = []
+    monkeypatch.setattr(runner, "auto_jobs", lambda device=None, storage=None: seen.append(1) or 1)
+    monkeypatch.delenv("ASMA_BENCH_JOBS", raising=False)
+    args = ["run", "--grid", "masking_pairs", "--profile", "smoke", "--runs", str(tmp_path)]
+    assert main([*args, "--dry-run", "--no-estimate"]) == 0
+    assert seen == [1]  # no --jobs: auto
+    monkeypatch.setenv("ASMA_BENCH_JOBS", "1")
+    assert main([*args, "--dry-run", "--no-estimate"]) == 0
+    assert seen == [1]
+
+
+@pytest.mark.slow
+def test_a_units_threads_are_set_by_jobs_however_few_units_are_left(tmp_path, capsys, monkeypatch):
+    grid = tmp_path / "one.yaml"
+    grid.write_text(textwrap.dedent("""
+        name: one
+        protocol: linear
+        references: []
+        base: {pretrain: {objective: barlow_twins, epochs: 1}}
+        cells:
+          - {name: a, overrides: {masking: {pairing: ldsm_hmtm}}}
+    """))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    args = ["run", "--grid", str(grid), "--profile", "smoke", "--seeds", "1", "--no-progress"]
+    assert main([*args, "--runs", str(tmp_path / "r"), "--jobs", "2"]) == 0
+    runs = Tracker(default_tracking_uri(tmp_path / "r"), experiment="asma-bench").unit_runs("one")
+    assert [r.data.tags.get("asma.threads") for r in runs] == ["1"]  # one unit, one thread
