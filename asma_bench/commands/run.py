@@ -18,6 +18,7 @@ from asma_bench.commands.app import (
 )
 from asma_bench.errors import ConfigError
 
+
 def parse_jobs(jobs: str, device: str | None = None, storage: str | None = None) -> int:
     """``--jobs``: ``auto`` (:func:`~asma_bench.harness.runner.auto_jobs`) or a number of
     processes, 1 to MAX_JOBS; more than one beside a shared queue is refused (start that

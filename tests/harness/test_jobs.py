@@ -151,14 +151,16 @@ def test_the_command_lines_default_is_auto_and_the_environment_may_set_it(tmp_pa
 @pytest.mark.slow
 def test_a_units_threads_are_set_by_jobs_however_few_units_are_left(tmp_path, capsys, monkeypatch):
     grid = tmp_path / "one.yaml"
-    grid.write_text(textwrap.dedent("""
+    grid.write_text(
+        textwrap.dedent("""
         name: one
         protocol: linear
         references: []
         base: {pretrain: {objective: barlow_twins, epochs: 1}}
         cells:
           - {name: a, overrides: {masking: {pairing: ldsm_hmtm}}}
-    """))
+    """)
+    )
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     args = ["run", "--grid", str(grid), "--profile", "smoke", "--seeds", "1", "--no-progress"]
     assert main([*args, "--runs", str(tmp_path / "r"), "--jobs", "2"]) == 0
