@@ -3,7 +3,9 @@ run again exactly (same resolved configuration, same protocol, same seed)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -53,6 +55,26 @@ def show(
 
 
 @app.command("rerun")
+@contextlib.contextmanager
+def _threads_of(tags: dict[str, str]) -> Iterator[None]:
+    """Train on the threads the original run had (``asma.threads``; ``run --jobs`` gives
+    each unit its share of the cores): a unit's numbers move with its thread count. A run
+    that recorded none, or more than this machine has, keeps torch's own."""
+    import torch
+
+    own = torch.get_num_threads()
+    threads = tags.get("asma.threads", "")
+    if threads.isdigit() and int(threads) > own:
+        typer.echo(f"note: the run trained on {threads} threads; this machine gives {own}, "
+                   "so the numbers may differ", err=True)  # fmt: skip
+    elif threads.isdigit() and int(threads) >= 1:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(own)
+
+
 def rerun(
     run_id: Annotated[str, typer.Argument(help="MLflow run id of a unit (see `results`).")],
     runs: RunsOption = Path("runs"),
@@ -84,7 +106,8 @@ def rerun(
     check_unit_inputs(unit, Path(runs), run_id)
     parent_id = tags.get("mlflow.parentRunId")
     locks = lock_root(tracker.uri, runs)
-    with unit_lock(locks, unit.id) as mine:  # never beside a run training the same unit
+    # on the original run's threads, never beside a run training the same unit
+    with _threads_of(tags), unit_lock(locks, unit.id) as mine:
         try:
             if not mine:  # a process on this machine holds it
                 raise UnitHeld(holder(locks, unit.id))

@@ -310,6 +310,7 @@ def _start_worker(threads: int, parent: int) -> None:
     threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
 
 
+_TRACKERS: dict[tuple[str, str, str], Tracker] = {}  # in a --jobs worker: its stores, opened once
 _STOPPED: list[bool] = []  # in a --jobs worker: a stop came; the groups still queued are skipped
 #: Seconds a --jobs worker has, after a stop, to close its unit's run before it exits anyway.
 STOP_GRACE_SECONDS = 20.0
@@ -324,7 +325,11 @@ def _run_group(
     already queued for it return at once."""
     if _STOPPED:
         return []
-    tracker = Tracker(uri, experiment=experiment, artifact_root=Path(out) / "artifacts")
+    key = (uri, experiment, out)  # one store connection per worker, not one per group
+    tracker = _TRACKERS.get(key)
+    if tracker is None:
+        tracker = Tracker(uri, experiment=experiment, artifact_root=Path(out) / "artifacts")
+        _TRACKERS[key] = tracker
     try:
         return [attempt_unit(u, tracker, locks, parent, Path(out), metric) for u in units]
     except KeyboardInterrupt:

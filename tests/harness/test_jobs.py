@@ -166,3 +166,21 @@ def test_a_units_threads_are_set_by_jobs_however_few_units_are_left(tmp_path, ca
     assert main([*args, "--runs", str(tmp_path / "r"), "--jobs", "2"]) == 0
     runs = Tracker(default_tracking_uri(tmp_path / "r"), experiment="asma-bench").unit_runs("one")
     assert [r.data.tags.get("asma.threads") for r in runs] == ["1"]  # one unit, one thread
+
+
+def test_rerun_trains_on_the_threads_the_run_recorded(tmp_path, monkeypatch, capsys):
+    from asma_bench.commands import runs as runs_command
+
+    seen = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.append(n) or real(n))
+    own = torch.get_num_threads()
+    with runs_command._threads_of({"asma.threads": "1"}):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == own and seen == [1, own]  # the suite's own restored
+    seen.clear()
+    with runs_command._threads_of({"asma.threads": str(own + 1)}):
+        assert torch.get_num_threads() == own  # more than here: a note, not a change
+    assert f"the run trained on {own + 1} threads" in capsys.readouterr().err
+    with runs_command._threads_of({}):  # runs of earlier versions recorded none
+        assert torch.get_num_threads() == own
