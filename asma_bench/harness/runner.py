@@ -390,9 +390,12 @@ def _run_parallel(grid, opts, todo, tracker, locks, parent, out, outcome, remote
                 shown += 1
     except BaseException:
         _stop_workers(pool)
-        for unit in todo:  # a worker that could not close its unit's run (a store busy
-            try:  # with the others, a stop that came too late): its process is gone now
-                tracker.close_stale(grid.name, unit.id)
+        for unit in todo:  # what a worker that had to leave at once (its interrupt lost in
+            try:  # a library call, or a store busy with the others) left behind: its run,
+                # RUNNING, and its lock file; no process of this machine holds the unit now
+                with unit_lock(locks, unit.id) as mine:
+                    if mine:
+                        tracker.close_stale(grid.name, unit.id)
             except Exception:  # noqa: BLE001 - the stop matters more
                 log.debug("could not close %s's run", unit.name, exc_info=True)
         raise
