@@ -54,7 +54,6 @@ def show(
         typer.echo(f"  {key} = {json.dumps(value)}")
 
 
-@app.command("rerun")
 @contextlib.contextmanager
 def _threads_of(tags: dict[str, str]) -> Iterator[None]:
     """Train on the threads the original run had (``asma.threads``; ``run --jobs`` gives
@@ -75,6 +74,7 @@ def _threads_of(tags: dict[str, str]) -> Iterator[None]:
         torch.set_num_threads(own)
 
 
+@app.command("rerun")
 def rerun(
     run_id: Annotated[str, typer.Argument(help="MLflow run id of a unit (see `results`).")],
     runs: RunsOption = Path("runs"),
