@@ -30,7 +30,9 @@ def parse_jobs(jobs: str, device: str | None = None, storage: str | None = None)
     try:
         n = int(jobs)
     except ValueError:
-        raise ConfigError(f"--jobs {jobs!r}: give a number of processes or auto") from None
+        raise ConfigError(
+            f"--jobs {jobs!r} (or ASMA_BENCH_JOBS): give a number of processes or auto"
+        ) from None
     if not 1 <= n <= MAX_JOBS:
         raise ConfigError(f"--jobs {n}: give 1 to {MAX_JOBS} processes")
     if n > 1 and storage:

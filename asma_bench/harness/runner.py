@@ -277,7 +277,6 @@ def _start_worker(threads: int, parent: int) -> None:
     """A ``--jobs`` worker: its share of the cores; SIGTERM stops it as Ctrl-C does (the
     unit's run closed KILLED), and so does the end of the process that started it (killed
     outright, it cannot stop its workers itself)."""
-    import os
     import signal
     import threading
 

@@ -71,14 +71,17 @@ def test_two_jobs_give_one_process_numbers_with_lines_in_plan_order(tmp_path, ca
     assert set(one) == {"a", "b", "c", "random_init"} and one == two
 
 
-def test_jobs_out_of_range_or_beside_a_queue_are_one_line(tmp_path, capsys):
+def test_jobs_out_of_range_or_beside_a_queue_are_one_line(tmp_path, capsys, monkeypatch):
     base = ["run", "--grid", "masking_pairs", "--profile", "smoke", "--runs", str(tmp_path)]
     assert main([*base, "--jobs", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --jobs 0: give 1 to 64 processes"
     assert main([*base, "--jobs", "two"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: --jobs 'two': give a number of processes or auto"
+        "error: --jobs 'two' (or ASMA_BENCH_JOBS): give a number of processes or auto"
     )
+    monkeypatch.setenv("ASMA_BENCH_JOBS", "many")  # the default's value, checked alike
+    assert main(base) == 2
+    assert "--jobs 'many' (or ASMA_BENCH_JOBS)" in capsys.readouterr().err
     assert main([*base, "--jobs", "2", "--storage", "sqlite:///q.db"]) == 2
     assert "start 2 workers on the queue instead" in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists()
