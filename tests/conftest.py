@@ -17,8 +17,9 @@ from asma_bench.config import build_config
 from asma_bench.training.context import UnitContext
 
 REPO = Path(__file__).resolve().parents[1]
-# `run`'s default, --jobs auto, starts one process per core: the suite's runs stay in one
-# process (its tests of --jobs say so), and so do the commands its subprocesses run
+# `run`'s and `tune`'s default, --jobs auto, starts one process per core: the suite's runs
+# stay in one process (its tests of --jobs say so), and so do the commands its subprocesses
+# run
 os.environ["ASMA_BENCH_JOBS"] = "1"
 SHARED_FIXTURES = Path(os.environ.get("ASMA_BENCH_FIXTURES", REPO.parent / "shared" / "fixtures"))
 

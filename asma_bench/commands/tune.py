@@ -82,6 +82,20 @@ def tune(
             help="Progress bar; default: a bar on a terminal, else one line per trial.",
         ),
     ] = None,
+    jobs: Annotated[
+        str,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N|auto",
+            envvar="ASMA_BENCH_JOBS",
+            help="Trials in this many local processes that share the cores (each takes "
+            "threads ÷ N) and the study. auto: one per core, so each trial runs on one "
+            "thread, as `run`'s units do (at most one per 4 GiB of free memory; 1 on a "
+            "GPU). With more than one the study's points depend on which trial finished "
+            "first; --jobs 1 keeps them reproducible from --seed.",
+        ),
+    ] = "auto",
 ) -> None:
     """Tune a search space with Optuna (TPE, median pruning on validation accuracy)."""
     from asma_bench.harness.tuning import TuneOptions, load_space, trials_table
@@ -92,6 +106,9 @@ def tune(
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout must be > 0 seconds, got {timeout:g}")
     check_device_flag(device)
+    from asma_bench.commands.run import parse_jobs
+
+    processes = parse_jobs(jobs, device)  # a shared --storage is how Optuna runs in parallel
     set_layers(set_, "--seed")
     if save_profile is not None:
         if save_profile.suffix not in (".yaml", ".yml"):
@@ -111,6 +128,7 @@ def tune(
         tracking_uri=tracking_uri,
         overrides=list(set_ or []),
         timeout_s=timeout,
+        jobs=processes,
         progress=mode == "bar",
         progress_lines=progress_line if mode == "lines" else None,
     )

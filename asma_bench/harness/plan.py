@@ -341,9 +341,15 @@ def prepare_synthetic(units: list[Unit], data_root: Path, label: str) -> None:
     """Generate the synthetic datasets ``units`` read (training data and transfer targets)
     before the first unit starts: a step of its own, with a line saying so, so that the
     units' progress and ETA measure units and not a one-off generation."""
+    prepare_synthetic_data([unit.config for unit in units], data_root, label)
+
+
+def prepare_synthetic_data(configs: list[RunConfig], data_root: Path, label: str) -> None:
+    """:func:`prepare_synthetic` for the configs themselves (``tune``'s, before its
+    ``--jobs`` workers start: they must not both generate one dataset)."""
     needed: dict[Path, Any] = {}
-    for unit in units:
-        for data in (unit.config.data, unit.config.transfer.target):
+    for config in configs:
+        for data in (config.data, config.transfer.target):
             if data is not None and data.source == "synthetic":
                 needed.setdefault(synthetic_path(data, data_root), data)
     for path, data in sorted(needed.items()):

@@ -3,8 +3,9 @@
 Each (cell, seed) of a grid becomes one WAITING trial of an Optuna study named after the
 grid and a hash of its resolved plan (so workers started with different profiles, seeds
 or overrides never mix). Workers pop WAITING trials with ``study.optimize`` (RDB storage
-moves a trial from WAITING to RUNNING with a conditional update, so exactly one worker
-gets it), run the unit into the shared MLflow store, and complete the trial. A worker's
+moves a trial from WAITING to RUNNING with a conditional update inside a transaction that
+locks the trial, so exactly one worker gets it; on SQLite see :func:`serialize_sqlite`),
+run the unit into the shared MLflow store, and complete the trial. A worker's
 heartbeat keeps its trial alive; when a worker dies, another one fails the stale trial
 and Optuna's retry callback puts a copy of it back in the queue.
 
@@ -119,18 +120,52 @@ def open_storage(url: str, settings: QueueSettings | None = None) -> optuna.stor
                         max_retry=settings.max_retry
                     )
                 }
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url, heartbeat_interval=settings.heartbeat_interval,
                 grace_period=settings.grace_period, engine_kwargs=_engine_kwargs(url),
                 **callback,
             )  # fmt: skip
     except Exception as exc:  # SQLAlchemy raises many types for a bad or unreachable URL
         raise StorageError(f"storage {redact(url)}: {library_error(exc)}") from None
+    if url.startswith("sqlite"):
+        serialize_sqlite(storage.engine)
+    return storage
+
+
+#: Seconds an SQLite transaction waits for another process's to end before failing.
+SQLITE_BUSY_SECONDS = 60.0
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
     # pre-ping: a worker idle for a long unit must not die on a connection the server closed
-    return {} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    return {"pool_pre_ping": True}
+
+
+def serialize_sqlite(engine: Any) -> None:  # noqa: ANN401 - an SQLAlchemy engine
+    """Make each transaction on ``engine`` (SQLite) take the database's write lock when it
+    begins (``BEGIN IMMEDIATE``), so that the transactions of several processes run one
+    after the other.
+
+    Optuna moves a trial from WAITING to RUNNING by reading its state and updating it in
+    one transaction, with ``SELECT … FOR UPDATE``, which SQLite ignores; and Python's
+    sqlite3 begins a transaction only at the first write, so the read ran outside it. Two
+    processes could both read WAITING and both run the trial (seen with two ``tune
+    --jobs`` workers and the enqueued first trial). With the write lock taken at BEGIN, the
+    second reads RUNNING and leaves the trial (SQLAlchemy's documented pysqlite recipe for
+    serializable transactions)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:  # noqa: ANN401
+        dbapi_connection.isolation_level = None  # BEGIN is emitted below, not by sqlite3
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:  # noqa: ANN401
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners: closed, reopened with them
 
 
 def plan_digest(grid: str, units: Sequence[Unit]) -> str:

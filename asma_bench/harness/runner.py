@@ -412,14 +412,15 @@ def _stop_workers(pool: Any, grace: float = 60.0) -> None:  # noqa: ANN401 - a p
     workers = [p for p in multiprocessing.active_children() if p.name != "resource_tracker"]
     for process in workers:
         process.terminate()
+    if pool is not None:  # a worker back from its stopped task reads "exit" at once,
+        # instead of waiting for more work until its own STOP_GRACE_SECONDS run out
+        pool.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + grace
     for process in workers:
         process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
             process.kill()
             process.join(5)
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def log_grid_summary(

@@ -88,7 +88,7 @@ from asma_bench.errors import ConfigError
 from asma_bench.fileio import atomic_write_text
 from asma_bench.harness.grids import NamedSpec, load_spec
 from asma_bench.harness.limits import check_config, check_study_name
-from asma_bench.harness.plan import command_line_overrides
+from asma_bench.harness.plan import command_line_overrides, prepare_synthetic_data
 from asma_bench.harness.queue import QueueSettings, open_storage, quiet_optuna, redact
 from asma_bench.harness.tracking import (
     TAG_PROFILE,
@@ -111,6 +111,7 @@ ATTR_REASON = "asma.reason"  # why a trial was pruned or failed
 ATTR_WORKER = "asma.worker"  # {host, pid, started}: the process that runs the trial
 ATTR_SAME_AS = "asma.same_as"  # a trial that met an evaluated point: that trial's number
 ATTR_RETRY_OF = "asma.retry_of"  # a trial re-running the point of one whose process died
+ATTR_COMMAND = "asma.command"  # tune --jobs: a token of the command whose worker ran it
 
 # per-epoch validation keys of each protocol's main stage (fnmatch patterns)
 PRUNE_KEYS: dict[str, tuple[str, ...]] = {
@@ -348,12 +349,15 @@ class TuneOptions:
     prune_startup_trials: int = 3  # trials that complete before pruning starts
     prune_warmup_steps: int = 1  # epochs of a trial never pruned
     timeout_s: float | None = None
+    jobs: int = 1  # trials in this many local processes that share the cores (_tune_parallel)
     progress: bool = False  # a progress bar (a terminal)
     progress_lines: Callable[[str], None] | None = None  # one line per trial (logs, CI)
 
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise ConfigError(f"--trials must be >= 1, got {self.trials}")
+        if self.jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {self.jobs}")
 
 
 @dataclass
@@ -440,10 +444,12 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
     uri = opts.tracking_uri or default_tracking_uri(out)
     with quiet_optuna():
         study = optuna.create_study(
-            storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=opts.prune_startup_trials,
-                                               n_warmup_steps=opts.prune_warmup_steps),
-        )  # fmt: skip
+            storage=storage,
+            study_name=name,
+            direction="maximize",
+            load_if_exists=True,
+            pruner=make_pruner(opts),
+        )
         check_distributions(study, space, totals)  # before the study records this space
         experiment = resume_attrs(study, study_attrs(space, opts, base, uri))
         study.set_metric_names([space.objective])  # plots say val_top1, not "Objective Value"
@@ -457,9 +463,7 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
         reclaim_dead_trials(study, tracker)
         # a resumed study draws on from where it stands, not from the seed's first points
         # again (a new sampler with the same seed would propose the same points anew)
-        study.sampler = optuna.samplers.TPESampler(
-            seed=sampler_seed(opts.seed, resumed), n_startup_trials=opts.startup_trials
-        )
+        study.sampler = make_sampler(opts, resumed)
     parent = _study_run(tracker, name, space, opts)
     objective = _Objective(space, opts, cli, tracker, parent, name, out)
     objective.totals = totals
@@ -484,16 +488,24 @@ def tune(space: SearchSpace, opts: TuneOptions) -> TuneOutcome:
             head = f"[{finished}/{opts.trials}] tune {space.name}"
             opts.progress_lines(f"{head} {trial_line(trial, space.objective, best)}")
 
-    with quiet_optuna():
-        study.optimize(
-            objective,
-            n_trials=opts.trials,
-            timeout=opts.timeout_s,
-            catch=(DivergenceError, _BadValue),
-            callbacks=[after],
-        )
-    if bar is not None:
-        bar.close()
+    try:
+        if opts.jobs > 1:
+            # generated once, here: two workers must not both write one dataset
+            prepare_synthetic_data([base], out / "data", f"tune {space.name}")
+            shared = _Shared(space, opts, cli, name, url, uri, experiment, parent, totals, resumed)
+            _tune_parallel(study, tracker, shared, after)
+        else:
+            with quiet_optuna():
+                study.optimize(
+                    objective,
+                    n_trials=opts.trials,
+                    timeout=opts.timeout_s,
+                    catch=CAUGHT,
+                    callbacks=[after],
+                )
+    finally:
+        if bar is not None:
+            bar.close()
     outcome = summarize(study, space, opts, redact(url), totals)
     outcome.tracking_uri, outcome.experiment = uri, experiment
     if outcome.best is not None:
@@ -642,6 +654,30 @@ def sampler_seed(seed: int, trials: int) -> int:
     study (its trials reproduce), else one derived from both, so that each resumption
     draws points of its own."""
     return seed if trials == 0 else stream_seed(seed, "tune-sampler", trials) % 2**32
+
+
+def make_sampler(opts: TuneOptions, resumed: int, worker: int = 0) -> Any:  # noqa: ANN401
+    """The study's TPE sampler, seeded by :func:`sampler_seed`. A ``--jobs`` worker other
+    than the first draws from a seed of its own (the same seed in two workers would
+    propose the same random start points), and with several workers a running trial
+    counts as a poor result (``constant_liar``) so that workers spread their proposals
+    instead of all exploring the best region at once."""
+    import optuna
+
+    seed = sampler_seed(opts.seed, resumed)
+    if worker:
+        seed = stream_seed(seed, "tune-worker", worker) % 2**32
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=opts.startup_trials, constant_liar=opts.jobs > 1
+    )
+
+
+def make_pruner(opts: TuneOptions) -> Any:  # noqa: ANN401 - an Optuna pruner
+    import optuna
+
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=opts.prune_startup_trials, n_warmup_steps=opts.prune_warmup_steps
+    )
 
 
 def _this_worker() -> dict[str, Any]:
@@ -929,11 +965,14 @@ class _Objective:
         self.tracker, self.parent, self.study, self.out = tracker, parent, study, out
         self.progress: Any = None
         self.totals: dict[str, int] = {}  # V and T of the count parameters
+        self.command = ""  # tune --jobs: the command whose workers run the trials
 
     def __call__(self, trial: Any) -> float:
         import optuna
 
         trial.set_user_attr(ATTR_WORKER, _this_worker())  # who runs it, for reclaim_dead_trials
+        if self.command:  # the lines of the command that started this worker report it
+            trial.set_user_attr(ATTR_COMMAND, self.command)
         params = {k: spec.suggest(trial, k, self.totals) for k, spec in self.space.params.items()}
         same = evaluated(trial.study, params)
         if same is not None:  # a point already evaluated is not run again: its value stands
@@ -1018,6 +1057,158 @@ class _Objective:
             tags = {TAG_STATE: state, **({"asma.failure": reason} if reason else {})}
             self.tracker.set_tags(run_id, tags)
             self.tracker.finish(run_id, status)
+
+
+# ------------------------------------------------------------------ tune --jobs N
+#: What a trial may raise without stopping the study (it is recorded FAIL).
+CAUGHT = (DivergenceError, _BadValue)
+#: How often the command checks the study for trials its workers finished (seconds).
+POLL_SECONDS = 1.0
+_TICKETS: Any = None  # in a tune --jobs worker: the trials still to start, shared by all
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What a ``tune --jobs`` worker needs to open the study and run trials of it."""
+
+    space: SearchSpace
+    opts: TuneOptions
+    cli: list
+    study: str
+    url: str
+    uri: str
+    experiment: str
+    parent: str  # the study's MLflow run
+    totals: dict[str, int]
+    resumed: int  # trials the study held before this command
+    command: str = ""  # a token of this command: its trials carry it (ATTR_COMMAND)
+    deadline: float | None = None  # --timeout: no trial starts after this time.time()
+
+
+def _tune_parallel(study: Any, tracker: Any, shared: _Shared, after: Callable) -> None:  # noqa: ANN401
+    """``tune --jobs N``: the trials in N worker processes that share the cores (each on
+    threads ÷ N, as ``run --jobs`` gives its units) and the study's storage, as Optuna runs
+    a study from several processes. The workers take the ``--trials`` one at a time from a
+    shared count, so a worker whose trials are pruned early takes more of them; each
+    finished trial gets its progress line here, in the order they finish. Any error or
+    signal stops every worker (each trial's run is closed as a stopped sequential trial's
+    is); a trial whose worker had to be killed is failed and its point queued again
+    (:func:`reclaim_dead_trials`).
+
+    With several workers the sampler proposes each point from the trials finished when it
+    is asked, which depends on which trial finished first: the study's points no longer
+    follow from the seed alone (``--jobs 1`` keeps them reproducible). Each trial's value
+    still follows from its point, the seed and the thread count."""
+    import concurrent.futures as cf
+    import dataclasses
+    import multiprocessing
+    import uuid
+
+    import torch
+
+    from asma_bench.harness.execute import signals_deferred
+    from asma_bench.harness.runner import _stop_workers
+
+    opts = shared.opts
+    jobs = min(opts.jobs, opts.trials)
+    # a trial's share of the cores is set by --jobs, as a unit's is by run --jobs
+    threads = max(1, torch.get_num_threads() // opts.jobs)
+    context = multiprocessing.get_context("spawn")
+    tickets = context.Value("i", opts.trials)
+    quiet = dataclasses.replace(opts, progress=False, progress_lines=None)
+    deadline = None if opts.timeout_s is None else time.time() + opts.timeout_s
+    shared = dataclasses.replace(shared, opts=quiet, command=uuid.uuid4().hex, deadline=deadline)
+    seen: set[int] = set()
+    pool = None
+    try:
+        with signals_deferred():  # a stop while the workers start lands once they are known
+            pool = cf.ProcessPoolExecutor(
+                jobs, mp_context=context, initializer=_start_tune_worker,
+                initargs=(threads, os.getpid(), tickets),
+            )  # fmt: skip
+            futures = [pool.submit(_tune_worker, shared, i) for i in range(jobs)]
+        pending = set(futures)
+        while pending:
+            done, pending = cf.wait(pending, POLL_SECONDS, cf.FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # a worker's error stops the others
+            for trial in _finished_here(study, shared.command, seen):
+                after(study, trial)
+    except BaseException:
+        _stop_workers(pool)
+        with contextlib.suppress(Exception), quiet_optuna():
+            reclaim_dead_trials(study, tracker)  # what a worker killed outright left RUNNING
+        raise
+    pool.shutdown(wait=True)
+
+
+def _finished_here(study: Any, command: str, seen: set[int]) -> list[Any]:  # noqa: ANN401
+    """The trials ``command``'s workers finished that are not in ``seen`` (added to it), in
+    the order they finished."""
+    new = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.number not in seen
+        and t.state.is_finished()
+        and t.user_attrs.get(ATTR_COMMAND) == command
+    ]
+    seen.update(t.number for t in new)
+    return sorted(new, key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number))
+
+
+def _start_tune_worker(threads: int, parent: int, tickets: Any) -> None:  # noqa: ANN401
+    """A ``tune --jobs`` worker: a ``run --jobs`` worker's start (its threads, SIGTERM as
+    Ctrl-C, gone with the command) and the shared count of trials to start."""
+    from asma_bench.harness.runner import _start_worker
+
+    global _TICKETS  # noqa: PLW0603 - one per worker process, set once at its start
+    _TICKETS = tickets
+    _start_worker(threads, parent)
+
+
+def _take_ticket(deadline: float | None) -> bool:
+    """Whether this worker may start one more trial (and the count says one fewer)."""
+    from asma_bench.harness.runner import _STOPPED
+
+    if _STOPPED or (deadline is not None and time.time() >= deadline):
+        return False
+    with _TICKETS.get_lock():
+        if _TICKETS.value <= 0:
+            return False
+        _TICKETS.value -= 1
+        return True
+
+
+def _tune_worker(shared: _Shared, worker: int) -> int:
+    """A ``tune --jobs`` worker's task: trials of the study, one at a time, while the
+    shared count lasts; returns how many it ran."""
+    import optuna
+
+    from asma_bench.harness.runner import _STOPPED
+
+    opts, out = shared.opts, Path(shared.opts.out)
+    # the command's line for each trial says how it ended, a failure's reason included; a
+    # stop would otherwise print Optuna's traceback once per worker
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with quiet_optuna():
+        study = optuna.load_study(
+            study_name=shared.study, storage=open_storage(shared.url, QueueSettings()),
+            sampler=make_sampler(opts, shared.resumed, worker), pruner=make_pruner(opts),
+        )  # fmt: skip
+    tracker = Tracker(shared.uri, experiment=shared.experiment, artifact_root=out / "artifacts")
+    objective = _Objective(shared.space, opts, shared.cli, tracker, shared.parent, shared.study,
+                           out)  # fmt: skip
+    objective.totals, objective.command = shared.totals, shared.command
+    ran = 0
+    try:
+        while _take_ticket(shared.deadline):
+            with quiet_optuna():
+                study.optimize(objective, n_trials=1, catch=CAUGHT)
+            ran += 1
+    except KeyboardInterrupt:
+        _STOPPED.append(True)
+        raise
+    return ran
 
 
 def trials_table(outcome: TuneOutcome) -> Any:

@@ -7,9 +7,10 @@ and seed reuses it, and an interrupted pretraining resumes from its last finishe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,7 +108,62 @@ def pretrain(
     progress: Callable[[int, int], None] | None = None,
     augment: Callable | None = None,
 ) -> PretrainResult:
-    """Pretrain (or load) the encoders of ``cfg``; returns them on ``device``, in eval mode."""
+    """Pretrain (or load) the encoders of ``cfg``; returns them on ``device``, in eval mode.
+
+    Two processes that need one pretraining at once (two ``tune --jobs`` trials that tune
+    only the probe) do not both train it: the second waits for the first's checkpoint
+    (:func:`pretraining_lock`)."""
+    digest = pretrain_digest(cfg)
+    if (ckpt_dir / f"pretrain-{digest}.pt").is_file():
+        return _pretrain(cfg, data, ckpt_dir, device, on_epoch, progress, augment)
+    with pretraining_lock(ckpt_dir, digest):
+        return _pretrain(cfg, data, ckpt_dir, device, on_epoch, progress, augment)
+
+
+@contextlib.contextmanager
+def pretraining_lock(ckpt_dir: Path, digest: str) -> Iterator[None]:
+    """Hold pretraining ``digest``'s lock (a file beside its checkpoint, removed on release)
+    while it is trained or loaded, waiting for a process that holds it.
+
+    Best effort: where the lock file cannot be made (a read-only copy of a checkpoints
+    folder) the block runs without it; in a group of processes (DDP) the ranks train
+    together and take none. A holder that dies releases it; a process that got the lock
+    of a file already removed only ever finds the checkpoint there, or trains it as
+    before (checkpoints are written atomically)."""
+    from filelock import FileLock, Timeout
+
+    if world_size() > 1:
+        yield
+        return
+    path = ckpt_dir / f"pretrain-{digest}.lock"
+    lock = FileLock(str(path))
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.info("pretraining %s: another process is training it; waiting for it", digest)
+            lock.acquire()
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # while held: whoever opens the name next makes a new lock
+        lock.release()
+
+
+def _pretrain(
+    cfg: RunConfig,
+    data: PreparedData,
+    ckpt_dir: Path,
+    device: torch.device | str = "cpu",
+    on_epoch: EpochCallback | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    augment: Callable | None = None,
+) -> PretrainResult:
     digest = pretrain_digest(cfg)
     final = ckpt_dir / f"pretrain-{digest}.pt"
     partial = ckpt_dir / f"pretrain-{digest}.partial.pt"
@@ -155,7 +211,7 @@ def pretrain(
                 # (a fresh call re-seeds and rebuilds everything it may have half-loaded)
                 aside = set_aside(partial)
                 log.warning("%s; moved to %s, pretraining restarts", exc, aside.name)
-                return pretrain(cfg, data, ckpt_dir, device, on_epoch, progress, augment)
+                return _pretrain(cfg, data, ckpt_dir, device, on_epoch, progress, augment)
         on_gpu = torch.device(device).type == "cuda"
         amp = amp_dtype(cfg.amp, device)
         scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
