@@ -3,7 +3,10 @@
 A grid is a list of cells; each cell is a protocol plus config overrides. Every grid also
 gets reference rows: ``random_init`` (the same evaluation on a randomly initialised encoder:
 short self-supervised runs can end up worse than random features, and the table must show
-it) and, where cheap, ``supervised`` (the backbone trained from scratch with labels).
+it) and, where cheap, ``supervised`` (the backbone trained from scratch with labels). Each
+is set up like the grid's baseline cell, the cell the report compares it with (the first
+cell where the grid names no baseline): the same protocol and overrides, pretraining
+epochs 0.
 
 Grid YAML::
 
@@ -110,6 +113,14 @@ class GridSpec(NamedSpec):
             raise ValueError(f"unknown reference {bad[0]!r}; use {', '.join(REFERENCE_CELLS)}")
         return v
 
+    @property
+    def reference_model(self) -> str:
+        """The cell the reference rows are set up like: the one the report compares them
+        with, the baseline (the first cell where the grid names none, or names a
+        reference row as its baseline)."""
+        names = [c.name for c in self.cells]
+        return self.baseline if self.baseline in names else names[0]
+
     def all_cells(self) -> list[CellSpec]:
         """The grid's cells followed by its reference rows, overrides merged with ``base``."""
         cells = [
@@ -120,17 +131,17 @@ class GridSpec(NamedSpec):
         ]  # fmt: skip
         if not cells:
             raise ConfigError(f"grid {self.name!r}: field 'cells' needs at least one cell")
-        first = cells[0]
+        like = next(c for c in cells if c.name == self.reference_model)
         if "random_init" in self.references:
             cells.append(CellSpec(
-                name="random_init", protocol=first.protocol, overrides=first.overrides,
-                fixed=deep_merge(first.fixed, {"pretrain": {"epochs": 0}}),
+                name="random_init", protocol=like.protocol, overrides=like.overrides,
+                fixed=deep_merge(like.fixed, {"pretrain": {"epochs": 0}}),
                 labels={"reference": "random init"},
             ))  # fmt: skip
         if "supervised" in self.references:
             cells.append(CellSpec(
-                name="supervised", protocol="supervised", overrides=first.overrides,
-                fixed=deep_merge(first.fixed, {"pretrain": {"epochs": 0}}),
+                name="supervised", protocol="supervised", overrides=like.overrides,
+                fixed=deep_merge(like.fixed, {"pretrain": {"epochs": 0}}),
                 labels={"reference": "supervised"},
             ))  # fmt: skip
         names = [c.name for c in cells]

@@ -300,6 +300,14 @@ def load_grid_runs(
             f"--baseline {base!r} is not a cell of grid {grid!r} with runs "
             f"(cells: {', '.join(cells)})"
         )
+    if spec is not None:
+        df, older = _references_like_model(df, spec)
+        if older:
+            notes.append(
+                f"reference rows: runs set up like another cell than {spec.reference_model} "
+                f"left out ({', '.join(older)}: made before reference rows followed the "
+                "baseline)"
+            )
     _check_consistent(df, grid)
     profile = ""
     if len(parents) and f"tags.{TAG_PROFILE}" in parents:
@@ -731,6 +739,36 @@ def _data_keys(df: pd.DataFrame, prefix: str) -> list[str]:
         f"{n} ({c[:8]})" if c and versions.get(n, 0) > 1 else n
         for n, c in zip(names, content, strict=True)
     ]
+
+
+def _references_like_model(df: pd.DataFrame, spec: Any) -> tuple[pd.DataFrame, list[str]]:  # noqa: ANN401 - a GridSpec
+    """Where a reference row's finished runs on one dataset differ in their settings (a
+    store that holds runs of it set up like the grid's first cell, as earlier versions
+    did, beside runs set up like its baseline), keep the runs whose differing settings
+    are those of the cell the grid sets its references up like
+    (``spec.reference_model``); returns the runs kept and the cells that lost some."""
+    ignored = set(PER_SEED_PARAMS) | set(DATASET_PARAMS)
+    params = [c for c in df.columns
+              if c.startswith("params.") and c.removeprefix("params.") not in ignored]  # fmt: skip
+    finished = df[df["status"] == "FINISHED"]
+    model = finished[finished["cell"] == spec.reference_model]
+    references = {c.name for c in spec.all_cells() if "reference" in c.labels}
+    drop = pd.Series(False, index=df.index)
+    older = []
+    for (cell, dataset), rows in finished.groupby(["cell", "dataset"]):
+        if cell not in references:
+            continue
+        differing = [c for c in params if rows[c].astype(str).nunique(dropna=False) > 1]
+        like = model[model["dataset"] == dataset]
+        if not differing or like.empty:
+            continue
+        target = like.iloc[0]
+        same = df[differing].astype(str).eq(target[differing].astype(str)).all(axis=1)
+        mine = (df["cell"] == cell) & (df["dataset"] == dataset)
+        if (mine & same & (df["status"] == "FINISHED")).any():
+            drop |= mine & ~same
+            older.append(cell)
+    return df[~drop], older
 
 
 def _check_consistent(df: pd.DataFrame, grid: str) -> None:

@@ -30,6 +30,28 @@ def test_every_builtin_grid_resolves(name):
     assert len(ref) == 2 and all(u.config.pretrain.epochs == 0 for u in ref)
 
 
+@pytest.mark.parametrize("name", list_grids())
+def test_reference_rows_are_set_up_like_the_baseline_they_are_compared_with(name):
+    """random_init differs from the cell the report compares it with (the baseline; the
+    first cell where there is none) only in its 0 pretraining epochs: the random-init row
+    of `encoders` probes the aligned pair, that of `distill_tau` distils at tau = 8."""
+    grid = load_grid(name)
+    units = plan_units(grid, RunOptions(profile="smoke", seeds=[0]))
+    by_cell = {u.cell.name: u for u in units}
+    regular = [c.name for c in grid.cells]
+    like = by_cell[grid.baseline if grid.baseline in regular else regular[0]]
+    ref = by_cell["random_init"]
+    assert ref.protocol == like.protocol
+    differ = {k for k, v in ref.config.flat().items() if like.config.flat().get(k) != v}
+    assert differ <= {"pretrain.epochs"}, differ
+    wanted = {"encoders": ("linear.features", "aligned"), "distill_tau": ("distill.tau", 8.0),
+              "student_depth": ("distill.student_depth", 5),
+              "teacher_kind": ("distill.teacher", "finetune")}  # fmt: skip
+    if name in wanted:
+        key, value = wanted[name]
+        assert ref.config.flat()[key] == value
+
+
 def test_cells_whose_fractions_round_to_the_same_counts_are_refused():
     grid = load_grid("masking_ratio")
     units = plan_units(grid, RunOptions(profile="quick", seeds=[0]))

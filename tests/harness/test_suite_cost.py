@@ -192,11 +192,13 @@ def test_a_distill_unit_another_grid_already_trains_costs_nothing(monkeypatch):
     teacher = units_of("teacher_kind", seeds=[0])
     kinds = units_of("distill_kind", seeds=[0])
     same = {u.id for u in teacher} & {u.id for u in kinds}
-    assert {u.cell.name for u in kinds if u.id in same} == {"logit", "random_init"}
+    assert {u.cell.name for u in kinds if u.id in same} == {"logit"}
     fixed = Probe(seconds=10.0, stages=[Stage("pretrain", 4, 0.0, [3.0, 4.0])])  # 6 + 6 s
     monkeypatch.setattr(cost, "probe_unit", lambda unit, work: fixed)
     got = estimate([("teacher_kind", teacher), ("distill_kind", kinds)])
     first, second = got.grids
-    # only distill_kind's feature cell trains anything (its teacher's pretraining exists)
-    assert second.seconds == pytest.approx(6.0) and second.shared == 1
+    # distill_kind trains its feature cell (its teacher's pretraining exists) and its
+    # random_init, set up like its own baseline (a linear-probed teacher), not like
+    # teacher_kind's (a fine-tuned one); its logit cell is teacher_kind's unit
+    assert second.seconds == pytest.approx(12.0) and second.shared == 1
     assert first.seconds == pytest.approx(3 * 6.0 + 6.0)  # both teachers: one pretraining

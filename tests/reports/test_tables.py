@@ -372,3 +372,39 @@ def test_runs_from_before_common_random_numbers_are_not_mixed_with_new_ones():
     with pytest.raises(ConfigError, match="differ in rng"):
         _check_consistent(df, "g")
     _check_consistent(df.assign(**{"params.rng": "streams"}), "g")  # one kind: fine
+
+
+def test_reference_runs_set_up_like_the_first_cell_give_way_to_those_like_the_baseline():
+    """A store from before reference rows followed the baseline holds teacher_kind's
+    random_init set up like its first cell (a linear-probed teacher) beside the one set
+    up like its baseline (a fine-tuned teacher): the report keeps the second and says so;
+    a reference row of one configuration, and any other cell, is left as it is."""
+    import pandas as pd
+
+    from asma_bench.reports.results import _check_consistent, _references_like_model
+
+    spec = load_grid("teacher_kind")
+    assert spec.reference_model == "finetune_teacher"
+    rows = [  # cell, seed, status, distill.teacher, pretrain.epochs
+        ("linear_teacher", 0, "FINISHED", "linear", "25"),
+        ("finetune_teacher", 0, "FINISHED", "finetune", "25"),
+        ("random_init", 0, "FINISHED", "linear", "0"),  # the earlier version's
+        ("random_init", 0, "FINISHED", "finetune", "0"),
+        ("random_init", 1, "FAILED", "linear", "0"),
+    ]
+    df = pd.DataFrame(
+        [{"cell": c, "seed": s, "status": st, "dataset": "ucla", "params.seed": str(s),
+          "params.distill.teacher": t, "params.pretrain.epochs": e}
+         for c, s, st, t, e in rows]
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="cell 'random_init': finished runs differ in"):
+        _check_consistent(df, "teacher_kind")
+    kept, older = _references_like_model(df, spec)
+    assert older == ["random_init"]
+    ref = kept[kept["cell"] == "random_init"]
+    assert ref["params.distill.teacher"].tolist() == ["finetune"]
+    assert len(kept[kept["cell"] != "random_init"]) == 2  # the other cells untouched
+    _check_consistent(kept, "teacher_kind")
+    alone = df.drop(index=[3])  # only the earlier version's reference: nothing to choose
+    kept, older = _references_like_model(alone, spec)
+    assert older == [] and len(kept) == len(alone)
