@@ -767,7 +767,7 @@ def _references_like_model(df: pd.DataFrame, spec: Any) -> tuple[pd.DataFrame, l
         mine = (df["cell"] == cell) & (df["dataset"] == dataset)
         if (mine & same & (df["status"] == "FINISHED")).any():
             drop |= mine & ~same
-            older.append(cell)
+            older += [cell] if cell not in older else []
     return df[~drop], older
 
 

@@ -405,6 +405,8 @@ def test_reference_runs_set_up_like_the_first_cell_give_way_to_those_like_the_ba
     assert ref["params.distill.teacher"].tolist() == ["finetune"]
     assert len(kept[kept["cell"] != "random_init"]) == 2  # the other cells untouched
     _check_consistent(kept, "teacher_kind")
+    two = pd.concat([df, df.assign(dataset="synthetic")], ignore_index=True)
+    assert _references_like_model(two, spec)[1] == ["random_init"]  # named once
     alone = df.drop(index=[3])  # only the earlier version's reference: nothing to choose
     kept, older = _references_like_model(alone, spec)
     assert older == [] and len(kept) == len(alone)
