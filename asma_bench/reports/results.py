@@ -301,12 +301,12 @@ def load_grid_runs(
             f"(cells: {', '.join(cells)})"
         )
     if spec is not None:
-        df, older = _references_like_model(df, spec)
+        df, older = _latest_references(df, spec)
         if older:
             notes.append(
-                f"reference rows: runs set up like another cell than {spec.reference_model} "
-                f"left out ({', '.join(older)}: made before reference rows followed the "
-                "baseline)"
+                f"reference rows ({', '.join(older)}): only the runs set up as the latest "
+                f"was (like {spec.reference_model}); earlier runs set up otherwise are left "
+                "out (before this version reference rows were set up like the first cell)"
             )
     _check_consistent(df, grid)
     profile = ""
@@ -741,34 +741,40 @@ def _data_keys(df: pd.DataFrame, prefix: str) -> list[str]:
     ]
 
 
-def _references_like_model(df: pd.DataFrame, spec: Any) -> tuple[pd.DataFrame, list[str]]:  # noqa: ANN401 - a GridSpec
-    """Where a reference row's finished runs on one dataset differ in their settings (a
-    store that holds runs of it set up like the grid's first cell, as earlier versions
-    did, beside runs set up like its baseline), keep the runs whose differing settings
-    are those of the cell the grid sets its references up like
-    (``spec.reference_model``); returns the runs kept and the cells that lost some."""
+def _latest_references(df: pd.DataFrame, spec: Any) -> tuple[pd.DataFrame, list[str]]:  # noqa: ANN401 - a GridSpec
+    """Where a reference row's finished runs on one dataset differ in their settings, keep
+    those of its latest finished run's settings; returns the runs kept and the cells that
+    lost some.
+
+    Reference rows are set up like the grid's baseline cell; earlier versions set them up
+    like its first cell, so a store used before and after holds both kinds for grids
+    whose baseline is not their first cell (the runs of other cells do not change). The
+    latest is the one the grid defines now. A store whose other cells differ too (two
+    profiles in one folder) is still refused by :func:`_check_consistent`."""
     ignored = set(PER_SEED_PARAMS) | set(DATASET_PARAMS)
     params = [c for c in df.columns
               if c.startswith("params.") and c.removeprefix("params.") not in ignored]  # fmt: skip
     finished = df[df["status"] == "FINISHED"]
-    model = finished[finished["cell"] == spec.reference_model]
     references = {c.name for c in spec.all_cells() if "reference" in c.labels}
     drop = pd.Series(False, index=df.index)
-    older = []
+    older: list[str] = []
     for (cell, dataset), rows in finished.groupby(["cell", "dataset"]):
         if cell not in references:
             continue
         differing = [c for c in params if rows[c].astype(str).nunique(dropna=False) > 1]
-        like = model[model["dataset"] == dataset]
-        if not differing or like.empty:
+        if not differing:
             continue
-        target = like.iloc[0]
-        same = df[differing].astype(str).eq(target[differing].astype(str)).all(axis=1)
-        mine = (df["cell"] == cell) & (df["dataset"] == dataset)
-        if (mine & same & (df["status"] == "FINISHED")).any():
-            drop |= mine & ~same
-            older += [cell] if cell not in older else []
+        latest = _texts(rows.sort_values("start_time").iloc[-1][differing])
+        same = _texts(df[differing]).eq(latest).all(axis=1)
+        drop |= (df["cell"] == cell) & (df["dataset"] == dataset) & ~same
+        older += [cell] if cell not in older else []
     return df[~drop], older
+
+
+def _texts(values: Any) -> Any:  # noqa: ANN401 - a DataFrame or a Series
+    """Parameter values as text that compare equal where both are missing (a parameter an
+    earlier version did not log: NaN, which equals nothing, not even itself)."""
+    return values.astype(object).where(values.notna(), "<missing>").astype(str)
 
 
 def _check_consistent(df: pd.DataFrame, grid: str) -> None:

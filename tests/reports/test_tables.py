@@ -376,37 +376,39 @@ def test_runs_from_before_common_random_numbers_are_not_mixed_with_new_ones():
 
 def test_reference_runs_set_up_like_the_first_cell_give_way_to_those_like_the_baseline():
     """A store from before reference rows followed the baseline holds teacher_kind's
-    random_init set up like its first cell (a linear-probed teacher) beside the one set
-    up like its baseline (a fine-tuned teacher): the report keeps the second and says so;
-    a reference row of one configuration, and any other cell, is left as it is."""
+    random_init set up like its first cell (a linear-probed teacher) beside the later one
+    set up like its baseline (a fine-tuned teacher): the report keeps the latest kind and
+    says so; a reference row of one configuration, and any other cell, is left as it is."""
     import pandas as pd
 
-    from asma_bench.reports.results import _check_consistent, _references_like_model
+    from asma_bench.reports.results import _check_consistent, _latest_references
 
     spec = load_grid("teacher_kind")
     assert spec.reference_model == "finetune_teacher"
-    rows = [  # cell, seed, status, distill.teacher, pretrain.epochs
-        ("linear_teacher", 0, "FINISHED", "linear", "25"),
-        ("finetune_teacher", 0, "FINISHED", "finetune", "25"),
-        ("random_init", 0, "FINISHED", "linear", "0"),  # the earlier version's
-        ("random_init", 0, "FINISHED", "finetune", "0"),
-        ("random_init", 1, "FAILED", "linear", "0"),
+    rows = [  # cell, seed, status, distill.teacher, pretrain.epochs, start (the earlier
+        # version also logged a parameter the later one does not: pretrain.pairing)
+        ("linear_teacher", 0, "FINISHED", "linear", "25", 1),
+        ("finetune_teacher", 0, "FINISHED", "finetune", "25", 2),
+        ("random_init", 0, "FINISHED", "linear", "0", 3),  # the earlier version's
+        ("random_init", 0, "FINISHED", "finetune", "0", 9),
+        ("random_init", 1, "FAILED", "linear", "0", 4),
     ]
     df = pd.DataFrame(
         [{"cell": c, "seed": s, "status": st, "dataset": "ucla", "params.seed": str(s),
-          "params.distill.teacher": t, "params.pretrain.epochs": e}
-         for c, s, st, t, e in rows]
+          "params.distill.teacher": t, "params.pretrain.epochs": e, "start_time": at,
+          "params.pretrain.pairing": None if t == "finetune" else "ldsm_hmtm"}
+         for c, s, st, t, e, at in rows]
     )  # fmt: skip
     with pytest.raises(ConfigError, match="cell 'random_init': finished runs differ in"):
         _check_consistent(df, "teacher_kind")
-    kept, older = _references_like_model(df, spec)
+    kept, older = _latest_references(df, spec)
     assert older == ["random_init"]
     ref = kept[kept["cell"] == "random_init"]
     assert ref["params.distill.teacher"].tolist() == ["finetune"]
     assert len(kept[kept["cell"] != "random_init"]) == 2  # the other cells untouched
     _check_consistent(kept, "teacher_kind")
     two = pd.concat([df, df.assign(dataset="synthetic")], ignore_index=True)
-    assert _references_like_model(two, spec)[1] == ["random_init"]  # named once
+    assert _latest_references(two, spec)[1] == ["random_init"]  # named once
     alone = df.drop(index=[3])  # only the earlier version's reference: nothing to choose
-    kept, older = _references_like_model(alone, spec)
+    kept, older = _latest_references(alone, spec)
     assert older == [] and len(kept) == len(alone)
