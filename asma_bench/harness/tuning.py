@@ -43,6 +43,10 @@ number of trials already there, so it proposes new points instead of the first o
 and a point already evaluated is not run again: its trial takes the earlier value
 (``asma.same_as``).
 
+``TuneOptions.jobs`` (``tune --jobs``) runs the trials in that many local processes that
+share the cores and the study (:func:`_tune_parallel`); the study's points then depend on
+which trial finished first, each trial's value does not.
+
 The best trial can be saved as a profile (:func:`save_profile`): the profile the tuning
 started from plus the tuned parameters at their best values, and nothing else. What the
 space's ``base`` or the command line fixed (e.g. ``pretrain.objective: asma``) stays out,
