@@ -163,8 +163,9 @@ def test_sigterm_stops_every_worker_and_leaves_no_trial_running(tmp_path):
     running = []
     while time.monotonic() < deadline and proc.poll() is None:  # both workers in a trial
         time.sleep(0.5)
-        try:
-            running = [t for t in _trials(out) if t.state.name == "RUNNING"]
+        try:  # a trial is in its objective once it names its worker
+            running = [t for t in _trials(out)
+                       if t.state.name == "RUNNING" and ATTR_WORKER in t.user_attrs]  # fmt: skip
         except Exception:  # noqa: BLE001 - the storage is being created
             continue
         if len(running) >= 2:
