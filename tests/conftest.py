@@ -21,6 +21,11 @@ REPO = Path(__file__).resolve().parents[1]
 # stay in one process (its tests of --jobs say so), and so do the commands its subprocesses
 # run
 os.environ["ASMA_BENCH_JOBS"] = "1"
+# Under pytest-xdist (`-n N`) each worker takes its share of the cores, as `--jobs` gives
+# units, so that N workers do not fight over every core.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    torch.set_num_threads(max(1, torch.get_num_threads() // _WORKERS))
 SHARED_FIXTURES = Path(os.environ.get("ASMA_BENCH_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
 
