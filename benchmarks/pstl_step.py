@@ -130,8 +130,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     sys.path.insert(0, str(root))
-    experiment = _stand_ins()
-    import procedure  # PSTL's procedure.py: seeds its generators on import
+    try:
+        experiment = _stand_ins()
+        import procedure  # PSTL's procedure.py: seeds its generators on import
+    except ModuleNotFoundError as error:  # PSTL's own imports (einops, tqdm) are the user's
+        parser.exit(2, f"--pstl: PSTL's code imports {error.name!r}: pip install {error.name}\n")
 
     procedure.tqdm = lambda iterable, *a, **k: iterable  # no progress bar around the loader
 

@@ -113,3 +113,14 @@ def test_a_folder_without_pstls_files_is_one_line_and_exit_2(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"--pstl: {tmp_path.resolve()} holds no procedure.py and config.py of PSTL"
     ]
+
+
+def test_a_package_pstl_needs_but_is_missing_is_one_line_and_exit_2(tmp_path):
+    root = _checkout(tmp_path / "checkout")
+    (root / "procedure.py").write_text("import a_package_nobody_installed\n" + PROCEDURE)
+    done = _run("--pstl", str(root))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "--pstl: PSTL's code imports 'a_package_nobody_installed': "
+        "pip install a_package_nobody_installed"
+    ]

@@ -751,24 +751,33 @@ def _latest_references(df: pd.DataFrame, spec: Any) -> tuple[pd.DataFrame, list[
     whose baseline is not their first cell (the runs of other cells do not change). The
     latest is the one the grid defines now. A store whose other cells differ too (two
     profiles in one folder) is still refused by :func:`_check_consistent`."""
-    ignored = set(PER_SEED_PARAMS) | set(DATASET_PARAMS)
-    params = [c for c in df.columns
-              if c.startswith("params.") and c.removeprefix("params.") not in ignored]  # fmt: skip
-    finished = df[df["status"] == "FINISHED"]
+    params = _compared_params(df)
     references = {c.name for c in spec.all_cells() if "reference" in c.labels}
     drop = pd.Series(False, index=df.index)
     older: list[str] = []
-    for (cell, dataset), rows in finished.groupby(["cell", "dataset"]):
-        if cell not in references:
-            continue
-        differing = [c for c in params if rows[c].astype(str).nunique(dropna=False) > 1]
+    for (cell, dataset), rows in df[df["status"] == "FINISHED"].groupby(["cell", "dataset"]):
+        differing = _differing(rows, params) if cell in references else []
         if not differing:
             continue
         latest = _texts(rows.sort_values("start_time").iloc[-1][differing])
-        same = _texts(df[differing]).eq(latest).all(axis=1)
-        drop |= (df["cell"] == cell) & (df["dataset"] == dataset) & ~same
+        mine = (df["cell"] == cell) & (df["dataset"] == dataset)
+        drop |= mine & ~_texts(df[differing]).eq(latest).all(axis=1)
         older += [cell] if cell not in older else []
     return df[~drop], older
+
+
+def _compared_params(df: pd.DataFrame) -> list[str]:
+    """The ``params.*`` columns that must agree between the runs of one cell: every
+    setting but the seed's and the dataset's."""
+    ignored = set(PER_SEED_PARAMS) | set(DATASET_PARAMS)
+    return [c for c in df.columns
+            if c.startswith("params.") and c.removeprefix("params.") not in ignored]  # fmt: skip
+
+
+def _differing(rows: pd.DataFrame, params: list[str]) -> list[str]:
+    """The columns of ``params`` whose values are not the same in every row (missing
+    counts as one value)."""
+    return [c for c in params if _texts(rows[c]).nunique() > 1]
 
 
 def _texts(values: Any) -> Any:  # noqa: ANN401 - a DataFrame or a Series
@@ -781,18 +790,9 @@ def _check_consistent(df: pd.DataFrame, grid: str) -> None:
     """Refuse a cell whose finished runs on one dataset differ in any setting but the
     seed (a store holding two profiles, or runs made before and after a change of
     ``rng``): averaging them would mix two experiments."""
-    ignored = set(PER_SEED_PARAMS) | set(DATASET_PARAMS)
-    params = [
-        c
-        for c in df.columns
-        if c.startswith("params.") and c.removeprefix("params.") not in ignored
-    ]
+    params = _compared_params(df)
     for (cell, _), rows in df[df["status"] == "FINISHED"].groupby(["cell", "dataset"]):
-        differing = [
-            c.removeprefix("params.")
-            for c in params
-            if rows[c].astype(str).nunique(dropna=False) > 1
-        ]
+        differing = [c.removeprefix("params.") for c in _differing(rows, params)]
         if differing:
             raise ConfigError(
                 f"grid {grid!r} cell {cell!r}: finished runs differ in "

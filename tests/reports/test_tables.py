@@ -412,3 +412,22 @@ def test_reference_runs_set_up_like_the_first_cell_give_way_to_those_like_the_ba
     alone = df.drop(index=[3])  # only the earlier version's reference: nothing to choose
     kept, older = _latest_references(alone, spec)
     assert older == [] and len(kept) == len(alone)
+
+
+def test_a_parameter_missing_in_two_ways_is_one_setting_a_logged_value_is_another():
+    """A parameter a run did not log is missing whether the frame holds None or NaN: two
+    runs missing it agree, and only a run that logged a value differs from them."""
+    import pandas as pd
+
+    from asma_bench.reports.results import _check_consistent
+
+    df = pd.DataFrame(
+        {"cell": "a", "seed": [0, 1], "status": "FINISHED", "dataset": "ucla",
+         "params.seed": ["0", "1"],
+         # as a store's runs of two versions come out: text, None and NaN in one column
+         "params.pretrain.pairing": pd.Series([None, float("nan")], dtype=object)}
+    )  # fmt: skip
+    _check_consistent(df, "g")
+    logged = pd.concat([df, df.iloc[:1].assign(seed=2, **{"params.pretrain.pairing": "x"})])
+    with pytest.raises(ConfigError, match="differ in pretrain.pairing"):
+        _check_consistent(logged, "g")
